@@ -1,0 +1,43 @@
+# qcore: every target does its own set-up, so a fresh clone needs only `make run` or `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+PLUGINS := plugins/qdata_cn plugins/qops plugins/qmodel_zoo plugins/qbacktest plugins/qrl plugins/qrecorder_mlflow
+TEST_PLUGINS := tests/plugins/qdata_toy
+STAMP := $(VENV)/.installed
+# Where `make run` keeps the embedded synthetic market.
+MARKET ?= data/synth_cn
+CONFIG ?= examples/workflow_data.yaml
+
+.PHONY: install run test lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# torch goes in first, pinned: an unpinned torch (pulled by tianshou) would bring several GB of CUDA wheels.
+$(STAMP): $(PY) pyproject.toml $(foreach p,$(PLUGINS) $(TEST_PLUGINS),$(p)/pyproject.toml) plugins/qops/setup.py
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[dev]" $(foreach p,$(PLUGINS) $(TEST_PLUGINS),-e $(p))
+	touch $(STAMP)
+
+install: $(STAMP)
+
+$(MARKET)/calendars/day.txt: | $(STAMP)
+	$(VENV)/bin/qcore data synth --out $(MARKET) --instruments 300 --days 2500 --seed 0
+
+run: $(STAMP) $(MARKET)/calendars/day.txt
+	$(VENV)/bin/qcore run $(CONFIG) --set data.provider.kwargs.provider_uri=$(MARKET)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check qcore plugins tests benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_data.py
+
+clean:
+	rm -rf $(VENV) build plugins/*/build plugins/qops/qops/*.so plugins/qops/qops/*.c

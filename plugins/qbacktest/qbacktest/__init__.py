@@ -1,0 +1,1 @@
+"""qcore plugin qbacktest."""

@@ -1,0 +1,281 @@
+"""Health check of a bin store (``qcore data check``).
+
+Errors (the command exits non-zero): a missing or malformed calendar or instrument file, bins that are truncated,
+have a bad header or run past the calendar, negative prices or volumes, instruments listed in ``all.txt`` without
+feature files, an interrupted write. Warnings: fields of one instrument covering different ranges, ``all.txt`` spans
+that disagree with the bins, long all-NaN runs, rows where only some price fields are NaN, implausible jumps of the
+close, high below low or prices outside ``[low, high]``, a missing or NaN ``$factor``, infinite values, feature
+folders not listed in ``all.txt``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import pandas as pd
+
+from qcore.errors import DataError
+from qdata_cn.naming import BIN_SUFFIX, check_freq, date_format, field_order, fname_to_code, is_daily
+
+SEVERITIES = ("error", "warning", "info")
+PRICE_FIELDS = ("open", "high", "low", "close")
+NON_NEGATIVE = ("open", "high", "low", "close", "vwap", "volume", "amount", "factor")
+
+
+@attrs.frozen
+class Finding:
+    """One result of the check."""
+
+    severity: str
+    check: str
+    target: str
+    detail: str
+
+    def to_dict(self) -> dict[str, str]:
+        """As a plain mapping (for ``--json``)."""
+        return attrs.asdict(self)
+
+
+class _Report:
+    def __init__(self) -> None:
+        self.findings: list[Finding] = []
+
+    def add(self, severity: str, check: str, target: str, detail: str) -> None:
+        self.findings.append(Finding(severity, check, target, detail))
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    padded = np.concatenate([[False], mask, [False]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def check_store(
+    root: str | os.PathLike[str],
+    freq: str = "day",
+    *,
+    max_jump: float = 0.5,
+    max_nan_run: int | None = None,
+) -> list[Finding]:
+    """Check the store at ``root`` for ``freq``; returns the findings (errors first).
+
+    :param max_jump: a close-to-close move of the adjusted close beyond this is an implausible jump.
+    :param max_nan_run: all-NaN runs longer than this many rows are reported (default 250 days, or 5 days of bars).
+    """
+    from qdata_cn.binstore import bin_extent, read_bin, read_calendar, read_instruments
+    from qdata_cn.writer import JOURNAL_NAME
+
+    freq = check_freq(freq)
+    root = Path(root).expanduser()
+    report = _Report()
+    if not root.is_dir():
+        report.add("error", "store", str(root), "directory does not exist")
+        return report.findings
+    if max_nan_run is None:
+        max_nan_run = 250 if is_daily(freq) else 5 * 240
+    if (root / JOURNAL_NAME).exists():
+        report.add("error", "journal", JOURNAL_NAME, "an interrupted write is pending; run `qcore data recover`")
+
+    fmt = date_format(freq)
+    cal_path = root / "calendars" / f"{freq}.txt"
+    calendar: pd.DatetimeIndex | None = None
+    try:
+        calendar = read_calendar(cal_path, freq)
+        if len(calendar) == 0:
+            report.add("error", "calendar", _rel(cal_path, root), "calendar is empty")
+            calendar = None
+    except DataError as error:
+        where = f" (line {error.row})" if error.row else ""
+        report.add("error", "calendar", _rel(cal_path, root), error.message + where)
+
+    universes: dict[str, dict[str, tuple[Any, ...]]] = {}
+    inst_dir = root / "instruments"
+    if not (inst_dir / "all.txt").exists():
+        report.add("error", "instruments", "instruments/all.txt", "missing: every store needs it")
+    for path in sorted(inst_dir.glob("*.txt")) if inst_dir.is_dir() else []:
+        try:
+            universes[path.stem.lower()] = read_instruments(path)
+        except DataError as error:
+            where = f" (line {error.row})" if error.row else ""
+            report.add("error", "instruments", _rel(path, root), error.message + where)
+    listed = universes.get("all", {})
+    for market, spans in universes.items():
+        if market in ("all",):
+            continue
+        strangers = sorted(set(spans) - set(listed))
+        if listed and strangers:
+            report.add("warning", "instruments", f"instruments/{market}.txt",
+                       f"{len(strangers)} symbols not in all.txt: {', '.join(strangers[:5])}")  # fmt: skip
+
+    features = root / "features"
+    suffix = f".{freq}{BIN_SUFFIX}"
+    folders: dict[str, Path] = {}
+    if features.is_dir():
+        with os.scandir(features) as it:
+            for entry in it:
+                if entry.is_dir() and not entry.name.startswith("."):
+                    folders[fname_to_code(entry.name)] = Path(entry.path)
+    else:
+        report.add("error", "features", "features/", "missing")
+    n_cal = None if calendar is None else len(calendar)
+
+    for symbol in sorted(set(listed) - set(folders)):
+        report.add("error", "features", symbol, "listed in instruments/all.txt but has no feature folder")
+    for symbol in sorted(set(folders) - set(listed)):
+        if listed:
+            report.add("warning", "instruments", symbol, "feature folder not listed in instruments/all.txt")
+
+    checked = files = 0
+    for symbol in sorted(folders):
+        folder = folders[symbol]
+        paths = sorted(folder.glob(f"*{suffix}"))
+        if not paths:
+            if symbol in listed:
+                report.add("error", "features", symbol, f"no *{suffix} files")
+            continue
+        checked += 1
+        data: dict[str, tuple[int, np.ndarray]] = {}
+        for path in paths:
+            files += 1
+            field = path.name[: -len(suffix)]
+            try:
+                bin_extent(path, n_cal)
+                data[field] = read_bin(path, n_cal)
+            except DataError as error:
+                report.add("error", "bin", _rel(path, root), error.message)
+        if data and calendar is not None:
+            _check_instrument(report, symbol, data, calendar, listed.get(symbol), fmt, max_jump, max_nan_run)
+
+    errors = sum(f.severity == "error" for f in report.findings)
+    warnings = sum(f.severity == "warning" for f in report.findings)
+    span = "" if calendar is None else f", calendar {calendar[0].strftime(fmt)}..{calendar[-1].strftime(fmt)} " \
+        f"({len(calendar)} rows)"  # fmt: skip
+    report.add("info", "summary", str(root),
+               f"{checked} instruments, {files} {freq} files{span}; {errors} errors, {warnings} warnings")  # fmt: skip
+    order = {s: k for k, s in enumerate(SEVERITIES)}
+    return sorted(report.findings, key=lambda f: order[f.severity])
+
+
+def _check_instrument(
+    report: _Report,
+    symbol: str,
+    data: dict[str, tuple[int, np.ndarray]],
+    calendar: pd.DatetimeIndex,
+    spans: tuple[Any, ...] | None,
+    fmt: str,
+    max_jump: float,
+    max_nan_run: int,
+) -> None:
+    ranges = {f: (s, s + len(v) - 1) for f, (s, v) in data.items() if len(v)}
+    if not ranges:
+        report.add("warning", "features", symbol, "every bin is empty")
+        return
+    lo = min(a for a, _ in ranges.values())
+    hi = max(b for _, b in ranges.values())
+    if len(set(ranges.values())) > 1:
+        listing = ", ".join(f"{f} {a}..{b}" for f, (a, b) in sorted(ranges.items()))
+        report.add("warning", "lengths", symbol, f"fields cover different calendar ranges: {listing}")
+    if spans:
+        first, last = spans[0].start, spans[-1].end
+        got = (calendar[lo], calendar[hi])
+        span_fmt = fmt
+        if first == first.normalize() and last == last.normalize():  # date spans (also used by intraday stores)
+            got = (got[0].normalize(), got[1].normalize())
+            span_fmt = "%Y-%m-%d"
+        if (first, last) != got:
+            report.add("warning", "alignment", symbol,
+                       f"all.txt says {first.strftime(span_fmt)}..{last.strftime(span_fmt)}, bins cover "
+                       f"{calendar[lo].strftime(fmt)}..{calendar[hi].strftime(fmt)}")  # fmt: skip
+    width = hi - lo + 1
+
+    def full(field: str) -> np.ndarray | None:
+        item = data.get(field)
+        if item is None:
+            return None
+        arr = np.full(width, np.nan, dtype=np.float64)
+        start, values = item
+        arr[start - lo : start - lo + len(values)] = values
+        return arr
+
+    for field in field_order(data):
+        values = data[field][1]
+        if field in NON_NEGATIVE:
+            neg = np.flatnonzero(values < 0)
+            if neg.size:
+                when = calendar[data[field][0] + int(neg[0])].strftime(fmt)
+                report.add("error", "negative", symbol, f"{neg.size} negative {field} values (first {when})")
+        inf = int(np.isinf(values).sum())
+        if inf:
+            report.add("warning", "infinite", symbol, f"{inf} infinite {field} values")
+
+    close = full("close")
+    if close is None:
+        close = full(next(iter(field_order(data))))
+    assert close is not None
+    missing = np.isnan(close)
+    if missing.all():
+        report.add("warning", "nan", symbol, "every close is NaN")
+        return
+    longest = max(_runs(missing), key=lambda r: r[1] - r[0], default=None)
+    if longest is not None and longest[1] - longest[0] + 1 > max_nan_run:
+        a, b = longest
+        report.add("warning", "nan-run", symbol, f"{b - a + 1} rows without data from "
+                   f"{calendar[lo + a].strftime(fmt)} to {calendar[lo + b].strftime(fmt)}")  # fmt: skip
+    prices = [p for p in (full(f) for f in PRICE_FIELDS) if p is not None]
+    if len(prices) > 1:
+        nan_count = np.sum([np.isnan(p) for p in prices], axis=0)
+        partial = int(((nan_count > 0) & (nan_count < len(prices))).sum())
+        if partial:
+            detail = f"{partial} rows where only some of open/high/low/close are NaN"
+            report.add("warning", "partial-nan", symbol, detail)
+    high, low = full("high"), full("low")
+    if high is not None and low is not None:
+        tol = 1e-6 * np.nanmax(np.abs(high)) if np.isfinite(high).any() else 0.0
+        with np.errstate(invalid="ignore"):
+            inverted = int((high < low - tol).sum())
+            outside = 0
+            for name in ("open", "close"):
+                arr = full(name)
+                if arr is not None:
+                    outside += int(((arr > high + tol) | (arr < low - tol)).sum())
+        if inverted:
+            report.add("warning", "ohlc", symbol, f"{inverted} rows with high < low")
+        if outside:
+            report.add("warning", "ohlc", symbol, f"{outside} open/close values outside [low, high]")
+    valid = np.flatnonzero(~missing)
+    if valid.size > 1:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            moves = close[valid[1:]] / close[valid[:-1]] - 1.0
+        jumps = np.flatnonzero(np.abs(moves) > max_jump)
+        if jumps.size:
+            k = int(valid[jumps[0] + 1])
+            report.add("warning", "jump", symbol, f"{jumps.size} close moves beyond ±{max_jump:.0%} (first "
+                       f"{calendar[lo + k].strftime(fmt)}: {moves[jumps[0]]:+.1%})")  # fmt: skip
+    factor = full("factor")
+    if factor is None:
+        report.add("warning", "factor", symbol, "no $factor: raw prices and lot rounding are unavailable")
+    else:
+        gaps = int((np.isnan(factor) & ~missing).sum())
+        if gaps:
+            report.add("warning", "factor", symbol, f"{gaps} rows with a close but no $factor")
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def format_table(findings: Iterable[Finding]) -> str:
+    """Findings as an aligned text table."""
+    rows = [("SEVERITY", "CHECK", "TARGET", "DETAIL")] + [(f.severity, f.check, f.target, f.detail) for f in findings]
+    widths = [max(len(r[k]) for r in rows) for k in range(3)]
+    return "\n".join(
+        f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip() for r in rows
+    )

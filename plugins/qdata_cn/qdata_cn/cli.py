@@ -1,0 +1,200 @@
+"""``qcore data ...``: synth, import, export, check, info and recover commands for bin stores.
+
+Only click is imported here; each command imports what it needs when it runs. Errors are raised as
+:class:`qcore.errors.DataError`, which the ``qcore`` command line prints as one line with exit code 5.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+import click
+
+
+def _split(values: Iterable[str]) -> list[str]:
+    out: list[str] = []
+    for value in values:
+        out += [v.strip() for v in str(value).split(",") if v.strip()]
+    return out
+
+
+@click.group("data")
+def data_group() -> None:
+    """Build, import, export and check Qlib-format data stores (China A-share adapter)."""
+
+
+@data_group.command("synth")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Store directory to write.")
+@click.option("--instruments", default=300, show_default=True, type=click.IntRange(1), help="Number of stocks.")
+@click.option("--days", default=2500, show_default=True, type=click.IntRange(2), help="Number of trading days.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed (same seed, same bytes).")
+@click.option("--freq", default="day", show_default=True, type=click.Choice(["day", "1min"]),
+              help="1min also writes 240 one-minute bars per day, consistent with the daily bars.")  # fmt: skip
+@click.option("--start", default="2015-01-05", show_default=True, help="First calendar date.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing store.")
+def synth_command(out: str, instruments: int, days: int, seed: int, freq: str, start: str, overwrite: bool) -> None:
+    """Write a synthetic China A-share market (deterministic per seed) as a Qlib bin store."""
+    from qdata_cn.synth import synthesize
+
+    summary = synthesize(
+        out, instruments=instruments, days=days, seed=seed, start=start, freq=freq, overwrite=overwrite
+    )
+    click.echo(
+        f"wrote {summary['instruments']} instruments x {summary['days']} days ({summary['start']}..{summary['end']}, "
+        f"{'+'.join(summary['freqs'])}) to {summary['path']} in {summary['seconds']:.2f}s"
+    )
+
+
+@data_group.command("import")
+@click.argument("src", type=click.Path(exists=True))
+@click.option("--to", "to", required=True, type=click.Path(file_okay=False), help="Store directory.")
+@click.option("--freq", default="day", show_default=True, help="Frequency of the bars (day, 1min, ...).")
+@click.option("--symbol-col", default="symbol", show_default=True,
+              help="Column with the symbol; without it the file name (stem) is the symbol.")  # fmt: skip
+@click.option("--date-col", default="date", show_default=True, help="Column with the date or timestamp.")
+@click.option("--include-fields", multiple=True, help="Only these fields (comma-separated or repeated).")
+@click.option("--exclude-fields", multiple=True, help="Leave out these fields (comma-separated or repeated).")
+@click.option("--mode", default="all", show_default=True, type=click.Choice(["all", "update"]),
+              help="all: build a store; update: append new dates and instruments to one.")  # fmt: skip
+@click.option("--overwrite", is_flag=True, help="With --mode all: replace an existing store.")
+@click.option("--overwrite-overlap", is_flag=True,
+              help="With --mode update: replace stored values on dates the store already holds.")  # fmt: skip
+@click.option("--skip-bad-rows", is_flag=True, help="Skip bad rows and list them in a report instead of failing.")
+@click.option("--report", type=click.Path(dir_okay=False), default=None,
+              help="Where --skip-bad-rows writes its report  [default: ./qcore-import-report.csv]")  # fmt: skip
+@click.option("--sort", "sort_rows", is_flag=True, help="Sort rows by date instead of rejecting unsorted input.")
+@click.option("--lock-timeout", default=0.0, show_default=True, type=float,
+              help="Seconds to wait for another writer to finish.")  # fmt: skip
+def import_command(
+    src: str,
+    to: str,
+    freq: str,
+    symbol_col: str,
+    date_col: str,
+    include_fields: tuple[str, ...],
+    exclude_fields: tuple[str, ...],
+    mode: str,
+    overwrite: bool,
+    overwrite_overlap: bool,
+    skip_bad_rows: bool,
+    report: str | None,
+    sort_rows: bool,
+    lock_timeout: float,
+) -> None:
+    """Import CSV or Parquet bars from SRC (a file or a folder) into a Qlib bin store."""
+    from qdata_cn.importer import import_data
+
+    summary = import_data(
+        src,
+        to,
+        freq=freq,
+        symbol_col=symbol_col,
+        date_col=date_col,
+        include_fields=_split(include_fields) or None,
+        exclude_fields=_split(exclude_fields),
+        mode=mode,
+        overwrite=overwrite,
+        overwrite_overlap=overwrite_overlap,
+        skip_bad_rows=skip_bad_rows,
+        sort=sort_rows,
+        report=report,
+        lock_timeout=lock_timeout,
+    )
+    first, last, n = summary["calendar"]
+    click.echo(
+        f"{summary['mode']}: {summary['added']} instruments added, {summary['updated']} updated, "
+        f"{summary['unchanged']} unchanged; {summary['files']} files written; calendar {first}..{last} ({n} rows, "
+        f"{summary['new_dates']} new); fields: {', '.join(summary['fields'])}"
+    )
+    if summary["skipped_columns"]:
+        click.echo(f"non-numeric columns left out: {', '.join(summary['skipped_columns'])}")
+    if summary["skipped_rows"]:
+        click.echo(f"skipped {summary['skipped_rows']} bad rows; report: {summary['report']}", err=True)
+
+
+@data_group.command("export")
+@click.argument("store", type=click.Path(exists=True, file_okay=False))
+@click.option("--to", "to", required=True, type=click.Path(file_okay=False), help="Output directory.")
+@click.option("--format", "fmt", default="csv", show_default=True, type=click.Choice(["csv", "parquet"]))
+@click.option("--layout", default="per-symbol", show_default=True, type=click.Choice(["per-symbol", "long"]),
+              help="A file per symbol, or one long table with a symbol column.")  # fmt: skip
+@click.option("--freq", default="day", show_default=True)
+@click.option("--fields", multiple=True, help="Only these fields (comma-separated or repeated).")
+@click.option("--instruments", multiple=True, help="Only these symbols (comma-separated or repeated).")
+def export_command(
+    store: str, to: str, fmt: str, layout: str, freq: str, fields: tuple[str, ...], instruments: tuple[str, ...]
+) -> None:
+    """Export a store's bars to CSV or Parquet files that re-import to identical bins."""
+    from qdata_cn.exporter import export_store
+
+    summary = export_store(
+        store, to, fmt=fmt, layout=layout, freq=freq, fields=_split(fields) or None,
+        instruments=_split(instruments) or None,
+    )  # fmt: skip
+    click.echo(f"exported {summary['rows']} rows to {summary['files']} {fmt} files in {summary['out']}")
+
+
+@data_group.command("check")
+@click.argument("store", type=click.Path(file_okay=False))
+@click.option("--freq", default="day", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--max-jump", default=0.5, show_default=True, type=float, help="Close moves beyond this are reported.")
+@click.option("--max-nan-run", default=None, type=int, help="Report all-NaN runs longer than this many rows.")
+@click.pass_context
+def check_command(
+    ctx: click.Context, store: str, freq: str, as_json: bool, max_jump: float, max_nan_run: int | None
+) -> None:
+    """Check a store: headers, lengths, calendar alignment, NaN runs, jumps, $factor, orphans. Exit 1 on errors."""
+    from qdata_cn.check import check_store, format_table
+
+    findings = check_store(store, freq, max_jump=max_jump, max_nan_run=max_nan_run)
+    if as_json:
+        click.echo(json.dumps([f.to_dict() for f in findings], indent=1))
+    else:
+        click.echo(format_table(findings))
+    if any(f.severity == "error" for f in findings):
+        ctx.exit(1)
+
+
+@data_group.command("info")
+@click.argument("store", type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def info_command(store: str, as_json: bool) -> None:
+    """Summarise a store: frequencies, calendar ranges, markets, fields and instrument counts."""
+    from qdata_cn.binstore import QlibBinProvider
+    from qdata_cn.naming import date_format
+
+    provider = QlibBinProvider(store)
+    info: dict[str, object] = {"store": str(provider.root), "version": provider.version, "freqs": {}, "markets": {}}
+    for freq in provider.freqs():
+        cal = provider.calendar(freq)
+        fmt = date_format(freq)
+        info["freqs"][freq] = {  # type: ignore[index]
+            "rows": len(cal),
+            "start": cal[0].strftime(fmt) if len(cal) else None,
+            "end": cal[-1].strftime(fmt) if len(cal) else None,
+            "fields": provider.fields(freq),
+        }
+    for market in provider.markets():
+        info["markets"][market] = len(provider.universe(market))  # type: ignore[index]
+    if as_json:
+        click.echo(json.dumps(info, indent=1))
+        return
+    click.echo(f"store   {info['store']}  (version {info['version']})")
+    for freq, item in info["freqs"].items():  # type: ignore[union-attr]
+        fields = ", ".join(item["fields"])
+        click.echo(f"{freq:<7} {item['rows']} rows {item['start']} .. {item['end']}; fields {fields}")
+    click.echo("markets " + ", ".join(f"{m} ({n})" for m, n in info["markets"].items()))  # type: ignore[union-attr]
+
+
+@data_group.command("recover")
+@click.argument("store", type=click.Path(exists=True, file_okay=False))
+def recover_command(store: str) -> None:
+    """Finish a write that was interrupted while publishing, and remove stale temporary files."""
+    from qdata_cn.writer import StoreTransaction
+
+    txn = StoreTransaction(store)
+    txn.open()  # opening recovers; nothing is staged
+    txn.rollback()
+    click.echo(f"store {store} is consistent")

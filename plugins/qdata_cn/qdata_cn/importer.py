@@ -1,0 +1,512 @@
+"""Importing CSV or Parquet bars into a bin store (``qcore data import``).
+
+Sources are a file or a folder of files (``.csv``, ``.csv.gz``, ``.parquet``, ``.pq``), either one file per symbol
+(the symbol is the file stem, as Qlib's ``dump_bin`` takes it) or long tables with a symbol column. Every numeric
+column except the date and symbol columns becomes a field (Qlib dumps those too unless told not to, issue #535).
+
+Modes:
+
+- ``all`` builds a store (refusing to replace one unless ``overwrite``): the calendar is the union of the dates, each
+  instrument's bins cover its first to last date, NaN where a date has no row.
+- ``update`` adds to an existing store: dates after the calendar's end extend it; each imported instrument's bins
+  are rewritten over the union of its old and new ranges, NaN-padded on the calendar (so a stock missing some new
+  days gets NaN there, never shifted values: Qlib issue #1818); new instruments are added to ``all.txt``. Rows on
+  dates the store already holds must match the stored values (a re-run is a no-op) unless ``overwrite_overlap``,
+  which replaces them; a date inside the calendar that is not one of its days is an error (it would shift every
+  stored bin).
+
+Bad input (unparsable or missing dates, duplicate dates of a symbol, non-numeric or infinite values, negative prices
+or volumes) is a :class:`DataError` naming the file and the row: the line number for CSV files (the header is line
+1), the 1-based row for Parquet. With ``skip_bad_rows`` such rows are left out and listed in a report CSV
+(``file,row,reason``). Rows of a symbol must be in date order unless ``sort`` is given.
+
+Everything is written in one :class:`~qdata_cn.writer.StoreTransaction`: a failure leaves the store unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import pandas as pd
+
+from qcore.errors import DataError
+from qdata_cn.naming import (
+    DAY_FORMAT,
+    bin_name,
+    check_freq,
+    code_to_fname,
+    date_format,
+    fname_to_code,
+    is_daily,
+    normalise_field,
+)
+
+logger = logging.getLogger(__name__)
+
+SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+#: Fields that can never be negative.
+NON_NEGATIVE = frozenset({"open", "high", "low", "close", "vwap", "adjclose", "factor", "volume", "amount", "money"})
+
+
+@attrs.frozen
+class BadRow:
+    """One rejected source row."""
+
+    file: str
+    row: int
+    reason: str
+
+
+@attrs.define
+class _Part:
+    """The rows of one symbol from one file."""
+
+    file: str
+    dates: np.ndarray  # datetime64[ns]
+    rows: np.ndarray  # row numbers in the file
+    values: dict[str, np.ndarray]  # float32
+
+
+@attrs.define
+class SymbolData:
+    """All imported rows of one symbol, in date order."""
+
+    symbol: str
+    dates: np.ndarray
+    rows: np.ndarray
+    files: list[str]
+    values: dict[str, np.ndarray]
+
+
+def _strip_suffix(name: str) -> str:
+    lower = name.lower()
+    for suffix in SUFFIXES:
+        if lower.endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
+
+
+def source_files(src: str | os.PathLike[str]) -> list[Path]:
+    """The data files of ``src``: the file itself, or the ``.csv``/``.parquet`` files of a folder, sorted."""
+    path = Path(src).expanduser()
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DataError("import source does not exist", path=str(path))
+    files = sorted(
+        p for p in path.iterdir() if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(SUFFIXES)
+    )
+    if not files:
+        raise DataError(f"no {', '.join(SUFFIXES)} files in the folder", path=str(path))
+    return files
+
+
+def _read_frame(path: Path, date_col: str, symbol_col: str) -> tuple[pd.DataFrame, np.ndarray, bool]:
+    """The file as a frame plus each row's number (CSV line or 1-based Parquet row)."""
+    name = path.name.lower()
+    try:
+        if name.endswith((".parquet", ".pq")):
+            frame = pd.read_parquet(path)
+            frame = frame.reset_index(drop=not any(n is not None for n in frame.index.names))
+            rows = np.arange(1, len(frame) + 1)
+            return frame, rows, False
+        header = pd.read_csv(path, nrows=0)
+        text_cols = {c: str for c in header.columns if str(c).strip().lower() in (date_col, symbol_col)}
+        frame = pd.read_csv(
+            path, dtype=text_cols, skip_blank_lines=False, low_memory=False
+        )
+    except DataError:
+        raise
+    except Exception as error:  # pandas/pyarrow parse errors name no row we could add reliably
+        raise DataError(f"cannot read: {type(error).__name__}: {error}", path=str(path)) from None
+    rows = np.arange(2, len(frame) + 2)
+    blank = frame.isna().all(axis=1).to_numpy()
+    if blank.any():
+        frame = frame.loc[~blank].reset_index(drop=True)
+        rows = rows[~blank]
+    return frame, rows, True
+
+
+def _parse_dates(values: pd.Series, daily: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Timestamps (ns) and a mask of rows whose date could not be parsed."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        stamps = pd.DatetimeIndex(values)
+        if stamps.tz is not None:
+            stamps = stamps.tz_localize(None)
+    else:
+        text = values.astype("string").str.strip()
+        compact = text.str.fullmatch(r"\d{8}").fillna(False).to_numpy(dtype=bool)
+        if compact.all() and len(text):
+            stamps = pd.DatetimeIndex(pd.to_datetime(text, format="%Y%m%d", errors="coerce"))
+        else:
+            stamps = pd.DatetimeIndex(pd.to_datetime(text, format="ISO8601", errors="coerce"))
+            if stamps.isna().any():
+                retry = pd.DatetimeIndex(pd.to_datetime(text, format="mixed", errors="coerce"))
+                stamps = stamps.where(~stamps.isna(), retry)
+    stamps = stamps.as_unit("ns")
+    if daily:
+        stamps = stamps.normalize()
+    bad = np.asarray(stamps.isna())
+    return stamps.values, bad
+
+
+def _numeric(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 values and a mask of non-numeric entries (NA-like entries become NaN, not errors)."""
+    if pd.api.types.is_bool_dtype(column):
+        return column.astype(np.float64).to_numpy(), np.zeros(len(column), dtype=bool)
+    if pd.api.types.is_numeric_dtype(column):
+        return column.to_numpy(dtype=np.float64, na_value=np.nan), np.zeros(len(column), dtype=bool)
+    out = np.full(len(column), np.nan)
+    bad = np.zeros(len(column), dtype=bool)
+    for k, item in enumerate(column.tolist()):
+        if item is None or (isinstance(item, float) and np.isnan(item)) or item is pd.NA:
+            continue
+        try:
+            out[k] = float(str(item).strip())
+        except ValueError:
+            bad[k] = True
+    return out, bad
+
+
+@attrs.define
+class ImportOptions:
+    """Options of :func:`import_data` (see ``qcore data import --help``)."""
+
+    freq: str = "day"
+    symbol_col: str = "symbol"
+    date_col: str = "date"
+    include_fields: Sequence[str] | None = None
+    exclude_fields: Sequence[str] = ()
+    mode: str = "all"
+    overwrite: bool = False
+    overwrite_overlap: bool = False
+    skip_bad_rows: bool = False
+    sort: bool = False
+    report: str | os.PathLike[str] | None = None
+    lock_timeout: float = 0.0
+
+
+class _Collector:
+    """Reads and validates the source files into per-symbol arrays."""
+
+    def __init__(self, options: ImportOptions) -> None:
+        self.opt = options
+        self.daily = is_daily(options.freq)
+        self.date_col = options.date_col.strip().lower()
+        self.symbol_col = options.symbol_col.strip().lower()
+        self.include = None if options.include_fields is None else [normalise_field(f) for f in options.include_fields]
+        self.exclude = {normalise_field(f) for f in options.exclude_fields}
+        self.bad: list[BadRow] = []
+        self.parts: dict[str, list[_Part]] = {}
+        self.fields: list[str] = []
+        self.skipped_columns: set[str] = set()
+
+    def add_bad(self, file: str, rows: Iterable[int], reason: str | Iterable[str]) -> None:
+        rows = list(rows)
+        reasons = [reason] * len(rows) if isinstance(reason, str) else list(reason)
+        self.bad.extend(BadRow(file, int(r), why) for r, why in zip(rows, reasons))
+
+    def read(self, path: Path) -> None:
+        file = str(path)
+        frame, rows, _ = _read_frame(path, self.date_col, self.symbol_col)
+        columns: dict[str, Any] = {}
+        for col in frame.columns:
+            key = str(col).strip().lower()
+            if key in columns:
+                raise DataError(f"two columns are named {key!r} (ignoring case)", path=file)
+            columns[key] = col
+        if self.date_col not in columns:
+            raise DataError(
+                f"no date column {self.date_col!r} (columns: {', '.join(columns)}); use --date-col", path=file
+            )
+        dates, bad_date = _parse_dates(frame[columns[self.date_col]], self.daily)
+        keep = ~bad_date
+        if bad_date.any():
+            raw = frame[columns[self.date_col]].astype("string").to_numpy()
+            self.add_bad(
+                file, rows[bad_date], [f"bad date {v!r}" if v is not pd.NA else "missing date" for v in raw[bad_date]]
+            )
+        if self.symbol_col in columns:
+            symbols = frame[columns[self.symbol_col]].astype("string").str.strip().str.upper()
+            missing = symbols.isna().to_numpy() | (symbols.fillna("") == "").to_numpy()
+            if missing.any():
+                self.add_bad(file, rows[missing & keep], "missing symbol")
+                keep &= ~missing
+            symbol_values = symbols.fillna("").to_numpy(dtype=object)
+        else:
+            symbol_values = np.full(len(frame), fname_to_code(_strip_suffix(path.name)), dtype=object)
+
+        names = [k for k in columns if k not in (self.date_col, self.symbol_col)]
+        if self.include is not None:
+            names = [k for k in names if normalise_field(k) in self.include]
+        names = [k for k in names if normalise_field(k) not in self.exclude]
+        values: dict[str, np.ndarray] = {}
+        for key in names:
+            field = normalise_field(key)
+            data, bad = _numeric(frame[columns[key]])
+            if bad.any():
+                if not (~bad & ~np.isnan(data)).any() and (self.include is None or field not in self.include):
+                    self.skipped_columns.add(field)  # a text column (a name, a code): not a field
+                    continue
+                raw = frame[columns[key]].to_numpy(dtype=object)
+                hit = bad & keep
+                self.add_bad(file, rows[hit], [f"non-numeric {field} value {v!r}" for v in raw[hit]])
+                keep &= ~bad
+            inf = np.isinf(data) & keep
+            if inf.any():
+                self.add_bad(file, rows[inf], [f"infinite {field} value" for _ in range(int(inf.sum()))])
+                keep &= ~inf
+            if field in NON_NEGATIVE:
+                neg = (data < 0) & keep
+                if neg.any():
+                    self.add_bad(file, rows[neg], [f"negative {field} ({v:g})" for v in data[neg]])
+                    keep &= ~neg
+            values[field] = data
+            if field not in self.fields:
+                self.fields.append(field)
+
+        if not keep.all():
+            dates, rows, symbol_values = dates[keep], rows[keep], symbol_values[keep]
+            values = {k: v[keep] for k, v in values.items()}
+        codes, uniques = pd.factorize(pd.Series(symbol_values, dtype=object), sort=False)
+        order = np.argsort(codes, kind="stable")
+        bounds = np.flatnonzero(np.diff(codes[order])) + 1
+        for group in np.split(order, bounds) if len(order) else []:
+            symbol = str(uniques[codes[group[0]]])
+            part = _Part(
+                file=file,
+                dates=dates[group],
+                rows=rows[group],
+                values={k: v[group].astype(np.float32) for k, v in values.items()},
+            )
+            self._check_order(part, symbol)
+            self.parts.setdefault(symbol, []).append(part)
+
+    def _check_order(self, part: _Part, symbol: str) -> None:
+        step = np.diff(part.dates.astype(np.int64))
+        back = np.flatnonzero(step < 0)
+        if back.size and not self.opt.sort:
+            k = int(back[0]) + 1
+            when = pd.Timestamp(part.dates[k]).strftime(date_format(self.opt.freq))
+            before = pd.Timestamp(part.dates[k - 1]).strftime(date_format(self.opt.freq))
+            raise DataError(
+                f"rows of {symbol} are not in date order: {when} comes after {before} (use --sort to sort them)",
+                path=part.file,
+                row=int(part.rows[k]),
+            )
+
+    def symbols(self) -> dict[str, SymbolData]:
+        """Merge each symbol's parts (sorting by date), rejecting duplicate dates."""
+        out: dict[str, SymbolData] = {}
+        for symbol, parts in self.parts.items():
+            dates = np.concatenate([p.dates for p in parts])
+            rows = np.concatenate([p.rows for p in parts])
+            file_idx = np.concatenate([np.full(len(p.dates), i) for i, p in enumerate(parts)])
+            fields = [f for f in self.fields if any(f in p.values for p in parts)]
+            values = {
+                f: np.concatenate([p.values.get(f, np.full(len(p.dates), np.nan, np.float32)) for p in parts])
+                for f in fields
+            }
+            order = np.argsort(dates, kind="stable")
+            dates, rows, file_idx = dates[order], rows[order], file_idx[order]
+            values = {f: v[order] for f, v in values.items()}
+            dup = np.concatenate([[False], dates[1:] == dates[:-1]])
+            if dup.any():
+                for k in np.flatnonzero(dup):
+                    when = pd.Timestamp(dates[k]).strftime(date_format(self.opt.freq))
+                    first = parts[file_idx[k - 1]].file
+                    where = f"line/row {rows[k - 1]}" + ("" if first == parts[file_idx[k]].file else f" of {first}")
+                    self.bad.append(BadRow(parts[file_idx[k]].file, int(rows[k]), f"duplicate date {when} of {symbol} "
+                                           f"(first at {where})"))  # fmt: skip
+                keep = ~dup
+                dates, rows, file_idx = dates[keep], rows[keep], file_idx[keep]
+                values = {f: v[keep] for f, v in values.items()}
+            if len(dates):
+                out[symbol] = SymbolData(symbol, dates, rows, [parts[i].file for i in file_idx], values)
+        return out
+
+
+def _write_report(path: Path, bad: list[BadRow]) -> None:
+    from qcore.atomic import atomic_open
+
+    with atomic_open(path, "w") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["file", "row", "reason"])
+        for item in sorted(bad, key=lambda b: (b.file, b.row)):
+            writer.writerow([item.file, item.row, item.reason])
+
+
+def _raise_bad(bad: list[BadRow]) -> None:
+    first = sorted(bad, key=lambda b: (b.file, b.row))[0]
+    more = f" (and {len(bad) - 1} more bad rows)" if len(bad) > 1 else ""
+    raise DataError(f"{first.reason}{more}; fix the source or use --skip-bad-rows", path=first.file, row=first.row)
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Element-wise: equal bits, or both NaN."""
+    return (a.view(np.uint32) == b.view(np.uint32)) | (np.isnan(a) & np.isnan(b))
+
+
+def import_data(src: str | os.PathLike[str], to: str | os.PathLike[str], **kwargs: Any) -> dict[str, Any]:
+    """Import CSV/Parquet bars from ``src`` into the bin store ``to``; keyword arguments as in :class:`ImportOptions`.
+
+    Returns a summary (instruments added/updated, dates added, files written, skipped rows and report path).
+    """
+    from qdata_cn.binstore import read_bin, read_calendar, read_instruments
+    from qdata_cn.writer import StoreTransaction, format_calendar, format_instruments
+
+    opt = ImportOptions(**kwargs)
+    opt.freq = check_freq(opt.freq)
+    if opt.mode not in ("all", "update"):
+        raise DataError(f"mode must be 'all' or 'update', not {opt.mode!r}")
+    root = Path(to).expanduser()
+    cal_rel = f"calendars/{opt.freq}.txt"
+    has_store = (root / cal_rel).exists()
+    if opt.mode == "all" and has_store and not opt.overwrite:
+        raise DataError(
+            f"a store with a {opt.freq} calendar exists; use --mode update to add data or --overwrite to replace it",
+            path=str(root),
+        )
+    if opt.mode == "update" and not has_store:
+        raise DataError(f"no {opt.freq} store to update (use --mode all to create one)", path=str(root / cal_rel))
+
+    collector = _Collector(opt)
+    for path in source_files(src):
+        collector.read(path)
+    data = collector.symbols()
+    report_path: Path | None = None
+    if collector.bad:
+        if not opt.skip_bad_rows:
+            _raise_bad(collector.bad)
+        report_path = Path(opt.report or "qcore-import-report.csv").expanduser()
+        _write_report(report_path, collector.bad)
+        logger.warning("skipped %d bad rows; see %s", len(collector.bad), report_path)
+    if not data:
+        raise DataError("no rows to import", path=str(src))
+
+    fmt = date_format(opt.freq)
+    new_dates = np.unique(np.concatenate([d.dates for d in data.values()]))
+    update = opt.mode == "update"
+    if update:
+        old_cal = read_calendar(root / cal_rel, opt.freq).values.astype("datetime64[ns]")
+        inside = new_dates[new_dates <= old_cal[-1]]
+        unknown = inside[~np.isin(inside, old_cal)]
+        if unknown.size:
+            bad_date = unknown[0]
+            for sym in data.values():
+                hit = np.flatnonzero(sym.dates == bad_date)
+                if hit.size:
+                    raise DataError(
+                        f"{pd.Timestamp(bad_date).strftime(fmt)} is inside the store's calendar "
+                        f"({pd.Timestamp(old_cal[0]).strftime(fmt)}..{pd.Timestamp(old_cal[-1]).strftime(fmt)}) "
+                        "but not one of its days; dates can only be added after its end",
+                        path=sym.files[hit[0]],
+                        row=int(sym.rows[hit[0]]),
+                    )
+        calendar = np.concatenate([old_cal, new_dates[new_dates > old_cal[-1]]])
+    else:
+        old_cal = np.array([], dtype="datetime64[ns]")
+        calendar = new_dates
+    n_cal = len(calendar)
+
+    all_path = root / "instruments" / "all.txt"
+    spans: dict[str, list[tuple[pd.Timestamp, pd.Timestamp]]] = {}
+    other_freqs = [
+        p.stem for p in (root / "calendars").glob("*.txt") if p.stem != opt.freq and not p.stem.endswith("_future")
+    ] if (root / "calendars").is_dir() else []  # fmt: skip
+    keep_old_spans = update or bool(other_freqs)
+    if keep_old_spans and all_path.exists():
+        spans = {k: [(s.start, s.end) for s in v] for k, v in read_instruments(all_path).items()}
+    span_fmt = DAY_FORMAT if ("day" in other_freqs or is_daily(opt.freq)) else fmt
+
+    summary: dict[str, Any] = {
+        "store": str(root),
+        "mode": opt.mode,
+        "freq": opt.freq,
+        "fields": collector.fields,
+        "added": 0,
+        "updated": 0,
+        "unchanged": 0,
+        "files": 0,
+        "calendar": [pd.Timestamp(calendar[0]).strftime(fmt), pd.Timestamp(calendar[-1]).strftime(fmt), n_cal],
+        "new_dates": int(n_cal - len(old_cal)),
+        "skipped_rows": len(collector.bad),
+        "report": None if report_path is None else str(report_path),
+        "skipped_columns": sorted(collector.skipped_columns),
+    }
+    suffix = f".{opt.freq}.bin"
+    written: set[str] = set()
+    with StoreTransaction(root, lock_timeout=opt.lock_timeout) as txn:
+        if not update or n_cal != len(old_cal):
+            txn.write_text(cal_rel, format_calendar(pd.DatetimeIndex(calendar), fmt))
+        for symbol in sorted(data):
+            sym = data[symbol]
+            pos = np.searchsorted(calendar, sym.dates)
+            folder = root / "features" / code_to_fname(symbol)
+            old: dict[str, tuple[int, np.ndarray]] = {}
+            if update and folder.is_dir():
+                for path in sorted(folder.glob(f"*{suffix}")):
+                    old[path.name[: -len(suffix)]] = read_bin(path, len(old_cal))
+            lo, hi = int(pos[0]), int(pos[-1])
+            for start, values in old.values():
+                if len(values):
+                    lo, hi = min(lo, start), max(hi, start + len(values) - 1)
+            changed = False
+            for field in [*sym.values, *(f for f in old if f not in sym.values)]:
+                arr = np.full(hi - lo + 1, np.nan, dtype=np.float32)
+                before = old.get(field)
+                if before is not None:
+                    start, values = before
+                    arr[start - lo : start - lo + len(values)] = values
+                if field in sym.values:
+                    new = sym.values[field]
+                    at = pos - lo
+                    if before is not None:
+                        start, values = before
+                        stored = (pos >= start) & (pos < start + len(values))
+                        clash = stored & ~_same(arr[at], new)
+                        if clash.any() and not opt.overwrite_overlap:
+                            k = int(np.flatnonzero(clash)[0])
+                            raise DataError(
+                                f"{symbol} {field} on {pd.Timestamp(sym.dates[k]).strftime(fmt)} is {new[k]!r} but "
+                                f"the store holds {arr[at[k]]!r}; use --overwrite-overlap to replace stored values",
+                                path=sym.files[k],
+                                row=int(sym.rows[k]),
+                            )
+                    arr[at] = new
+                rel = f"features/{code_to_fname(symbol)}/{bin_name(field, opt.freq)}"
+                same = before is not None and before[0] == lo and len(before[1]) == len(arr)
+                if same and _same(before[1], arr).all():
+                    written.add(rel)
+                    continue
+                txn.write_bin(rel, lo, arr)
+                written.add(rel)
+                summary["files"] += 1
+                changed = True
+            if not old:
+                summary["added"] += 1
+            elif changed:
+                summary["updated"] += 1
+            else:
+                summary["unchanged"] += 1
+            span = (pd.Timestamp(calendar[lo]), pd.Timestamp(calendar[hi]))
+            if span_fmt == DAY_FORMAT:
+                span = (span[0].normalize(), span[1].normalize())
+            previous = spans.get(symbol)
+            if previous and (update or other_freqs):
+                span = (min(span[0], *(a for a, _ in previous)), max(span[1], *(b for _, b in previous)))
+            spans[symbol] = [span]
+        if opt.mode == "all" and opt.overwrite and (root / "features").is_dir():
+            for path in (root / "features").glob(f"*/*{suffix}"):
+                rel = path.relative_to(root).as_posix()
+                if rel not in written:
+                    txn.delete(rel)
+        txn.write_text("instruments/all.txt", format_instruments(spans, span_fmt))
+    return summary

@@ -1,0 +1,1 @@
+"""qcore plugin qmodel_zoo."""

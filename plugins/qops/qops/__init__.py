@@ -1,0 +1,1 @@
+"""qops: Qlib's expression operators as whole-panel Cython kernels (plus cross-sectional operators) for qcore."""

@@ -1,0 +1,236 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Cross-sectional kernels: one row (date) at a time along axis 1, rows spread over OpenMP threads.
+
+A cell takes part when its value is not NaN and, if a mask is given, the mask is true there; every other
+cell of the output is NaN. Unlike the time-series kernels, infinities are ordinary values here (pandas'
+``rank``/``mean``/``std``/``quantile`` on a row keep them). Use :mod:`qops.kernels`, which validates input.
+"""
+
+import numpy as np
+
+from cython.parallel cimport prange, threadid
+from libc.math cimport NAN, floor, sqrt
+from libc.stdlib cimport free, malloc, qsort
+cimport openmp
+
+
+cdef extern from "math.h" nogil:
+    bint c_isfinite "isfinite"(double)
+
+
+ctypedef void (*row_t)(const double* x, const unsigned char* m, double* y, Py_ssize_t N, double q,
+                       double* buf) noexcept nogil
+
+
+cdef int _threads(int num_threads) noexcept nogil:
+    if num_threads > 0:
+        return num_threads
+    return openmp.omp_get_max_threads()
+
+
+cdef int _cmp_double(const void* a, const void* b) noexcept nogil:
+    cdef double u = (<const double*>a)[0]
+    cdef double v = (<const double*>b)[0]
+    return (u > v) - (u < v)
+
+
+cdef inline bint _valid(const double* x, const unsigned char* m, Py_ssize_t j) noexcept nogil:
+    return x[j] == x[j] and (m == NULL or m[j] != 0)
+
+
+cdef inline Py_ssize_t _gather(const double* x, const unsigned char* m, Py_ssize_t N, double* buf) noexcept nogil:
+    cdef Py_ssize_t j, n = 0
+    for j in range(N):
+        if _valid(x, m, j):
+            buf[n] = x[j]
+            n += 1
+    return n
+
+
+cdef inline Py_ssize_t _bisect_left(const double* a, Py_ssize_t n, double v) noexcept nogil:
+    cdef Py_ssize_t lo = 0, hi = n, mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] < v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+cdef inline Py_ssize_t _bisect_right(const double* a, Py_ssize_t n, double v) noexcept nogil:
+    cdef Py_ssize_t lo = 0, hi = n, mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if v < a[mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+cdef inline void _fill(const double* x, const unsigned char* m, double* y, Py_ssize_t N, double value) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(N):
+        y[j] = value if _valid(x, m, j) else NAN
+
+
+cdef inline double _row_mean(const double* x, const unsigned char* m, Py_ssize_t N, Py_ssize_t* count,
+                             bint* finite) noexcept nogil:
+    """Mean of the valid cells, anchored on the first one (exact for a constant row)."""
+    cdef Py_ssize_t j, n = 0
+    cdef double v, first = 0.0, acc = 0.0, naive = 0.0
+    cdef bint all_finite = True
+    for j in range(N):
+        if _valid(x, m, j):
+            v = x[j]
+            if n == 0:
+                first = v
+            else:
+                acc = acc + (v - first)
+            naive = naive + v
+            if not c_isfinite(v):
+                all_finite = False
+            n += 1
+    count[0] = n
+    finite[0] = all_finite
+    if n == 0:
+        return NAN
+    if not all_finite:
+        return naive / n
+    return first + acc / n
+
+
+cdef void _row_rank(const double* x, const unsigned char* m, double* y, Py_ssize_t N, double q,
+                    double* buf) noexcept nogil:
+    cdef Py_ssize_t j, n, l, r
+    n = _gather(x, m, N, buf)
+    qsort(buf, n, sizeof(double), _cmp_double)
+    for j in range(N):
+        if _valid(x, m, j):
+            l = _bisect_left(buf, n, x[j])
+            r = _bisect_right(buf, n, x[j])
+            y[j] = ((l + 1 + r) / 2.0) / n
+        else:
+            y[j] = NAN
+
+
+cdef void _row_mean_bc(const double* x, const unsigned char* m, double* y, Py_ssize_t N, double q,
+                       double* buf) noexcept nogil:
+    cdef Py_ssize_t n
+    cdef bint finite
+    _fill(x, m, y, N, _row_mean(x, m, N, &n, &finite))
+
+
+cdef void _row_demean(const double* x, const unsigned char* m, double* y, Py_ssize_t N, double q,
+                      double* buf) noexcept nogil:
+    cdef Py_ssize_t n, j
+    cdef bint finite
+    cdef double mean = _row_mean(x, m, N, &n, &finite)
+    for j in range(N):
+        y[j] = x[j] - mean if _valid(x, m, j) else NAN
+
+
+cdef void _row_zscore(const double* x, const unsigned char* m, double* y, Py_ssize_t N, double q,
+                      double* buf) noexcept nogil:
+    cdef Py_ssize_t n, j
+    cdef bint finite
+    cdef double mean = _row_mean(x, m, N, &n, &finite)
+    cdef double ss = 0.0, d, sd
+    if n < 2 or not finite:
+        _fill(x, m, y, N, NAN)
+        return
+    for j in range(N):
+        if _valid(x, m, j):
+            d = x[j] - mean
+            ss = ss + d * d
+    sd = sqrt(ss / (n - 1))
+    if sd == 0:
+        _fill(x, m, y, N, NAN)
+        return
+    for j in range(N):
+        y[j] = (x[j] - mean) / sd if _valid(x, m, j) else NAN
+
+
+cdef void _row_quantile(const double* x, const unsigned char* m, double* y, Py_ssize_t N, double q,
+                        double* buf) noexcept nogil:
+    """numpy's 'linear' quantile (including its two-sided lerp), broadcast to the valid cells."""
+    cdef Py_ssize_t n, lo, hi
+    cdef double vi, gamma, a, b, diff, res
+    n = _gather(x, m, N, buf)
+    if n == 0:
+        _fill(x, m, y, N, NAN)
+        return
+    qsort(buf, n, sizeof(double), _cmp_double)
+    vi = q * (n - 1)
+    lo = <Py_ssize_t>floor(vi)
+    if lo < 0:
+        lo = 0
+    if lo > n - 1:
+        lo = n - 1
+    hi = lo + 1
+    if hi > n - 1:
+        hi = n - 1
+    gamma = vi - lo
+    a = buf[lo]
+    b = buf[hi]
+    diff = b - a
+    if gamma >= 0.5:
+        res = b - diff * (1.0 - gamma)
+    else:
+        res = a + diff * gamma
+    _fill(x, m, y, N, res)
+
+
+cdef object _drive(row_t f, const double[:, ::1] x, object mask, double q, int num_threads):
+    cdef Py_ssize_t T = x.shape[0], N = x.shape[1], i
+    cdef int nt = _threads(num_threads)
+    cdef const unsigned char[:, ::1] mv
+    cdef const unsigned char* mp = NULL
+    cdef double* big
+    out = np.empty((T, N), dtype=np.float64)
+    if T == 0 or N == 0:
+        return out
+    if mask is not None:
+        mv = mask
+        if mv.shape[0] != T or mv.shape[1] != N:
+            raise ValueError("mask must have the same shape as x")
+        mp = &mv[0, 0]
+    cdef double[:, ::1] o = out
+    cdef const double* xp = &x[0, 0]
+    cdef double* op = &o[0, 0]
+    big = <double*>malloc(nt * N * sizeof(double))
+    if big == NULL:
+        raise MemoryError("qops cross-sectional kernel could not allocate its work buffer")
+    try:
+        with nogil:
+            for i in prange(T, num_threads=nt, schedule="static"):
+                f(xp + i * N, (mp + i * N) if mp != NULL else NULL, op + i * N, N, q, big + threadid() * N)
+    finally:
+        free(big)
+    return out
+
+
+def cs_rank(const double[:, ::1] x, object mask=None, int num_threads=0):
+    """Percentile rank (average ties, in (0, 1]) of each valid cell within its row."""
+    return _drive(_row_rank, x, mask, 0.0, num_threads)
+
+
+def cs_mean(const double[:, ::1] x, object mask=None, int num_threads=0):
+    """Row mean of the valid cells, written to every valid cell."""
+    return _drive(_row_mean_bc, x, mask, 0.0, num_threads)
+
+
+def cs_demean(const double[:, ::1] x, object mask=None, int num_threads=0):
+    """Each valid cell minus its row mean."""
+    return _drive(_row_demean, x, mask, 0.0, num_threads)
+
+
+def cs_zscore(const double[:, ::1] x, object mask=None, int num_threads=0):
+    """(x - row mean) / row std (ddof=1); NaN for rows with < 2 valid cells, zero spread or infinities."""
+    return _drive(_row_zscore, x, mask, 0.0, num_threads)
+
+
+def cs_quantile(const double[:, ::1] x, double q, object mask=None, int num_threads=0):
+    """Row q-quantile (linear interpolation) of the valid cells, written to every valid cell."""
+    return _drive(_row_quantile, x, mask, q, num_threads)

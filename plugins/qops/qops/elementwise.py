@@ -1,0 +1,83 @@
+"""Element-wise, logical and conditional operators with Qlib's numpy semantics.
+
+Arithmetic keeps numpy's dtype rules (float32 fields stay float32, as in Qlib); comparisons give 1.0/0.0 with NaN
+comparing False (``Ne`` True); ``Greater``/``Less`` propagate NaN; division by zero gives ±inf or NaN unguarded;
+``If`` treats a NaN condition as true. The engine stores boolean results as 0.0/1.0 floats, so the logical
+operators read any non-zero value as true.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from qcore.operators import OpContext, Operator, Param
+
+X = Param("x", "expr")
+Y = Param("y", "expr")
+
+
+def _unary(name: str, fn: Any, description: str) -> Operator:
+    def compute(ctx: OpContext, x: Any) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return np.asarray(fn(x))
+
+    return Operator(name, (X,), compute, description=description)
+
+
+def _binary(name: str, fn: Any, description: str) -> Operator:
+    def compute(ctx: OpContext, x: Any, y: Any) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return np.asarray(fn(x, y))
+
+    return Operator(name, (X, Y), compute, description=description)
+
+
+def _sign(x: Any) -> np.ndarray:
+    return np.sign(np.asarray(x, dtype=np.float32) if np.asarray(x).dtype == bool else x)
+
+
+def _truth(x: Any) -> np.ndarray:
+    """Truth of a 0/1 (or any numeric) array; NaN counts as true, as numpy's bool cast does."""
+    return np.asarray(x) != 0
+
+
+def _not(x: Any) -> np.ndarray:
+    return ~_truth(x)
+
+
+def _and(x: Any, y: Any) -> np.ndarray:
+    return _truth(x) & _truth(y)
+
+
+def _or(x: Any, y: Any) -> np.ndarray:
+    return _truth(x) | _truth(y)
+
+
+def _if(ctx: OpContext, cond: Any, a: Any, b: Any) -> np.ndarray:
+    return np.where(_truth(cond), a, b)
+
+
+OPERATORS: tuple[Operator, ...] = (
+    _unary("Abs", np.abs, "Absolute value."),
+    _unary("Sign", _sign, "Sign (-1, 0, 1; NaN stays NaN)."),
+    _unary("Log", np.log, "Natural logarithm (0 gives -inf, negatives NaN)."),
+    _unary("Not", _not, "Logical not (a non-zero value is true)."),
+    _binary("Add", np.add, "x + y."),
+    _binary("Sub", np.subtract, "x - y."),
+    _binary("Mul", np.multiply, "x * y."),
+    _binary("Div", np.divide, "x / y (no guard against division by zero)."),
+    _binary("Power", np.power, "x ** y."),
+    _binary("Greater", np.maximum, "Element-wise maximum; NaN propagates."),
+    _binary("Less", np.minimum, "Element-wise minimum; NaN propagates."),
+    _binary("Gt", np.greater, "x > y as 1.0/0.0 (NaN compares false)."),
+    _binary("Ge", np.greater_equal, "x >= y as 1.0/0.0."),
+    _binary("Lt", np.less, "x < y as 1.0/0.0."),
+    _binary("Le", np.less_equal, "x <= y as 1.0/0.0."),
+    _binary("Eq", np.equal, "x == y as 1.0/0.0."),
+    _binary("Ne", np.not_equal, "x != y as 1.0/0.0 (NaN is unequal to everything)."),
+    _binary("And", _and, "Logical and."),
+    _binary("Or", _or, "Logical or."),
+    Operator("If", (Param("cond", "expr"), X, Y), _if, description="x where cond is true (or NaN), else y."),
+)

@@ -1,0 +1,26 @@
+"""Build of the qops Cython kernels (package metadata lives in pyproject.toml)."""
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+_BUILD = {
+    "include_dirs": [np.get_include()],
+    "define_macros": [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    # No -ffast-math: the kernels rely on IEEE NaN/inf semantics and on the exact order of their sums.
+    "extra_compile_args": ["-O3", "-fopenmp"],
+    "extra_link_args": ["-fopenmp"],
+}
+
+extensions = [
+    Extension("qops._rolling", ["qops/_rolling.pyx"], **_BUILD),
+    Extension("qops._cross", ["qops/_cross.pyx"], **_BUILD),
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        language_level=3,
+        compiler_directives={"boundscheck": False, "wraparound": False, "cdivision": True},
+    )
+)

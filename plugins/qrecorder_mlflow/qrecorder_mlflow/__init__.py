@@ -1,0 +1,1 @@
+"""qcore plugin qrecorder_mlflow."""

@@ -1,0 +1,151 @@
+"""A :class:`qcore.protocols.Recorder` backed by MLflow.
+
+The default backend is a sqlite database in the working directory (``sqlite:///mlflow.db``): MLflow's file store
+is deprecated and refused by recent versions. Artifacts go to ``mlartifacts/`` beside the database unless the
+experiment already has a location. Everything goes through one :class:`mlflow.tracking.MlflowClient`, so no
+global MLflow state (active run, tracking URI) is touched.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from qcore.errors import OptionalDependencyError, UnknownComponentError
+from qcore.recorders.common import flatten, write_artifact
+
+#: MLflow rejects longer parameter values.
+_MAX_PARAM_LENGTH = 6000
+
+
+def default_tracking_uri(folder: str | os.PathLike[str] | None = None) -> str:
+    """``sqlite:///<folder>/mlflow.db`` (folder: the working directory)."""
+    path = Path(folder or Path.cwd()).resolve() / "mlflow.db"
+    return f"sqlite:///{path}"
+
+
+def _client(tracking_uri: str) -> Any:
+    try:
+        from mlflow.tracking import MlflowClient
+    except ImportError as exc:  # pragma: no cover - the distribution depends on mlflow
+        raise OptionalDependencyError("the mlflow recorder", "mlflow", "pip install qrecorder-mlflow") from exc
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+class MlflowRun:
+    """One MLflow run, written through the client."""
+
+    def __init__(self, client: Any, run_id: str) -> None:
+        self._client = client
+        self.run_id = run_id
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Log flattened params; values are stringified and cut to MLflow's limit."""
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:_MAX_PARAM_LENGTH]) for k, v in flatten(params).items()]
+        for start in range(0, len(items), 100):
+            self._client.log_batch(self.run_id, params=items[start : start + 100])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Log numeric metrics at ``step`` (0 when not given)."""
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(str(k), float(v), now, step or 0) for k, v in metrics.items()]
+        for start in range(0, len(items), 500):
+            self._client.log_batch(self.run_id, metrics=items[start : start + 500])
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        """Set string tags."""
+        from mlflow.entities import RunTag
+
+        self._client.log_batch(self.run_id, tags=[RunTag(str(k), str(v)) for k, v in tags.items()])
+
+    def log_artifact(self, name: str, obj: Any) -> str:
+        """Serialise ``obj`` as the local recorder does (Parquet, JSON, text, a copied file) and upload it."""
+        with tempfile.TemporaryDirectory(prefix="qcore-artifact-") as tmp:
+            path = write_artifact(Path(tmp), name, obj)
+            self._client.log_artifact(self.run_id, str(path))
+            return f"{self._client.get_run(self.run_id).info.artifact_uri}/{path.name}"
+
+    def end(self, status: str = "FINISHED") -> None:
+        """Terminate the run with ``status``."""
+        self._client.set_terminated(self.run_id, status=status)
+
+
+class MlflowRecorder:
+    """Experiments and runs in an MLflow tracking store.
+
+    :param tracking_uri: any MLflow tracking URI (``http://127.0.0.1:5000``, ``sqlite:///x.db``...); default
+        :func:`default_tracking_uri`.
+    :param artifact_root: where new experiments keep artifacts when the store is a local database.
+    """
+
+    def __init__(self, tracking_uri: str | None = None, artifact_root: str | os.PathLike[str] | None = None) -> None:
+        self.tracking_uri = tracking_uri or default_tracking_uri()
+        self.artifact_root = Path(artifact_root or Path.cwd() / "mlartifacts").resolve()
+        self._client = _client(self.tracking_uri)
+
+    def _experiment_id(self, name: str, create: bool) -> str | None:
+        experiment = self._client.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        if not create:
+            return None
+        location = None
+        if not self.tracking_uri.startswith(("http://", "https://", "databricks")):
+            location = (self.artifact_root / name).as_uri()
+        return self._client.create_experiment(name, artifact_location=location)
+
+    def start_run(self, experiment: str, run_name: str | None = None) -> MlflowRun:
+        """Open a run in ``experiment`` (created if needed)."""
+        experiment_id = self._experiment_id(experiment, create=True)
+        run = self._client.create_run(experiment_id, run_name=run_name)
+        return MlflowRun(self._client, run.info.run_id)
+
+    def list_runs(self, experiment: str | None = None) -> list[dict[str, Any]]:
+        """Run summaries, newest first."""
+        if experiment is not None:
+            ids = [i for i in [self._experiment_id(experiment, create=False)] if i is not None]
+        else:
+            ids = [e.experiment_id for e in self._client.search_experiments()]
+        if not ids:
+            return []
+        runs = self._client.search_runs(ids, order_by=["attributes.start_time DESC"])
+        return [self._summary(r) for r in runs]
+
+    def _summary(self, run: Any) -> dict[str, Any]:
+        experiment = self._client.get_experiment(run.info.experiment_id)
+        return {
+            "run_id": run.info.run_id,
+            "experiment": experiment.name,
+            "run_name": run.info.run_name,
+            "status": run.info.status,
+            "start_time": run.info.start_time,
+            "end_time": run.info.end_time,
+            "tags": {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")},
+            "metrics": dict(run.data.metrics),
+        }
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """Everything about one run: summary, params, metric histories and artifact names."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = self._client.get_run(run_id)
+        except MlflowException:
+            raise UnknownComponentError("run", run_id, [r["run_id"] for r in self.list_runs()]) from None
+        summary = self._summary(run)
+        summary["params"] = dict(run.data.params)
+        summary["metrics"] = {
+            key: [[m.step, m.value] for m in self._client.get_metric_history(run_id, key)] for key in run.data.metrics
+        }
+        summary["artifacts"] = sorted(a.path for a in self._client.list_artifacts(run_id))
+        summary["path"] = run.info.artifact_uri
+        return summary

@@ -1,0 +1,5 @@
+"""``python -m qcore`` runs the command line."""
+
+from qcore.cli import main
+
+main()

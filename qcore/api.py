@@ -1,0 +1,82 @@
+"""The Python API behind the CLI, for notebooks and scripts.
+
+>>> import qcore
+>>> kernel = qcore.load_kernel()
+>>> store = qcore.open_provider("qlib_bin", provider_uri="~/.qlib/qlib_data/cn_data", kernel=kernel)
+>>> frame = qcore.evaluate(["Mean($close, 5)", "CSRank($volume)"], store, instruments="csi300", kernel=kernel)
+>>> result = qcore.run("examples/workflow.yaml")
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+
+from qcore.config import WorkflowConfig, config_from_mapping, load_config
+from qcore.kernel import Kernel
+from qcore.plugins import PluginSelection
+from qcore.protocols import DataProvider
+from qcore.runner import RunResult, run_workflow
+
+
+def load_kernel(plugins: Iterable[str] = (), *, autoload: bool | None = None, strict: bool = True) -> Kernel:
+    """Load plugins and return a kernel.
+
+    :param plugins: ``-p``-style names: ``"qdata_cn"`` to enable, ``"no:qrl"`` to disable.
+    :param autoload: ``False`` loads only the named plugins.
+    :param strict: raise if a plugin fails to load (else warn and skip it).
+    """
+    return Kernel.load(PluginSelection.parse(plugins, autoload=autoload), strict=strict)
+
+
+def open_provider(name: str, *, kernel: Kernel | None = None, **kwargs: Any) -> DataProvider:
+    """Open the data provider registered as ``name`` (``qlib_bin``...) with ``kwargs``."""
+    kernel = kernel or load_kernel()
+    return kernel.create("data_provider", name, **kwargs)
+
+
+def evaluate(
+    expressions: Iterable[str] | Mapping[str, str],
+    provider: DataProvider,
+    *,
+    instruments: str | Iterable[str] = "all",
+    start: object = None,
+    end: object = None,
+    freq: str = "day",
+    kernel: Kernel | None = None,
+) -> pd.DataFrame:
+    """Evaluate expressions into a float32 frame indexed ``(datetime, instrument)``, one column per expression.
+
+    :param expressions: expression strings (columns named by the text) or a mapping of column name → expression.
+    :param provider: an opened data provider (:func:`open_provider`).
+    :param instruments: a market name (``all``, ``csi300``...) or a list of symbols.
+    """
+    from qcore.expr.engine import ExpressionEngine
+
+    kernel = kernel or load_kernel()
+    engine = ExpressionEngine(provider, kernel.registry("operator"), freq=freq)
+    exprs = dict(expressions) if isinstance(expressions, Mapping) else list(expressions)
+    universe = instruments if isinstance(instruments, str) else list(instruments)
+    return engine.evaluate(exprs, universe, start, end)
+
+
+def run(
+    config: str | os.PathLike[str] | Mapping[str, Any] | WorkflowConfig,
+    *,
+    overrides: Iterable[str] = (),
+    plugins: Iterable[str] = (),
+    kernel: Kernel | None = None,
+) -> RunResult:
+    """Run a workflow given as a YAML path, a mapping or a validated config."""
+    if isinstance(config, WorkflowConfig):
+        cfg = config
+    elif isinstance(config, Mapping):
+        cfg = config_from_mapping(config)
+    else:
+        cfg = load_config(config, overrides)
+    if kernel is None:
+        kernel = Kernel.load(cfg.plugins.then(PluginSelection.parse(plugins)))
+    return run_workflow(cfg, kernel)

@@ -1,0 +1,315 @@
+"""The ``qcore`` command line: a thin layer over :mod:`qcore.api` that turns errors into exit codes.
+
+Plugins add subcommands through the ``qcore_register_commands`` hook; they are looked up lazily, when a
+command name is not one of the kernel's, so ``qcore --help`` and ``qcore plugins`` stay fast.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from qcore.errors import (
+    ConfigError,
+    DataError,
+    ExpressionError,
+    PluginLoadError,
+    PluginSelectionError,
+    QcoreError,
+    UnknownComponentError,
+)
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes of ``qcore``."""
+
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    CONFIG = 3
+    PLUGIN = 4
+    DATA = 5
+    INTERNAL = 70
+
+
+def _exit_code(error: BaseException) -> ExitCode:
+    if isinstance(error, (PluginLoadError, PluginSelectionError)):
+        return ExitCode.PLUGIN
+    if isinstance(error, (ConfigError, UnknownComponentError, ExpressionError)):
+        return ExitCode.CONFIG
+    if isinstance(error, DataError):
+        return ExitCode.DATA
+    if isinstance(error, QcoreError):
+        return ExitCode.FAILED
+    return ExitCode.INTERNAL
+
+
+class QcoreFailure(click.ClickException):
+    """A qcore error shown as ``Error: <message>`` with the exit code for its class."""
+
+    def __init__(self, error: BaseException) -> None:
+        internal = not isinstance(error, QcoreError)
+        text = str(error) or type(error).__name__
+        if internal:
+            text = f"internal error: {type(error).__name__}: {text} (run with --debug for the traceback)"
+        super().__init__(text)
+        self.exit_code = int(_exit_code(error))
+
+
+def _root_params(ctx: click.Context) -> dict[str, Any]:
+    root = ctx.find_root()
+    return root.params if root.params else {}
+
+
+def _selection(ctx: click.Context, extra: Sequence[str] = ()) -> Any:
+    from qcore.plugins import PluginSelection
+
+    params = _root_params(ctx)
+    autoload = False if params.get("no_autoload") else None
+    return PluginSelection.parse([*params.get("plugin_args", ()), *extra], autoload=autoload)
+
+
+def get_kernel(ctx: click.Context, extra_selection: Any = None) -> Any:
+    """The kernel for this invocation, loaded once per selection and kept on the context."""
+    from qcore.kernel import Kernel
+
+    root = ctx.find_root()
+    cache = root.meta.setdefault("qcore.kernels", {})
+    selection = _selection(ctx)
+    if extra_selection is not None:
+        selection = extra_selection.then(selection)
+    if selection not in cache:
+        strict = not _root_params(ctx).get("non_strict_plugins", False)
+        kernel = Kernel.load(selection, strict=strict)
+        for name, failure in kernel.failures.items():
+            click.echo(f"Warning: plugin {name!r} skipped: {failure}", err=True)
+        cache[selection] = kernel
+    return cache[selection]
+
+
+class QcoreGroup(click.Group):
+    """The root group: resolves plugin commands lazily and converts errors to exit codes."""
+
+    def _plugin_commands(self, ctx: click.Context) -> click.Group:
+        root = ctx.find_root()
+        group = root.meta.get("qcore.plugin_commands")
+        if group is None:
+            group = click.Group("plugins")
+            get_kernel(ctx).register_commands(group)
+            root.meta["qcore.plugin_commands"] = group
+        return group
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or ctx.resilient_parsing:
+            return command
+        return self._plugin_commands(ctx).get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = list(super().list_commands(ctx))
+        try:
+            names += [n for n in self._plugin_commands(ctx).list_commands(ctx) if n not in names]
+        except QcoreError:  # a broken plugin must not hide the built-in commands from --help
+            pass
+        return sorted(names)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.Abort, click.ClickException):
+            raise
+        except Exception as error:
+            if ctx.params.get("debug"):
+                raise
+            raise QcoreFailure(error) from None
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from qcore import __version__
+    from qcore.kernel import Kernel
+
+    click.echo(f"qcore {__version__}")
+    kernel = Kernel.load(strict=False)
+    for info in kernel.plugins():
+        if not info.builtin:
+            click.echo(f"  {info.name} {info.version or '?'} ({info.distribution or info.module})")
+    ctx.exit()
+
+
+@click.group(cls=QcoreGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show qcore's version and the installed plugins' versions.",
+)
+@click.option("-p", "plugin_args", multiple=True, metavar="NAME", help="Load plugin NAME, or block it with no:NAME.")
+@click.option("--no-autoload", is_flag=True, help="Load only the plugins named with -p (and the built-ins).")
+@click.option("--non-strict-plugins", is_flag=True, help="Skip plugins that fail to load, with a warning.")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def cli(plugin_args: tuple[str, ...], no_autoload: bool, non_strict_plugins: bool, debug: bool, verbose: int) -> None:
+    """qcore: plugin-based quantitative investment research."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def plugins_command(ctx: click.Context, as_json: bool) -> None:
+    """List loaded plugins with their hooks and components."""
+    infos = get_kernel(ctx).plugins()
+    if as_json:
+        click.echo(json.dumps([i.to_dict() for i in infos], indent=2))
+        return
+    for info in infos:
+        origin = "builtin" if info.builtin else (info.distribution or info.module)
+        click.echo(f"{info.name} {info.version or ''} ({origin})")
+        click.echo(f"  hooks: {', '.join(info.hooks) or '-'}")
+        for kind, names in info.components.items():
+            click.echo(f"  {kind}: {', '.join(names)}")
+
+
+@cli.command("list")
+@click.argument("kind")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def list_command(ctx: click.Context, kind: str, as_json: bool) -> None:
+    """List the components of KIND (models, strategies, operators, data_providers, market_rules, ...)."""
+    registry = get_kernel(ctx).registry(kind)
+    rows = [
+        {"name": e.name, "plugin": e.plugin, "aliases": list(e.aliases), "description": e.description} for e in registry
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo(f"no {registry.kind} components are registered")
+    width = max((len(r["name"]) for r in rows), default=0)
+    for row in rows:
+        aliases = f" (aliases: {', '.join(row['aliases'])})" if row["aliases"] else ""
+        click.echo(f"{row['name']:<{width}}  [{row['plugin']}]  {row['description']}{aliases}")
+
+
+def _load(ctx: click.Context, config_path: str, overrides: Sequence[str]) -> tuple[Any, Any]:
+    from qcore.config import load_config
+
+    config = load_config(config_path, overrides)
+    kernel = get_kernel(ctx, extra_selection=config.plugins)
+    return config, kernel
+
+
+@cli.command("validate")
+@click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
+@click.pass_context
+def validate_command(ctx: click.Context, config_path: str, overrides: tuple[str, ...]) -> None:
+    """Check CONFIG: keys, types and every component name, without running anything."""
+    from qcore.runner import check_components
+
+    config, kernel = _load(ctx, config_path, overrides)
+    check_components(config, kernel)
+    click.echo(f"{config_path}: OK ({len(config.components())} components resolved)")
+
+
+@cli.command("run")
+@click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
+@click.option("-p", "plugin_args", multiple=True, metavar="NAME", help="Load plugin NAME, or block it with no:NAME.")
+@click.option("--name", "run_name", default=None, help="A name for the tracked run.")
+@click.pass_context
+def run_command(
+    ctx: click.Context, config_path: str, overrides: tuple[str, ...], plugin_args: tuple[str, ...], run_name: str | None
+) -> None:
+    """Run the workflow in CONFIG and print its metrics."""
+    from qcore.config import load_config
+    from qcore.plugins import PluginSelection
+    from qcore.runner import run_workflow
+
+    config = load_config(config_path, overrides)
+    kernel = get_kernel(ctx, extra_selection=config.plugins.then(PluginSelection.parse(plugin_args)))
+    result = run_workflow(config, kernel, run_name=run_name)
+    click.echo(f"run {result.run_id} finished")
+    width = max((len(k) for k in result.metrics), default=0)
+    for key, value in result.metrics.items():
+        click.echo(f"  {key:<{width}}  {value:.6g}")
+    for name, path in result.artifacts.items():
+        click.echo(f"  artifact {name}: {path}")
+
+
+def _read_fields_file(path: str) -> dict[str, str]:
+    """``name,expression`` rows (a header row ``name,expression`` is skipped)."""
+    import csv
+
+    out: dict[str, str] = {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        for lineno, row in enumerate(csv.reader(handle), start=1):
+            if not row or row[0].startswith("#") or (lineno == 1 and row[:2] == ["name", "expression"]):
+                continue
+            if len(row) != 2 or not row[0].strip() or not row[1].strip():
+                raise ConfigError("expected 'name,expression'", source=path, line=lineno)
+            if row[0].strip() in out:
+                raise ConfigError(f"duplicate name {row[0].strip()!r}", source=path, line=lineno)
+            out[row[0].strip()] = row[1].strip()
+    if not out:
+        raise ConfigError("no expression in file", source=path)
+    return out
+
+
+@cli.command("expr")
+@click.option("--provider", "provider_name", default="qlib_bin", show_default=True, help="Data provider name.")
+@click.option("--provider-uri", required=True, help="The store's location (a Qlib data directory).")
+@click.option("--instruments", default="all", show_default=True, help="A market name or comma-separated symbols.")
+@click.option("--start", default=None, help="First date.")
+@click.option("--end", default=None, help="Last date.")
+@click.option("--freq", default="day", show_default=True)
+@click.option("--field", "field_exprs", multiple=True, metavar="EXPR", help="An expression (repeatable).")
+@click.option("--fields-file", type=click.Path(exists=True, dir_okay=False), help="A name,expression CSV.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Output .parquet.")
+@click.pass_context
+def expr_command(
+    ctx: click.Context,
+    provider_name: str,
+    provider_uri: str,
+    instruments: str,
+    start: str | None,
+    end: str | None,
+    freq: str,
+    field_exprs: tuple[str, ...],
+    fields_file: str | None,
+    out_path: str,
+) -> None:
+    """Evaluate expressions into a Parquet file (index instrument, datetime; a column per expression)."""
+    from qcore import api, atomic
+
+    if bool(field_exprs) == bool(fields_file):
+        raise click.UsageError("give expressions with --field (repeatable) or --fields-file, not both")
+    expressions: Any = _read_fields_file(fields_file) if fields_file else list(field_exprs)
+    kernel = get_kernel(ctx)
+    provider = api.open_provider(provider_name, kernel=kernel, provider_uri=provider_uri)
+    universe: Any = instruments if "," not in instruments else [s.strip() for s in instruments.split(",") if s.strip()]
+    frame = api.evaluate(expressions, provider, instruments=universe, start=start, end=end, freq=freq, kernel=kernel)
+    frame = frame.swaplevel().sort_index()
+    with atomic.atomic_path(out_path) as tmp:
+        frame.to_parquet(tmp)
+    click.echo(f"{out_path}: {len(frame)} rows x {frame.shape[1]} columns")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="qcore")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,350 @@
+"""Evaluating expressions on whole panels.
+
+A batch of expressions is compiled into one graph in which equal subexpressions are a single node (Alpha158
+repeats ``Ref($close, 1)`` dozens of times), then evaluated once per node on arrays of shape
+``(dates, instruments)``. Each intermediate array is freed as soon as its last consumer has run, so peak memory
+stays near the size of the output.
+
+Warm-up is automatic: the engine loads as many rows before the query start as the deepest window needs (all
+history for expanding windows, EMA and ``Ref(x, 0)``), so results do not depend on the query start, then keeps
+only the query rows of each instrument's universe membership.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+import pandas as pd
+
+from qcore.errors import ExpressionError, QcoreError
+from qcore.expr.ast import Call, Const, Field, Node, walk
+from qcore.expr.parser import check_names, parse
+from qcore.operators import OpContext, Operator
+from qcore.protocols import DataProvider
+from qcore.types import Panel, Universe, clip_universe, membership_mask
+
+
+@attrs.frozen
+class Compiled:
+    """A checked batch: the root node of each expression, its output name, and the evaluation order."""
+
+    names: tuple[str, ...]
+    roots: tuple[Node, ...]
+    order: tuple[Call, ...]
+    fields: tuple[str, ...]
+    left: float
+    right: float
+
+
+def _span_start(node: Node) -> int:
+    return node.span[0] if node.span is not None else 0
+
+
+class ExpressionEngine:
+    """Evaluate expressions over a data provider with operators from a registry.
+
+    :param provider: where raw fields come from.
+    :param operators: operator name → :class:`~qcore.operators.Operator` (a kernel's ``operator`` registry, or a
+        plain mapping).
+    :param freq: bar frequency.
+    :param num_threads: threads the operator kernels may use (0: their default).
+    """
+
+    def __init__(
+        self,
+        provider: DataProvider,
+        operators: Mapping[str, Operator] | Any,
+        *,
+        freq: str = "day",
+        num_threads: int = 0,
+    ) -> None:
+        self.provider = provider
+        self.freq = freq
+        self.num_threads = num_threads
+        if hasattr(operators, "names") and hasattr(operators, "get"):  # a Registry
+            self._operators = {name: operators.get(name) for name in operators.names(include_aliases=True)}
+        else:
+            self._operators = dict(operators)
+        self._fields = {f.lower() for f in provider.fields(freq)}
+
+    # -- compiling ---------------------------------------------------------------------------------------------
+
+    def compile(self, expressions: Sequence[str] | Mapping[str, str]) -> Compiled:
+        """Parse and check ``expressions`` (a list, or names → expressions) into one shared graph."""
+        if isinstance(expressions, Mapping):
+            names, texts = list(expressions.keys()), list(expressions.values())
+        else:
+            texts = list(expressions)
+            names = list(texts)
+        if not texts:
+            raise QcoreError("no expression to evaluate")
+        roots: list[Node] = []
+        order: dict[Call, None] = {}
+        extents: dict[Node, tuple[float, float]] = {}
+        for text in texts:
+            root = parse(text)
+            check_names(root, operators=self._operators, fields=self._fields, expression=text)
+            for node in walk(root):
+                if node in extents:
+                    continue
+                if isinstance(node, Call):
+                    extents[node] = self._check_call(node, text, extents)
+                    order[node] = None
+                else:
+                    extents[node] = (0.0, 0.0)
+            roots.append(root)
+        fields = sorted({n.name.lower() for n in extents if isinstance(n, Field)})
+        left = max(extents[r][0] for r in roots)
+        right = max(extents[r][1] for r in roots)
+        return Compiled(tuple(names), tuple(roots), tuple(order), tuple(fields), left, right)
+
+    def _check_call(self, node: Call, text: str, extents: Mapping[Node, tuple[float, float]]) -> tuple[float, float]:
+        op = self._operators[node.op]
+        try:
+            op.bind(node.args)
+        except TypeError as exc:
+            raise ExpressionError(str(exc), text, _span_start(node)) from None
+        constants: list[Any] = []
+        for param, arg in zip(op.params, node.args):
+            if param.kind == "expr":
+                if isinstance(arg, Const) and isinstance(arg.value, str):
+                    raise ExpressionError(
+                        f"{op.name} argument {param.name!r} must be an expression", text, _span_start(arg)
+                    )
+                constants.append(arg.value if isinstance(arg, Const) else None)
+                continue
+            if not isinstance(arg, Const):
+                raise ExpressionError(
+                    f"{op.name} argument {param.name!r} must be a constant {param.kind}, not an expression",
+                    text,
+                    _span_start(arg),
+                )
+            value = arg.value
+            ok = {
+                "int": isinstance(value, int),
+                "number": isinstance(value, (int, float)) and not isinstance(value, bool),
+                "str": isinstance(value, str),
+            }[param.kind]
+            if not ok:
+                raise ExpressionError(
+                    f"{op.name} argument {param.name!r} must be a {param.kind}, got {value!r}", text, _span_start(arg)
+                )
+            constants.append(value)
+        try:
+            own_left, own_right = op.lookback(*constants)
+        except (TypeError, ValueError) as exc:
+            raise ExpressionError(f"{op.name}: {exc}", text, _span_start(node)) from None
+        children = [extents[a] for a in node.args if not isinstance(a, Const)]
+        child_left = max((c[0] for c in children), default=0.0)
+        child_right = max((c[1] for c in children), default=0.0)
+        return (own_left + child_left, own_right + child_right)
+
+    # -- evaluating --------------------------------------------------------------------------------------------
+
+    def evaluate(
+        self,
+        expressions: Sequence[str] | Mapping[str, str],
+        instruments: str | Sequence[str] = "all",
+        start: object = None,
+        end: object = None,
+    ) -> pd.DataFrame:
+        """Evaluate into a float32 frame indexed ``(datetime, instrument)``, one column per expression.
+
+        Rows are the dates between ``start`` and ``end`` on which each instrument is a member of the universe
+        (``instruments`` is a market name such as ``csi300``, or a list of symbols, each taken over its data
+        range).
+        """
+        compiled = self.compile(expressions)
+        panel, mask = self.evaluate_panel(compiled, instruments, start, end)
+        frame = panel.to_frame(mask)
+        frame.columns = list(compiled.names)
+        return frame
+
+    def universe(self, instruments: str | Sequence[str], start: object, end: object) -> Universe:
+        """Membership spans of a market name or an explicit list of symbols, cut to ``[start, end]``."""
+        if isinstance(instruments, str):
+            markets = self.provider.markets()
+            if instruments not in markets:
+                from qcore.errors import UnknownComponentError
+
+                raise UnknownComponentError("market", instruments, markets)
+            universe = self.provider.universe(instruments)
+        else:
+            everything = self.provider.universe("all")
+            missing = [s for s in instruments if s not in everything]
+            if missing:
+                raise QcoreError(f"unknown instruments: {', '.join(missing[:10])}")
+            universe = {s: everything[s] for s in instruments}
+        return clip_universe(universe, start, end)
+
+    def evaluate_panel(
+        self,
+        compiled: Compiled,
+        instruments: str | Sequence[str] = "all",
+        start: object = None,
+        end: object = None,
+    ) -> tuple[Panel, np.ndarray]:
+        """Evaluate on the query rows; returns float32 panels (one field per expression) and the membership mask."""
+        calendar = self.provider.calendar(self.freq)
+        lo = 0 if start is None else int(calendar.searchsorted(pd.Timestamp(start), "left"))
+        hi = len(calendar) - 1 if end is None else int(calendar.searchsorted(pd.Timestamp(end), "right")) - 1
+        if hi < lo:
+            raise QcoreError(f"no trading day between {start} and {end}")
+        universe = self.universe(instruments, calendar[lo], calendar[hi])
+        symbols = tuple(sorted(universe))
+        if not symbols:
+            raise QcoreError(f"no instrument of {instruments!r} is a member between {calendar[lo]} and {calendar[hi]}")
+        load_lo = 0 if math.isinf(compiled.left) else max(0, lo - int(compiled.left))
+        load_hi = len(calendar) - 1 if math.isinf(compiled.right) else min(len(calendar) - 1, hi + int(compiled.right))
+        values = self._run(compiled, symbols, calendar, load_lo, load_hi, instruments)
+        keep = slice(lo - load_lo, hi - load_lo + 1)
+        dates = calendar[lo : hi + 1]
+        data = {f"e{i}": np.ascontiguousarray(v[keep], dtype=np.float32) for i, v in enumerate(values)}
+        mask = membership_mask(universe, dates, symbols)
+        return Panel(dates, symbols, data), mask
+
+    def _run(
+        self,
+        compiled: Compiled,
+        symbols: tuple[str, ...],
+        calendar: pd.DatetimeIndex,
+        load_lo: int,
+        load_hi: int,
+        instruments: str | Sequence[str],
+    ) -> list[np.ndarray]:
+        dates = calendar[load_lo : load_hi + 1]
+        raw = self.provider.load(list(compiled.fields), symbols, dates[0], dates[-1], self.freq)
+        data_range = clip_universe({s: sp for s, sp in self.provider.universe("all").items() if s in symbols})
+        first_rows, last_rows = _data_rows(data_range, dates, symbols)
+        market = instruments if isinstance(instruments, str) else None
+        member = membership_mask(self.provider.universe(market) if market else data_range, dates, symbols)
+        context = OpContext(dates, symbols, member, first_rows, self.num_threads)
+        return self._evaluate_graph(compiled, raw, context, first_rows, last_rows)
+
+    def _evaluate_graph(
+        self,
+        compiled: Compiled,
+        raw: Panel,
+        context: OpContext,
+        first_rows: np.ndarray,
+        last_rows: np.ndarray,
+    ) -> list[np.ndarray]:
+        consumers: dict[Node, int] = {}
+        for node in compiled.order:
+            for arg in node.args:
+                consumers[arg] = consumers.get(arg, 0) + 1
+        for root in compiled.roots:
+            consumers[root] = consumers.get(root, 0) + 1
+        ragged = [
+            (j, int(f), int(t))
+            for j, (f, t) in enumerate(zip(first_rows, last_rows))
+            if f > 0 or t < len(context.dates) - 1
+        ]
+        values: dict[Node, Any] = {}
+
+        def value_of(node: Node) -> Any:
+            if isinstance(node, Const):
+                return node.value
+            if isinstance(node, Field):
+                return raw[node.name.lower()]
+            return values[node]
+
+        def release(node: Node) -> None:
+            consumers[node] -= 1
+            if consumers[node] == 0:
+                values.pop(node, None)
+
+        for node in compiled.order:
+            op = self._operators[node.op]
+            bound = op.bind(node.args)
+            if op.instrument_param is not None:
+                result = self._on_instrument(node, op, bound, raw, context)
+            else:
+                args = [value_of(a) if isinstance(a, Node) else a for a in bound]
+                result = op.compute(context, *args)
+                result = _as_panel_array(result, context)
+                for j, f, t in ragged:
+                    result[:f, j] = np.nan
+                    result[t + 1 :, j] = np.nan
+            values[node] = result
+            for arg in node.args:
+                if isinstance(arg, Call):
+                    release(arg)
+        out = []
+        for root in compiled.roots:
+            value = value_of(root)
+            if not isinstance(value, np.ndarray):
+                value = np.full((len(context.dates), len(context.instruments)), value, dtype=np.float32)
+            out.append(value)
+        return out
+
+    def _on_instrument(
+        self, node: Call, op: Operator, bound: tuple[Any, ...], raw: Panel, context: OpContext
+    ) -> np.ndarray:
+        symbol_arg = bound[op.instrument_param]
+        symbol = symbol_arg.value if isinstance(symbol_arg, Const) else symbol_arg
+        every = self.provider.universe("all")
+        if symbol not in every:
+            upper = str(symbol).upper()
+            if upper not in every:
+                raise QcoreError(f"{op.name}: unknown instrument {symbol!r}")
+            symbol = upper
+        sub_roots = tuple(a for a in node.args if isinstance(a, Node) and not isinstance(a, Const))
+        sub_order: dict[Call, None] = {}
+        for sub in sub_roots:
+            for n in walk(sub):
+                if isinstance(n, Call):
+                    sub_order[n] = None
+        fields = tuple(sorted({n.name.lower() for s in sub_roots for n in walk(s) if isinstance(n, Field)}))
+        compiled = Compiled(tuple(str(s) for s in sub_roots), sub_roots, tuple(sub_order), fields, 0.0, 0.0)
+        dates = context.dates
+        sub_raw = self.provider.load(list(fields), (symbol,), dates[0], dates[-1], self.freq)
+        sub_range = clip_universe({symbol: every[symbol]})
+        first_rows, last_rows = _data_rows(sub_range, dates, (symbol,))
+        sub_context = OpContext(
+            dates, (symbol,), membership_mask(sub_range, dates, (symbol,)), first_rows, context.num_threads
+        )
+        sub_values = iter(self._evaluate_graph(compiled, sub_raw, sub_context, first_rows, last_rows))
+        args = [
+            np.broadcast_to(next(sub_values), (len(dates), len(context.instruments)))
+            if isinstance(a, Node) and not isinstance(a, Const)
+            else (a.value if isinstance(a, Const) else a)
+            for a in bound
+        ]
+        return np.array(_as_panel_array(op.compute(context, *args), context))
+
+
+def _data_rows(data_range: Universe, dates: pd.DatetimeIndex, symbols: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per symbol, the first and last row of ``dates`` inside its data range (an empty range gives first > last)."""
+    first = np.zeros(len(symbols), dtype=np.int64)
+    last = np.full(len(symbols), len(dates) - 1, dtype=np.int64)
+    values = dates.values
+    for j, symbol in enumerate(symbols):
+        spans = data_range.get(symbol, ())
+        if not spans:
+            first[j], last[j] = len(dates), -1
+            continue
+        start = min(s.start for s in spans).to_datetime64()
+        end = max(s.end for s in spans).to_datetime64()
+        first[j] = np.searchsorted(values, start, side="left")
+        last[j] = np.searchsorted(values, end, side="right") - 1
+    return first, last
+
+
+def _as_panel_array(result: Any, context: OpContext) -> np.ndarray:
+    """Operator output as a writable float array of the panel's shape (bools become 1.0/0.0)."""
+    shape = (len(context.dates), len(context.instruments))
+    array = np.asarray(result)
+    if array.dtype == bool:
+        array = array.astype(np.float32)
+    elif array.dtype.kind in "iu":
+        array = array.astype(np.float64)
+    if array.shape != shape:
+        array = np.broadcast_to(array, shape)
+    if not array.flags.writeable or not array.flags.c_contiguous:
+        array = np.array(array, order="C")
+    return array

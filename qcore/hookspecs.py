@@ -1,0 +1,168 @@
+"""Hook specifications: every way a plugin extends qcore.
+
+A plugin is a module (or object) with functions named after these specs and marked with
+:data:`qcore.hookimpl`. It is found through the ``qcore`` entry-point group, or registered directly for tests.
+A hookimpl may take any subset of the spec's arguments, by name; arguments with default values are not passed.
+
+Registration hooks follow the "register callback" style: the plugin receives a ``register`` callable bound to its
+own name and adds named *factories* to it (``register("lightgbm", LGBModel)``). Factories are built only when a
+config asks for them, so heavy imports belong inside them, never at plugin import time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from qcore.kernel import Kernel
+    from qcore.registry import Registrar
+    from qcore.runner import RunContext, RunResult
+
+hookspec = pluggy.HookspecMarker("qcore")
+
+# -------------------------------------------------------------------------
+# Bootstrap
+# -------------------------------------------------------------------------
+
+
+@hookspec(historic=True)
+def qcore_addhooks(pluginmanager: pluggy.PluginManager) -> None:
+    """Add hook specifications of a plugin's own (``pluginmanager.add_hookspecs(module)``).
+
+    Called when the plugin is registered, so other plugins can implement its hooks.
+
+    :param pluginmanager: the plugin manager of the kernel being built.
+
+    .. note:: This hook is historic and cannot be implemented as a wrapper.
+    """
+
+
+@hookspec
+def qcore_register_commands(cli: click.Group, kernel: Kernel) -> None:
+    """Add subcommands (or command groups) to the ``qcore`` command line.
+
+    :param cli: the root click group; call ``cli.add_command(...)`` or decorate with ``@cli.command()``.
+    :param kernel: the loaded kernel, for commands that need registries.
+    """
+
+
+# -------------------------------------------------------------------------
+# Component registration: called once per kernel, after every plugin is loaded
+# -------------------------------------------------------------------------
+
+
+@hookspec
+def qcore_register_data_providers(register: Registrar) -> None:
+    """Register data provider factories.
+
+    A factory takes keyword arguments from the config (``provider_uri``...) and returns an object that satisfies
+    :class:`qcore.protocols.DataProvider`.
+
+    :param register: ``register(name, factory, aliases=(), description="", override=False)``.
+    """
+
+
+@hookspec
+def qcore_register_market_rules(register: Registrar) -> None:
+    """Register market rules: lot size, settlement (T+N), price limits by board and date, cost schedule.
+
+    A factory returns an object that satisfies :class:`qcore.protocols.MarketRules`. A market adapter usually
+    registers a data provider and its market rules together.
+
+    :param register: ``register(name, factory, ...)``.
+    """
+
+
+@hookspec
+def qcore_register_operators(register: Registrar) -> None:
+    """Register expression operators (``Mean``, ``Ref``, ``CSRank``...).
+
+    The kernel knows no operator by name: every operator usable in an expression comes from this hook. The
+    registered object describes the operator's arguments and computes it on whole panels; see
+    :mod:`qcore.expr`.
+
+    :param register: ``register(name, operator, ...)``.
+    """
+
+
+@hookspec
+def qcore_register_feature_sets(register: Registrar) -> None:
+    """Register named feature sets (``alpha158``...): factories returning ``(names, expressions)`` and a label.
+
+    :param register: ``register(name, factory, ...)``.
+    """
+
+
+@hookspec
+def qcore_register_processors(register: Registrar) -> None:
+    """Register dataset processors (normalisation, NaN handling, filtering) by name.
+
+    :param register: ``register(name, factory, ...)``.
+    """
+
+
+@hookspec
+def qcore_register_models(register: Registrar) -> None:
+    """Register model factories. A model has ``fit(dataset)`` and ``predict(dataset, segment)``.
+
+    :param register: ``register(name, factory, ...)``.
+    """
+
+
+@hookspec
+def qcore_register_strategies(register: Registrar) -> None:
+    """Register trading strategies, which turn signals and positions into orders or target weights.
+
+    :param register: ``register(name, factory, ...)``.
+    """
+
+
+@hookspec
+def qcore_register_executors(register: Registrar) -> None:
+    """Register executors, which carry a strategy's decisions out against a simulated (or real) exchange.
+
+    :param register: ``register(name, factory, ...)``.
+    """
+
+
+@hookspec
+def qcore_register_recorders(register: Registrar) -> None:
+    """Register experiment recorders; a factory returns a :class:`qcore.protocols.Recorder`.
+
+    :param register: ``register(name, factory, ...)``.
+    """
+
+
+# -------------------------------------------------------------------------
+# Run lifecycle
+# -------------------------------------------------------------------------
+
+
+@hookspec
+def qcore_before_run(context: RunContext) -> None:
+    """Called after the run's components are resolved and its recorder run is open, before any step.
+
+    :param context: the run's config, kernel and tracking run.
+    """
+
+
+@hookspec
+def qcore_after_run(context: RunContext, result: RunResult) -> None:
+    """Called after every step finished, before the recorder run is closed.
+
+    :param context: the run's config, kernel and tracking run.
+    :param result: metrics and artifacts the run produced.
+    """
+
+
+@hookspec
+def qcore_on_run_error(context: RunContext, error: BaseException) -> None:
+    """Called when a step raised, before the recorder run is closed as failed and the error propagates.
+
+    :param context: the run's config, kernel and tracking run.
+    :param error: the exception.
+    """

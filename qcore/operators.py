@@ -1,0 +1,121 @@
+"""The operator contract: what a plugin registers through ``qcore_register_operators``.
+
+An :class:`Operator` names its parameters, says how much history it needs beyond the rows it outputs
+(:meth:`Operator.lookback`), and computes on whole panels: every expression argument arrives as a 2-D array of
+shape ``(dates, instruments)``, every constant as a Python value. The kernel knows no operator by name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+
+#: Parameter kinds: an expression (array), an integer window, any number, or a string.
+PARAM_KINDS = ("expr", "int", "number", "str")
+
+class _Required:
+    """Marks a parameter without default."""
+
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+#: The default of a parameter that must be given.
+REQUIRED: Any = _Required()
+
+#: ``lookback`` value meaning "all available history" (expanding windows, EMA, ``Ref(x, 0)``).
+UNBOUNDED = math.inf
+
+
+@attrs.frozen
+class Param:
+    """One operator parameter.
+
+    :ivar name: shown in error messages (``N``, ``q``...).
+    :ivar kind: one of :data:`PARAM_KINDS`; ``number`` accepts ints and floats, ``expr`` also accepts a number
+        (broadcast to the panel) unless the operator says otherwise.
+    :ivar default: value when omitted; :data:`REQUIRED` (the default) makes it required.
+    """
+
+    name: str
+    kind: str = attrs.field(validator=attrs.validators.in_(PARAM_KINDS))
+    default: Any = REQUIRED
+
+    @property
+    def required(self) -> bool:
+        """Whether a call must pass this parameter."""
+        return self.default is REQUIRED
+
+
+@attrs.frozen(eq=False)
+class OpContext:
+    """What an operator sees besides its arguments.
+
+    :ivar dates: the loaded rows (query range plus warm-up).
+    :ivar instruments: the columns.
+    :ivar mask: universe membership on those rows (cross-sectional operators rank only members).
+    :ivar first_rows: per column, the first row holding data (the instrument's listing inside the loaded range,
+        0 if it listed earlier). Rows above it do not exist for that instrument: operators whose result depends on
+        positions inside a window (``IdxMax``, ``Ref(x, 0)``) start there.
+    :ivar num_threads: threads a kernel may use (0: its default).
+    """
+
+    dates: Any
+    instruments: tuple[str, ...]
+    mask: np.ndarray | None = None
+    first_rows: np.ndarray | None = None
+    num_threads: int = 0
+
+
+def no_lookback(*_args: Any) -> tuple[float, float]:
+    """Element-wise operators need no extra rows."""
+    return (0.0, 0.0)
+
+
+@attrs.frozen
+class Operator:
+    """An expression operator.
+
+    :ivar name: the name used in expressions (``Mean``).
+    :ivar params: parameters in call order.
+    :ivar compute: ``compute(ctx, *args) -> ndarray`` with arrays for ``expr`` params and values for constants; it
+        returns a new array (never one of its inputs), of the panel's shape or broadcastable to it.
+    :ivar lookback: ``lookback(*constants) -> (left, right)``: rows of history (left) and future (right) the
+        output at one row depends on; :data:`UNBOUNDED` on the left for expanding windows. It receives the constant
+        arguments in call order, with ``None`` in place of expression arguments.
+    :ivar description: one line for ``qcore list operators``.
+    :ivar instrument_param: index of a ``str`` parameter naming an instrument; when set, the call's expression
+        arguments are evaluated on that instrument alone and broadcast to every column (``ChangeInstrument``).
+    """
+
+    name: str
+    params: tuple[Param, ...]
+    compute: Callable[..., np.ndarray]
+    lookback: Callable[..., tuple[float, float]] = no_lookback
+    description: str = ""
+    instrument_param: int | None = None
+
+    def bind(self, args: Sequence[Any]) -> tuple[Any, ...]:
+        """Complete ``args`` with defaults; raise ``TypeError`` with a readable message on a wrong count."""
+        if len(args) > len(self.params):
+            raise TypeError(
+                f"{self.name} takes at most {len(self.params)} arguments ({self.signature()}), got {len(args)}"
+            )
+        bound = list(args)
+        for param in self.params[len(args) :]:
+            if param.required:
+                raise TypeError(f"{self.name} is missing argument {param.name!r} ({self.signature()})")
+            bound.append(param.default)
+        return tuple(bound)
+
+    def signature(self) -> str:
+        """``Mean(x: expr, N: int)``-style text."""
+        parts = []
+        for p in self.params:
+            default = "" if p.required else f"={p.default!r}"
+            parts.append(f"{p.name}: {p.kind}{default}")
+        return f"{self.name}({', '.join(parts)})"

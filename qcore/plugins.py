@@ -1,0 +1,294 @@
+"""Finding, selecting and loading plugins.
+
+Built-in plugins (modules of :mod:`qcore.builtin`) and installed plugins (the ``qcore`` entry-point group) are
+registered the same way. Which ones load is decided by a :class:`PluginSelection`, merged from the environment
+(``QCORE_PLUGINS``, ``QCORE_DISABLE_PLUGIN_AUTOLOAD``), a config's ``plugins:`` section and ``-p`` options. Nothing
+is loaded when qcore is imported: a :class:`~qcore.kernel.Kernel` loads plugins when it is built.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.metadata as metadata
+import importlib.util
+import logging
+import os
+import warnings
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+import pluggy
+
+from qcore import hookspecs
+from qcore.errors import PluginLoadError, PluginSelectionError
+
+logger = logging.getLogger(__name__)
+
+#: The pluggy project name and the entry-point group plugins register under.
+PROJECT = "qcore"
+ENTRY_POINT_GROUP = "qcore"
+#: Plugins of the kernel itself, always registered first; essential ones cannot be disabled.
+BUILTIN_PLUGINS: Mapping[str, str] = {"core": "qcore.builtin.core"}
+ESSENTIAL_PLUGINS = frozenset({"core"})
+ENV_PLUGINS = "QCORE_PLUGINS"
+ENV_NO_AUTOLOAD = "QCORE_DISABLE_PLUGIN_AUTOLOAD"
+
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@attrs.frozen
+class PluginSelection:
+    """Which plugins to load.
+
+    :ivar enable: plugins to load even without autoload (an entry-point name, or a dotted module path).
+    :ivar disable: plugins never to load.
+    :ivar autoload: load every installed plugin not disabled; ``None`` leaves the choice to a later source
+        (and means ``True`` in the end).
+    """
+
+    enable: tuple[str, ...] = ()
+    disable: tuple[str, ...] = ()
+    autoload: bool | None = None
+
+    @classmethod
+    def parse(cls, args: Iterable[str], autoload: bool | None = None) -> PluginSelection:
+        """Read ``-p``-style arguments: ``name`` enables, ``no:name`` disables; commas separate several."""
+        enable: list[str] = []
+        disable: list[str] = []
+        for arg in args:
+            for item in str(arg).split(","):
+                item = item.strip()
+                if not item:
+                    continue
+                if item.startswith("no:"):
+                    name = item[3:].strip()
+                    if not name:
+                        raise PluginSelectionError(f"plugin selection {item!r} names no plugin after 'no:'")
+                    disable.append(name)
+                else:
+                    enable.append(item)
+        return cls(tuple(enable), tuple(disable), autoload)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> PluginSelection:
+        """The selection given by ``QCORE_PLUGINS`` and ``QCORE_DISABLE_PLUGIN_AUTOLOAD``."""
+        env = os.environ if environ is None else environ
+        autoload = False if _truthy(env.get(ENV_NO_AUTOLOAD)) else None
+        return cls.parse([env.get(ENV_PLUGINS, "")], autoload=autoload)
+
+    def then(self, later: PluginSelection) -> PluginSelection:
+        """Merge with a selection that takes precedence (a later source: env, then config, then command line)."""
+        enable = [n for n in self.enable if n not in later.disable] + [n for n in later.enable if n not in self.enable]
+        disable = [n for n in self.disable if n not in later.enable] + [
+            n for n in later.disable if n not in self.disable
+        ]
+        autoload = self.autoload if later.autoload is None else later.autoload
+        return PluginSelection(tuple(enable), tuple(disable), autoload)
+
+    @property
+    def autoloads(self) -> bool:
+        """Whether installed plugins load without being named."""
+        return self.autoload is not False
+
+
+@attrs.frozen
+class PluginInfo:
+    """What ``qcore plugins`` shows about one loaded plugin."""
+
+    name: str
+    module: str
+    distribution: str | None = None
+    version: str | None = None
+    builtin: bool = False
+    hooks: tuple[str, ...] = ()
+    components: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping (the stable ``qcore plugins --json`` schema)."""
+        return {
+            "name": self.name,
+            "module": self.module,
+            "distribution": self.distribution,
+            "version": self.version,
+            "builtin": self.builtin,
+            "hooks": list(self.hooks),
+            "components": {kind: list(names) for kind, names in self.components.items()},
+        }
+
+
+def installed_entry_points() -> dict[str, metadata.EntryPoint]:
+    """Entry points of the ``qcore`` group by name (the first one wins if two distributions share a name)."""
+    found: dict[str, metadata.EntryPoint] = {}
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in found:
+            logger.warning("two distributions register the qcore plugin %r; using the first", ep.name)
+            continue
+        found[ep.name] = ep
+    return dict(sorted(found.items()))
+
+
+def _dist_of(ep: metadata.EntryPoint) -> tuple[str | None, str | None]:
+    dist = getattr(ep, "dist", None)
+    if dist is None:
+        return None, None
+    return dist.metadata["Name"], dist.version
+
+
+def new_plugin_manager() -> pluggy.PluginManager:
+    """An empty plugin manager that knows qcore's hook specifications."""
+    pm = pluggy.PluginManager(PROJECT)
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+@attrs.define
+class LoadedPlugins:
+    """The outcome of :func:`load_plugins`: the manager, what was loaded, and what failed (non-strict mode)."""
+
+    pm: pluggy.PluginManager
+    infos: dict[str, PluginInfo]
+    failures: dict[str, PluginLoadError] = attrs.field(factory=dict)
+
+
+def _hook_names(pm: pluggy.PluginManager, plugin: object) -> tuple[str, ...]:
+    callers = pm.get_hookcallers(plugin) or []
+    return tuple(sorted(c.name for c in callers))
+
+
+def _register(pm: pluggy.PluginManager, plugin: object, name: str, dist: str | None) -> None:
+    try:
+        pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as exc:
+        raise PluginLoadError(name, dist, exc) from exc
+    except ValueError as exc:  # already registered under another name
+        raise PluginLoadError(name, dist, exc) from exc
+
+
+def _pending_errors(pm: pluggy.PluginManager, infos: Mapping[str, PluginInfo]) -> dict[str, PluginLoadError]:
+    """Hookimpls with no matching spec (misspelled hook names), as one error per offending plugin."""
+    specs = [n for n in dir(hookspecs) if n.startswith("qcore_")]
+    errors: dict[str, PluginLoadError] = {}
+    for hook_name in list(vars(pm.hook)):
+        caller = getattr(pm.hook, hook_name)
+        if not hook_name.startswith("qcore_") or caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.optionalhook or impl.plugin_name in errors:
+                continue
+            info = infos.get(impl.plugin_name)
+            close = difflib.get_close_matches(hook_name, specs, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            cause = pluggy.PluginValidationError(
+                impl.plugin, f"unknown hook {hook_name!r} in plugin {impl.plugin_name!r}{hint}"
+            )
+            errors[impl.plugin_name] = PluginLoadError(impl.plugin_name, info.distribution if info else None, cause)
+    return errors
+
+
+def load_plugins(
+    selection: PluginSelection | None = None,
+    *,
+    strict: bool = True,
+    extra: Mapping[str, object] | None = None,
+) -> LoadedPlugins:
+    """Build a fresh plugin manager and register the selected plugins.
+
+    Order: built-ins, then ``extra`` plugin objects (tests), then enabled module paths, then installed entry points
+    (all of them with autoload, else only the enabled ones), each in name order.
+
+    :param selection: which plugins to load; ``None`` loads every installed plugin.
+    :param strict: a plugin that fails to import or register raises :class:`PluginLoadError`; when false it is
+        skipped with a warning and recorded in ``failures``.
+    :param extra: plugin objects to register by name, as if they were installed.
+    """
+    selection = selection or PluginSelection()
+    pm = new_plugin_manager()
+    infos: dict[str, PluginInfo] = {}
+    failures: dict[str, PluginLoadError] = {}
+
+    blocked_essentials = ESSENTIAL_PLUGINS & set(selection.disable)
+    if blocked_essentials:
+        raise PluginSelectionError(f"plugin {sorted(blocked_essentials)[0]!r} is essential and cannot be disabled")
+    for name in selection.disable:
+        pm.set_blocked(name)
+
+    def attempt(name: str, dist: str | None, version: str | None, module: str, get: Any, builtin: bool) -> None:
+        try:
+            plugin = get()
+            _register(pm, plugin, name, dist)
+        except PluginLoadError as exc:
+            error = exc
+        except Exception as exc:  # an import error or anything a plugin module raises at import
+            error = PluginLoadError(name, dist, exc)
+            error.__cause__ = exc
+        else:
+            infos[name] = PluginInfo(name, module, dist, version, builtin, _hook_names(pm, plugin))
+            logger.debug("loaded plugin %s (%s %s)", name, dist or module, version or "")
+            return
+        if strict:
+            raise error
+        warnings.warn(str(error), RuntimeWarning, stacklevel=3)
+        failures[name] = error
+
+    for name, module in BUILTIN_PLUGINS.items():
+        if name not in selection.disable:
+            attempt(name, "qcore", _kernel_version(), module, lambda m=module: importlib.import_module(m), True)
+    for name, plugin in (extra or {}).items():
+        if name not in selection.disable:
+            mod = getattr(plugin, "__name__", type(plugin).__name__)
+            attempt(name, None, None, mod, lambda p=plugin: p, False)
+
+    entry_points = installed_entry_points()
+    wanted = set(entry_points) if selection.autoloads else set()
+    for name in selection.enable:
+        if name in infos or name in BUILTIN_PLUGINS:
+            continue
+        if name in entry_points:
+            wanted.add(name)
+        elif _importable(name):
+            attempt(name, None, None, name, lambda m=name: importlib.import_module(m), False)
+        else:
+            available = sorted(set(entry_points) | set(BUILTIN_PLUGINS))
+            close = difflib.get_close_matches(name, available, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise PluginSelectionError(f"no installed plugin named {name!r}{hint} (installed: {', '.join(available)})")
+    for name in sorted(wanted):
+        if name in selection.disable or name in infos:
+            continue
+        ep = entry_points[name]
+        dist, version = _dist_of(ep)
+        attempt(name, dist, version, ep.value, ep.load, False)
+
+    for name, error in _pending_errors(pm, infos).items():
+        if strict:
+            raise error
+        warnings.warn(str(error), RuntimeWarning, stacklevel=2)
+        pm.unregister(name=name)
+        infos.pop(name, None)
+        failures[name] = error
+    logger.info(
+        "loaded %d plugin(s): %s",
+        len(infos),
+        ", ".join(f"{n} ({i.distribution or i.module} {i.version or ''})".strip() for n, i in infos.items()),
+    )
+    return LoadedPlugins(pm, infos, failures)
+
+
+def _importable(module: str) -> bool:
+    """Whether ``module`` names an importable module (a local plugin enabled by path, ``-p mypkg.plugin``)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _kernel_version() -> str:
+    from qcore import __version__
+
+    return __version__

@@ -1,0 +1,1 @@
+"""Recorders that ship with the kernel."""

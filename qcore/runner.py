@@ -1,0 +1,135 @@
+"""Running a workflow: resolve its components, open a tracked run, execute its steps, fire lifecycle hooks.
+
+The steps present today: the data step (open the provider, pick the universe, load its fields and record their
+coverage). Later steps (dataset, model, records) plug into the same :class:`RunContext`.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import numpy as np
+
+from qcore.config import WorkflowConfig
+from qcore.errors import ConfigError, QcoreError, UnknownComponentError
+from qcore.kernel import Kernel
+from qcore.protocols import DataProvider, Run
+from qcore.types import Panel, clip_universe, membership_mask
+
+logger = logging.getLogger(__name__)
+
+
+@attrs.define
+class RunContext:
+    """What every step and lifecycle hook sees of a run."""
+
+    config: WorkflowConfig
+    kernel: Kernel
+    run: Run
+    provider: DataProvider | None = None
+    market_rules: Any = None
+    state: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class RunResult:
+    """What a finished run produced: its id, final metrics and stored artifact paths."""
+
+    run_id: str
+    metrics: Mapping[str, float]
+    artifacts: Mapping[str, str]
+
+
+def check_components(config: WorkflowConfig, kernel: Kernel) -> None:
+    """Every component the config names exists; an unknown one is a :class:`ConfigError` at its key."""
+    for path, kind, name in config.components():
+        try:
+            kernel.registry(kind).entry(name)
+        except UnknownComponentError as exc:
+            raise ConfigError(str(exc), path=path, source=config.source) from None
+
+
+def _data_step(context: RunContext) -> tuple[dict[str, float], dict[str, Any]]:
+    cfg = context.config.data
+    provider = context.provider
+    assert provider is not None
+    if cfg.universe not in provider.markets():
+        raise ConfigError(
+            str(UnknownComponentError("universe", cfg.universe, provider.markets())), path="data.universe"
+        )
+    calendar = provider.calendar(cfg.freq)
+    universe = clip_universe(provider.universe(cfg.universe), cfg.start, cfg.end)
+    instruments = sorted(universe)
+    fields = list(cfg.fields) if cfg.fields else provider.fields(cfg.freq)
+    if not instruments:
+        raise QcoreError(f"universe {cfg.universe!r} has no member between {cfg.start} and {cfg.end}")
+    panel: Panel = provider.load(fields, instruments, cfg.start, cfg.end, cfg.freq)
+    mask = membership_mask(universe, panel.dates, panel.instruments)
+    member_cells = int(mask.sum())
+    metrics: dict[str, float] = {
+        "data.instruments": float(len(instruments)),
+        "data.dates": float(len(panel.dates)),
+        "data.member_cells": float(member_cells),
+    }
+    coverage = {}
+    for name in panel.fields:
+        finite = np.isfinite(panel[name]) & mask
+        share = float(finite.sum() / member_cells) if member_cells else 0.0
+        metrics[f"data.coverage.{name}"] = share
+        coverage[name] = share
+    summary = {
+        "provider": cfg.provider.name,
+        "universe": cfg.universe,
+        "freq": cfg.freq,
+        "calendar": [str(calendar[0].date()), str(calendar[-1].date())] if len(calendar) else [],
+        "range": [str(panel.dates[0].date()), str(panel.dates[-1].date())] if len(panel.dates) else [],
+        "instruments": len(instruments),
+        "dates": len(panel.dates),
+        "coverage": coverage,
+    }
+    context.state["panel"] = panel
+    context.state["universe"] = universe
+    return metrics, {"data_summary": summary}
+
+
+def run_workflow(config: WorkflowConfig, kernel: Kernel, *, run_name: str | None = None) -> RunResult:
+    """Execute ``config`` with the components of ``kernel``, tracked by the configured recorder."""
+    check_components(config, kernel)
+    recorder = kernel.create("recorder", config.recorder.name, **config.recorder.kwargs)
+    run = recorder.start_run(config.experiment, run_name)
+    context = RunContext(config=config, kernel=kernel, run=run)
+    try:
+        run.log_params(config.params())
+        run.set_tags(_tags(kernel))
+        np.random.seed(config.seed)
+        context.provider = kernel.create("data_provider", config.data.provider.name, **config.data.provider.kwargs)
+        if config.data.market_rules is not None:
+            spec = config.data.market_rules
+            context.market_rules = kernel.create("market_rules", spec.name, **spec.kwargs)
+        kernel.before_run(context)
+        metrics, artifacts = _data_step(context)
+        run.log_metrics(metrics)
+        stored = {name: str(run.log_artifact(name, obj)) for name, obj in artifacts.items()}
+        result = RunResult(run.run_id, metrics, stored)
+        kernel.after_run(context, result)
+    except BaseException as exc:
+        try:
+            kernel.on_run_error(context, exc)
+        finally:
+            run.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    run.end("FINISHED")
+    return result
+
+
+def _tags(kernel: Kernel) -> dict[str, str]:
+    from qcore import __version__
+
+    tags = {"qcore.version": __version__, "python.version": platform.python_version()}
+    for info in kernel.plugins():
+        tags[f"plugin.{info.name}"] = info.version or info.module
+    return tags

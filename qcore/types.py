@@ -1,0 +1,171 @@
+"""Value types passed between the kernel and plugins.
+
+They are plain data with no behaviour tied to any plugin: a data provider returns a :class:`Panel`, a universe is
+a mapping of :class:`Span` tuples, a market adapter describes its rules with :class:`CostSchedule` and the
+:class:`~qcore.protocols.MarketRules` protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+import attrs
+import numpy as np
+import pandas as pd
+
+#: The index names of every frame qcore returns: one row per (datetime, instrument).
+INDEX_NAMES = ("datetime", "instrument")
+
+
+@attrs.frozen
+class Span:
+    """An inclusive date range during which an instrument belongs to a universe (or has data)."""
+
+    start: pd.Timestamp = attrs.field(converter=pd.Timestamp)
+    end: pd.Timestamp = attrs.field(converter=pd.Timestamp)
+
+    def __attrs_post_init__(self) -> None:
+        if self.end < self.start:
+            raise ValueError(f"span ends ({self.end.date()}) before it starts ({self.start.date()})")
+
+    def clip(self, start: pd.Timestamp | None, end: pd.Timestamp | None) -> Span | None:
+        """This span cut to ``[start, end]``, or ``None`` when nothing is left."""
+        lo = self.start if start is None else max(self.start, pd.Timestamp(start))
+        hi = self.end if end is None else min(self.end, pd.Timestamp(end))
+        return Span(lo, hi) if lo <= hi else None
+
+
+#: Instruments of a universe (a market such as ``all`` or ``csi300``) with their membership spans.
+Universe = Mapping[str, tuple[Span, ...]]
+
+
+def clip_universe(universe: Universe, start: object = None, end: object = None) -> dict[str, tuple[Span, ...]]:
+    """Keep only the parts of each membership span inside ``[start, end]``; drop instruments left with none."""
+    lo = None if start is None else pd.Timestamp(start)
+    hi = None if end is None else pd.Timestamp(end)
+    out: dict[str, tuple[Span, ...]] = {}
+    for inst, spans in universe.items():
+        kept = tuple(s for s in (span.clip(lo, hi) for span in spans) if s is not None)
+        if kept:
+            out[inst] = kept
+    return out
+
+
+def membership_mask(universe: Universe, dates: pd.DatetimeIndex, instruments: Sequence[str]) -> np.ndarray:
+    """A boolean ``(len(dates), len(instruments))`` array: True where the instrument is a member on that date."""
+    mask = np.zeros((len(dates), len(instruments)), dtype=bool)
+    values = dates.values
+    for j, inst in enumerate(instruments):
+        for span in universe.get(inst, ()):
+            lo = np.searchsorted(values, span.start.to_datetime64(), side="left")
+            hi = np.searchsorted(values, span.end.to_datetime64(), side="right")
+            mask[lo:hi, j] = True
+    return mask
+
+
+@attrs.frozen(eq=False)
+class Panel:
+    """Fields on a time × instrument grid: ``data[field]`` is an array of shape ``(len(dates), len(instruments))``.
+
+    Rows are calendar dates (suspended days included, as NaN); columns are instruments. A panel is what a data
+    provider returns and what the expression engine computes on, whole, without per-instrument loops.
+    """
+
+    dates: pd.DatetimeIndex = attrs.field(converter=pd.DatetimeIndex)
+    instruments: tuple[str, ...] = attrs.field(converter=tuple)
+    data: Mapping[str, np.ndarray] = attrs.field(factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        shape = (len(self.dates), len(self.instruments))
+        for name, values in self.data.items():
+            if values.shape != shape:
+                raise ValueError(f"panel field {name!r} has shape {values.shape}, expected {shape}")
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Field names in insertion order."""
+        return tuple(self.data)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(number of dates, number of instruments)``."""
+        return (len(self.dates), len(self.instruments))
+
+    def __getitem__(self, field: str) -> np.ndarray:
+        try:
+            return self.data[field]
+        except KeyError:
+            raise KeyError(f"panel has no field {field!r} (fields: {', '.join(self.data)})") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def to_frame(self, mask: np.ndarray | None = None, *, order: str = "datetime") -> pd.DataFrame:
+        """A long frame with one column per field.
+
+        :param mask: optional boolean ``(T, N)`` array; only cells where it is True become rows. Without it every
+            cell of the grid is a row.
+        :param order: ``"datetime"`` for index (datetime, instrument) sorted by date, ``"instrument"`` for index
+            (instrument, datetime) sorted by instrument, as Qlib's ``D.features`` returns.
+        """
+        t, n = self.shape
+        if order == "datetime":
+            rows = np.ones((t, n), dtype=bool) if mask is None else mask
+            ti, ii = np.nonzero(rows)
+            index = pd.MultiIndex.from_arrays(
+                [self.dates[ti], np.asarray(self.instruments, dtype=object)[ii]], names=list(INDEX_NAMES)
+            )
+            columns = {name: values[ti, ii] for name, values in self.data.items()}
+        elif order == "instrument":
+            rows = np.ones((n, t), dtype=bool) if mask is None else mask.T
+            ii, ti = np.nonzero(rows)
+            index = pd.MultiIndex.from_arrays(
+                [np.asarray(self.instruments, dtype=object)[ii], self.dates[ti]], names=["instrument", "datetime"]
+            )
+            columns = {name: values[ti, ii] for name, values in self.data.items()}
+        else:
+            raise ValueError(f"order must be 'datetime' or 'instrument', got {order!r}")
+        return pd.DataFrame(columns, index=index)
+
+
+@attrs.frozen
+class StampDuty:
+    """A stamp-duty rate on sells effective from ``since`` (inclusive) until the next entry."""
+
+    since: pd.Timestamp = attrs.field(converter=pd.Timestamp)
+    rate: float = attrs.field(converter=float)
+
+
+@attrs.frozen
+class CostSchedule:
+    """Trading costs of a market.
+
+    :ivar commission: broker commission rate on traded value, both sides.
+    :ivar min_commission: the least commission charged on one order.
+    :ivar stamp_duty: sell-side stamp-duty rates over time, oldest first.
+    :ivar transfer_fee: exchange transfer fee rate, both sides.
+    """
+
+    commission: float = 0.0
+    min_commission: float = 0.0
+    stamp_duty: tuple[StampDuty, ...] = ()
+    transfer_fee: float = 0.0
+
+    def stamp_duty_on(self, date: object) -> float:
+        """The stamp-duty rate on a sell on ``date``."""
+        ts = pd.Timestamp(date)
+        rate = 0.0
+        for entry in self.stamp_duty:
+            if entry.since <= ts:
+                rate = entry.rate
+        return rate
+
+    def cost(self, value: float, *, sell: bool, date: object) -> float:
+        """The total cost of one order of traded ``value`` on ``date``."""
+        value = abs(float(value))
+        if value == 0.0:
+            return 0.0
+        fee = max(value * self.commission, self.min_commission) + value * self.transfer_fee
+        if sell:
+            fee += value * self.stamp_duty_on(date)
+        return fee
