@@ -76,10 +76,11 @@ class MarketRules(Protocol):
 class Dataset(Protocol):
     """Features and labels split into named segments (``train``, ``valid``, ``test``)."""
 
-    def prepare(self, segment: str) -> tuple[pd.DataFrame, pd.Series | None]:
+    def xy(self, segment: str, data_key: str | None = None) -> tuple[pd.DataFrame, pd.Series | None]:
         """Features (index ``(datetime, instrument)``, one column per feature) and the label of ``segment``.
 
-        The label is ``None`` where a segment has none (inference).
+        The label is ``None`` where a segment has none (inference). ``data_key`` picks the processing stage
+        (``raw``, ``infer``, ``learn``); by default ``learn`` for ``train``/``valid`` and ``infer`` otherwise.
         """
         ...
 

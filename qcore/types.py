@@ -8,6 +8,7 @@ a mapping of :class:`Span` tuples, a market adapter describes its rules with :cl
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from types import MappingProxyType
 
 import attrs
 import numpy as np
@@ -169,3 +170,20 @@ class CostSchedule:
         if sell:
             fee += value * self.stamp_duty_on(date)
         return fee
+
+
+@attrs.frozen
+class FeatureSet:
+    """Named feature and label expressions, as a feature-set plugin defines them (``alpha158``...).
+
+    :ivar features: output column name → expression, in column order.
+    :ivar labels: label column name → expression (``LABEL0`` → ``Ref($close, -2)/Ref($close, -1) - 1``).
+    """
+
+    features: Mapping[str, str] = attrs.field(converter=lambda m: MappingProxyType(dict(m)))
+    labels: Mapping[str, str] = attrs.field(factory=dict, converter=lambda m: MappingProxyType(dict(m)))
+
+    def __attrs_post_init__(self) -> None:
+        clash = set(self.features) & set(self.labels)
+        if clash:
+            raise ValueError(f"names used for both a feature and a label: {', '.join(sorted(clash))}")

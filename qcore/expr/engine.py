@@ -22,6 +22,7 @@ import pandas as pd
 
 from qcore.errors import ExpressionError, QcoreError
 from qcore.expr.ast import Call, Const, Field, Node, walk
+from qcore.expr.cache import ExpressionCache
 from qcore.expr.parser import check_names, parse
 from qcore.operators import OpContext, Operator
 from qcore.protocols import DataProvider
@@ -36,8 +37,17 @@ class Compiled:
     roots: tuple[Node, ...]
     order: tuple[Call, ...]
     fields: tuple[str, ...]
-    left: float
-    right: float
+    extents: tuple[tuple[float, float], ...]
+
+    @property
+    def left(self) -> float:
+        """Rows of history the batch needs before the query start."""
+        return max((e[0] for e in self.extents), default=0.0)
+
+    @property
+    def right(self) -> float:
+        """Rows of future the batch reads after the query end."""
+        return max((e[1] for e in self.extents), default=0.0)
 
 
 def _span_start(node: Node) -> int:
@@ -52,6 +62,7 @@ class ExpressionEngine:
         plain mapping).
     :param freq: bar frequency.
     :param num_threads: threads the operator kernels may use (0: their default).
+    :param cache: an on-disk cache of evaluated expressions (None: no caching).
     """
 
     def __init__(
@@ -61,10 +72,12 @@ class ExpressionEngine:
         *,
         freq: str = "day",
         num_threads: int = 0,
+        cache: ExpressionCache | None = None,
     ) -> None:
         self.provider = provider
         self.freq = freq
         self.num_threads = num_threads
+        self.cache = cache
         if hasattr(operators, "names") and hasattr(operators, "get"):  # a Registry
             self._operators = {name: operators.get(name) for name in operators.names(include_aliases=True)}
         else:
@@ -98,9 +111,7 @@ class ExpressionEngine:
                     extents[node] = (0.0, 0.0)
             roots.append(root)
         fields = sorted({n.name.lower() for n in extents if isinstance(n, Field)})
-        left = max(extents[r][0] for r in roots)
-        right = max(extents[r][1] for r in roots)
-        return Compiled(tuple(names), tuple(roots), tuple(order), tuple(fields), left, right)
+        return Compiled(tuple(names), tuple(roots), tuple(order), tuple(fields), tuple(extents[r] for r in roots))
 
     def _check_call(self, node: Call, text: str, extents: Mapping[Node, tuple[float, float]]) -> tuple[float, float]:
         op = self._operators[node.op]
@@ -198,12 +209,26 @@ class ExpressionEngine:
         symbols = tuple(sorted(universe))
         if not symbols:
             raise QcoreError(f"no instrument of {instruments!r} is a member between {calendar[lo]} and {calendar[hi]}")
-        load_lo = 0 if math.isinf(compiled.left) else max(0, lo - int(compiled.left))
-        load_hi = len(calendar) - 1 if math.isinf(compiled.right) else min(len(calendar) - 1, hi + int(compiled.right))
-        values = self._run(compiled, symbols, calendar, load_lo, load_hi, instruments)
-        keep = slice(lo - load_lo, hi - load_lo + 1)
         dates = calendar[lo : hi + 1]
-        data = {f"e{i}": np.ascontiguousarray(v[keep], dtype=np.float32) for i, v in enumerate(values)}
+        results: list[np.ndarray | None] = [None] * len(compiled.roots)
+        keys: list[str] = []
+        if self.cache is not None:
+            version = self.provider.version
+            rows = (str(dates[0]), str(dates[-1]))
+            keys = [self.cache.key(str(root), self.freq, symbols, rows) for root in compiled.roots]
+            results = [self.cache.get(version, key) for key in keys]
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing:
+            todo = compiled if len(missing) == len(results) else _subset(compiled, missing)
+            load_lo = 0 if math.isinf(todo.left) else max(0, lo - int(todo.left))
+            load_hi = len(calendar) - 1 if math.isinf(todo.right) else min(len(calendar) - 1, hi + int(todo.right))
+            values = self._run(todo, symbols, calendar, load_lo, load_hi, instruments)
+            keep = slice(lo - load_lo, hi - load_lo + 1)
+            for i, value in zip(missing, values):
+                results[i] = np.ascontiguousarray(value[keep], dtype=np.float32)
+                if self.cache is not None:
+                    self.cache.put(self.provider.version, keys[i], results[i])
+        data = {f"e{i}": value for i, value in enumerate(results)}
         mask = membership_mask(universe, dates, symbols)
         return Panel(dates, symbols, data), mask
 
@@ -300,7 +325,8 @@ class ExpressionEngine:
                 if isinstance(n, Call):
                     sub_order[n] = None
         fields = tuple(sorted({n.name.lower() for s in sub_roots for n in walk(s) if isinstance(n, Field)}))
-        compiled = Compiled(tuple(str(s) for s in sub_roots), sub_roots, tuple(sub_order), fields, 0.0, 0.0)
+        extents = tuple((0.0, 0.0) for _ in sub_roots)
+        compiled = Compiled(tuple(str(s) for s in sub_roots), sub_roots, tuple(sub_order), fields, extents)
         dates = context.dates
         sub_raw = self.provider.load(list(fields), (symbol,), dates[0], dates[-1], self.freq)
         sub_range = clip_universe({symbol: every[symbol]})
@@ -316,6 +342,16 @@ class ExpressionEngine:
             for a in bound
         ]
         return np.array(_as_panel_array(op.compute(context, *args), context))
+
+
+def _subset(compiled: Compiled, indices: Sequence[int]) -> Compiled:
+    """The part of a compiled batch needed for the roots at ``indices``."""
+    roots = tuple(compiled.roots[i] for i in indices)
+    needed: set[Node] = {n for root in roots for n in walk(root)}
+    order = tuple(node for node in compiled.order if node in needed)
+    fields = tuple(sorted({n.name.lower() for n in needed if isinstance(n, Field)}))
+    extents = tuple(compiled.extents[i] for i in indices)
+    return Compiled(tuple(compiled.names[i] for i in indices), roots, order, fields, extents)
 
 
 def _data_rows(data_range: Universe, dates: pd.DatetimeIndex, symbols: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

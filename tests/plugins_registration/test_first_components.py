@@ -16,7 +16,7 @@ class FrameDataset:
     def __init__(self, segments: dict[str, tuple[pd.DataFrame, pd.Series]]) -> None:
         self.segments = segments
 
-    def prepare(self, segment: str):
+    def xy(self, segment: str, data_key: str | None = None):
         return self.segments[segment]
 
 

@@ -204,3 +204,11 @@ def test_provider_uri_mapping_and_user_dir(golden: Path) -> None:
     provider = QlibBinProvider({"day": str(golden)})
     assert len(provider.calendar()) == 320
     assert provider.root == golden
+
+
+def test_single_instrument_many_fields_do_not_share_buffers(provider: QlibBinProvider, golden: Path) -> None:
+    panel = provider.load(FIELDS, ["SH000300"])
+    for field in FIELDS:
+        raw = np.fromfile(golden / "features" / "sh000300" / f"{field}.day.bin", "<f4")[1:]
+        assert np.array_equal(panel[field][:, 0].view("<u4"), raw.view("<u4")), field
+    assert not np.shares_memory(panel["close"], panel["open"])

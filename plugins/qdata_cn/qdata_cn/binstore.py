@@ -449,7 +449,7 @@ class QlibBinProvider:
             if hi > lo:
                 for j, prefix in enumerate(prefixes):
                     read_bin_into(prefix + filename, rows[j], lo, hi, n_cal)
-            data[name] = np.ascontiguousarray(rows.T, dtype=np.float32)
+            data[name] = np.array(rows.T, dtype=np.float32, order="C")  # always a copy: ``rows`` is reused
         return Panel(dates=dates, instruments=tuple(symbols), data=data)
 
     @property

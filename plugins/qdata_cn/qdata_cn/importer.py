@@ -51,6 +51,8 @@ from qdata_cn.naming import (
 logger = logging.getLogger(__name__)
 
 SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+#: Exact decimal → float64 parsing: pandas 3 parses exactly by default (and deprecates the option).
+_CSV_FLOATS = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
 #: Fields that can never be negative.
 NON_NEGATIVE = frozenset({"open", "high", "low", "close", "vwap", "adjclose", "factor", "volume", "amount", "money"})
 
@@ -119,9 +121,7 @@ def _read_frame(path: Path, date_col: str, symbol_col: str) -> tuple[pd.DataFram
             return frame, rows, False
         header = pd.read_csv(path, nrows=0)
         text_cols = {c: str for c in header.columns if str(c).strip().lower() in (date_col, symbol_col)}
-        frame = pd.read_csv(
-            path, dtype=text_cols, skip_blank_lines=False, low_memory=False
-        )
+        frame = pd.read_csv(path, dtype=text_cols, skip_blank_lines=False, low_memory=False, **_CSV_FLOATS)
     except DataError:
         raise
     except Exception as error:  # pandas/pyarrow parse errors name no row we could add reliably

@@ -34,7 +34,7 @@ class LinearModel:
 
     def fit(self, dataset: Dataset) -> LinearModel:
         """Fit on the ``train`` segment."""
-        features, label = dataset.prepare("train")
+        features, label = dataset.xy("train")
         if label is None:
             raise QcoreError("the train segment has no label to fit on")
         x = features.to_numpy(dtype=np.float64)
@@ -56,6 +56,6 @@ class LinearModel:
         """Scores of ``segment``."""
         if self.coef_ is None:
             raise QcoreError("the linear model is not fitted; call fit() first")
-        features, _ = dataset.prepare(segment)
+        features, _ = dataset.xy(segment)
         scores = features[self.coef_.index].to_numpy(dtype=np.float64) @ self.coef_.to_numpy() + self.intercept_
         return pd.Series(scores, index=features.index, name="score")

@@ -37,9 +37,10 @@ ctypedef int (*col1_t)(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, 
 ctypedef int (*col2_t)(const double* a, const double* b, double* y, Py_ssize_t T, Py_ssize_t st,
                        Py_ssize_t w, double p) noexcept nogil
 
-# Rebuild the shifted sums when (mean - anchor)^2 > DRIFT * variance: the relative precision lost by the
-# single-pass variance formula is then at most ~DRIFT * eps.
+# Rebuild policy of the shifted running sums (see "shifted running sums" below).
+DEF REBUILD_EVERY = 4
 cdef double DRIFT = 100.0
+cdef double LOSS = 1000.0
 cdef double ANCHOR_RTOL = 1e-13
 
 
@@ -172,14 +173,64 @@ cdef object _drive2(col2_t f, const double[:, ::1] a, const double[:, ::1] b, Py
 
 
 # ----------------------------------------------------------------------------------------------------------
-# sum / mean / var / std: shifted sums with periodic rebuild
+# shifted running sums
+#
+# A series is summed as d = x - K around an anchor K (the window mean at the last rebuild). The sums are
+# rebuilt from the window (two passes, O(w)):
+#   - every REBUILD_EVERY * w rows, to bound the accumulated rounding of add/remove pairs;
+#   - when the window mean has drifted from K: (mean - K)^2 > DRIFT * variance (the one-pass variance then
+#     loses at most ~DRIFT * eps relatively);
+#   - when the largest squared deviation added since the last rebuild exceeds LOSS times the current sum of
+#     squared deviations (a spike left the window and its rounding residue would dominate).
+# Right after a rebuild none of these holds, so a rebuild is never repeated on the next row for nothing.
 
 
-cdef inline void _rebuild1(const double* x, Py_ssize_t st, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t* n,
-                           double* K, double* s1, double* s2) noexcept nogil:
-    """Recompute count, anchor (= window mean) and the shifted sums over rows lo..hi (inclusive)."""
+cdef struct Ser:
+    double K        # anchor
+    double s1       # sum of d
+    double s2       # sum of d*d
+    double peak     # largest d*d added since the last rebuild
+
+
+cdef inline void _ser_reset(Ser* S, double K) noexcept nogil:
+    S.K = K
+    S.s1 = 0.0
+    S.s2 = 0.0
+    S.peak = 0.0
+
+
+cdef inline double _ser_add(Ser* S, double v) noexcept nogil:
+    cdef double d = v - S.K
+    cdef double dd = d * d
+    S.s1 = S.s1 + d
+    S.s2 = S.s2 + dd
+    if dd > S.peak:
+        S.peak = dd
+    return d
+
+
+cdef inline double _ser_remove(Ser* S, double v) noexcept nogil:
+    cdef double d = v - S.K
+    S.s1 = S.s1 - d
+    S.s2 = S.s2 - d * d
+    return d
+
+
+cdef inline bint _ser_stale(Ser* S, Py_ssize_t n) noexcept nogil:
+    """Whether the sums of a window of n >= 1 values must be rebuilt (drift or loss of significance)."""
+    cdef double s1sq = S.s1 * S.s1
+    cdef double D = n * S.s2 - s1sq          # n * (sum of squared deviations from the mean)
+    cdef double noise = ANCHOR_RTOL * fabs(S.K)
+    if s1sq > DRIFT * D and fabs(S.s1) > noise * n:
+        return True
+    return S.peak > noise * noise and S.peak * n > LOSS * D
+
+
+cdef inline Py_ssize_t _anchor(const double* x, Py_ssize_t st, Py_ssize_t lo, Py_ssize_t hi,
+                               double* K) noexcept nogil:
+    """Count the finite values of rows lo..hi and set K to their mean (exact for a constant window)."""
     cdef Py_ssize_t i, c = 0
-    cdef double v, first = 0.0, acc = 0.0, k = 0.0, d, a1 = 0.0, a2 = 0.0
+    cdef double v, first = 0.0, acc = 0.0
     for i in range(lo, hi + 1):
         v = x[i * st]
         if c_isfinite(v):
@@ -188,35 +239,36 @@ cdef inline void _rebuild1(const double* x, Py_ssize_t st, Py_ssize_t lo, Py_ssi
             else:
                 acc = acc + (v - first)
             c += 1
+    K[0] = first + acc / c if c > 0 else 0.0
+    return c
+
+
+cdef inline Py_ssize_t _rebuild1(const double* x, Py_ssize_t st, Py_ssize_t lo, Py_ssize_t hi,
+                                 Ser* S) noexcept nogil:
+    """Recompute the shifted sums of rows lo..hi (inclusive); returns the number of finite values."""
+    cdef Py_ssize_t i, c
+    cdef double v, K
+    c = _anchor(x, st, lo, hi, &K)
+    _ser_reset(S, K)
     if c > 0:
-        k = first + acc / c
         for i in range(lo, hi + 1):
             v = x[i * st]
             if c_isfinite(v):
-                d = v - k
-                a1 = a1 + d
-                a2 = a2 + d * d
-    n[0] = c
-    K[0] = k
-    s1[0] = a1
-    s2[0] = a2
+                _ser_add(S, v)
+    return c
 
 
-cdef inline bint _drifted(Py_ssize_t n, double K, double s1, double s2) noexcept nogil:
-    """Whether the anchor is so far from the window mean that the shifted sums lose precision."""
-    cdef double m, vb
-    if n <= 0:
-        return False
-    m = s1 / n
-    vb = s2 / n - m * m
-    return m * m > DRIFT * vb and fabs(m) > ANCHOR_RTOL * fabs(K)
+# ----------------------------------------------------------------------------------------------------------
+# sum / mean / var / std
 
 
 cdef int _col_moments(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
                       int mode) noexcept nogil:
     # mode: 0 sum, 1 mean, 2 var, 3 std
-    cdef Py_ssize_t t, lo, n = 0, run = 0, neg = 0, since = w
-    cdef double v, vo, d, K = 0.0, s1 = 0.0, s2 = 0.0, last = NAN, r
+    cdef Ser S
+    cdef Py_ssize_t t, lo, n = 0, run = 0, neg = 0, every = REBUILD_EVERY * w, since = every
+    cdef double v, vo, last = NAN, r
+    _ser_reset(&S, 0.0)
     for t in range(T):
         v = x[t * st]
         lo = t - w + 1
@@ -234,28 +286,23 @@ cdef int _col_moments(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, P
                 run = 1
             last = v
         # shifted sums
-        if since >= w:
-            _rebuild1(x, st, lo if lo > 0 else 0, t, &n, &K, &s1, &s2)
+        if since >= every:
+            n = _rebuild1(x, st, lo if lo > 0 else 0, t, &S)
             since = 0
         else:
             if lo > 0:
                 vo = x[(lo - 1) * st]
                 if c_isfinite(vo):
                     n -= 1
-                    d = vo - K
-                    s1 = s1 - d
-                    s2 = s2 - d * d
+                    _ser_remove(&S, vo)
             if c_isfinite(v):
                 n += 1
-                d = v - K
-                s1 = s1 + d
-                s2 = s2 + d * d
+                _ser_add(&S, v)
             since += 1
             if n == 0:
-                s1 = 0.0
-                s2 = 0.0
-            elif _drifted(n, K, s1, s2):
-                _rebuild1(x, st, lo if lo > 0 else 0, t, &n, &K, &s1, &s2)
+                _ser_reset(&S, S.K)
+            elif _ser_stale(&S, n):
+                n = _rebuild1(x, st, lo if lo > 0 else 0, t, &S)
                 since = 0
         # output
         if mode == 0:
@@ -264,14 +311,14 @@ cdef int _col_moments(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, P
             elif run >= n:
                 r = last * n
             else:
-                r = n * K + s1
+                r = n * S.K + S.s1
         elif mode == 1:
             if n == 0:
                 r = NAN
             elif run >= n:
                 r = last
             else:
-                r = K + s1 / n
+                r = S.K + S.s1 / n
                 if neg == 0 and r < 0:
                     r = 0.0
                 elif neg == n and r > 0:
@@ -282,7 +329,7 @@ cdef int _col_moments(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, P
             elif run >= n:
                 r = 0.0
             else:
-                r = (s2 - s1 * (s1 / n)) / (n - 1)
+                r = (n * S.s2 - S.s1 * S.s1) / (<double>n * (n - 1))
                 if r < 0:
                     r = 0.0
             if mode == 3:
@@ -677,93 +724,85 @@ cdef int _col_kurt(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_s
 
 
 # ----------------------------------------------------------------------------------------------------------
-# slope / rsquare / resi / wma: regression on the row position, shifted sums with periodic rebuild
+# slope / rsquare / resi / wma: regression on the row position, shifted sums with rebuilds
+#
+# The regressor is the row index shifted by an integer anchor r0 (u = row - r0, exact in floating point);
+# slope, r-squared and the residual do not depend on where the positions start, so u stands for Qlib's
+# "position 1..window inside the window" (and the expanding kernels' 1..t).
 
 
-cdef struct RegAcc:
+cdef struct Reg:
     Py_ssize_t n
-    Py_ssize_t r0       # row anchor: u = row - r0
-    double K            # value anchor: e = value - K
+    Py_ssize_t r0
     double su
     double suu
-    double se
-    double see
     double sue
+    Ser e
 
 
 cdef inline void _reg_rebuild(const double* x, Py_ssize_t st, Py_ssize_t lo, Py_ssize_t hi,
-                              RegAcc* A) noexcept nogil:
-    cdef Py_ssize_t i, c = 0, rows = 0
-    cdef double v, first = 0.0, acc = 0.0, u, e
+                              Reg* A) noexcept nogil:
+    cdef Py_ssize_t i, c, rows = 0
+    cdef double v, u, d, K
+    c = _anchor(x, st, lo, hi, &K)
     for i in range(lo, hi + 1):
-        v = x[i * st]
-        if c_isfinite(v):
-            if c == 0:
-                first = v
-            else:
-                acc = acc + (v - first)
-            c += 1
+        if c_isfinite(x[i * st]):
             rows += i
     A.n = c
+    A.r0 = rows // c if c > 0 else hi
     A.su = 0.0
     A.suu = 0.0
-    A.se = 0.0
-    A.see = 0.0
     A.sue = 0.0
+    _ser_reset(&A.e, K)
     if c == 0:
-        A.K = 0.0
-        A.r0 = hi
         return
-    A.K = first + acc / c
-    A.r0 = rows // c
     for i in range(lo, hi + 1):
         v = x[i * st]
         if c_isfinite(v):
             u = <double>(i - A.r0)
-            e = v - A.K
+            d = _ser_add(&A.e, v)
             A.su = A.su + u
             A.suu = A.suu + u * u
-            A.se = A.se + e
-            A.see = A.see + e * e
-            A.sue = A.sue + u * e
+            A.sue = A.sue + u * d
 
 
-cdef inline void _reg_add(RegAcc* A, Py_ssize_t row, double v, double sign) noexcept nogil:
+cdef inline void _reg_add(Reg* A, Py_ssize_t row, double v) noexcept nogil:
     cdef double u = <double>(row - A.r0)
-    cdef double e = v - A.K
-    A.n += <Py_ssize_t>sign
-    A.su = A.su + sign * u
-    A.suu = A.suu + sign * (u * u)
-    A.se = A.se + sign * e
-    A.see = A.see + sign * (e * e)
-    A.sue = A.sue + sign * (u * e)
+    cdef double d = _ser_add(&A.e, v)
+    A.n += 1
+    A.su = A.su + u
+    A.suu = A.suu + u * u
+    A.sue = A.sue + u * d
 
 
-cdef inline bint _reg_drifted(RegAcc* A) noexcept nogil:
-    cdef double m, vb
-    if A.n <= 0:
-        return False
-    m = A.su / A.n
-    vb = A.suu / A.n - m * m
-    if m * m > DRIFT * vb and fabs(m) >= 1.0:
+cdef inline void _reg_remove(Reg* A, Py_ssize_t row, double v) noexcept nogil:
+    cdef double u = <double>(row - A.r0)
+    cdef double d = _ser_remove(&A.e, v)
+    A.n -= 1
+    A.su = A.su - u
+    A.suu = A.suu - u * u
+    A.sue = A.sue - u * d
+
+
+cdef inline bint _reg_stale(Reg* A) noexcept nogil:
+    cdef double susq = A.su * A.su
+    if susq > DRIFT * (A.n * A.suu - susq) and fabs(A.su) >= A.n:
         return True
-    return _drifted(A.n, A.K, A.se, A.see)
+    return _ser_stale(&A.e, A.n)
 
 
 cdef int _col_regression(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
                          int mode) noexcept nogil:
     # mode: 0 slope, 1 rsquare, 2 resi, 3 wma
-    cdef RegAcc A
-    cdef Py_ssize_t t, lo, s, run = 0, since = w
+    cdef Reg A
+    cdef Py_ssize_t t, lo, s, run = 0, every = REBUILD_EVERY * w, since = every
     cdef double v, vo, last = NAN, mu, me, cuu, cue, cee, slope, c, r
     A.n = 0
     A.r0 = 0
-    A.K = 0.0
     A.su = 0.0
     A.suu = 0.0
-    A.se = 0.0
-    A.see = 0.0
     A.sue = 0.0
+    _ser_reset(&A.e, 0.0)
     for t in range(T):
         v = x[t * st]
         lo = t - w + 1
@@ -774,24 +813,23 @@ cdef int _col_regression(const double* x, double* y, Py_ssize_t T, Py_ssize_t st
             else:
                 run = 1
             last = v
-        if since >= w:
+        if since >= every:
             _reg_rebuild(x, st, s, t, &A)
             since = 0
         else:
             if lo > 0:
                 vo = x[(lo - 1) * st]
                 if c_isfinite(vo):
-                    _reg_add(&A, lo - 1, vo, -1.0)
+                    _reg_remove(&A, lo - 1, vo)
             if c_isfinite(v):
-                _reg_add(&A, t, v, 1.0)
+                _reg_add(&A, t, v)
             since += 1
             if A.n == 0:
                 A.su = 0.0
                 A.suu = 0.0
-                A.se = 0.0
-                A.see = 0.0
                 A.sue = 0.0
-            elif _reg_drifted(&A):
+                _ser_reset(&A.e, A.e.K)
+            elif _reg_stale(&A):
                 _reg_rebuild(x, st, s, t, &A)
                 since = 0
         if mode == 3:
@@ -800,36 +838,30 @@ cdef int _col_regression(const double* x, double* y, Py_ssize_t T, Py_ssize_t st
             elif run >= A.n:
                 r = last
             else:
-                # weight of row i is i - s + 1 = u_i + c
+                # the weight of row i is i - s + 1 = u_i + c
                 c = <double>(A.r0 - s + 1)
-                r = A.K + (A.sue + c * A.se) / (A.su + c * A.n)
+                r = A.e.K + (A.sue + c * A.e.s1) / (A.su + c * A.n)
             y[t * st] = r
             continue
         if A.n < 2 or (mode == 2 and not c_isfinite(v)):
             y[t * st] = NAN
             continue
         if run >= A.n:
-            # constant window: flat line, no explained variance
-            if mode == 1:
-                y[t * st] = NAN
-            else:
-                y[t * st] = 0.0
+            # constant window: flat line, nothing to explain
+            y[t * st] = NAN if mode == 1 else 0.0
             continue
         mu = A.su / A.n
-        me = A.se / A.n
+        me = A.e.s1 / A.n
         cuu = A.suu - A.su * mu
         cue = A.sue - A.su * me
-        cee = A.see - A.se * me
+        cee = A.e.s2 - A.e.s1 * me
         slope = cue / cuu
         if mode == 0:
             r = slope
         elif mode == 1:
-            if cee > 0:
-                r = (cue * cue) / (cuu * cee)
-            else:
-                r = NAN
+            r = (cue * cue) / (cuu * cee) if cee > 0 else NAN
         else:
-            r = (v - A.K) - (me + slope * (<double>(t - A.r0) - mu))
+            r = (v - A.e.K) - (me + slope * (<double>(t - A.r0) - mu))
         y[t * st] = r
     return 0
 
@@ -855,24 +887,20 @@ cdef int _col_wma(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ss
 
 
 # ----------------------------------------------------------------------------------------------------------
-# corr / cov: pairwise-complete shifted sums with periodic rebuild
+# corr / cov: pairwise-complete shifted sums with rebuilds
 
 
-cdef struct PairAcc:
+cdef struct Pair:
     Py_ssize_t n
-    double Ka
-    double Kb
-    double sa
-    double saa
-    double sb
-    double sbb
     double sab
+    Ser a
+    Ser b
 
 
 cdef inline void _pair_rebuild(const double* a, const double* b, Py_ssize_t st, Py_ssize_t lo, Py_ssize_t hi,
-                               PairAcc* A) noexcept nogil:
+                               Pair* A) noexcept nogil:
     cdef Py_ssize_t i, c = 0
-    cdef double va, vb, fa = 0.0, fb = 0.0, acca = 0.0, accb = 0.0, da, db
+    cdef double va, vb, fa = 0.0, fb = 0.0, acca = 0.0, accb = 0.0
     for i in range(lo, hi + 1):
         va = a[i * st]
         vb = b[i * st]
@@ -885,55 +913,28 @@ cdef inline void _pair_rebuild(const double* a, const double* b, Py_ssize_t st, 
                 accb = accb + (vb - fb)
             c += 1
     A.n = c
-    A.sa = 0.0
-    A.saa = 0.0
-    A.sb = 0.0
-    A.sbb = 0.0
     A.sab = 0.0
+    _ser_reset(&A.a, fa + acca / c if c > 0 else 0.0)
+    _ser_reset(&A.b, fb + accb / c if c > 0 else 0.0)
     if c == 0:
-        A.Ka = 0.0
-        A.Kb = 0.0
         return
-    A.Ka = fa + acca / c
-    A.Kb = fb + accb / c
     for i in range(lo, hi + 1):
         va = a[i * st]
         vb = b[i * st]
         if c_isfinite(va) and c_isfinite(vb):
-            da = va - A.Ka
-            db = vb - A.Kb
-            A.sa = A.sa + da
-            A.saa = A.saa + da * da
-            A.sb = A.sb + db
-            A.sbb = A.sbb + db * db
-            A.sab = A.sab + da * db
-
-
-cdef inline void _pair_add(PairAcc* A, double va, double vb, double sign) noexcept nogil:
-    cdef double da = va - A.Ka
-    cdef double db = vb - A.Kb
-    A.n += <Py_ssize_t>sign
-    A.sa = A.sa + sign * da
-    A.saa = A.saa + sign * (da * da)
-    A.sb = A.sb + sign * db
-    A.sbb = A.sbb + sign * (db * db)
-    A.sab = A.sab + sign * (da * db)
+            A.sab = A.sab + _ser_add(&A.a, va) * _ser_add(&A.b, vb)
 
 
 cdef int _col_pair(const double* a, const double* b, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
                    int mode) noexcept nogil:
     # mode: 0 cov (ddof=1), 1 corr
-    cdef PairAcc A
-    cdef Py_ssize_t t, lo, s, runa = 0, runb = 0, since = w
+    cdef Pair A
+    cdef Py_ssize_t t, lo, s, runa = 0, runb = 0, every = REBUILD_EVERY * w, since = every
     cdef double va, vb, lasta = NAN, lastb = NAN, caa, cbb, cab, r
     A.n = 0
-    A.Ka = 0.0
-    A.Kb = 0.0
-    A.sa = 0.0
-    A.saa = 0.0
-    A.sb = 0.0
-    A.sbb = 0.0
     A.sab = 0.0
+    _ser_reset(&A.a, 0.0)
+    _ser_reset(&A.b, 0.0)
     for t in range(T):
         va = a[t * st]
         vb = b[t * st]
@@ -950,23 +951,22 @@ cdef int _col_pair(const double* a, const double* b, double* y, Py_ssize_t T, Py
             else:
                 runb = 1
             lastb = vb
-        if since >= w:
+        if since >= every:
             _pair_rebuild(a, b, st, s, t, &A)
             since = 0
         else:
-            if lo > 0:
-                if c_isfinite(a[(lo - 1) * st]) and c_isfinite(b[(lo - 1) * st]):
-                    _pair_add(&A, a[(lo - 1) * st], b[(lo - 1) * st], -1.0)
+            if lo > 0 and c_isfinite(a[(lo - 1) * st]) and c_isfinite(b[(lo - 1) * st]):
+                A.n -= 1
+                A.sab = A.sab - _ser_remove(&A.a, a[(lo - 1) * st]) * _ser_remove(&A.b, b[(lo - 1) * st])
             if c_isfinite(va) and c_isfinite(vb):
-                _pair_add(&A, va, vb, 1.0)
+                A.n += 1
+                A.sab = A.sab + _ser_add(&A.a, va) * _ser_add(&A.b, vb)
             since += 1
             if A.n == 0:
-                A.sa = 0.0
-                A.saa = 0.0
-                A.sb = 0.0
-                A.sbb = 0.0
                 A.sab = 0.0
-            elif _drifted(A.n, A.Ka, A.sa, A.saa) or _drifted(A.n, A.Kb, A.sb, A.sbb):
+                _ser_reset(&A.a, A.a.K)
+                _ser_reset(&A.b, A.b.K)
+            elif _ser_stale(&A.a, A.n) or _ser_stale(&A.b, A.n):
                 _pair_rebuild(a, b, st, s, t, &A)
                 since = 0
         if mode == 0:
@@ -975,14 +975,14 @@ cdef int _col_pair(const double* a, const double* b, double* y, Py_ssize_t T, Py
             elif runa >= A.n or runb >= A.n:
                 r = 0.0
             else:
-                r = (A.sab - A.sa * (A.sb / A.n)) / (A.n - 1)
+                r = (A.sab - A.a.s1 * (A.b.s1 / A.n)) / (A.n - 1)
         else:
             if A.n < 1 or runa >= A.n or runb >= A.n:
                 r = NAN
             else:
-                caa = A.saa - A.sa * (A.sa / A.n)
-                cbb = A.sbb - A.sb * (A.sb / A.n)
-                cab = A.sab - A.sa * (A.sb / A.n)
+                caa = A.a.s2 - A.a.s1 * (A.a.s1 / A.n)
+                cbb = A.b.s2 - A.b.s1 * (A.b.s1 / A.n)
+                cab = A.sab - A.a.s1 * (A.b.s1 / A.n)
                 if caa <= 0 or cbb <= 0:
                     r = NAN
                 else:

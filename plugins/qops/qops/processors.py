@@ -1,0 +1,250 @@
+"""Dataset processors with Qlib's semantics (``qlib/data/dataset/processor.py``), on frames whose columns are
+``(group, name)`` and rows ``(datetime, instrument)``.
+
+Fitted processors learn on the fit window only (``fit``) and apply to everything (``__call__``). Statistics are
+computed with numpy over whole columns, cross-sectional ones with one pandas groupby per call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def _columns(frame: pd.DataFrame, fields_group: str | Sequence[str] | None) -> pd.Index:
+    if fields_group is None:
+        return frame.columns
+    groups = [fields_group] if isinstance(fields_group, str) else list(fields_group)
+    return frame.columns[frame.columns.get_level_values(0).isin(groups)]
+
+
+class _Base:
+    """Stateless by default; usable on inference data."""
+
+    def fit(self, frame: pd.DataFrame) -> None:
+        """Nothing to learn."""
+
+    def is_for_infer(self) -> bool:
+        """Whether the processor may run on inference data."""
+        return True
+
+
+class DropnaLabel(_Base):
+    """Drop rows whose label is NaN (training only)."""
+
+    def __init__(self, fields_group: str = "label") -> None:
+        self.fields_group = fields_group
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        cols = _columns(frame, self.fields_group)
+        return frame[frame[cols].notna().all(axis=1)] if len(cols) else frame
+
+    def is_for_infer(self) -> bool:
+        return False
+
+
+class DropnaProcessor(_Base):
+    """Drop rows with a NaN in ``fields_group``."""
+
+    def __init__(self, fields_group: str | None = None) -> None:
+        self.fields_group = fields_group
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[frame[_columns(frame, self.fields_group)].notna().all(axis=1)]
+
+
+class Fillna(_Base):
+    """Replace NaN in ``fields_group`` (everything when None) with ``fill_value``."""
+
+    def __init__(self, fields_group: str | None = None, fill_value: float = 0.0) -> None:
+        self.fields_group = fields_group
+        self.fill_value = fill_value
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        out = frame.copy()
+        cols = _columns(out, self.fields_group)
+        out[cols] = out[cols].fillna(self.fill_value)
+        return out
+
+
+class ProcessInf(_Base):
+    """Replace ±inf with the mean of the column's finite values on the same date."""
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        values = frame.to_numpy(dtype=np.float64)
+        inf = np.isinf(values)
+        if not inf.any():
+            return frame
+        finite = frame.where(np.isfinite(values))
+        means = finite.groupby(level="datetime").transform("mean").to_numpy()
+        values = np.where(inf, means, values)
+        return pd.DataFrame(values.astype(frame.dtypes.iloc[0]), index=frame.index, columns=frame.columns)
+
+
+class _Fitted(_Base):
+    def __init__(self, fit_start_time: Any = None, fit_end_time: Any = None,
+                 fields_group: str | None = None) -> None:
+        self.fit_start_time = fit_start_time
+        self.fit_end_time = fit_end_time
+        self.fields_group = fields_group
+        self._cols: pd.Index | None = None
+
+    def _values(self, frame: pd.DataFrame) -> tuple[pd.Index, np.ndarray]:
+        cols = _columns(frame, self.fields_group)
+        return cols, frame[cols].to_numpy(dtype=np.float64)
+
+    def _apply(self, frame: pd.DataFrame, transform: Any) -> pd.DataFrame:
+        if self._cols is None:
+            raise RuntimeError(f"{type(self).__name__} must be fitted before use")
+        out = frame.copy()
+        values = out[self._cols].to_numpy(dtype=np.float64)
+        out[self._cols] = transform(values).astype(np.float32)
+        return out
+
+
+class ZScoreNorm(_Fitted):
+    """``(x - mean) / std`` with the fit window's per-column mean and std (ddof=0); constant columns untouched."""
+
+    def fit(self, frame: pd.DataFrame) -> None:
+        self._cols, values = self._values(frame)
+        with np.errstate(all="ignore"):
+            self.mean_ = np.nanmean(values, axis=0)
+            self.std_ = np.nanstd(values, axis=0)
+        self.ignore_ = self.std_ == 0
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        mean = np.where(self.ignore_, 0.0, self.mean_)
+        std = np.where(self.ignore_, 1.0, self.std_)
+        return self._apply(frame, lambda v: (v - mean) / std)
+
+
+class RobustZScoreNorm(_Fitted):
+    """``(x - median) / (1.4826 * MAD)`` from the fit window, clipped to [-3, 3] when ``clip_outlier``."""
+
+    def __init__(self, fit_start_time: Any = None, fit_end_time: Any = None, fields_group: str | None = None,
+                 clip_outlier: bool = True) -> None:
+        super().__init__(fit_start_time, fit_end_time, fields_group)
+        self.clip_outlier = clip_outlier
+
+    def fit(self, frame: pd.DataFrame) -> None:
+        self._cols, values = self._values(frame)
+        with np.errstate(all="ignore"):
+            self.median_ = np.nanmedian(values, axis=0)
+            self.std_ = (np.nanmedian(np.abs(values - self.median_), axis=0) + 1e-12) * 1.4826
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        def transform(v: np.ndarray) -> np.ndarray:
+            z = (v - self.median_) / self.std_
+            return np.clip(z, -3, 3) if self.clip_outlier else z
+
+        return self._apply(frame, transform)
+
+
+class MinMaxNorm(_Fitted):
+    """``(x - min) / (max - min)`` from the fit window; constant columns untouched."""
+
+    def fit(self, frame: pd.DataFrame) -> None:
+        self._cols, values = self._values(frame)
+        with np.errstate(all="ignore"):
+            self.min_ = np.nanmin(values, axis=0)
+            self.max_ = np.nanmax(values, axis=0)
+        self.ignore_ = self.min_ == self.max_
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        low = np.where(self.ignore_, 0.0, self.min_)
+        span = np.where(self.ignore_, 1.0, self.max_ - self.min_)
+        return self._apply(frame, lambda v: (v - low) / span)
+
+
+class _CrossSectional(_Base):
+    def __init__(self, fields_group: str | None = None) -> None:
+        self.fields_group = fields_group
+
+    def _transform(self, part: pd.DataFrame) -> pd.DataFrame:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        cols = _columns(frame, self.fields_group)
+        out = frame.copy()
+        out[cols] = self._transform(frame[cols].astype(np.float64)).astype(np.float32)
+        return out
+
+
+class CSZScoreNorm(_CrossSectional):
+    """Per date: ``(x - mean) / std`` (ddof=1), or with ``method="robust"`` ``(x - median) / (1.4826 MAD)``
+    clipped to [-3, 3]."""
+
+    def __init__(self, fields_group: str | None = None, method: str = "zscore") -> None:
+        if method not in ("zscore", "robust"):
+            raise ValueError(f"method must be 'zscore' or 'robust', got {method!r}")
+        super().__init__(fields_group)
+        self.method = method
+
+    def _transform(self, part: pd.DataFrame) -> pd.DataFrame:
+        grouped = part.groupby(level="datetime")
+        if self.method == "zscore":
+            return (part - grouped.transform("mean")) / grouped.transform("std")
+        median = grouped.transform("median")
+        mad = (part - median).abs().groupby(level="datetime").transform("median")
+        return ((part - median) / (mad * 1.4826)).clip(-3, 3)
+
+
+class CSRankNorm(_CrossSectional):
+    """Per date: ``(rank(pct=True) - 0.5) * 3.46`` (about unit variance)."""
+
+    def _transform(self, part: pd.DataFrame) -> pd.DataFrame:
+        return (part.groupby(level="datetime").rank(pct=True) - 0.5) * 3.46
+
+
+class CSZFillna(_CrossSectional):
+    """Per date: replace NaN with the cross-sectional mean."""
+
+    def _transform(self, part: pd.DataFrame) -> pd.DataFrame:
+        return part.fillna(part.groupby(level="datetime").transform("mean"))
+
+
+class FilterCol(_Base):
+    """Keep only ``col_list`` among the columns of ``fields_group``."""
+
+    def __init__(self, fields_group: str = "feature", col_list: Sequence[str] = ()) -> None:
+        self.fields_group = fields_group
+        self.col_list = list(col_list)
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        cols = _columns(frame, self.fields_group)
+        names = set(cols.get_level_values(1))
+        missing = [c for c in self.col_list if c not in names]
+        if missing:
+            raise KeyError(f"FilterCol: no column {', '.join(missing)} in group {self.fields_group!r}")
+        drop = [c for c in cols if c[1] not in self.col_list]
+        return frame.drop(columns=drop)
+
+
+class DropCol(_Base):
+    """Drop the columns named in ``col_list`` (any group)."""
+
+    def __init__(self, col_list: Sequence[str] = ()) -> None:
+        self.col_list = list(col_list)
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        drop = [c for c in frame.columns if c[1] in self.col_list]
+        return frame.drop(columns=drop)
+
+
+PROCESSORS: tuple[type, ...] = (
+    DropnaLabel,
+    DropnaProcessor,
+    Fillna,
+    ProcessInf,
+    ZScoreNorm,
+    RobustZScoreNorm,
+    MinMaxNorm,
+    CSZScoreNorm,
+    CSRankNorm,
+    CSZFillna,
+    FilterCol,
+    DropCol,
+)

@@ -1,0 +1,258 @@
+"""Datasets: features and labels of a universe, split into named segments, with fitted processors.
+
+A :class:`PanelDataset` evaluates a feature set once over the whole span of its segments (the engine handles the
+warm-up), then applies processors the way Qlib's ``DataHandlerLP`` does: *infer* processors (normalisation,
+filling) are fitted on the fit window and applied to all data; *learn* processors (dropping rows without a label,
+label normalisation) are applied on top for training. Frames have two-level columns ``("feature" | "label", name)``
+as in Qlib, and rows indexed ``(datetime, instrument)``.
+
+:meth:`PanelDataset.ts_view` gives the time-series view recurrent models read: for each row, the ``step_len``
+rows of the same instrument ending there, taken from one dense array without copying it per sample.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import attrs
+import numpy as np
+import pandas as pd
+
+from qcore.errors import ConfigError, QcoreError
+from qcore.types import FeatureSet
+
+#: ``data_key`` values: raw values, after infer processors, after infer and learn processors.
+DATA_KEYS = ("raw", "infer", "learn")
+
+
+class Processor(Protocol):
+    """A step of dataset processing (``ZScoreNorm``, ``DropnaLabel``...), registered by a plugin."""
+
+    def fit(self, frame: pd.DataFrame) -> None:
+        """Learn parameters from ``frame`` (the fit window); stateless processors do nothing."""
+        ...
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Return the processed frame."""
+        ...
+
+    def is_for_infer(self) -> bool:
+        """Whether it may run on inference data (``DropnaLabel`` may not)."""
+        ...
+
+
+@attrs.frozen
+class Segment:
+    """An inclusive date range of a dataset."""
+
+    start: pd.Timestamp = attrs.field(converter=pd.Timestamp)
+    end: pd.Timestamp = attrs.field(converter=pd.Timestamp)
+
+
+def _segments(value: Mapping[str, Sequence[Any]]) -> dict[str, Segment]:
+    out = {}
+    for name, bounds in value.items():
+        if len(bounds) != 2:
+            raise ConfigError(f"segment {name!r} must be [start, end], got {bounds!r}", path=f"segments.{name}")
+        segment = Segment(*bounds)
+        if segment.end < segment.start:
+            raise ConfigError(f"segment {name!r} ends before it starts", path=f"segments.{name}")
+        out[name] = segment
+    if not out:
+        raise ConfigError("a dataset needs at least one segment", path="segments")
+    return out
+
+
+def make_processor(factory: Callable[..., Any], kwargs: Mapping[str, Any], fit_start: Any, fit_end: Any) -> Any:
+    """Build a processor, passing ``fit_start_time``/``fit_end_time`` when its factory takes them (as Qlib does)."""
+    params = dict(kwargs)
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        signature = None
+    if signature is not None:
+        accepted = signature.parameters
+        for key, value in (("fit_start_time", fit_start), ("fit_end_time", fit_end)):
+            if key in accepted and params.get(key) is None:
+                params[key] = value
+    return factory(**params)
+
+
+class PanelDataset:
+    """Features and labels over named segments; see the module docstring.
+
+    :param frame: raw values, rows ``(datetime, instrument)``, columns ``(group, name)``.
+    :param segments: name → ``(start, end)``.
+    :param infer_processors: applied to all data, fitted on ``[fit_start, fit_end]``.
+    :param learn_processors: applied after the infer processors to training data.
+    :param fit_start: start of the fit window (default: the ``train`` segment's start).
+    :param fit_end: end of the fit window (default: the ``train`` segment's end).
+    """
+
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        segments: Mapping[str, Sequence[Any]],
+        *,
+        infer_processors: Sequence[Processor] = (),
+        learn_processors: Sequence[Processor] = (),
+        fit_start: Any = None,
+        fit_end: Any = None,
+    ) -> None:
+        if not isinstance(frame.columns, pd.MultiIndex) or frame.columns.nlevels != 2:
+            raise QcoreError("dataset frames need two-level columns (group, name)")
+        self.segments = _segments(segments)
+        train = self.segments.get("train")
+        self.fit_start = pd.Timestamp(fit_start) if fit_start is not None else (train.start if train else None)
+        self.fit_end = pd.Timestamp(fit_end) if fit_end is not None else (train.end if train else None)
+        for processor in infer_processors:
+            if not processor.is_for_infer():
+                raise ConfigError(f"{type(processor).__name__} cannot be an infer processor (it is for learning only)")
+        self._raw = frame
+        self._infer = self._fit_apply(frame, infer_processors)
+        self._learn = self._fit_apply(self._infer, learn_processors)
+
+    def _fit_apply(self, frame: pd.DataFrame, processors: Sequence[Processor]) -> pd.DataFrame:
+        for processor in processors:
+            if self.fit_start is not None:
+                dates = frame.index.get_level_values("datetime")
+                fit_part = frame[(dates >= self.fit_start) & (dates <= self.fit_end)]
+            else:
+                fit_part = frame
+            processor.fit(fit_part)
+            frame = processor(frame)
+        return frame
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Feature columns after processing."""
+        return list(self._infer["feature"].columns)
+
+    def frame(self, data_key: str = "infer") -> pd.DataFrame:
+        """The whole processed frame for ``data_key`` (``raw``, ``infer`` or ``learn``)."""
+        if data_key not in DATA_KEYS:
+            raise QcoreError(f"data_key must be one of {', '.join(DATA_KEYS)}, got {data_key!r}")
+        return {"raw": self._raw, "infer": self._infer, "learn": self._learn}[data_key]
+
+    def prepare(
+        self, segment: str, col_set: str | Sequence[str] = "__all", data_key: str = "infer"
+    ) -> pd.DataFrame:
+        """Rows of ``segment`` for the column group(s) ``col_set`` (``feature``, ``label`` or ``__all``)."""
+        if segment not in self.segments:
+            known = ", ".join(self.segments)
+            raise QcoreError(f"unknown segment {segment!r} (segments: {known})")
+        bounds = self.segments[segment]
+        frame = self.frame(data_key)
+        dates = frame.index.get_level_values("datetime")
+        rows = frame[(dates >= bounds.start) & (dates <= bounds.end)]
+        if col_set == "__all":
+            return rows
+        if isinstance(col_set, str):
+            return rows[col_set]
+        return rows.loc[:, list(col_set)]
+
+    def xy(self, segment: str, data_key: str | None = None) -> tuple[pd.DataFrame, pd.Series | None]:
+        """Features and the first label of ``segment``.
+
+        ``data_key`` defaults to ``learn`` for ``train``/``valid`` and ``infer`` otherwise, as Qlib's models use.
+        """
+        key = data_key or ("learn" if segment in ("train", "valid") else "infer")
+        rows = self.prepare(segment, "__all", key)
+        features = rows["feature"]
+        label = rows["label"].iloc[:, 0] if "label" in rows.columns.get_level_values(0) else None
+        return features, label
+
+    def ts_view(self, segment: str, step_len: int = 30, data_key: str | None = None) -> TSView:
+        """The time-series view of ``segment``: a ``step_len`` window of features ending at each row."""
+        key = data_key or ("learn" if segment in ("train", "valid") else "infer")
+        return TSView(self, segment, step_len, key)
+
+
+class TSView:
+    """Windows of ``step_len`` rows per instrument over a dense ``(dates, instruments, features)`` array.
+
+    The dense array spans the segment plus ``step_len - 1`` earlier dates; dates missing for an instrument are NaN
+    (Qlib's ``fillna_type="none"``). ``view[i]`` is a read-only view, ``view.batch(indices)`` one gathered copy.
+    """
+
+    def __init__(self, dataset: PanelDataset, segment: str, step_len: int, data_key: str) -> None:
+        if step_len < 1:
+            raise QcoreError(f"step_len must be >= 1, got {step_len}")
+        self.step_len = step_len
+        rows = dataset.prepare(segment, "__all", data_key)
+        infer = dataset.frame("infer")["feature"]
+        all_dates = infer.index.get_level_values("datetime").unique().sort_values()
+        seg_dates = rows.index.get_level_values("datetime").unique().sort_values()
+        if len(seg_dates) == 0:
+            raise QcoreError(f"segment {segment!r} has no rows")
+        first = max(0, int(all_dates.searchsorted(seg_dates[0])) - (step_len - 1))
+        last = int(all_dates.searchsorted(seg_dates[-1]))
+        dates = all_dates[first : last + 1]
+        instruments = rows.index.get_level_values("instrument").unique().sort_values()
+        source = infer[infer.index.get_level_values("datetime").isin(dates)]
+        source = source[source.index.get_level_values("instrument").isin(instruments)]
+        t_idx = dates.get_indexer(source.index.get_level_values("datetime"))
+        n_idx = instruments.get_indexer(source.index.get_level_values("instrument"))
+        dense = np.full((len(dates), len(instruments), source.shape[1]), np.nan, dtype=np.float32)
+        dense[t_idx, n_idx] = source.to_numpy(dtype=np.float32)
+        dense.flags.writeable = False
+        self._dense = dense
+        self.index = rows.index
+        self._t = dates.get_indexer(rows.index.get_level_values("datetime"))
+        self._n = instruments.get_indexer(rows.index.get_level_values("instrument"))
+        features = rows["feature"].columns
+        self.feature_names = list(features)
+        label = rows["label"].iloc[:, 0] if "label" in rows.columns.get_level_values(0) else None
+        self.label = None if label is None else label.to_numpy(dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self._t)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        t, n = self._t[i], self._n[i]
+        window = self._dense[max(0, t - self.step_len + 1) : t + 1, n]
+        if window.shape[0] == self.step_len:
+            return window
+        pad = np.full((self.step_len - window.shape[0], window.shape[1]), np.nan, dtype=np.float32)
+        return np.concatenate([pad, window])
+
+    def batch(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Windows of the given samples as one ``(len(indices), step_len, features)`` array."""
+        idx = np.asarray(indices)
+        offsets = np.arange(-self.step_len + 1, 1)
+        t = self._t[idx][:, None] + offsets[None, :]
+        valid = t >= 0
+        out = self._dense[np.clip(t, 0, None), self._n[idx][:, None]]
+        out[~valid] = np.nan
+        return out
+
+
+def build_dataset(
+    engine: Any,
+    feature_set: FeatureSet,
+    *,
+    instruments: str | Sequence[str],
+    segments: Mapping[str, Sequence[Any]],
+    infer_processors: Sequence[Processor] = (),
+    learn_processors: Sequence[Processor] = (),
+    fit_start: Any = None,
+    fit_end: Any = None,
+) -> PanelDataset:
+    """Evaluate ``feature_set`` with ``engine`` over the span of ``segments`` and wrap it in a dataset."""
+    parsed = _segments(segments)
+    start = min(s.start for s in parsed.values())
+    end = max(s.end for s in parsed.values())
+    expressions = {**feature_set.features, **feature_set.labels}
+    frame = engine.evaluate(expressions, instruments, start, end)
+    groups = ["feature"] * len(feature_set.features) + ["label"] * len(feature_set.labels)
+    frame.columns = pd.MultiIndex.from_arrays([groups, list(expressions)])
+    return PanelDataset(
+        frame,
+        segments,
+        infer_processors=infer_processors,
+        learn_processors=learn_processors,
+        fit_start=fit_start,
+        fit_end=fit_end,
+    )
