@@ -249,7 +249,7 @@ def run_command(
 
 
 def _read_fields_file(path: str) -> dict[str, str]:
-    """``name,expression`` rows (a header row ``name,expression`` is skipped)."""
+    """``name,expression`` rows (a header row ``name,expression`` is skipped; the expression may be unquoted)."""
     import csv
 
     out: dict[str, str] = {}
@@ -257,6 +257,8 @@ def _read_fields_file(path: str) -> dict[str, str]:
         for lineno, row in enumerate(csv.reader(handle), start=1):
             if not row or row[0].startswith("#") or (lineno == 1 and row[:2] == ["name", "expression"]):
                 continue
+            if len(row) > 2:  # an unquoted expression with commas: everything after the name is the expression
+                row = [row[0], ",".join(row[1:])]
             if len(row) != 2 or not row[0].strip() or not row[1].strip():
                 raise ConfigError("expected 'name,expression'", source=path, line=lineno)
             if row[0].strip() in out:
@@ -267,43 +269,63 @@ def _read_fields_file(path: str) -> dict[str, str]:
     return out
 
 
-@cli.command("expr")
-@click.option("--provider", "provider_name", default="qlib_bin", show_default=True, help="Data provider name.")
-@click.option("--provider-uri", required=True, help="The store's location (a Qlib data directory).")
-@click.option("--instruments", default="all", show_default=True, help="A market name or comma-separated symbols.")
-@click.option("--start", default=None, help="First date.")
-@click.option("--end", default=None, help="Last date.")
-@click.option("--freq", default="day", show_default=True)
-@click.option("--field", "field_exprs", multiple=True, metavar="EXPR", help="An expression (repeatable).")
-@click.option("--fields-file", type=click.Path(exists=True, dir_okay=False), help="A name,expression CSV.")
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Output .parquet.")
-@click.pass_context
-def expr_command(
-    ctx: click.Context,
-    provider_name: str,
-    provider_uri: str,
-    instruments: str,
-    start: str | None,
-    end: str | None,
-    freq: str,
-    field_exprs: tuple[str, ...],
-    fields_file: str | None,
-    out_path: str,
-) -> None:
-    """Evaluate expressions into a Parquet file (index instrument, datetime; a column per expression)."""
+def _store_options(command: Any) -> Any:
+    """Options shared by the commands that evaluate expressions over a store."""
+    options = [
+        click.option("--provider", "provider_name", default="qlib_bin", show_default=True, help="Data provider."),
+        click.option("--provider-uri", required=True, help="The store's location (a Qlib data directory)."),
+        click.option("--instruments", default="all", show_default=True,
+                     help="A market name or comma-separated symbols."),
+        click.option("--start", default=None, help="First date."),
+        click.option("--end", default=None, help="Last date."),
+        click.option("--freq", default="day", show_default=True),
+        click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Output .parquet."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _evaluate_to_parquet(ctx: click.Context, expressions: Any, params: dict[str, Any]) -> None:
     from qcore import api, atomic
 
+    kernel = get_kernel(ctx)
+    provider = api.open_provider(params["provider_name"], kernel=kernel, provider_uri=params["provider_uri"])
+    instruments = params["instruments"]
+    universe: Any = instruments if "," not in instruments else [s.strip() for s in instruments.split(",") if s.strip()]
+    frame = api.evaluate(expressions, provider, instruments=universe, start=params["start"], end=params["end"],
+                         freq=params["freq"], kernel=kernel)
+    frame = frame.swaplevel().sort_index()
+    with atomic.atomic_path(params["out_path"]) as tmp:
+        frame.to_parquet(tmp)
+    click.echo(f"{params['out_path']}: {len(frame)} rows x {frame.shape[1]} columns")
+
+
+@cli.command("expr")
+@_store_options
+@click.option("--field", "field_exprs", multiple=True, metavar="EXPR", help="An expression (repeatable).")
+@click.option("--fields-file", type=click.Path(exists=True, dir_okay=False), help="A name,expression CSV.")
+@click.pass_context
+def expr_command(ctx: click.Context, field_exprs: tuple[str, ...], fields_file: str | None, **params: Any) -> None:
+    """Evaluate expressions into a Parquet file (index instrument, datetime; a column per expression)."""
     if bool(field_exprs) == bool(fields_file):
         raise click.UsageError("give expressions with --field (repeatable) or --fields-file, not both")
     expressions: Any = _read_fields_file(fields_file) if fields_file else list(field_exprs)
-    kernel = get_kernel(ctx)
-    provider = api.open_provider(provider_name, kernel=kernel, provider_uri=provider_uri)
-    universe: Any = instruments if "," not in instruments else [s.strip() for s in instruments.split(",") if s.strip()]
-    frame = api.evaluate(expressions, provider, instruments=universe, start=start, end=end, freq=freq, kernel=kernel)
-    frame = frame.swaplevel().sort_index()
-    with atomic.atomic_path(out_path) as tmp:
-        frame.to_parquet(tmp)
-    click.echo(f"{out_path}: {len(frame)} rows x {frame.shape[1]} columns")
+    _evaluate_to_parquet(ctx, expressions, params)
+
+
+@cli.command("features")
+@click.argument("feature_set")
+@_store_options
+@click.option("--label/--no-label", default=True, show_default=True, help="Include the feature set's labels.")
+@click.pass_context
+def features_command(ctx: click.Context, feature_set: str, label: bool, **params: Any) -> None:
+    """Compute a registered feature set (alpha158, alpha360...) into a Parquet file."""
+    definition = get_kernel(ctx).create("feature_set", feature_set)
+    expressions = dict(definition.features)
+    if label:
+        expressions.update(definition.labels)
+    _evaluate_to_parquet(ctx, expressions, params)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

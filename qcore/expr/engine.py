@@ -1,6 +1,6 @@
 """Evaluating expressions on whole panels.
 
-A batch of expressions is compiled into one graph in which equal subexpressions are a single node (Alpha158
+A batch of expressions is plan into one graph in which equal subexpressions are a single node (Alpha158
 repeats ``Ref($close, 1)`` dozens of times), then evaluated once per node on arrays of shape
 ``(dates, instruments)``. Each intermediate array is freed as soon as its last consumer has run, so peak memory
 stays near the size of the output.
@@ -30,7 +30,7 @@ from qcore.types import Panel, Universe, clip_universe, membership_mask
 
 
 @attrs.frozen
-class Compiled:
+class Plan:
     """A checked batch: the root node of each expression, its output name, and the evaluation order."""
 
     names: tuple[str, ...]
@@ -86,7 +86,7 @@ class ExpressionEngine:
 
     # -- compiling ---------------------------------------------------------------------------------------------
 
-    def compile(self, expressions: Sequence[str] | Mapping[str, str]) -> Compiled:
+    def plan(self, expressions: Sequence[str] | Mapping[str, str]) -> Plan:
         """Parse and check ``expressions`` (a list, or names → expressions) into one shared graph."""
         if isinstance(expressions, Mapping):
             names, texts = list(expressions.keys()), list(expressions.values())
@@ -111,7 +111,7 @@ class ExpressionEngine:
                     extents[node] = (0.0, 0.0)
             roots.append(root)
         fields = sorted({n.name.lower() for n in extents if isinstance(n, Field)})
-        return Compiled(tuple(names), tuple(roots), tuple(order), tuple(fields), tuple(extents[r] for r in roots))
+        return Plan(tuple(names), tuple(roots), tuple(order), tuple(fields), tuple(extents[r] for r in roots))
 
     def _check_call(self, node: Call, text: str, extents: Mapping[Node, tuple[float, float]]) -> tuple[float, float]:
         op = self._operators[node.op]
@@ -169,10 +169,10 @@ class ExpressionEngine:
         (``instruments`` is a market name such as ``csi300``, or a list of symbols, each taken over its data
         range).
         """
-        compiled = self.compile(expressions)
-        panel, mask = self.evaluate_panel(compiled, instruments, start, end)
+        plan = self.plan(expressions)
+        panel, mask = self.evaluate_panel(plan, instruments, start, end)
         frame = panel.to_frame(mask)
-        frame.columns = list(compiled.names)
+        frame.columns = list(plan.names)
         return frame
 
     def universe(self, instruments: str | Sequence[str], start: object, end: object) -> Universe:
@@ -194,7 +194,7 @@ class ExpressionEngine:
 
     def evaluate_panel(
         self,
-        compiled: Compiled,
+        plan: Plan,
         instruments: str | Sequence[str] = "all",
         start: object = None,
         end: object = None,
@@ -210,16 +210,16 @@ class ExpressionEngine:
         if not symbols:
             raise QcoreError(f"no instrument of {instruments!r} is a member between {calendar[lo]} and {calendar[hi]}")
         dates = calendar[lo : hi + 1]
-        results: list[np.ndarray | None] = [None] * len(compiled.roots)
+        results: list[np.ndarray | None] = [None] * len(plan.roots)
         keys: list[str] = []
         if self.cache is not None:
             version = self.provider.version
             rows = (str(dates[0]), str(dates[-1]))
-            keys = [self.cache.key(str(root), self.freq, symbols, rows) for root in compiled.roots]
+            keys = [self.cache.key(str(root), self.freq, symbols, rows) for root in plan.roots]
             results = [self.cache.get(version, key) for key in keys]
         missing = [i for i, r in enumerate(results) if r is None]
         if missing:
-            todo = compiled if len(missing) == len(results) else _subset(compiled, missing)
+            todo = plan if len(missing) == len(results) else _subset(plan, missing)
             load_lo = 0 if math.isinf(todo.left) else max(0, lo - int(todo.left))
             load_hi = len(calendar) - 1 if math.isinf(todo.right) else min(len(calendar) - 1, hi + int(todo.right))
             values = self._run(todo, symbols, calendar, load_lo, load_hi, instruments)
@@ -234,7 +234,7 @@ class ExpressionEngine:
 
     def _run(
         self,
-        compiled: Compiled,
+        plan: Plan,
         symbols: tuple[str, ...],
         calendar: pd.DatetimeIndex,
         load_lo: int,
@@ -242,27 +242,27 @@ class ExpressionEngine:
         instruments: str | Sequence[str],
     ) -> list[np.ndarray]:
         dates = calendar[load_lo : load_hi + 1]
-        raw = self.provider.load(list(compiled.fields), symbols, dates[0], dates[-1], self.freq)
+        raw = self.provider.load(list(plan.fields), symbols, dates[0], dates[-1], self.freq)
         data_range = clip_universe({s: sp for s, sp in self.provider.universe("all").items() if s in symbols})
         first_rows, last_rows = _data_rows(data_range, dates, symbols)
         market = instruments if isinstance(instruments, str) else None
         member = membership_mask(self.provider.universe(market) if market else data_range, dates, symbols)
         context = OpContext(dates, symbols, member, first_rows, self.num_threads)
-        return self._evaluate_graph(compiled, raw, context, first_rows, last_rows)
+        return self._evaluate_graph(plan, raw, context, first_rows, last_rows)
 
     def _evaluate_graph(
         self,
-        compiled: Compiled,
+        plan: Plan,
         raw: Panel,
         context: OpContext,
         first_rows: np.ndarray,
         last_rows: np.ndarray,
     ) -> list[np.ndarray]:
         consumers: dict[Node, int] = {}
-        for node in compiled.order:
+        for node in plan.order:
             for arg in node.args:
                 consumers[arg] = consumers.get(arg, 0) + 1
-        for root in compiled.roots:
+        for root in plan.roots:
             consumers[root] = consumers.get(root, 0) + 1
         ragged = [
             (j, int(f), int(t))
@@ -283,7 +283,7 @@ class ExpressionEngine:
             if consumers[node] == 0:
                 values.pop(node, None)
 
-        for node in compiled.order:
+        for node in plan.order:
             op = self._operators[node.op]
             bound = op.bind(node.args)
             if op.instrument_param is not None:
@@ -300,7 +300,7 @@ class ExpressionEngine:
                 if isinstance(arg, Call):
                     release(arg)
         out = []
-        for root in compiled.roots:
+        for root in plan.roots:
             value = value_of(root)
             if not isinstance(value, np.ndarray):
                 value = np.full((len(context.dates), len(context.instruments)), value, dtype=np.float32)
@@ -326,7 +326,7 @@ class ExpressionEngine:
                     sub_order[n] = None
         fields = tuple(sorted({n.name.lower() for s in sub_roots for n in walk(s) if isinstance(n, Field)}))
         extents = tuple((0.0, 0.0) for _ in sub_roots)
-        compiled = Compiled(tuple(str(s) for s in sub_roots), sub_roots, tuple(sub_order), fields, extents)
+        plan = Plan(tuple(str(s) for s in sub_roots), sub_roots, tuple(sub_order), fields, extents)
         dates = context.dates
         sub_raw = self.provider.load(list(fields), (symbol,), dates[0], dates[-1], self.freq)
         sub_range = clip_universe({symbol: every[symbol]})
@@ -334,7 +334,7 @@ class ExpressionEngine:
         sub_context = OpContext(
             dates, (symbol,), membership_mask(sub_range, dates, (symbol,)), first_rows, context.num_threads
         )
-        sub_values = iter(self._evaluate_graph(compiled, sub_raw, sub_context, first_rows, last_rows))
+        sub_values = iter(self._evaluate_graph(plan, sub_raw, sub_context, first_rows, last_rows))
         args = [
             np.broadcast_to(next(sub_values), (len(dates), len(context.instruments)))
             if isinstance(a, Node) and not isinstance(a, Const)
@@ -344,14 +344,14 @@ class ExpressionEngine:
         return np.array(_as_panel_array(op.compute(context, *args), context))
 
 
-def _subset(compiled: Compiled, indices: Sequence[int]) -> Compiled:
-    """The part of a compiled batch needed for the roots at ``indices``."""
-    roots = tuple(compiled.roots[i] for i in indices)
+def _subset(plan: Plan, indices: Sequence[int]) -> Plan:
+    """The part of a plan batch needed for the roots at ``indices``."""
+    roots = tuple(plan.roots[i] for i in indices)
     needed: set[Node] = {n for root in roots for n in walk(root)}
-    order = tuple(node for node in compiled.order if node in needed)
+    order = tuple(node for node in plan.order if node in needed)
     fields = tuple(sorted({n.name.lower() for n in needed if isinstance(n, Field)}))
-    extents = tuple(compiled.extents[i] for i in indices)
-    return Compiled(tuple(compiled.names[i] for i in indices), roots, order, fields, extents)
+    extents = tuple(plan.extents[i] for i in indices)
+    return Plan(tuple(plan.names[i] for i in indices), roots, order, fields, extents)
 
 
 def _data_rows(data_range: Universe, dates: pd.DatetimeIndex, symbols: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

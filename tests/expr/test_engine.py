@@ -148,7 +148,7 @@ def test_cross_sectional_ops_rank_members_only(market: RandomMarket, operators) 
 )
 def test_malformed_calls_point_at_the_problem(market, operators, expression, message, position) -> None:
     with pytest.raises(ExpressionError) as info:
-        ExpressionEngine(market, operators).compile([expression])
+        ExpressionEngine(market, operators).plan([expression])
     assert info.value.message == message
     assert info.value.position == position
 

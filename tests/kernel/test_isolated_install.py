@@ -51,17 +51,35 @@ def test_no_heavy_dependency_installed(minimal_env: Path) -> None:
     assert found == dict.fromkeys(HEAVY, False)
 
 
-def test_cli_lists_only_installed_plugins_and_imports_nothing_heavy(minimal_env: Path) -> None:
+def _cli(python: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run the qcore CLI in ``python``'s environment and report the heavy modules it imported on stderr."""
     code = (
-        "import json, sys\n"
+        "import sys\n"
         "from qcore.cli import cli\n"
         "try:\n"
-        "    cli.main(['plugins', '--json'], standalone_mode=False)\n"
+        f"    cli.main({args!r}, standalone_mode=False)\n"
         "finally:\n"
         f"    print('HEAVY=' + ','.join(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}), file=sys.stderr)\n"
     )
-    done = subprocess.run([str(minimal_env), "-c", code], capture_output=True, text=True)
+    return subprocess.run([str(python), "-c", code], capture_output=True, text=True)
+
+
+def test_cli_lists_only_installed_plugins_and_imports_nothing_heavy(minimal_env: Path) -> None:
+    done = _cli(minimal_env, ["plugins", "--json"])
     assert done.returncode == 0, done.stderr[-3000:]
     names = {row["name"] for row in json.loads(done.stdout)}
     assert names == {"core", "qdata_cn", "qops"}
-    assert "HEAVY=\n" in done.stderr + "\n"
+    assert done.stderr.rstrip().endswith("HEAVY=")
+
+
+def test_expression_query_in_minimal_env(minimal_env: Path, tmp_path: Path) -> None:
+    out = tmp_path / "x.parquet"
+    store = ROOT / "tests" / "data" / "golden_market"
+    args = ["expr", "--provider-uri", str(store), "--field", "Mean($close, 5)", "--field", "Corr($close, $volume, 10)",
+            "--instruments", "csi_like", "--out", str(out)]
+    done = _cli(minimal_env, args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.rstrip().endswith("HEAVY=")
+    check = "import pandas as pd, sys; f = pd.read_parquet(sys.argv[1]); print(f.shape[1], f.notna().sum().min() > 0)"
+    shape = subprocess.run([str(minimal_env), "-c", check, str(out)], capture_output=True, text=True, check=True)
+    assert shape.stdout.split() == ["2", "True"]

@@ -20,7 +20,7 @@ Conventions shared by every kernel here:
 
 import numpy as np
 
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.math cimport NAN, fabs, sqrt
 from libc.stdlib cimport free, malloc
 from libc.string cimport memmove
@@ -32,10 +32,12 @@ cdef extern from "math.h" nogil:
     bint c_signbit "signbit"(double)
 
 
+# A column kernel reads T values x[0], x[st], ... and writes y likewise. ``work`` is a scratch area of
+# WORK_PER_ROW * (T + 1) doubles owned by the calling thread.
 ctypedef int (*col1_t)(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                       double p) noexcept nogil
+                       double p, double* work) noexcept nogil
 ctypedef int (*col2_t)(const double* a, const double* b, double* y, Py_ssize_t T, Py_ssize_t st,
-                       Py_ssize_t w, double p) noexcept nogil
+                       Py_ssize_t w, double p, double* work) noexcept nogil
 
 # Rebuild policy of the shifted running sums (see "shifted running sums" below).
 DEF REBUILD_EVERY = 4
@@ -63,7 +65,9 @@ cdef inline Py_ssize_t _eff_window(Py_ssize_t window, Py_ssize_t T) noexcept nog
 # Columns are processed in tiles of TILE adjacent columns: a tile is transposed into a thread-local buffer
 # (one contiguous series per column), the 1-D kernels run on contiguous memory, and the results are
 # transposed back. Reading a (T, N) panel column by column with stride N would miss the cache on every row.
+# Each thread owns one work area, allocated once per call: its tile buffers, then the kernels' scratch.
 DEF TILE = 16
+DEF WORK_PER_ROW = 3
 
 
 cdef inline void _gather_tile(const double* src, double* dst, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0,
@@ -86,47 +90,49 @@ cdef inline void _scatter_tile(const double* src, double* dst, Py_ssize_t T, Py_
             row[b] = src[b * T + t]
 
 
+cdef inline Py_ssize_t _work_size(Py_ssize_t T, Py_ssize_t inputs) noexcept nogil:
+    """Doubles per thread: (inputs + 1) tile buffers and the kernels' scratch."""
+    return (inputs + 1) * TILE * T + WORK_PER_ROW * (T + 1)
+
+
 cdef int _tile1(col1_t f, const double* xp, double* op, Py_ssize_t T, Py_ssize_t N, Py_ssize_t k,
-                Py_ssize_t w, double p) noexcept nogil:
+                Py_ssize_t w, double p, double* ws) noexcept nogil:
     cdef Py_ssize_t j0 = k * TILE, B = N - k * TILE, b
     cdef int err = 0
     if B > TILE:
         B = TILE
-    cdef double* xin = <double*>malloc(2 * B * T * sizeof(double))
-    if xin == NULL:
-        return 1
-    cdef double* yout = xin + B * T
+    cdef double* xin = ws
+    cdef double* yout = ws + TILE * T
+    cdef double* scratch = ws + 2 * TILE * T
     _gather_tile(xp, xin, T, N, j0, B)
     for b in range(B):
-        err += f(xin + b * T, yout + b * T, T, 1, w, p)
+        err += f(xin + b * T, yout + b * T, T, 1, w, p, scratch)
     _scatter_tile(yout, op, T, N, j0, B)
-    free(xin)
     return err
 
 
 cdef int _tile2(col2_t f, const double* ap, const double* bp, double* op, Py_ssize_t T, Py_ssize_t N,
-                Py_ssize_t k, Py_ssize_t w, double p) noexcept nogil:
+                Py_ssize_t k, Py_ssize_t w, double p, double* ws) noexcept nogil:
     cdef Py_ssize_t j0 = k * TILE, B = N - k * TILE, b
     cdef int err = 0
     if B > TILE:
         B = TILE
-    cdef double* ain = <double*>malloc(3 * B * T * sizeof(double))
-    if ain == NULL:
-        return 1
-    cdef double* bin_ = ain + B * T
-    cdef double* yout = ain + 2 * B * T
+    cdef double* ain = ws
+    cdef double* bin_ = ws + TILE * T
+    cdef double* yout = ws + 2 * TILE * T
+    cdef double* scratch = ws + 3 * TILE * T
     _gather_tile(ap, ain, T, N, j0, B)
     _gather_tile(bp, bin_, T, N, j0, B)
     for b in range(B):
-        err += f(ain + b * T, bin_ + b * T, yout + b * T, T, 1, w, p)
+        err += f(ain + b * T, bin_ + b * T, yout + b * T, T, 1, w, p, scratch)
     _scatter_tile(yout, op, T, N, j0, B)
-    free(ain)
     return err
 
 
 cdef object _drive1(col1_t f, const double[:, ::1] x, Py_ssize_t window, double p, int num_threads):
-    cdef Py_ssize_t T = x.shape[0], N = x.shape[1], k, w, ntiles
+    cdef Py_ssize_t T = x.shape[0], N = x.shape[1], k, w, ntiles, per
     cdef int err = 0, nt = _threads(num_threads)
+    cdef double* ws
     out = np.empty((T, N), dtype=np.float64)
     if T == 0 or N == 0:
         return out
@@ -135,21 +141,29 @@ cdef object _drive1(col1_t f, const double[:, ::1] x, Py_ssize_t window, double 
     cdef double* op = &o[0, 0]
     w = _eff_window(window, T)
     ntiles = (N + TILE - 1) // TILE
+    if nt > ntiles:
+        nt = <int>ntiles
+    per = _work_size(T, 1)
+    ws = <double*>malloc(nt * per * sizeof(double))
+    if ws == NULL:
+        raise MemoryError("qops kernel could not allocate its work buffer")
     with nogil:
         if N == 1:
-            err = f(xp, op, T, 1, w, p)
+            err = f(xp, op, T, 1, w, p, ws)
         else:
             for k in prange(ntiles, num_threads=nt, schedule="static"):
-                err += _tile1(f, xp, op, T, N, k, w, p)
+                err += _tile1(f, xp, op, T, N, k, w, p, ws + threadid() * per)
+    free(ws)
     if err:
-        raise MemoryError("qops kernel could not allocate its work buffer")
+        raise MemoryError("qops kernel failed")
     return out
 
 
 cdef object _drive2(col2_t f, const double[:, ::1] a, const double[:, ::1] b, Py_ssize_t window, double p,
                     int num_threads):
-    cdef Py_ssize_t T = a.shape[0], N = a.shape[1], k, w, ntiles
+    cdef Py_ssize_t T = a.shape[0], N = a.shape[1], k, w, ntiles, per
     cdef int err = 0, nt = _threads(num_threads)
+    cdef double* ws
     if b.shape[0] != T or b.shape[1] != N:
         raise ValueError("a and b must have the same shape")
     out = np.empty((T, N), dtype=np.float64)
@@ -161,14 +175,21 @@ cdef object _drive2(col2_t f, const double[:, ::1] a, const double[:, ::1] b, Py
     cdef double* op = &o[0, 0]
     w = _eff_window(window, T)
     ntiles = (N + TILE - 1) // TILE
+    if nt > ntiles:
+        nt = <int>ntiles
+    per = _work_size(T, 2)
+    ws = <double*>malloc(nt * per * sizeof(double))
+    if ws == NULL:
+        raise MemoryError("qops kernel could not allocate its work buffer")
     with nogil:
         if N == 1:
-            err = f(ap, bp, op, T, 1, w, p)
+            err = f(ap, bp, op, T, 1, w, p, ws)
         else:
             for k in prange(ntiles, num_threads=nt, schedule="static"):
-                err += _tile2(f, ap, bp, op, T, N, k, w, p)
+                err += _tile2(f, ap, bp, op, T, N, k, w, p, ws + threadid() * per)
+    free(ws)
     if err:
-        raise MemoryError("qops kernel could not allocate its work buffer")
+        raise MemoryError("qops kernel failed")
     return out
 
 
@@ -262,48 +283,50 @@ cdef inline Py_ssize_t _rebuild1(const double* x, Py_ssize_t st, Py_ssize_t lo, 
 # sum / mean / var / std
 
 
-cdef int _col_moments(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                      int mode) noexcept nogil:
-    # mode: 0 sum, 1 mean, 2 var, 3 std
+cdef inline int _col_moments(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
+                             int mode) noexcept nogil:
+    # mode: 0 sum, 1 mean, 2 var, 3 std (a constant argument: each wrapper gets its own specialised copy)
     cdef Ser S
     cdef Py_ssize_t t, lo, n = 0, run = 0, neg = 0, every = REBUILD_EVERY * w, since = every
-    cdef double v, vo, last = NAN, r
+    cdef double v, vo, din, dout, last = NAN, r
+    cdef bint fin, fout
     _ser_reset(&S, 0.0)
     for t in range(T):
         v = x[t * st]
         lo = t - w + 1
-        # bookkeeping that does not depend on the sums: negative count and run of equal values
+        fin = c_isfinite(v)
         if lo > 0:
             vo = x[(lo - 1) * st]
-            if c_isfinite(vo) and c_signbit(vo):
-                neg -= 1
-        if c_isfinite(v):
-            if c_signbit(v):
-                neg += 1
+            fout = c_isfinite(vo)
+        else:
+            vo = 0.0
+            fout = False
+        # bookkeeping that does not depend on the sums: negative count and run of equal values
+        if mode == 1:
+            neg += (fin and c_signbit(v)) - (fout and c_signbit(vo))
+        if fin:
             if v == last:
                 run += 1
             else:
                 run = 1
             last = v
-        # shifted sums
-        if since >= every:
-            n = _rebuild1(x, st, lo if lo > 0 else 0, t, &S)
-            since = 0
-        else:
-            if lo > 0:
-                vo = x[(lo - 1) * st]
-                if c_isfinite(vo):
-                    n -= 1
-                    _ser_remove(&S, vo)
-            if c_isfinite(v):
-                n += 1
-                _ser_add(&S, v)
+        # shifted sums: one combined (branch-free) update per row
+        if since < every:
+            din = v - S.K if fin else 0.0
+            dout = vo - S.K if fout else 0.0
+            n += fin - fout
+            S.s1 = S.s1 + (din - dout)
+            S.s2 = S.s2 + (din * din - dout * dout)
+            if din * din > S.peak:
+                S.peak = din * din
             since += 1
             if n == 0:
                 _ser_reset(&S, S.K)
             elif _ser_stale(&S, n):
-                n = _rebuild1(x, st, lo if lo > 0 else 0, t, &S)
-                since = 0
+                since = every
+        if since >= every:
+            n = _rebuild1(x, st, lo if lo > 0 else 0, t, &S)
+            since = 0
         # output
         if mode == 0:
             if n == 0:
@@ -339,22 +362,22 @@ cdef int _col_moments(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, P
 
 
 cdef int _col_sum(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                  double p) noexcept nogil:
+                  double p, double* work) noexcept nogil:
     return _col_moments(x, y, T, st, w, 0)
 
 
 cdef int _col_mean(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                   double p) noexcept nogil:
+                   double p, double* work) noexcept nogil:
     return _col_moments(x, y, T, st, w, 1)
 
 
 cdef int _col_var(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                  double p) noexcept nogil:
+                  double p, double* work) noexcept nogil:
     return _col_moments(x, y, T, st, w, 2)
 
 
 cdef int _col_std(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                  double p) noexcept nogil:
+                  double p, double* work) noexcept nogil:
     return _col_moments(x, y, T, st, w, 3)
 
 
@@ -363,7 +386,7 @@ cdef int _col_std(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ss
 
 
 cdef int _col_count(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                    double p) noexcept nogil:
+                    double p, double* work) noexcept nogil:
     cdef Py_ssize_t t, lo, c = 0
     cdef double v
     for t in range(T):
@@ -384,7 +407,7 @@ cdef int _col_count(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_
 
 
 cdef int _col_extreme(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                      bint is_max, bint want_index) noexcept nogil:
+                      bint is_max, bint want_index, double* work) noexcept nogil:
     """Rolling max/min (value) or numpy-argmax/argmin-style 1-based position (index).
 
     The value deque keeps, for argmax, values in non-increasing order and pops only strictly smaller ones,
@@ -393,19 +416,12 @@ cdef int _col_extreme(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, P
     NaN before), so the answer is that row when there is one.
     """
     cdef Py_ssize_t cap = w + 1
-    cdef Py_ssize_t* dq = <Py_ssize_t*>malloc(cap * sizeof(Py_ssize_t))
-    cdef double* dv = <double*>malloc(cap * sizeof(double))
-    cdef Py_ssize_t* nq = NULL
+    cdef Py_ssize_t* dq = <Py_ssize_t*>work                 # sizeof(Py_ssize_t) <= sizeof(double)
+    cdef double* dv = work + cap
+    cdef Py_ssize_t* nq = <Py_ssize_t*>(work + 2 * cap)
     cdef Py_ssize_t head = 0, size = 0, nhead = 0, nsize = 0, back, t, lo, s, n = 0
     cdef double v, bv
     cdef bint pop
-    if want_index:
-        nq = <Py_ssize_t*>malloc(cap * sizeof(Py_ssize_t))
-    if dq == NULL or dv == NULL or (want_index and nq == NULL):
-        free(dq)
-        free(dv)
-        free(nq)
-        return 1
     for t in range(T):
         lo = t - w + 1
         s = lo if lo > 0 else 0
@@ -458,30 +474,27 @@ cdef int _col_extreme(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, P
             y[t * st] = <double>(nq[nhead] - s + 1)
         else:
             y[t * st] = <double>(dq[head] - s + 1)
-    free(dq)
-    free(dv)
-    free(nq)
     return 0
 
 
 cdef int _col_max(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                  double p) noexcept nogil:
-    return _col_extreme(x, y, T, st, w, True, False)
+                  double p, double* work) noexcept nogil:
+    return _col_extreme(x, y, T, st, w, True, False, work)
 
 
 cdef int _col_min(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                  double p) noexcept nogil:
-    return _col_extreme(x, y, T, st, w, False, False)
+                  double p, double* work) noexcept nogil:
+    return _col_extreme(x, y, T, st, w, False, False, work)
 
 
 cdef int _col_idxmax(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                     double p) noexcept nogil:
-    return _col_extreme(x, y, T, st, w, True, True)
+                     double p, double* work) noexcept nogil:
+    return _col_extreme(x, y, T, st, w, True, True, work)
 
 
 cdef int _col_idxmin(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                     double p) noexcept nogil:
-    return _col_extreme(x, y, T, st, w, False, True)
+                     double p, double* work) noexcept nogil:
+    return _col_extreme(x, y, T, st, w, False, True, work)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -544,13 +557,11 @@ cdef inline double _quantile_sorted(const double* a, Py_ssize_t n, double q) noe
 
 
 cdef int _col_order(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                    double q, int mode) noexcept nogil:
+                    double q, int mode, double* work) noexcept nogil:
     # mode: 0 median, 1 quantile(q), 2 pct rank of the newest value
-    cdef double* buf = <double*>malloc((w if w > 0 else 1) * sizeof(double))
+    cdef double* buf = work
     cdef Py_ssize_t t, lo, n = 0, h, l, r
     cdef double v, vo, res
-    if buf == NULL:
-        return 1
     for t in range(T):
         lo = t - w + 1
         if lo > 0:
@@ -578,23 +589,22 @@ cdef int _col_order(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_
             else:
                 res = NAN
         y[t * st] = res
-    free(buf)
     return 0
 
 
 cdef int _col_median(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                     double p) noexcept nogil:
-    return _col_order(x, y, T, st, w, p, 0)
+                     double p, double* work) noexcept nogil:
+    return _col_order(x, y, T, st, w, p, 0, work)
 
 
 cdef int _col_quantile(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                       double p) noexcept nogil:
-    return _col_order(x, y, T, st, w, p, 1)
+                       double p, double* work) noexcept nogil:
+    return _col_order(x, y, T, st, w, p, 1, work)
 
 
 cdef int _col_rank(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                   double p) noexcept nogil:
-    return _col_order(x, y, T, st, w, p, 2)
+                   double p, double* work) noexcept nogil:
+    return _col_order(x, y, T, st, w, p, 2, work)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -622,15 +632,15 @@ cdef inline double _kurt_from(Py_ssize_t n, double m2, double m4) noexcept nogil
 
 
 cdef int _col_window_stats(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                           int mode) noexcept nogil:
+                           int mode, double* work) noexcept nogil:
     # mode: 0 mad, 1 skew, 2 kurt
-    cdef double* col = <double*>malloc((T if T > 0 else 1) * sizeof(double))
+    cdef const double* col = x
     cdef Py_ssize_t t, i, lo, c
     cdef double v, first, acc, mean, d, d2, m1, m2, m3, m4, res
-    if col == NULL:
-        return 1
-    for t in range(T):
-        col[t] = x[t * st]
+    if st != 1:
+        for t in range(T):
+            work[t] = x[t * st]
+        col = work
     for t in range(T):
         lo = t - w + 1
         if lo < 0:
@@ -674,7 +684,6 @@ cdef int _col_window_stats(const double* x, double* y, Py_ssize_t T, Py_ssize_t 
             else:
                 res = _kurt_from(c, m2, m4)
         y[t * st] = res
-    free(col)
     return 0
 
 
@@ -705,22 +714,22 @@ cdef int _col_online_moments(const double* x, double* y, Py_ssize_t T, Py_ssize_
 
 
 cdef int _col_mad(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                  double p) noexcept nogil:
-    return _col_window_stats(x, y, T, st, w, 0)
+                  double p, double* work) noexcept nogil:
+    return _col_window_stats(x, y, T, st, w, 0, work)
 
 
 cdef int _col_skew(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                   double p) noexcept nogil:
+                   double p, double* work) noexcept nogil:
     if w >= T:
         return _col_online_moments(x, y, T, st, 1)
-    return _col_window_stats(x, y, T, st, w, 1)
+    return _col_window_stats(x, y, T, st, w, 1, work)
 
 
 cdef int _col_kurt(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                   double p) noexcept nogil:
+                   double p, double* work) noexcept nogil:
     if w >= T:
         return _col_online_moments(x, y, T, st, 2)
-    return _col_window_stats(x, y, T, st, w, 2)
+    return _col_window_stats(x, y, T, st, w, 2, work)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -867,22 +876,22 @@ cdef int _col_regression(const double* x, double* y, Py_ssize_t T, Py_ssize_t st
 
 
 cdef int _col_slope(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                    double p) noexcept nogil:
+                    double p, double* work) noexcept nogil:
     return _col_regression(x, y, T, st, w, 0)
 
 
 cdef int _col_rsquare(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                      double p) noexcept nogil:
+                      double p, double* work) noexcept nogil:
     return _col_regression(x, y, T, st, w, 1)
 
 
 cdef int _col_resi(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                   double p) noexcept nogil:
+                   double p, double* work) noexcept nogil:
     return _col_regression(x, y, T, st, w, 2)
 
 
 cdef int _col_wma(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                  double p) noexcept nogil:
+                  double p, double* work) noexcept nogil:
     return _col_regression(x, y, T, st, w, 3)
 
 
@@ -996,12 +1005,12 @@ cdef int _col_pair(const double* a, const double* b, double* y, Py_ssize_t T, Py
 
 
 cdef int _col_cov(const double* a, const double* b, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                  double p) noexcept nogil:
+                  double p, double* work) noexcept nogil:
     return _col_pair(a, b, y, T, st, w, 0)
 
 
 cdef int _col_corr(const double* a, const double* b, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                   double p) noexcept nogil:
+                   double p, double* work) noexcept nogil:
     return _col_pair(a, b, y, T, st, w, 1)
 
 
@@ -1010,7 +1019,7 @@ cdef int _col_corr(const double* a, const double* b, double* y, Py_ssize_t T, Py
 
 
 cdef int _col_ewm(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                  double com) noexcept nogil:
+                  double com, double* work) noexcept nogil:
     """pandas' ewm(com=com, adjust=True, ignore_na=False, min_periods=1).mean(), step for step."""
     cdef double alpha = 1.0 / (1.0 + com)
     cdef double old_wt_factor = 1.0 - alpha
@@ -1041,14 +1050,12 @@ cdef int _col_ewm(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ss
 
 
 cdef int _col_ema_qlib(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                       double p) noexcept nogil:
+                       double p, double* work) noexcept nogil:
     """Qlib's EMA(x, 0): O(t) per row, the decay a = 1 - 2/(1+n) changes with every row."""
-    cdef double* col = <double*>malloc((T if T > 0 else 1) * sizeof(double))
+    cdef double* col = work
     cdef Py_ssize_t t, k
     cdef bint seen = False
     cdef double v, a, num, den
-    if col == NULL:
-        return 1
     for t in range(T):
         v = x[t * st]
         if c_isfinite(v):
@@ -1066,7 +1073,6 @@ cdef int _col_ema_qlib(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, 
             num = num * a + col[k]
             den = den * a + 1.0
         y[t * st] = num / den
-    free(col)
     return 0
 
 

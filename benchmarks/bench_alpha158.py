@@ -1,0 +1,220 @@
+#!/usr/bin/env python
+"""Alpha158 benchmark: qcore's feature set + label over a synthetic store, against Qlib's ``Alpha158`` handler.
+
+    python benchmarks/bench_alpha158.py [--instruments 300] [--days 2500] [--repeat 3] [--store DIR] [--no-qlib]
+                                        [--check] [--json OUT]
+
+Each side runs in a fresh process of its own, so its peak resident memory (``ru_maxrss``) is its own:
+
+- qcore (this interpreter): ``Kernel.load``, the ``qlib_bin`` provider, ``ExpressionEngine``, the ``alpha158``
+  feature set, then ``engine.evaluate(features + label, "all")`` over the whole calendar; the timed span is all of
+  it, end to end (best of ``--repeat`` processes). Memory: the ``ru_maxrss`` growth over the process's state after
+  importing numpy, pandas and qcore, and (in one more process) the ``tracemalloc`` peak, both set against the size
+  of the output frame (values + index).
+- Qlib (pyqlib 0.9.7 in its own environment: ``--qlib-python``, default ``$QLIB_PYTHON`` or
+  ``/tmp/qlib-baseline/bin/python``): after ``qlib.init(provider_uri=STORE, region="cn", expression_cache=None,
+  dataset_cache=None, kernels=2)``, ``Alpha158(instruments="all", start_time, end_time, infer_processors=[],
+  learn_processors=[]).fetch(col_set="__all", data_key="raw")`` is timed (handler construction + fetch, one run).
+
+The store (``$TMPDIR/qcore-bench/synth_<N>x<D>_s<seed>`` unless ``--store``) is built when missing, with
+``qcore data synth`` when that command exists, else ``qdata_cn.synth.synthesize``. ``--check`` also compares every
+column of the two frames by the golden parity rule (identical NaN/inf positions, 99.9% of finite cells within
+``1e-4*|qlib| + 1e-6``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+QCORE_SCRIPT = r"""
+import json, resource, sys, time
+store, out, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+import numpy as np
+import pandas as pd
+import qcore.kernel
+import qcore.expr.engine
+import qops.features
+rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+if mode == "tracemalloc":
+    import tracemalloc
+    tracemalloc.start()
+began = time.perf_counter()
+kernel = qcore.kernel.Kernel.load(use_env=False)
+provider = kernel.create("data_provider", "qlib_bin", provider_uri=store)
+engine = qcore.expr.engine.ExpressionEngine(provider, kernel.registry("operator"))
+features = kernel.create("feature_set", "alpha158")
+ready = time.perf_counter()
+frame = engine.evaluate({**features.features, **features.labels}, "all")
+done = time.perf_counter()
+peak = tracemalloc.get_traced_memory()[1] if mode == "tracemalloc" else 0
+rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+result = {
+    "seconds": done - began, "setup_s": ready - began, "evaluate_s": done - ready,
+    "rows": frame.shape[0], "columns": frame.shape[1],
+    "frame_bytes": int(frame.memory_usage(index=True, deep=True).sum()),
+    "values_bytes": int(frame.shape[0] * frame.shape[1] * 4),
+    "rss_before_kib": rss0, "rss_peak_kib": rss1, "tracemalloc_peak_bytes": peak,
+}
+if out != "-":
+    frame.to_parquet(out)
+print("QCORE_RESULT", json.dumps(result))
+"""
+
+QLIB_SCRIPT = r"""
+import json, resource, sys, time
+store, out, start, end = sys.argv[1:5]
+import qlib
+from qlib.contrib.data.handler import Alpha158
+qlib.init(provider_uri=store, region="cn", expression_cache=None, dataset_cache=None, kernels=2)
+rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+began = time.perf_counter()
+handler = Alpha158(instruments="all", start_time=start, end_time=end, infer_processors=[], learn_processors=[])
+frame = handler.fetch(col_set="__all", data_key="raw")
+elapsed = time.perf_counter() - began
+rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+if out != "-":
+    if frame.columns.nlevels > 1:
+        frame.columns = frame.columns.get_level_values(-1)
+    frame.to_parquet(out)
+print("QLIB_RESULT", json.dumps({"seconds": elapsed, "rows": frame.shape[0], "columns": frame.shape[1],
+                                 "rss_before_kib": rss0, "rss_peak_kib": rss1}))
+"""
+
+
+def _default_qlib_python() -> str:
+    return os.environ.get("QLIB_PYTHON", "/tmp/qlib-baseline/bin/python")
+
+
+def ensure_store(path: Path, instruments: int, days: int, seed: int) -> Path:
+    """The benchmark store, built when missing (``qcore data synth`` if available, else in-process)."""
+    if (path / "calendars" / "day.txt").exists():
+        return path
+    exe = shutil.which("qcore") or str(Path(sys.executable).with_name("qcore"))
+    cmd = [exe, "data", "synth", "--out", str(path), "--instruments", str(instruments), "--days", str(days),
+           "--seed", str(seed)]  # fmt: skip
+    if path.exists():
+        cmd.append("--overwrite")
+    if Path(exe).exists() and subprocess.run(cmd, capture_output=True).returncode == 0:
+        return path
+    from qdata_cn.synth import synthesize
+
+    synthesize(path, instruments=instruments, days=days, seed=seed, overwrite=path.exists())
+    return path
+
+
+def _run(cmd: list[str], tag: str) -> dict[str, float]:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{tag} run failed:\n{proc.stderr[-3000:]}")
+    line = next(x for x in proc.stdout.splitlines() if x.startswith(tag))
+    return json.loads(line.split(" ", 1)[1])
+
+
+def run_qcore(store: Path, out: str = "-", mode: str = "time") -> dict[str, float]:
+    """One fresh qcore process computing Alpha158 + label; its figures."""
+    return _run([sys.executable, "-c", QCORE_SCRIPT, str(store), out, mode], "QCORE_RESULT")
+
+
+def run_qlib(python: str, store: Path, out: str = "-") -> dict[str, float]:
+    """One fresh Qlib process building the Alpha158 handler over the whole calendar; its figures."""
+    calendar = (store / "calendars" / "day.txt").read_text().split()
+    return _run([python, "-c", QLIB_SCRIPT, str(store), out, calendar[0], calendar[-1]], "QLIB_RESULT")
+
+
+def compare_frames(ours_path: Path, theirs_path: Path) -> dict[str, object]:
+    """Column-by-column parity of qcore's frame with Qlib's on Qlib's rows (the golden rule)."""
+    ours = pd.read_parquet(ours_path)
+    theirs = pd.read_parquet(theirs_path)
+    theirs.index = theirs.index.set_levels(theirs.index.levels[0].astype("datetime64[ns]"), level=0)
+    ours.index = ours.index.set_levels(ours.index.levels[0].astype("datetime64[ns]"), level=0)
+    ours = ours.reindex(theirs.index)
+    failed = []
+    for column in theirs.columns:
+        a = ours[column].to_numpy(np.float64)
+        b = theirs[column].to_numpy(np.float64)
+        special = int((~np.isfinite(a) != ~np.isfinite(b)).sum())
+        finite = np.isfinite(a) & np.isfinite(b)
+        share = float((np.abs(a[finite] - b[finite]) <= 1e-4 * np.abs(b[finite]) + 1e-6).mean()) if finite.any() else 1
+        if special or share < 0.999:
+            failed.append(f"{column} ({special} NaN/inf positions differ, {share:.4%} agree)")
+    return {"columns_same": list(ours.columns) == list(theirs.columns), "rows": len(theirs), "failed": failed}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--instruments", type=int, default=300)
+    parser.add_argument("--days", type=int, default=2500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=3, help="qcore processes (best of)")
+    parser.add_argument("--store", type=Path, default=None, help="store to use (built if missing)")
+    parser.add_argument("--no-qlib", action="store_true", help="skip Qlib")
+    parser.add_argument("--check", action="store_true", help="compare every column with Qlib's")
+    parser.add_argument("--qlib-python", default=_default_qlib_python())
+    parser.add_argument("--json", type=Path, default=None, help="write the figures here")
+    args = parser.parse_args(argv)
+
+    store = args.store or Path(tempfile.gettempdir()) / "qcore-bench" / (
+        f"synth_{args.instruments}x{args.days}_s{args.seed}"
+    )
+    ensure_store(store, args.instruments, args.days, args.seed)
+    result: dict[str, object] = {"store": str(store), "cpu_count": os.cpu_count(), "python": platform.python_version()}
+    with tempfile.TemporaryDirectory(prefix="qcore-bench-a158-") as tmp:
+        keep = Path(tmp)
+        runs = [run_qcore(store, str(keep / "qcore.parquet") if (args.check and k == 0) else "-")
+                for k in range(max(1, args.repeat))]  # fmt: skip
+        best = min(runs, key=lambda r: r["seconds"])
+        traced = run_qcore(store, mode="tracemalloc")
+        grew = max(r["rss_peak_kib"] - r["rss_before_kib"] for r in runs) * 1024
+        frame = best["frame_bytes"]
+        result["qcore"] = {**best, "times_s": [r["seconds"] for r in runs], "rss_growth_bytes": grew,
+                           "tracemalloc_peak_bytes": traced["tracemalloc_peak_bytes"]}  # fmt: skip
+        print(f"store {store}: {best['rows']} rows x {best['columns']} columns (158 features + LABEL0)")
+        times = ", ".join(f"{r['seconds']:.2f}s" for r in runs)
+        print(
+            f"qcore Alpha158 end to end: {times}; best "
+            f"{best['seconds']:.2f}s (setup {best['setup_s']:.2f}s, evaluate + frame {best['evaluate_s']:.2f}s)"
+        )
+        print(f"qcore memory: peak RSS growth {grew / 2**20:.0f} MiB, tracemalloc peak "
+              f"{traced['tracemalloc_peak_bytes'] / 2**20:.0f} MiB; output frame {frame / 2**20:.0f} MiB "
+              f"-> {grew / frame:.2f}x (RSS), {traced['tracemalloc_peak_bytes'] / frame:.2f}x (tracemalloc); "
+              f"target <= 3x")  # fmt: skip
+
+        if not args.no_qlib:
+            if not Path(args.qlib_python).exists():
+                print(f"Qlib baseline not found at {args.qlib_python}; build it with qlib-baseline-env.sh or pass "
+                      "--qlib-python (skipping Qlib)")  # fmt: skip
+            else:
+                qlib = run_qlib(args.qlib_python, store, str(keep / "qlib.parquet") if args.check else "-")
+                ratio = qlib["seconds"] / best["seconds"]
+                qlib_rss = (qlib["rss_peak_kib"] - qlib["rss_before_kib"]) * 1024
+                result["qlib"] = qlib
+                result["speedup"] = ratio
+                print(
+                    f"Qlib Alpha158 handler (kernels=2): {qlib['seconds']:.2f}s, {qlib['rows']} rows x "
+                    f"{qlib['columns']} columns; main-process peak RSS growth {qlib_rss / 2**20:.0f} MiB"
+                )
+                print(f"speed-up: {ratio:.1f}x (target >= 30x)")
+                if args.check:
+                    check = compare_frames(keep / "qcore.parquet", keep / "qlib.parquet")
+                    result["check"] = check
+                    print(f"parity with Qlib: columns {'identical' if check['columns_same'] else 'DIFFER'}, "
+                          f"{check['rows']} rows, {len(check['failed'])} columns differ"
+                          + "".join(f"\n  {f}" for f in check["failed"]))  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
