@@ -228,14 +228,53 @@ class DataConfig:
 
 
 @attrs.frozen
+class DatasetConfig:
+    """Features, labels and segments of the dataset a model learns from.
+
+    :ivar features: the feature set component (``alpha158`` with its config as kwargs).
+    :ivar segments: name → (start, end); ``train`` is required, ``valid`` and ``test`` are usual.
+    :ivar instruments: the universe (None: ``data.universe``).
+    :ivar infer_processors: processors applied to all data, fitted on the fit window.
+    :ivar learn_processors: processors applied on top to training data.
+    :ivar fit_start: start of the fit window (None: the train segment's start).
+    :ivar fit_end: end of the fit window (None: the train segment's end).
+    """
+
+    features: ComponentSpec
+    segments: Mapping[str, tuple[pd.Timestamp, pd.Timestamp]] = attrs.field(converter=_frozen_mapping)
+    instruments: str | None = None
+    infer_processors: tuple[ComponentSpec, ...] = ()
+    learn_processors: tuple[ComponentSpec, ...] = ()
+    fit_start: pd.Timestamp | None = None
+    fit_end: pd.Timestamp | None = None
+
+
+@attrs.frozen
+class BacktestConfig:
+    """How predictions are traded: a strategy, an executor and the backtest's own options.
+
+    :ivar options: ``start``, ``end``, ``account``, ``benchmark``, ``exchange`` (Qlib's ``exchange_kwargs``)...,
+        passed as they are to the record that runs the backtest.
+    """
+
+    strategy: ComponentSpec
+    executor: ComponentSpec = attrs.field(factory=lambda: ComponentSpec("simulator"))
+    options: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+
+
+@attrs.frozen
 class WorkflowConfig:
-    """A validated workflow: the plugins it needs, its data, and where it is recorded."""
+    """A validated workflow: the plugins it needs, its data, dataset, model, records and where it is recorded."""
 
     data: DataConfig
     experiment: str = "default"
     seed: int = 0
     plugins: PluginSelection = attrs.field(factory=PluginSelection)
     recorder: ComponentSpec = attrs.field(factory=lambda: ComponentSpec("local"))
+    dataset: DatasetConfig | None = None
+    model: ComponentSpec | None = None
+    backtest: BacktestConfig | None = None
+    records: tuple[ComponentSpec, ...] = ()
     source: str | None = attrs.field(default=None, eq=False)
     raw: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False, converter=_frozen_mapping)
 
@@ -244,6 +283,18 @@ class WorkflowConfig:
         refs = [("data.provider", "data_provider", self.data.provider.name)]
         if self.data.market_rules is not None:
             refs.append(("data.market_rules", "market_rules", self.data.market_rules.name))
+        if self.dataset is not None:
+            refs.append(("dataset.features", "feature_set", self.dataset.features.name))
+            for group in ("infer_processors", "learn_processors"):
+                for i, spec in enumerate(getattr(self.dataset, group)):
+                    refs.append((f"dataset.{group}.{i}", "processor", spec.name))
+        if self.model is not None:
+            refs.append(("model", "model", self.model.name))
+        if self.backtest is not None:
+            refs.append(("backtest.strategy", "strategy", self.backtest.strategy.name))
+            refs.append(("backtest.executor", "executor", self.backtest.executor.name))
+        for i, spec in enumerate(self.records):
+            refs.append((f"records.{i}", "record", spec.name))
         refs.append(("recorder", "recorder", self.recorder.name))
         return refs
 
@@ -340,8 +391,55 @@ class _Reader:
         return PluginSelection(tuple(enable), tuple(disable), autoload)
 
 
-_TOP_KEYS = ("experiment", "seed", "plugins", "data", "recorder")
+_TOP_KEYS = ("experiment", "seed", "plugins", "data", "dataset", "model", "backtest", "records", "recorder")
 _DATA_KEYS = ("provider", "market_rules", "universe", "freq", "start", "end", "fields")
+_DATASET_KEYS = ("features", "instruments", "segments", "infer_processors", "learn_processors", "fit_start", "fit_end")
+_BACKTEST_KEYS = ("strategy", "executor", "start", "end", "account", "benchmark", "exchange", "pos_type")
+#: Records run after prediction when a config names none: the signal, its analysis, and the backtest if any.
+DEFAULT_RECORDS = ("signal", "sig_analysis")
+BACKTEST_RECORD = "port_analysis"
+
+
+def _dataset(r: _Reader, value: Any) -> DatasetConfig:
+    body = r.mapping(value, "dataset", _DATASET_KEYS, required=("features", "segments"))
+    raw_segments = r.mapping(body["segments"], "dataset.segments", ("train", "valid", "test"), required=("train",))
+    segments = {}
+    for name, bounds in raw_segments.items():
+        path = f"dataset.segments.{name}"
+        if not isinstance(bounds, list) or len(bounds) != 2:
+            raise r.fail("expected [start, end]", path)
+        start, end = r.date(bounds[0], f"{path}.0"), r.date(bounds[1], f"{path}.1")
+        if start is None or end is None or end < start:
+            raise r.fail("expected [start, end] with start <= end", path)
+        segments[name] = (start, end)
+    processors = {}
+    for group in ("infer_processors", "learn_processors"):
+        items = body.get(group) or []
+        if not isinstance(items, list):
+            raise r.fail("expected a list of processors", f"dataset.{group}")
+        processors[group] = tuple(r.component(item, f"dataset.{group}.{i}") for i, item in enumerate(items))
+    instruments = body.get("instruments")
+    return DatasetConfig(
+        features=r.component(body["features"], "dataset.features"),
+        segments=segments,
+        instruments=r.string(instruments, "dataset.instruments") if instruments is not None else None,
+        infer_processors=processors["infer_processors"],
+        learn_processors=processors["learn_processors"],
+        fit_start=r.date(body.get("fit_start"), "dataset.fit_start"),
+        fit_end=r.date(body.get("fit_end"), "dataset.fit_end"),
+    )
+
+
+def _backtest(r: _Reader, value: Any) -> BacktestConfig:
+    body = r.mapping(value, "backtest", _BACKTEST_KEYS, required=("strategy",))
+    options = {k: v for k, v in body.items() if k not in ("strategy", "executor")}
+    for key in ("start", "end"):
+        if key in options:
+            options[key] = r.date(options[key], f"backtest.{key}")
+    if "exchange" in options and not isinstance(options["exchange"], dict):
+        raise r.fail("expected a mapping of exchange options", "backtest.exchange")
+    executor = r.component(body["executor"], "backtest.executor") if "executor" in body else ComponentSpec("simulator")
+    return BacktestConfig(r.component(body["strategy"], "backtest.strategy"), executor, options)
 
 
 def validate(doc: Document) -> WorkflowConfig:
@@ -366,12 +464,30 @@ def validate(doc: Document) -> WorkflowConfig:
         end=end,
         fields=fields,
     )
+    dataset = _dataset(r, top["dataset"]) if top.get("dataset") is not None else None
+    model = r.component(top["model"], "model") if top.get("model") is not None else None
+    if model is not None and dataset is None:
+        raise r.fail("a model needs a dataset section", "model")
+    backtest = _backtest(r, top["backtest"]) if top.get("backtest") is not None else None
+    if "records" in top:
+        if not isinstance(top["records"], list):
+            raise r.fail("expected a list of records", "records")
+        records = tuple(r.component(item, f"records.{i}") for i, item in enumerate(top["records"]))
+    elif model is not None:
+        names = DEFAULT_RECORDS + ((BACKTEST_RECORD,) if backtest is not None else ())
+        records = tuple(ComponentSpec(name) for name in names)
+    else:
+        records = ()
     return WorkflowConfig(
         data=data_config,
         experiment=r.string(top.get("experiment", "default"), "experiment"),
         seed=r.integer(top.get("seed", 0), "seed"),
         plugins=r.plugins(top.get("plugins"), "plugins"),
         recorder=r.component(top.get("recorder", "local"), "recorder"),
+        dataset=dataset,
+        model=model,
+        backtest=backtest,
+        records=records,
         source=doc.source,
         raw=doc.data,
     )
@@ -382,9 +498,13 @@ def load_config(
     overrides: Iterable[str] = (),
     environ: Mapping[str, str] | None = None,
 ) -> WorkflowConfig:
-    """Read, interpolate, override and validate a workflow YAML file."""
-    doc = apply_overrides(interpolate(read_yaml(path), environ), overrides)
-    return validate(doc)
+    """Read, interpolate, override and validate a workflow YAML file (qcore's own or a Qlib ``qrun`` config)."""
+    doc = interpolate(read_yaml(path), environ)
+    from qcore import qlib_compat
+
+    if qlib_compat.is_qlib_workflow(doc.data):
+        doc = qlib_compat.translate(doc)
+    return validate(apply_overrides(doc, overrides))
 
 
 def config_from_mapping(data: Mapping[str, Any], source: str | None = None) -> WorkflowConfig:

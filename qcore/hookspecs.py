@@ -137,6 +137,17 @@ def qcore_register_recorders(register: Registrar) -> None:
     """
 
 
+@hookspec
+def qcore_register_records(register: Registrar) -> None:
+    """Register workflow records: steps that run after a model predicts (signal, signal analysis, backtest).
+
+    A factory takes the record's config kwargs and returns an object with ``generate(context) -> RecordOutput``
+    (:class:`qcore.runner.RecordOutput`), which reads what earlier steps left in ``context.state``.
+
+    :param register: ``register(name, factory, ...)``.
+    """
+
+
 # -------------------------------------------------------------------------
 # Run lifecycle
 # -------------------------------------------------------------------------

@@ -28,6 +28,7 @@ REGISTRY_HOOKS: Mapping[str, str] = {
     "strategy": "qcore_register_strategies",
     "executor": "qcore_register_executors",
     "recorder": "qcore_register_recorders",
+    "record": "qcore_register_records",
 }
 
 #: Plural and short spellings accepted wherever a kind is named (``qcore list models``).
@@ -47,6 +48,7 @@ KIND_ALIASES: Mapping[str, str] = {
     "strategies": "strategy",
     "executors": "executor",
     "recorders": "recorder",
+    "records": "record",
 }
 
 

@@ -97,6 +97,14 @@ class Model(Protocol):
         """Scores of ``segment``, indexed ``(datetime, instrument)``."""
         ...
 
+    def save(self, folder: Path) -> None:
+        """Write ``model.json`` (:func:`qcore.modelio.write_manifest`) and the model's files into ``folder``."""
+        ...
+
+    def restore(self, folder: Path) -> None:
+        """Load the fitted state written by :meth:`save` (the model was built from the manifest's params)."""
+        ...
+
 
 @runtime_checkable
 class Run(Protocol):

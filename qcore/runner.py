@@ -1,7 +1,9 @@
 """Running a workflow: resolve its components, open a tracked run, execute its steps, fire lifecycle hooks.
 
-The steps present today: the data step (open the provider, pick the universe, load its fields and record their
-coverage). Later steps (dataset, model, records) plug into the same :class:`RunContext`.
+Steps, each present when its config section is: data (open the provider, pick the universe, record field
+coverage) → dataset (evaluate the feature set, fit processors) → model (fit, predict the test segment) → records
+(registered components such as the signal, its analysis and the backtest, reading what earlier steps left in
+``context.state``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,14 @@ class RunContext:
     provider: DataProvider | None = None
     market_rules: Any = None
     state: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class RecordOutput:
+    """What a record produced: metrics to log and named artifacts to store (frames, mappings, text, files)."""
+
+    metrics: Mapping[str, float] = attrs.field(factory=dict)
+    artifacts: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -96,6 +106,74 @@ def _data_step(context: RunContext) -> tuple[dict[str, float], dict[str, Any]]:
     return metrics, {"data_summary": summary}
 
 
+def _dataset_step(context: RunContext) -> tuple[dict[str, float], dict[str, Any]]:
+    from qcore.dataset import build_dataset, make_processor
+    from qcore.expr.engine import ExpressionEngine
+
+    config, kernel = context.config, context.kernel
+    spec = config.dataset
+    assert spec is not None and context.provider is not None
+    feature_set = kernel.create("feature_set", spec.features.name, **spec.features.kwargs)
+    train = spec.segments["train"]
+    fit_start = spec.fit_start or train[0]
+    fit_end = spec.fit_end or train[1]
+    processors = kernel.registry("processor")
+
+    def build(specs: tuple[Any, ...]) -> list[Any]:
+        return [make_processor(processors.get(p.name), p.kwargs, fit_start, fit_end) for p in specs]
+
+    engine = ExpressionEngine(context.provider, kernel.registry("operator"), freq=config.data.freq)
+    dataset = build_dataset(
+        engine,
+        feature_set,
+        instruments=spec.instruments or config.data.universe,
+        segments=spec.segments,
+        infer_processors=build(spec.infer_processors),
+        learn_processors=build(spec.learn_processors),
+        fit_start=fit_start,
+        fit_end=fit_end,
+    )
+    context.state["dataset"] = dataset
+    metrics = {"dataset.features": float(len(dataset.feature_names))}
+    for name in spec.segments:
+        metrics[f"dataset.rows.{name}"] = float(len(dataset.prepare(name, "label", "raw")))
+    return metrics, {}
+
+
+def _model_step(context: RunContext) -> tuple[dict[str, float], dict[str, Any]]:
+    import tempfile
+    from pathlib import Path
+
+    config, kernel = context.config, context.kernel
+    assert config.model is not None
+    dataset = context.state["dataset"]
+    model = kernel.create("model", config.model.name, **config.model.kwargs)
+    model.fit(dataset)
+    segment = "test" if "test" in dataset.segments else list(dataset.segments)[-1]
+    pred = model.predict(dataset, segment)
+    _, label = dataset.xy(segment, "raw")
+    context.state.update(model=model, pred=pred, label=label, segment=segment)
+    artifacts: dict[str, Any] = {}
+    save = getattr(model, "save", None)
+    if callable(save):
+        with tempfile.TemporaryDirectory(prefix="qcore-model-") as tmp:
+            save(Path(tmp))
+            for path in sorted(Path(tmp).iterdir()):
+                if path.is_file():
+                    artifacts[f"model-{path.name}"] = path.read_bytes()
+    return {"model.predictions": float(pred.notna().sum())}, artifacts
+
+
+def _record_step(spec: Any) -> Any:
+    def step(context: RunContext) -> tuple[dict[str, float], dict[str, Any]]:
+        record = context.kernel.create("record", spec.name, **spec.kwargs)
+        output: RecordOutput = record.generate(context)
+        return dict(output.metrics), dict(output.artifacts)
+
+    step.__name__ = f"record_{spec.name}"
+    return step
+
+
 def run_workflow(config: WorkflowConfig, kernel: Kernel, *, run_name: str | None = None) -> RunResult:
     """Execute ``config`` with the components of ``kernel``, tracked by the configured recorder."""
     check_components(config, kernel)
@@ -111,9 +189,20 @@ def run_workflow(config: WorkflowConfig, kernel: Kernel, *, run_name: str | None
             spec = config.data.market_rules
             context.market_rules = kernel.create("market_rules", spec.name, **spec.kwargs)
         kernel.before_run(context)
-        metrics, artifacts = _data_step(context)
-        run.log_metrics(metrics)
-        stored = {name: str(run.log_artifact(name, obj)) for name, obj in artifacts.items()}
+        metrics: dict[str, float] = {}
+        stored: dict[str, str] = {}
+        steps = [_data_step]
+        if config.dataset is not None:
+            steps.append(_dataset_step)
+        if config.model is not None:
+            steps.append(_model_step)
+        steps += [_record_step(spec) for spec in config.records]
+        for step in steps:
+            step_metrics, artifacts = step(context)
+            if step_metrics:
+                run.log_metrics(step_metrics)
+                metrics.update(step_metrics)
+            stored.update({name: str(run.log_artifact(name, obj)) for name, obj in artifacts.items()})
         result = RunResult(run.run_id, metrics, stored)
         kernel.after_run(context, result)
     except BaseException as exc:

@@ -1,4 +1,4 @@
-"""The kernel's own plugin: the local recorder, so qcore tracks runs without any extra package."""
+"""The kernel's own plugin: the local recorder (runs are tracked without any extra package) and the signal record."""
 
 from __future__ import annotations
 
@@ -17,3 +17,15 @@ def _local_recorder(**kwargs: Any) -> Any:
 @hookimpl
 def qcore_register_recorders(register: Any) -> None:
     register("local", _local_recorder, aliases=("file",))
+
+
+def _signal_record(**kwargs: Any) -> Any:
+    """Store predictions and the raw label (Qlib's SignalRecord)."""
+    from qcore.builtin.records import SignalRecord
+
+    return SignalRecord(**kwargs)
+
+
+@hookimpl
+def qcore_register_records(register: Any) -> None:
+    register("signal", _signal_record, aliases=("SignalRecord",))

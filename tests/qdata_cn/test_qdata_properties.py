@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from qdata_cn.binstore import QlibBinProvider
 from qdata_cn.exporter import format_float32
 

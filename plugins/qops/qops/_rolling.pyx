@@ -36,8 +36,6 @@ cdef extern from "math.h" nogil:
 # WORK_PER_ROW * (T + 1) doubles owned by the calling thread.
 ctypedef int (*col1_t)(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
                        double p, double* work) noexcept nogil
-ctypedef int (*col2_t)(const double* a, const double* b, double* y, Py_ssize_t T, Py_ssize_t st,
-                       Py_ssize_t w, double p, double* work) noexcept nogil
 
 # Rebuild policy of the shifted running sums (see "shifted running sums" below).
 DEF REBUILD_EVERY = 4
@@ -90,9 +88,9 @@ cdef inline void _scatter_tile(const double* src, double* dst, Py_ssize_t T, Py_
             row[b] = src[b * T + t]
 
 
-cdef inline Py_ssize_t _work_size(Py_ssize_t T, Py_ssize_t inputs) noexcept nogil:
-    """Doubles per thread: (inputs + 1) tile buffers and the kernels' scratch."""
-    return (inputs + 1) * TILE * T + WORK_PER_ROW * (T + 1)
+cdef inline Py_ssize_t _work_size(Py_ssize_t T) noexcept nogil:
+    """Doubles per thread: the input and output tiles and the kernels' scratch."""
+    return 2 * TILE * T + WORK_PER_ROW * (T + 1)
 
 
 cdef int _tile1(col1_t f, const double* xp, double* op, Py_ssize_t T, Py_ssize_t N, Py_ssize_t k,
@@ -111,24 +109,6 @@ cdef int _tile1(col1_t f, const double* xp, double* op, Py_ssize_t T, Py_ssize_t
     return err
 
 
-cdef int _tile2(col2_t f, const double* ap, const double* bp, double* op, Py_ssize_t T, Py_ssize_t N,
-                Py_ssize_t k, Py_ssize_t w, double p, double* ws) noexcept nogil:
-    cdef Py_ssize_t j0 = k * TILE, B = N - k * TILE, b
-    cdef int err = 0
-    if B > TILE:
-        B = TILE
-    cdef double* ain = ws
-    cdef double* bin_ = ws + TILE * T
-    cdef double* yout = ws + 2 * TILE * T
-    cdef double* scratch = ws + 3 * TILE * T
-    _gather_tile(ap, ain, T, N, j0, B)
-    _gather_tile(bp, bin_, T, N, j0, B)
-    for b in range(B):
-        err += f(ain + b * T, bin_ + b * T, yout + b * T, T, 1, w, p, scratch)
-    _scatter_tile(yout, op, T, N, j0, B)
-    return err
-
-
 cdef object _drive1(col1_t f, const double[:, ::1] x, Py_ssize_t window, double p, int num_threads):
     cdef Py_ssize_t T = x.shape[0], N = x.shape[1], k, w, ntiles, per
     cdef int err = 0, nt = _threads(num_threads)
@@ -143,7 +123,7 @@ cdef object _drive1(col1_t f, const double[:, ::1] x, Py_ssize_t window, double 
     ntiles = (N + TILE - 1) // TILE
     if nt > ntiles:
         nt = <int>ntiles
-    per = _work_size(T, 1)
+    per = _work_size(T)
     ws = <double*>malloc(nt * per * sizeof(double))
     if ws == NULL:
         raise MemoryError("qops kernel could not allocate its work buffer")
@@ -159,11 +139,57 @@ cdef object _drive1(col1_t f, const double[:, ::1] x, Py_ssize_t window, double 
     return out
 
 
-cdef object _drive2(col2_t f, const double[:, ::1] a, const double[:, ::1] b, Py_ssize_t window, double p,
-                    int num_threads):
-    cdef Py_ssize_t T = a.shape[0], N = a.shape[1], k, w, ntiles, per
+# Row-block kernels (the O(1) running-sum family) avoid the transposition: each thread owns a contiguous
+# range of columns with one small state record per column, and walks the panel in blocks of ROW_BLOCK rows;
+# inside a block it advances one column at a time (its state held in registers) down the block's rows. A
+# block of rows (plus the rows leaving the window) stays in the L1/L2 cache while the columns of a cache
+# line are processed, so memory is read about once, in order.
+DEF ROW_BLOCK = 64
+
+ctypedef int (*rm1_t)(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1,
+                      Py_ssize_t w, double p) noexcept nogil
+ctypedef int (*rm2_t)(const double* a, const double* b, double* y, Py_ssize_t T, Py_ssize_t N,
+                      Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t w, double p) noexcept nogil
+
+
+cdef inline Py_ssize_t _chunk_edge(Py_ssize_t c, Py_ssize_t nchunks, Py_ssize_t N) noexcept nogil:
+    """First column of chunk c: an even split rounded down to whole cache lines (8 doubles)."""
+    if c >= nchunks:
+        return N
+    return (c * N // nchunks) // 8 * 8
+
+
+cdef inline Py_ssize_t _nchunks(int nt, Py_ssize_t N) noexcept nogil:
+    cdef Py_ssize_t lines = (N + 7) // 8
+    return nt if nt < lines else lines
+
+
+cdef object _drive_rm1(rm1_t f, const double[:, ::1] x, Py_ssize_t window, double p, int num_threads):
+    cdef Py_ssize_t T = x.shape[0], N = x.shape[1], c, w, nch
     cdef int err = 0, nt = _threads(num_threads)
-    cdef double* ws
+    out = np.empty((T, N), dtype=np.float64)
+    if T == 0 or N == 0:
+        return out
+    cdef double[:, ::1] o = out
+    cdef const double* xp = &x[0, 0]
+    cdef double* op = &o[0, 0]
+    w = _eff_window(window, T)
+    nch = _nchunks(nt, N)
+    with nogil:
+        if nch == 1:
+            err = f(xp, op, T, N, 0, N, w, p)
+        else:
+            for c in prange(nch, num_threads=nt, schedule="static"):
+                err += f(xp, op, T, N, _chunk_edge(c, nch, N), _chunk_edge(c + 1, nch, N), w, p)
+    if err:
+        raise MemoryError("qops kernel could not allocate its state")
+    return out
+
+
+cdef object _drive_rm2(rm2_t f, const double[:, ::1] a, const double[:, ::1] b, Py_ssize_t window, double p,
+                       int num_threads):
+    cdef Py_ssize_t T = a.shape[0], N = a.shape[1], c, w, nch
+    cdef int err = 0, nt = _threads(num_threads)
     if b.shape[0] != T or b.shape[1] != N:
         raise ValueError("a and b must have the same shape")
     out = np.empty((T, N), dtype=np.float64)
@@ -174,22 +200,15 @@ cdef object _drive2(col2_t f, const double[:, ::1] a, const double[:, ::1] b, Py
     cdef const double* bp = &b[0, 0]
     cdef double* op = &o[0, 0]
     w = _eff_window(window, T)
-    ntiles = (N + TILE - 1) // TILE
-    if nt > ntiles:
-        nt = <int>ntiles
-    per = _work_size(T, 2)
-    ws = <double*>malloc(nt * per * sizeof(double))
-    if ws == NULL:
-        raise MemoryError("qops kernel could not allocate its work buffer")
+    nch = _nchunks(nt, N)
     with nogil:
-        if N == 1:
-            err = f(ap, bp, op, T, 1, w, p, ws)
+        if nch == 1:
+            err = f(ap, bp, op, T, N, 0, N, w, p)
         else:
-            for k in prange(ntiles, num_threads=nt, schedule="static"):
-                err += _tile2(f, ap, bp, op, T, N, k, w, p, ws + threadid() * per)
-    free(ws)
+            for c in prange(nch, num_threads=nt, schedule="static"):
+                err += f(ap, bp, op, T, N, _chunk_edge(c, nch, N), _chunk_edge(c + 1, nch, N), w, p)
     if err:
-        raise MemoryError("qops kernel failed")
+        raise MemoryError("qops kernel could not allocate its state")
     return out
 
 
@@ -283,122 +302,163 @@ cdef inline Py_ssize_t _rebuild1(const double* x, Py_ssize_t st, Py_ssize_t lo, 
 # sum / mean / var / std
 
 
-cdef inline int _col_moments(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                             int mode) noexcept nogil:
-    # mode: 0 sum, 1 mean, 2 var, 3 std (a constant argument: each wrapper gets its own specialised copy)
-    cdef Ser S
-    cdef Py_ssize_t t, lo, n = 0, run = 0, neg = 0, every = REBUILD_EVERY * w, since = every
-    cdef double v, vo, din, dout, last = NAN, r
-    cdef bint fin, fout
-    _ser_reset(&S, 0.0)
-    for t in range(T):
-        v = x[t * st]
-        lo = t - w + 1
-        fin = c_isfinite(v)
-        if lo > 0:
-            vo = x[(lo - 1) * st]
-            fout = c_isfinite(vo)
+cdef struct MomState:
+    Ser S
+    double last         # last finite value (run-length detection of constant windows)
+    Py_ssize_t n        # finite values in the window
+    Py_ssize_t run      # trailing run of equal finite values
+    Py_ssize_t neg      # negative values in the window (pandas' sign rule for the mean)
+    Py_ssize_t since    # rows since the last rebuild
+
+
+cdef inline double _mom_step(MomState* c, const double* xcol, Py_ssize_t st, Py_ssize_t t, Py_ssize_t lo,
+                             double v, double vo, bint has_out, Py_ssize_t every, int mode) noexcept nogil:
+    """Advance one column by one row and return its output (mode: 0 sum, 1 mean, 2 var, 3 std)."""
+    cdef bint fin = c_isfinite(v)
+    cdef bint fout = has_out and c_isfinite(vo)
+    cdef double din, dout, r
+    cdef Py_ssize_t n
+    if mode == 1:
+        c.neg += (fin and c_signbit(v)) - (fout and c_signbit(vo))
+    if fin:
+        if v == c.last:
+            c.run += 1
         else:
-            vo = 0.0
-            fout = False
-        # bookkeeping that does not depend on the sums: negative count and run of equal values
-        if mode == 1:
-            neg += (fin and c_signbit(v)) - (fout and c_signbit(vo))
-        if fin:
-            if v == last:
-                run += 1
-            else:
-                run = 1
-            last = v
-        # shifted sums: one combined (branch-free) update per row
-        if since < every:
-            din = v - S.K if fin else 0.0
-            dout = vo - S.K if fout else 0.0
-            n += fin - fout
-            S.s1 = S.s1 + (din - dout)
-            S.s2 = S.s2 + (din * din - dout * dout)
-            if din * din > S.peak:
-                S.peak = din * din
-            since += 1
-            if n == 0:
-                _ser_reset(&S, S.K)
-            elif _ser_stale(&S, n):
-                since = every
-        if since >= every:
-            n = _rebuild1(x, st, lo if lo > 0 else 0, t, &S)
-            since = 0
-        # output
-        if mode == 0:
-            if n == 0:
-                r = NAN
-            elif run >= n:
-                r = last * n
-            else:
-                r = n * S.K + S.s1
-        elif mode == 1:
-            if n == 0:
-                r = NAN
-            elif run >= n:
-                r = last
-            else:
-                r = S.K + S.s1 / n
-                if neg == 0 and r < 0:
-                    r = 0.0
-                elif neg == n and r > 0:
-                    r = 0.0
-        else:
-            if n < 2:
-                r = NAN
-            elif run >= n:
-                r = 0.0
-            else:
-                r = (n * S.s2 - S.s1 * S.s1) / (<double>n * (n - 1))
-                if r < 0:
-                    r = 0.0
-            if mode == 3:
-                r = sqrt(r)
-        y[t * st] = r
+            c.run = 1
+        c.last = v
+    if c.since < every:
+        din = v - c.S.K if fin else 0.0
+        dout = vo - c.S.K if fout else 0.0
+        c.n += fin - fout
+        c.S.s1 = c.S.s1 + (din - dout)
+        c.S.s2 = c.S.s2 + (din * din - dout * dout)
+        if din * din > c.S.peak:
+            c.S.peak = din * din
+        c.since += 1
+        if c.n == 0:
+            _ser_reset(&c.S, c.S.K)
+        elif _ser_stale(&c.S, c.n):
+            c.since = every
+    if c.since >= every:
+        c.n = _rebuild1(xcol, st, lo if lo > 0 else 0, t, &c.S)
+        c.since = 0
+    n = c.n
+    if mode == 0:
+        if n == 0:
+            return NAN
+        if c.run >= n:
+            return c.last * n
+        return n * c.S.K + c.S.s1
+    if mode == 1:
+        if n == 0:
+            return NAN
+        if c.run >= n:
+            return c.last
+        r = c.S.K + c.S.s1 / n
+        if c.neg == 0 and r < 0:
+            return 0.0
+        if c.neg == n and r > 0:
+            return 0.0
+        return r
+    if n < 2:
+        return NAN
+    if c.run >= n:
+        return 0.0
+    r = (n * c.S.s2 - c.S.s1 * c.S.s1) / (<double>n * (n - 1))
+    if r < 0:
+        r = 0.0
+    return sqrt(r) if mode == 3 else r
+
+
+cdef inline int _rm_moments(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0,
+                            Py_ssize_t j1, Py_ssize_t w, int mode) noexcept nogil:
+    cdef Py_ssize_t B = j1 - j0, b, t, lo, every = REBUILD_EVERY * w
+    cdef MomState* cs
+    if B <= 0:
+        return 0
+    cs = <MomState*>malloc(B * sizeof(MomState))
+    if cs == NULL:
+        return 1
+    for b in range(B):
+        _ser_reset(&cs[b].S, 0.0)
+        cs[b].last = NAN
+        cs[b].n = 0
+        cs[b].run = 0
+        cs[b].neg = 0
+        cs[b].since = every
+    cdef MomState c
+    cdef const double* xc
+    cdef double* yc
+    cdef Py_ssize_t t0, t1
+    for t0 in range(0, T, ROW_BLOCK):
+        t1 = t0 + ROW_BLOCK if t0 + ROW_BLOCK < T else T
+        for b in range(B):
+            c = cs[b]
+            xc = x + j0 + b
+            yc = y + j0 + b
+            for t in range(t0, t1):
+                lo = t - w + 1
+                if lo > 0:
+                    yc[t * N] = _mom_step(&c, xc, N, t, lo, xc[t * N], xc[(lo - 1) * N], True, every, mode)
+                else:
+                    yc[t * N] = _mom_step(&c, xc, N, t, lo, xc[t * N], 0.0, False, every, mode)
+            cs[b] = c
+    free(cs)
     return 0
 
 
-cdef int _col_sum(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                  double p, double* work) noexcept nogil:
-    return _col_moments(x, y, T, st, w, 0)
+cdef int _rm_sum(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1,
+                 Py_ssize_t w, double p) noexcept nogil:
+    return _rm_moments(x, y, T, N, j0, j1, w, 0)
 
 
-cdef int _col_mean(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                   double p, double* work) noexcept nogil:
-    return _col_moments(x, y, T, st, w, 1)
+cdef int _rm_mean(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1,
+                  Py_ssize_t w, double p) noexcept nogil:
+    return _rm_moments(x, y, T, N, j0, j1, w, 1)
 
 
-cdef int _col_var(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                  double p, double* work) noexcept nogil:
-    return _col_moments(x, y, T, st, w, 2)
+cdef int _rm_var(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1,
+                 Py_ssize_t w, double p) noexcept nogil:
+    return _rm_moments(x, y, T, N, j0, j1, w, 2)
 
 
-cdef int _col_std(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                  double p, double* work) noexcept nogil:
-    return _col_moments(x, y, T, st, w, 3)
+cdef int _rm_std(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1,
+                 Py_ssize_t w, double p) noexcept nogil:
+    return _rm_moments(x, y, T, N, j0, j1, w, 3)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # count
 
 
-cdef int _col_count(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                    double p, double* work) noexcept nogil:
-    cdef Py_ssize_t t, lo, c = 0
-    cdef double v
+cdef int _rm_count(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1,
+                   Py_ssize_t w, double p) noexcept nogil:
+    cdef Py_ssize_t B = j1 - j0, b, t, lo
+    cdef const double* xr
+    cdef const double* xo
+    cdef double* yr
+    cdef double* cnt
+    if B <= 0:
+        return 0
+    cnt = <double*>malloc(B * sizeof(double))
+    if cnt == NULL:
+        return 1
+    for b in range(B):
+        cnt[b] = 0.0
     for t in range(T):
         lo = t - w + 1
+        xr = x + t * N + j0
+        yr = y + t * N + j0
         if lo > 0:
-            v = x[(lo - 1) * st]
-            if v == v:
-                c -= 1
-        v = x[t * st]
-        if v == v:
-            c += 1
-        y[t * st] = <double>c
+            xo = x + (lo - 1) * N + j0
+            for b in range(B):
+                cnt[b] = cnt[b] + ((xr[b] == xr[b]) - (xo[b] == xo[b]))
+                yr[b] = cnt[b]
+        else:
+            for b in range(B):
+                cnt[b] = cnt[b] + (xr[b] == xr[b])
+                yr[b] = cnt[b]
+    free(cnt)
     return 0
 
 
@@ -800,99 +860,126 @@ cdef inline bint _reg_stale(Reg* A) noexcept nogil:
     return _ser_stale(&A.e, A.n)
 
 
-cdef int _col_regression(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                         int mode) noexcept nogil:
-    # mode: 0 slope, 1 rsquare, 2 resi, 3 wma
-    cdef Reg A
-    cdef Py_ssize_t t, lo, s, run = 0, every = REBUILD_EVERY * w, since = every
-    cdef double v, vo, last = NAN, mu, me, cuu, cue, cee, slope, c, r
-    A.n = 0
-    A.r0 = 0
-    A.su = 0.0
-    A.suu = 0.0
-    A.sue = 0.0
-    _ser_reset(&A.e, 0.0)
-    for t in range(T):
-        v = x[t * st]
-        lo = t - w + 1
-        s = lo if lo > 0 else 0
-        if c_isfinite(v):
-            if v == last:
-                run += 1
-            else:
-                run = 1
-            last = v
-        if since >= every:
-            _reg_rebuild(x, st, s, t, &A)
-            since = 0
+cdef struct RegState:
+    Reg A
+    double last
+    Py_ssize_t run
+    Py_ssize_t since
+
+
+cdef inline double _reg_step(RegState* c, const double* xcol, Py_ssize_t st, Py_ssize_t t, Py_ssize_t lo,
+                             double v, double vo, bint has_out, Py_ssize_t every, int mode) noexcept nogil:
+    """Advance one column by one row (mode: 0 slope, 1 rsquare, 2 resi, 3 wma)."""
+    cdef Reg* A = &c.A
+    cdef Py_ssize_t s = lo if lo > 0 else 0
+    cdef bint fin = c_isfinite(v)
+    cdef double mu, me, cuu, cue, cee, slope, wc
+    if fin:
+        if v == c.last:
+            c.run += 1
         else:
-            if lo > 0:
-                vo = x[(lo - 1) * st]
-                if c_isfinite(vo):
-                    _reg_remove(&A, lo - 1, vo)
-            if c_isfinite(v):
-                _reg_add(&A, t, v)
-            since += 1
-            if A.n == 0:
-                A.su = 0.0
-                A.suu = 0.0
-                A.sue = 0.0
-                _ser_reset(&A.e, A.e.K)
-            elif _reg_stale(&A):
-                _reg_rebuild(x, st, s, t, &A)
-                since = 0
-        if mode == 3:
-            if A.n == 0:
-                r = NAN
-            elif run >= A.n:
-                r = last
-            else:
-                # the weight of row i is i - s + 1 = u_i + c
-                c = <double>(A.r0 - s + 1)
-                r = A.e.K + (A.sue + c * A.e.s1) / (A.su + c * A.n)
-            y[t * st] = r
-            continue
-        if A.n < 2 or (mode == 2 and not c_isfinite(v)):
-            y[t * st] = NAN
-            continue
-        if run >= A.n:
-            # constant window: flat line, nothing to explain
-            y[t * st] = NAN if mode == 1 else 0.0
-            continue
-        mu = A.su / A.n
-        me = A.e.s1 / A.n
-        cuu = A.suu - A.su * mu
-        cue = A.sue - A.su * me
+            c.run = 1
+        c.last = v
+    if c.since < every:
+        if has_out and c_isfinite(vo):
+            _reg_remove(A, lo - 1, vo)
+        if fin:
+            _reg_add(A, t, v)
+        c.since += 1
+        if A.n == 0:
+            A.su = 0.0
+            A.suu = 0.0
+            A.sue = 0.0
+            _ser_reset(&A.e, A.e.K)
+        elif _reg_stale(A):
+            c.since = every
+    if c.since >= every:
+        _reg_rebuild(xcol, st, s, t, A)
+        c.since = 0
+    if mode == 3:
+        if A.n == 0:
+            return NAN
+        if c.run >= A.n:
+            return c.last
+        # the weight of row i is i - s + 1 = u_i + wc
+        wc = <double>(A.r0 - s + 1)
+        return A.e.K + (A.sue + wc * A.e.s1) / (A.su + wc * A.n)
+    if A.n < 2 or (mode == 2 and not fin):
+        return NAN
+    if c.run >= A.n:
+        # constant window: flat line, nothing to explain
+        return NAN if mode == 1 else 0.0
+    mu = A.su / A.n
+    me = A.e.s1 / A.n
+    cuu = A.suu - A.su * mu
+    cue = A.sue - A.su * me
+    slope = cue / cuu
+    if mode == 0:
+        return slope
+    if mode == 1:
         cee = A.e.s2 - A.e.s1 * me
-        slope = cue / cuu
-        if mode == 0:
-            r = slope
-        elif mode == 1:
-            r = (cue * cue) / (cuu * cee) if cee > 0 else NAN
-        else:
-            r = (v - A.e.K) - (me + slope * (<double>(t - A.r0) - mu))
-        y[t * st] = r
+        return (cue * cue) / (cuu * cee) if cee > 0 else NAN
+    return (v - A.e.K) - (me + slope * (<double>(t - A.r0) - mu))
+
+
+cdef inline int _rm_regression(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0,
+                               Py_ssize_t j1, Py_ssize_t w, int mode) noexcept nogil:
+    cdef Py_ssize_t B = j1 - j0, b, t, lo, every = REBUILD_EVERY * w
+    cdef RegState* cs
+    if B <= 0:
+        return 0
+    cs = <RegState*>malloc(B * sizeof(RegState))
+    if cs == NULL:
+        return 1
+    for b in range(B):
+        cs[b].A.n = 0
+        cs[b].A.r0 = 0
+        cs[b].A.su = 0.0
+        cs[b].A.suu = 0.0
+        cs[b].A.sue = 0.0
+        _ser_reset(&cs[b].A.e, 0.0)
+        cs[b].last = NAN
+        cs[b].run = 0
+        cs[b].since = every
+    cdef RegState c
+    cdef const double* xc
+    cdef double* yc
+    cdef Py_ssize_t t0, t1
+    for t0 in range(0, T, ROW_BLOCK):
+        t1 = t0 + ROW_BLOCK if t0 + ROW_BLOCK < T else T
+        for b in range(B):
+            c = cs[b]
+            xc = x + j0 + b
+            yc = y + j0 + b
+            for t in range(t0, t1):
+                lo = t - w + 1
+                if lo > 0:
+                    yc[t * N] = _reg_step(&c, xc, N, t, lo, xc[t * N], xc[(lo - 1) * N], True, every, mode)
+                else:
+                    yc[t * N] = _reg_step(&c, xc, N, t, lo, xc[t * N], 0.0, False, every, mode)
+            cs[b] = c
+    free(cs)
     return 0
 
 
-cdef int _col_slope(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                    double p, double* work) noexcept nogil:
-    return _col_regression(x, y, T, st, w, 0)
+cdef int _rm_slope(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1,
+                   Py_ssize_t w, double p) noexcept nogil:
+    return _rm_regression(x, y, T, N, j0, j1, w, 0)
 
 
-cdef int _col_rsquare(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                      double p, double* work) noexcept nogil:
-    return _col_regression(x, y, T, st, w, 1)
+cdef int _rm_rsquare(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1,
+                     Py_ssize_t w, double p) noexcept nogil:
+    return _rm_regression(x, y, T, N, j0, j1, w, 1)
 
 
-cdef int _col_resi(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                   double p, double* work) noexcept nogil:
-    return _col_regression(x, y, T, st, w, 2)
+cdef int _rm_resi(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1,
+                  Py_ssize_t w, double p) noexcept nogil:
+    return _rm_regression(x, y, T, N, j0, j1, w, 2)
 
 
-cdef int _col_wma(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                  double p, double* work) noexcept nogil:
-    return _col_regression(x, y, T, st, w, 3)
+cdef int _rm_wma(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1,
+                 Py_ssize_t w, double p) noexcept nogil:
+    return _rm_regression(x, y, T, N, j0, j1, w, 3)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -934,118 +1021,170 @@ cdef inline void _pair_rebuild(const double* a, const double* b, Py_ssize_t st, 
             A.sab = A.sab + _ser_add(&A.a, va) * _ser_add(&A.b, vb)
 
 
-cdef int _col_pair(const double* a, const double* b, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                   int mode) noexcept nogil:
-    # mode: 0 cov (ddof=1), 1 corr
-    cdef Pair A
-    cdef Py_ssize_t t, lo, s, runa = 0, runb = 0, every = REBUILD_EVERY * w, since = every
-    cdef double va, vb, lasta = NAN, lastb = NAN, caa, cbb, cab, r
-    A.n = 0
-    A.sab = 0.0
-    _ser_reset(&A.a, 0.0)
-    _ser_reset(&A.b, 0.0)
-    for t in range(T):
-        va = a[t * st]
-        vb = b[t * st]
-        lo = t - w + 1
-        s = lo if lo > 0 else 0
-        if c_isfinite(va) and c_isfinite(vb):
-            if va == lasta:
-                runa += 1
-            else:
-                runa = 1
-            lasta = va
-            if vb == lastb:
-                runb += 1
-            else:
-                runb = 1
-            lastb = vb
-        if since >= every:
-            _pair_rebuild(a, b, st, s, t, &A)
-            since = 0
+cdef struct PairState:
+    Pair A
+    double lasta
+    double lastb
+    Py_ssize_t runa
+    Py_ssize_t runb
+    Py_ssize_t since
+
+
+cdef inline double _pair_step(PairState* c, const double* acol, const double* bcol, Py_ssize_t st, Py_ssize_t t,
+                              Py_ssize_t lo, double va, double vb, double vao, double vbo, bint has_out,
+                              Py_ssize_t every, int mode) noexcept nogil:
+    """Advance one column pair by one row (mode: 0 cov with ddof=1, 1 corr)."""
+    cdef Pair* A = &c.A
+    cdef bint fin = c_isfinite(va) and c_isfinite(vb)
+    cdef double caa, cbb, cab, r
+    if fin:
+        if va == c.lasta:
+            c.runa += 1
         else:
-            if lo > 0 and c_isfinite(a[(lo - 1) * st]) and c_isfinite(b[(lo - 1) * st]):
-                A.n -= 1
-                A.sab = A.sab - _ser_remove(&A.a, a[(lo - 1) * st]) * _ser_remove(&A.b, b[(lo - 1) * st])
-            if c_isfinite(va) and c_isfinite(vb):
-                A.n += 1
-                A.sab = A.sab + _ser_add(&A.a, va) * _ser_add(&A.b, vb)
-            since += 1
-            if A.n == 0:
-                A.sab = 0.0
-                _ser_reset(&A.a, A.a.K)
-                _ser_reset(&A.b, A.b.K)
-            elif _ser_stale(&A.a, A.n) or _ser_stale(&A.b, A.n):
-                _pair_rebuild(a, b, st, s, t, &A)
-                since = 0
-        if mode == 0:
-            if A.n < 2:
-                r = NAN
-            elif runa >= A.n or runb >= A.n:
-                r = 0.0
-            else:
-                r = (A.sab - A.a.s1 * (A.b.s1 / A.n)) / (A.n - 1)
+            c.runa = 1
+        c.lasta = va
+        if vb == c.lastb:
+            c.runb += 1
         else:
-            if A.n < 1 or runa >= A.n or runb >= A.n:
-                r = NAN
-            else:
-                caa = A.a.s2 - A.a.s1 * (A.a.s1 / A.n)
-                cbb = A.b.s2 - A.b.s1 * (A.b.s1 / A.n)
-                cab = A.sab - A.a.s1 * (A.b.s1 / A.n)
-                if caa <= 0 or cbb <= 0:
-                    r = NAN
+            c.runb = 1
+        c.lastb = vb
+    if c.since < every:
+        if has_out and c_isfinite(vao) and c_isfinite(vbo):
+            A.n -= 1
+            A.sab = A.sab - _ser_remove(&A.a, vao) * _ser_remove(&A.b, vbo)
+        if fin:
+            A.n += 1
+            A.sab = A.sab + _ser_add(&A.a, va) * _ser_add(&A.b, vb)
+        c.since += 1
+        if A.n == 0:
+            A.sab = 0.0
+            _ser_reset(&A.a, A.a.K)
+            _ser_reset(&A.b, A.b.K)
+        elif _ser_stale(&A.a, A.n) or _ser_stale(&A.b, A.n):
+            c.since = every
+    if c.since >= every:
+        _pair_rebuild(acol, bcol, st, lo if lo > 0 else 0, t, A)
+        c.since = 0
+    if mode == 0:
+        if A.n < 2:
+            return NAN
+        if c.runa >= A.n or c.runb >= A.n:
+            return 0.0
+        return (A.sab - A.a.s1 * (A.b.s1 / A.n)) / (A.n - 1)
+    if A.n < 1 or c.runa >= A.n or c.runb >= A.n:
+        return NAN
+    caa = A.a.s2 - A.a.s1 * (A.a.s1 / A.n)
+    cbb = A.b.s2 - A.b.s1 * (A.b.s1 / A.n)
+    cab = A.sab - A.a.s1 * (A.b.s1 / A.n)
+    if caa <= 0 or cbb <= 0:
+        return NAN
+    r = cab / sqrt(caa * cbb)
+    if r > 1.0:
+        return 1.0
+    if r < -1.0:
+        return -1.0
+    return r
+
+
+cdef inline int _rm_pair(const double* a, const double* bb, double* y, Py_ssize_t T, Py_ssize_t N,
+                         Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t w, int mode) noexcept nogil:
+    cdef Py_ssize_t B = j1 - j0, k, t, lo, every = REBUILD_EVERY * w
+    cdef PairState* cs
+    if B <= 0:
+        return 0
+    cs = <PairState*>malloc(B * sizeof(PairState))
+    if cs == NULL:
+        return 1
+    for k in range(B):
+        cs[k].A.n = 0
+        cs[k].A.sab = 0.0
+        _ser_reset(&cs[k].A.a, 0.0)
+        _ser_reset(&cs[k].A.b, 0.0)
+        cs[k].lasta = NAN
+        cs[k].lastb = NAN
+        cs[k].runa = 0
+        cs[k].runb = 0
+        cs[k].since = every
+    cdef PairState c
+    cdef const double* ac
+    cdef const double* bc
+    cdef double* yc
+    cdef Py_ssize_t t0, t1
+    for t0 in range(0, T, ROW_BLOCK):
+        t1 = t0 + ROW_BLOCK if t0 + ROW_BLOCK < T else T
+        for k in range(B):
+            c = cs[k]
+            ac = a + j0 + k
+            bc = bb + j0 + k
+            yc = y + j0 + k
+            for t in range(t0, t1):
+                lo = t - w + 1
+                if lo > 0:
+                    yc[t * N] = _pair_step(&c, ac, bc, N, t, lo, ac[t * N], bc[t * N], ac[(lo - 1) * N],
+                                           bc[(lo - 1) * N], True, every, mode)
                 else:
-                    r = cab / sqrt(caa * cbb)
-                    if r > 1.0:
-                        r = 1.0
-                    elif r < -1.0:
-                        r = -1.0
-        y[t * st] = r
+                    yc[t * N] = _pair_step(&c, ac, bc, N, t, lo, ac[t * N], bc[t * N], 0.0, 0.0, False, every,
+                                           mode)
+            cs[k] = c
+    free(cs)
     return 0
 
 
-cdef int _col_cov(const double* a, const double* b, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                  double p, double* work) noexcept nogil:
-    return _col_pair(a, b, y, T, st, w, 0)
+cdef int _rm_cov(const double* a, const double* b, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0,
+                 Py_ssize_t j1, Py_ssize_t w, double p) noexcept nogil:
+    return _rm_pair(a, b, y, T, N, j0, j1, w, 0)
 
 
-cdef int _col_corr(const double* a, const double* b, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                   double p, double* work) noexcept nogil:
-    return _col_pair(a, b, y, T, st, w, 1)
+cdef int _rm_corr(const double* a, const double* b, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0,
+                  Py_ssize_t j1, Py_ssize_t w, double p) noexcept nogil:
+    return _rm_pair(a, b, y, T, N, j0, j1, w, 1)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # EWM (pandas recurrence) and Qlib's EMA(x, 0)
 
 
-cdef int _col_ewm(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                  double com, double* work) noexcept nogil:
+cdef int _rm_ewm(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1,
+                 Py_ssize_t w, double com) noexcept nogil:
     """pandas' ewm(com=com, adjust=True, ignore_na=False, min_periods=1).mean(), step for step."""
     cdef double alpha = 1.0 / (1.0 + com)
     cdef double old_wt_factor = 1.0 - alpha
     cdef double new_wt = 1.0
-    cdef double weighted, old_wt = 1.0, cur
-    cdef Py_ssize_t t
-    cdef bint obs
-    if T == 0:
+    cdef Py_ssize_t B = j1 - j0, b, t
+    cdef double weighted, cur
+    cdef const double* xr
+    cdef double* yr
+    cdef double* mem
+    cdef double* wt
+    cdef double* old
+    if B <= 0:
         return 0
-    weighted = x[0]
-    if not c_isfinite(weighted):
-        weighted = NAN
-    y[0] = weighted
-    for t in range(1, T):
-        cur = x[t * st]
-        obs = c_isfinite(cur)
-        if weighted == weighted:
-            old_wt = old_wt * old_wt_factor
-            if obs:
-                if weighted != cur:
-                    weighted = old_wt * weighted + new_wt * cur
-                    weighted = weighted / (old_wt + new_wt)
-                old_wt = old_wt + new_wt
-        elif obs:
-            weighted = cur
-        y[t * st] = weighted
+    mem = <double*>malloc(2 * B * sizeof(double))
+    if mem == NULL:
+        return 1
+    wt = mem
+    old = mem + B
+    for b in range(B):
+        wt[b] = NAN
+        old[b] = 1.0
+    for t in range(T):
+        xr = x + t * N + j0
+        yr = y + t * N + j0
+        for b in range(B):
+            cur = xr[b]
+            weighted = wt[b]
+            if weighted == weighted:
+                old[b] = old[b] * old_wt_factor
+                if c_isfinite(cur):
+                    if weighted != cur:
+                        weighted = old[b] * weighted + new_wt * cur
+                        weighted = weighted / (old[b] + new_wt)
+                    old[b] = old[b] + new_wt
+            elif c_isfinite(cur):
+                weighted = cur
+            wt[b] = weighted
+            yr[b] = weighted
+    free(mem)
     return 0
 
 
@@ -1082,27 +1221,27 @@ cdef int _col_ema_qlib(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, 
 
 def rolling_sum(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
     """Rolling sum of the non-missing values; NaN for an all-missing window."""
-    return _drive1(_col_sum, x, window, 0.0, num_threads)
+    return _drive_rm1(_rm_sum, x, window, 0.0, num_threads)
 
 
 def rolling_mean(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
     """Rolling mean of the non-missing values; NaN for an all-missing window."""
-    return _drive1(_col_mean, x, window, 0.0, num_threads)
+    return _drive_rm1(_rm_mean, x, window, 0.0, num_threads)
 
 
 def rolling_var(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
     """Rolling sample variance (ddof=1) of the non-missing values; NaN below 2 values."""
-    return _drive1(_col_var, x, window, 0.0, num_threads)
+    return _drive_rm1(_rm_var, x, window, 0.0, num_threads)
 
 
 def rolling_std(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
     """Rolling sample standard deviation (ddof=1); NaN below 2 values."""
-    return _drive1(_col_std, x, window, 0.0, num_threads)
+    return _drive_rm1(_rm_std, x, window, 0.0, num_threads)
 
 
 def rolling_count(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
     """Number of non-NaN values in the window (infinities count)."""
-    return _drive1(_col_count, x, window, 0.0, num_threads)
+    return _drive_rm1(_rm_count, x, window, 0.0, num_threads)
 
 
 def rolling_max(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
@@ -1157,37 +1296,37 @@ def rolling_kurt(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
 
 def rolling_slope(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
     """Slope of the least-squares line of the values on their row position."""
-    return _drive1(_col_slope, x, window, 0.0, num_threads)
+    return _drive_rm1(_rm_slope, x, window, 0.0, num_threads)
 
 
 def rolling_rsquare(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
     """R-squared of the least-squares line of the values on their row position."""
-    return _drive1(_col_rsquare, x, window, 0.0, num_threads)
+    return _drive_rm1(_rm_rsquare, x, window, 0.0, num_threads)
 
 
 def rolling_resi(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
     """Residual of the newest value from the window's least-squares line."""
-    return _drive1(_col_resi, x, window, 0.0, num_threads)
+    return _drive_rm1(_rm_resi, x, window, 0.0, num_threads)
 
 
 def rolling_wma(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
     """Linear weighted mean (weights 1..L, newest heaviest) normalised over the non-missing positions."""
-    return _drive1(_col_wma, x, window, 0.0, num_threads)
+    return _drive_rm1(_rm_wma, x, window, 0.0, num_threads)
 
 
 def rolling_cov(const double[:, ::1] a, const double[:, ::1] b, Py_ssize_t window, int num_threads=0):
     """Rolling sample covariance (ddof=1) over the rows where both are present."""
-    return _drive2(_col_cov, a, b, window, 0.0, num_threads)
+    return _drive_rm2(_rm_cov, a, b, window, 0.0, num_threads)
 
 
 def rolling_corr(const double[:, ::1] a, const double[:, ::1] b, Py_ssize_t window, int num_threads=0):
     """Rolling Pearson correlation over the rows where both are present."""
-    return _drive2(_col_corr, a, b, window, 0.0, num_threads)
+    return _drive_rm2(_rm_corr, a, b, window, 0.0, num_threads)
 
 
 def ewm_mean(const double[:, ::1] x, double com, int num_threads=0):
     """pandas' adjusted exponentially weighted mean with centre of mass ``com`` (ignore_na=False)."""
-    return _drive1(_col_ewm, x, 0, com, num_threads)
+    return _drive_rm1(_rm_ewm, x, 0, com, num_threads)
 
 
 def expanding_ema_qlib(const double[:, ::1] x, int num_threads=0):
