@@ -328,6 +328,100 @@ def features_command(ctx: click.Context, feature_set: str, label: bool, **params
     _evaluate_to_parquet(ctx, expressions, params)
 
 
+@cli.group("runs")
+@click.option("--recorder", "recorder_name", default="local", show_default=True, help="Recorder name.")
+@click.option("--uri", default=None, help="Where the recorder keeps runs (local: a folder; mlflow: a tracking URI).")
+@click.pass_context
+def runs_group(ctx: click.Context, recorder_name: str, uri: str | None) -> None:
+    """List, show and compare tracked runs."""
+    kernel = get_kernel(ctx)
+    kwargs: dict[str, Any] = {}
+    if uri is not None:
+        kwargs = {"tracking_uri": uri} if recorder_name == "mlflow" else {"uri": uri}
+    ctx.obj = kernel.create("recorder", recorder_name, **kwargs)
+
+
+def _metric_value(value: Any) -> Any:
+    """The last value of a metric, whether a recorder gives a value or a ``[[step, value], ...]`` history."""
+    if isinstance(value, list) and value and isinstance(value[-1], list):
+        return value[-1][1]
+    return value
+
+
+@runs_group.command("list")
+@click.option("--experiment", default=None, help="Only runs of this experiment.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def runs_list(recorder: Any, experiment: str | None, as_json: bool) -> None:
+    """Runs, newest first, with their status and headline metrics."""
+    runs = recorder.list_runs(experiment)
+    if as_json:
+        click.echo(json.dumps(runs, indent=2, default=str))
+        return
+    if not runs:
+        click.echo("no runs")
+        return
+    for run in runs:
+        metrics = run.get("metrics", {})
+        headline = ", ".join(f"{k}={_metric_value(v):.4g}" for k, v in sorted(metrics.items())[:4])
+        click.echo(f"{run['run_id']}  {run.get('experiment', '')}  {run.get('status', '')}  {headline}")
+
+
+@runs_group.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def runs_show(recorder: Any, run_id: str, as_json: bool) -> None:
+    """Everything recorded about RUN_ID: params, metrics, tags, artifacts."""
+    run = recorder.get_run(run_id)
+    if as_json:
+        click.echo(json.dumps(run, indent=2, default=str))
+        return
+    click.echo(f"run {run['run_id']} ({run.get('experiment', '')}, {run.get('status', '')})")
+    for section in ("params", "metrics", "tags"):
+        values = run.get(section) or {}
+        if values:
+            click.echo(f"{section}:")
+            for key in sorted(values):
+                click.echo(f"  {key} = {_metric_value(values[key])}")
+    if run.get("artifacts"):
+        click.echo(f"artifacts ({run.get('path', '')}):")
+        for name in run["artifacts"]:
+            click.echo(f"  {name}")
+
+
+@runs_group.command("compare")
+@click.argument("run_ids", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def runs_compare(recorder: Any, run_ids: tuple[str, ...], as_json: bool) -> None:
+    """Metrics (and differing params) of several runs side by side."""
+    runs = [recorder.get_run(r) for r in run_ids]
+    metric_names = sorted({k for run in runs for k in run.get("metrics", {})})
+    param_names = sorted({k for run in runs for k in run.get("params", {})})
+    differing = [p for p in param_names if len({str(run.get("params", {}).get(p)) for run in runs}) > 1]
+    table = {
+        "runs": list(run_ids),
+        "metrics": {m: [_metric_value(run.get("metrics", {}).get(m)) for run in runs] for m in metric_names},
+        "params": {p: [run.get("params", {}).get(p) for run in runs] for p in differing},
+    }
+    if as_json:
+        click.echo(json.dumps(table, indent=2, default=str))
+        return
+    width = max([len(n) for n in [*metric_names, *differing]] + [6])
+    click.echo(f"{'':<{width}}  " + "  ".join(f"{r[:18]:>18}" for r in run_ids))
+    for section in ("metrics", "params"):
+        for name, values in table[section].items():
+            cells = "  ".join(f"{_fmt(v):>18}" for v in values)
+            click.echo(f"{name:<{width}}  {cells}")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "-" if value is None else str(value)[:18]
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
     cli.main(args=list(argv) if argv is not None else None, prog_name="qcore")

@@ -5,7 +5,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 _BUILD = {
-    "include_dirs": [np.get_include()],
+    "include_dirs": [np.get_include(), "qops"],
     "define_macros": [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     # No -ffast-math: the kernels rely on IEEE NaN/inf semantics and on the exact order of their sums.
     "extra_compile_args": ["-O3", "-fopenmp"],
@@ -13,7 +13,7 @@ _BUILD = {
 }
 
 extensions = [
-    Extension("qops._rolling", ["qops/_rolling.pyx"], **_BUILD),
+    Extension("qops._rolling", ["qops/_rolling.pyx"], depends=["qops/_rowkernels.h"], **_BUILD),
     Extension("qops._cross", ["qops/_cross.pyx"], **_BUILD),
 ]
 

@@ -148,3 +148,21 @@ def test_internal_errors_are_one_line_unless_debug(tmp_path: Path, monkeypatch: 
     )
     with pytest.raises(ZeroDivisionError):
         CliRunner().invoke(cli, ["--debug", "run", str(toy_config(tmp_path))], catch_exceptions=False)
+
+
+def test_runs_list_show_compare(tmp_path: Path) -> None:
+    config = toy_config(tmp_path)
+    assert invoke("run", str(config)).exit_code == 0
+    assert invoke("run", str(config), "--set", "data.universe=all").exit_code == 0
+    uri = str(tmp_path / "runs")
+    runs = json.loads(invoke("runs", "--uri", uri, "list", "--json").output)
+    assert len(runs) == 2 and {r["status"] for r in runs} == {"FINISHED"}
+    listing = invoke("runs", "--uri", uri, "list").output
+    assert runs[0]["run_id"] in listing and "cli-test" in listing
+    shown = invoke("runs", "--uri", uri, "show", runs[0]["run_id"]).output
+    assert "data.universe = all" in shown and "data_summary.json" in shown
+    table = json.loads(invoke("runs", "--uri", uri, "compare", runs[0]["run_id"], runs[1]["run_id"], "--json").output)
+    assert table["params"] == {"data.universe": ["all", "even"]}
+    assert table["metrics"]["data.instruments"] == [6.0, 3.0]
+    missing = invoke("runs", "--uri", uri, "show", "nope")
+    assert missing.exit_code == ExitCode.CONFIG and "unknown run 'nope'" in missing.output

@@ -65,7 +65,8 @@ def check_known(component: str, given: Mapping[str, Any], known: Iterable[str]) 
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown parameter {key!r} for {component}{hint} (accepted: {', '.join(known)})")
+            listing = f" (accepted: {', '.join(known)})" if len(known) <= 40 else ""
+            raise ConfigError(f"unknown parameter {key!r} for {component}{hint}{listing}")
 
 
 def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:

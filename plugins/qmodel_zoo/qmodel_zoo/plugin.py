@@ -1,19 +1,73 @@
-"""Hook implementations of the model zoo; model modules are imported only when a model is built."""
+"""Hook implementations of the model zoo.
+
+Nothing heavy is imported here: each factory imports its model module (and LightGBM or torch) when a model is
+built, so listing or validating components never loads them, and a missing torch only matters to torch models.
+"""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from typing import Any
 
 from qcore import hookimpl
+from qcore.errors import OptionalDependencyError
+
+TORCH_INSTALL = "pip install 'qmodel-zoo[torch]'"
 
 
 def _linear(**kwargs: Any) -> Any:
-    """Linear least squares (OLS, ridge) in closed form."""
+    """Linear least squares: OLS, ridge, lasso, non-negative."""
     from qmodel_zoo.linear import LinearModel
 
     return LinearModel(**kwargs)
 
 
+def _lightgbm(**kwargs: Any) -> Any:
+    """LightGBM trees, early-stopped on the valid segment (Qlib's LGBModel)."""
+    from qmodel_zoo.gbdt import LGBModel
+
+    return LGBModel(**kwargs)
+
+
+def _double_ensemble(**kwargs: Any) -> Any:
+    """DoubleEnsemble: LightGBM sub-models with sample re-weighting and feature selection."""
+    from qmodel_zoo.double_ensemble import DEnsembleModel
+
+    return DEnsembleModel(**kwargs)
+
+
+def _torch_factory(name: str, class_name: str, description: str) -> Callable[..., Any]:
+    """A factory that imports torch and the model class only when called."""
+
+    def factory(**kwargs: Any) -> Any:
+        try:
+            importlib.import_module("torch")
+        except ImportError as exc:
+            raise OptionalDependencyError(f"the {name} model", "torch", TORCH_INSTALL) from exc
+        models = importlib.import_module("qmodel_zoo.nn.models")
+        return getattr(models, class_name)(**kwargs)
+
+    factory.__name__ = f"_{name}"
+    factory.__doc__ = description
+    return factory
+
+
+#: registry name, model class in :mod:`qmodel_zoo.nn.models`, Qlib's class name, description.
+TORCH_MODELS = (
+    ("mlp", "MLPModel", "DNNModelPytorch", "Multi-layer perceptron on feature rows (PyTorch)."),
+    ("lstm", "LSTMModel", "LSTM", "LSTM on feature sequences (PyTorch)."),
+    ("gru", "GRUModel", "GRU", "GRU on feature sequences (PyTorch)."),
+    ("alstm", "ALSTMModel", "ALSTM", "Attention LSTM/GRU on feature sequences (PyTorch)."),
+    ("transformer", "TransformerModel", "TransformerModel", "Transformer encoder on feature sequences (PyTorch)."),
+)
+
+
 @hookimpl
 def qcore_register_models(register: Any) -> None:
+    """Register the zoo's models under qcore names and Qlib's class names."""
     register("linear", _linear, aliases=("LinearModel",))
+    register("lightgbm", _lightgbm, aliases=("LGBModel", "lgb"))
+    register("double_ensemble", _double_ensemble, aliases=("DEnsembleModel",))
+    for name, class_name, qlib_name, description in TORCH_MODELS:
+        register(name, _torch_factory(name, class_name, description), aliases=(qlib_name,), description=description)

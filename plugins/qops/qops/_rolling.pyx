@@ -38,7 +38,7 @@ ctypedef int (*col1_t)(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, 
                        double p, double* work) noexcept nogil
 
 # Rebuild policy of the shifted running sums (see "shifted running sums" below).
-DEF REBUILD_EVERY = 4
+DEF REBUILD_EVERY = 16
 cdef double DRIFT = 100.0
 cdef double LOSS = 1000.0
 cdef double ANCHOR_RTOL = 1e-13
@@ -302,108 +302,99 @@ cdef inline Py_ssize_t _rebuild1(const double* x, Py_ssize_t st, Py_ssize_t lo, 
 # sum / mean / var / std
 
 
-cdef struct MomState:
-    Ser S
-    double last         # last finite value (run-length detection of constant windows)
-    Py_ssize_t n        # finite values in the window
-    Py_ssize_t run      # trailing run of equal finite values
-    Py_ssize_t neg      # negative values in the window (pandas' sign rule for the mean)
-    Py_ssize_t since    # rows since the last rebuild
+cdef inline bint _finite(double v) noexcept nogil:
+    """v is neither NaN nor +-inf (inf - inf and NaN - NaN are NaN)."""
+    return v - v == 0.0
 
 
-cdef inline double _mom_step(MomState* c, const double* xcol, Py_ssize_t st, Py_ssize_t t, Py_ssize_t lo,
-                             double v, double vo, bint has_out, Py_ssize_t every, int mode) noexcept nogil:
-    """Advance one column by one row and return its output (mode: 0 sum, 1 mean, 2 var, 3 std)."""
-    cdef bint fin = c_isfinite(v)
-    cdef bint fout = has_out and c_isfinite(vo)
-    cdef double din, dout, r
-    cdef Py_ssize_t n
-    if mode == 1:
-        c.neg += (fin and c_signbit(v)) - (fout and c_signbit(vo))
-    if fin:
-        if v == c.last:
-            c.run += 1
-        else:
-            c.run = 1
-        c.last = v
-    if c.since < every:
-        din = v - c.S.K if fin else 0.0
-        dout = vo - c.S.K if fout else 0.0
-        c.n += fin - fout
-        c.S.s1 = c.S.s1 + (din - dout)
-        c.S.s2 = c.S.s2 + (din * din - dout * dout)
-        if din * din > c.S.peak:
-            c.S.peak = din * din
-        c.since += 1
-        if c.n == 0:
-            _ser_reset(&c.S, c.S.K)
-        elif _ser_stale(&c.S, c.n):
-            c.since = every
-    if c.since >= every:
-        c.n = _rebuild1(xcol, st, lo if lo > 0 else 0, t, &c.S)
-        c.since = 0
-    n = c.n
-    if mode == 0:
-        if n == 0:
-            return NAN
-        if c.run >= n:
-            return c.last * n
-        return n * c.S.K + c.S.s1
-    if mode == 1:
-        if n == 0:
-            return NAN
-        if c.run >= n:
-            return c.last
-        r = c.S.K + c.S.s1 / n
-        if c.neg == 0 and r < 0:
-            return 0.0
-        if c.neg == n and r > 0:
-            return 0.0
-        return r
-    if n < 2:
-        return NAN
-    if c.run >= n:
-        return 0.0
-    r = (n * c.S.s2 - c.S.s1 * c.S.s1) / (<double>n * (n - 1))
-    if r < 0:
-        r = 0.0
-    return sqrt(r) if mode == 3 else r
+cdef extern from "_rowkernels.h" nogil:
+    double qops_moment_out(double n, double K, double s1, double s2, double last, double run, double neg,
+                           int mode)
+    int qops_moment_row(const double* xr, const double* xo, int has_out, double* yr, double* K, double* s1,
+                        double* s2, double* peak, double* last, double* nn, double* run, double* neg,
+                        Py_ssize_t B, int mode, double drift, double loss)
 
 
 cdef inline int _rm_moments(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0,
                             Py_ssize_t j1, Py_ssize_t w, int mode) noexcept nogil:
-    cdef Py_ssize_t B = j1 - j0, b, t, lo, every = REBUILD_EVERY * w
-    cdef MomState* cs
+    """Rolling sum (mode 0), mean (1), var (2) or std (3) of columns j0..j1-1, row by row.
+
+    Each row is one branch-free pass over the columns (``qops_moment_row`` in _rowkernels.h, vectorised by
+    the compiler); rebuilds (every REBUILD_EVERY * w rows for all columns, and for a column whose sums went
+    stale) run in a separate scalar pass. ``mode`` is a constant in each caller.
+    """
+    cdef Py_ssize_t B = j1 - j0, b, t, lo, every = REBUILD_EVERY * w, c
+    cdef double* mem
+    cdef double* K
+    cdef double* s1
+    cdef double* s2
+    cdef double* peak
+    cdef double* last
+    cdef double* nn
+    cdef double* run
+    cdef double* neg
+    cdef const double* xr
+    cdef double* yr
+    cdef double n1, s1sq, D, noise2
+    cdef int any_stale
+    cdef bint periodic
+    cdef Ser S
     if B <= 0:
         return 0
-    cs = <MomState*>malloc(B * sizeof(MomState))
-    if cs == NULL:
+    mem = <double*>malloc(8 * B * sizeof(double))
+    if mem == NULL:
         return 1
+    K = mem
+    s1 = mem + B
+    s2 = mem + 2 * B
+    peak = mem + 3 * B
+    last = mem + 4 * B
+    nn = mem + 5 * B
+    run = mem + 6 * B
+    neg = mem + 7 * B
     for b in range(B):
-        _ser_reset(&cs[b].S, 0.0)
-        cs[b].last = NAN
-        cs[b].n = 0
-        cs[b].run = 0
-        cs[b].neg = 0
-        cs[b].since = every
-    cdef MomState c
-    cdef const double* xc
-    cdef double* yc
-    cdef Py_ssize_t t0, t1
-    for t0 in range(0, T, ROW_BLOCK):
-        t1 = t0 + ROW_BLOCK if t0 + ROW_BLOCK < T else T
+        K[b] = 0.0
+        s1[b] = 0.0
+        s2[b] = 0.0
+        peak[b] = 0.0
+        last[b] = NAN
+        nn[b] = 0.0
+        run[b] = 0.0
+        neg[b] = 0.0
+    for t in range(T):
+        lo = t - w + 1
+        xr = x + t * N + j0
+        yr = y + t * N + j0
+        if lo > 0:
+            any_stale = qops_moment_row(xr, x + (lo - 1) * N + j0, 1, yr, K, s1, s2, peak, last, nn, run, neg,
+                                        B, mode, DRIFT, LOSS)
+        else:
+            any_stale = qops_moment_row(xr, xr, 0, yr, K, s1, s2, peak, last, nn, run, neg, B, mode, DRIFT,
+                                        LOSS)
+        periodic = t % every == 0
+        if not periodic and not any_stale:
+            continue
+        # scalar pass: periodic rebuild of every column, or of the columns whose sums went stale
         for b in range(B):
-            c = cs[b]
-            xc = x + j0 + b
-            yc = y + j0 + b
-            for t in range(t0, t1):
-                lo = t - w + 1
-                if lo > 0:
-                    yc[t * N] = _mom_step(&c, xc, N, t, lo, xc[t * N], xc[(lo - 1) * N], True, every, mode)
-                else:
-                    yc[t * N] = _mom_step(&c, xc, N, t, lo, xc[t * N], 0.0, False, every, mode)
-            cs[b] = c
-    free(cs)
+            if not periodic:
+                n1 = nn[b]
+                if n1 == 0.0:
+                    continue
+                s1sq = s1[b] * s1[b]
+                D = n1 * s2[b] - s1sq
+                noise2 = (ANCHOR_RTOL * K[b]) * (ANCHOR_RTOL * K[b])
+                # rebuild unless the spread is at the rounding level of the anchor itself
+                if not ((s1sq > DRIFT * D and s1sq > noise2 * n1 * n1) or
+                        (peak[b] > noise2 and peak[b] * n1 > LOSS * D)):
+                    continue
+            c = _rebuild1(x + j0 + b, N, lo if lo > 0 else 0, t, &S)
+            K[b] = S.K
+            s1[b] = S.s1
+            s2[b] = S.s2
+            peak[b] = S.peak
+            nn[b] = <double>c
+            yr[b] = qops_moment_out(nn[b], K[b], s1[b], s2[b], last[b], run[b], neg[b], mode)
+    free(mem)
     return 0
 
 

@@ -149,7 +149,8 @@ def _quantile_lookback(_x: Any, n: Any, q: Any) -> tuple[float, float]:
 
 def _near_zero_std(ctx: OpContext, data: np.ndarray, window: int) -> np.ndarray:
     std = kernels.rolling_std(data, window, num_threads=ctx.num_threads)
-    return np.isclose(std, 0.0, atol=STD_ATOL)
+    # np.isclose(std, 0, atol=STD_ATOL) is |std| <= STD_ATOL (NaN compares False), without isclose's overhead
+    return np.abs(std, out=std) <= STD_ATOL
 
 
 def _rsquare(ctx: OpContext, x: Any, n: Any) -> np.ndarray:

@@ -1,0 +1,133 @@
+"""The account: a position plus what a run records at every bar end.
+
+At the end of each bar (Qlib's ``Account.update_bar_end``): holdings that traded get the bar's close as their
+price (suspended ones keep their last price), every holding's bar count grows by one, the daily metrics are
+recorded (``return`` is gross of cost: ``(value - last value + cost) / last value``), the holdings are copied into
+the history with their weights, and the trade indicators of the bar's fills are computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from qbacktest.position import Position
+from qcore.trading import Direction, Fill
+
+REPORT_COLUMNS = ("account", "return", "total_turnover", "turnover", "total_cost", "cost", "value", "cash", "bench")
+INDICATOR_COLUMNS = ("ffr", "pa", "pos", "deal_amount", "value", "count")
+
+
+class Account:
+    """Cash, holdings and the per-bar records of one run.
+
+    :param init_cash: starting cash.
+    :param holdings: starting holdings (``{instrument: amount or {"amount", "price"}}``).
+    :param bench: per-bar benchmark returns (None: no benchmark; the column is then 0).
+    :param settlement_days: T+N lock of bought shares.
+    """
+
+    def __init__(
+        self,
+        init_cash: float,
+        holdings: Mapping[str, Any] | None = None,
+        *,
+        bench: np.ndarray | None = None,
+        settlement_days: int = 0,
+    ) -> None:
+        self.init_cash = float(init_cash)
+        self.position = Position(init_cash, holdings, settlement_days=settlement_days)
+        self.bench = bench
+        self.total_turnover = 0.0
+        self.total_cost = 0.0
+        self.records: list[tuple[float, ...]] = []
+        self.history: list[tuple[float, float, list[tuple[str, float, float, float, int]]]] = []
+        self.indicators: list[tuple[float, float, float, float, float, int]] = []
+        self.fills: list[tuple[int, Fill]] = []
+
+    # -- trading ----------------------------------------------------------------------------------------------
+
+    def apply(self, fill: Fill, bar: int) -> None:
+        """Book a filled order: position, turnover and cost."""
+        order = fill.order
+        if order.direction == Direction.SELL:
+            self.total_turnover += fill.value
+            self.total_cost += fill.cost
+            self.position.sell(order.instrument, fill.value, fill.cost, fill.price)
+        else:
+            self.position.buy(order.instrument, fill.value, fill.cost, fill.price, bar)
+            self.total_turnover += fill.value
+            self.total_cost += fill.cost
+
+    # -- bar end ----------------------------------------------------------------------------------------------
+
+    def update_bar_end(self, bar: int, exchange: Any, fills: Sequence[Fill]) -> None:
+        """Close bar ``bar``: prices, counts, metrics, history and indicators."""
+        position = self.position
+        close, suspended, cols = exchange.close, exchange.suspended, exchange._cols
+        for name, holding in position.holdings.items():
+            j = cols.get(name)
+            if j is not None and not suspended[bar, j]:
+                holding.price = float(close[bar, j])
+            holding.count += 1
+        if position.settlement_days > 0:
+            position.release(bar + 1)
+        self._record_metrics(bar)
+        self._record_history()
+        self._record_indicators(fills)
+        self.fills.extend((bar, f) for f in fills)
+
+    def _record_metrics(self, bar: int) -> None:
+        if self.records:
+            last_value, last_cost, last_turnover = self.records[-1][0], self.records[-1][4], self.records[-1][2]
+        else:
+            last_value, last_cost, last_turnover = self.init_cash, 0.0, 0.0
+        position = self.position
+        stock_value = position.stock_value()
+        value = stock_value + (position.cash + position.cash_delay)
+        now_cost = self.total_cost - last_cost
+        now_turnover = self.total_turnover - last_turnover
+        bench = 0.0 if self.bench is None else float(self.bench[bar])
+        self.records.append((
+            value,
+            (value - last_value + now_cost) / last_value,
+            self.total_turnover,
+            now_turnover / last_value,
+            self.total_cost,
+            now_cost / last_value,
+            stock_value,
+            position.cash,
+            bench,
+        ))  # fmt: skip
+
+    def _record_history(self) -> None:
+        position = self.position
+        total = position.value()
+        rows = []
+        for name, h in position.holdings.items():
+            h.weight = h.amount * h.price / total
+            rows.append((name, h.amount, h.price, h.weight, h.count))
+        self.history.append((position.cash, total, rows))
+
+    def _record_indicators(self, fills: Sequence[Fill]) -> None:
+        # one entry per instrument (a later order of the same instrument replaces an earlier one), as Qlib does
+        per: dict[str, tuple[float, float, float]] = {}
+        for fill in fills:
+            order = fill.order
+            sign = order.direction.sign
+            per[order.instrument] = (order.amount * sign, fill.deal_amount * sign, fill.value * sign)
+        if not per:
+            self.indicators.append((np.nan, np.nan, np.nan, 0.0, 0.0, 0))
+            return
+        amount = np.array([v[0] for v in per.values()])
+        deal = np.array([v[1] for v in per.values()])
+        value = np.array([v[2] for v in per.values()])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ffr = deal / amount
+        ffr_mean = float(np.nanmean(ffr)) if np.any(~np.isnan(ffr)) else np.nan
+        count = int(np.sum(~np.isnan(amount)))
+        # price advantage against the bar's own deal price: 0 at the innermost level (Qlib)
+        self.indicators.append((ffr_mean, 0.0, 0.0, float(np.nansum(np.abs(deal))), float(np.nansum(np.abs(value))),
+                                count))  # fmt: skip

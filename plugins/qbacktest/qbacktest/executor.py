@@ -1,0 +1,106 @@
+"""The daily simulator executor: deals a decision's orders against the exchange and closes the bar.
+
+Qlib's ``SimulatorExecutor``: orders execute one after another in decision order (``serial``), or buys first
+(``parallel``: the money from the bar's sells cannot pay for its buys); a failed order (suspended, at the limit)
+deals nothing and costs nothing. With ``settle_type="cash"`` sell proceeds only become cash at the bar's end.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from qcore.errors import ConfigError
+from qcore.trading import Direction, Fill, Step, TradeDecision, TradingInfra
+
+logger = logging.getLogger(__name__)
+
+TRADE_TYPES = ("serial", "parallel")
+
+
+class SimulatorExecutor:
+    """Executes each bar's orders on the simulated exchange (one bar per step; ``time_per_step`` is ``day``).
+
+    :param time_per_step: the bar length; only ``day`` is simulated here (nested executors add finer bars).
+    :param trade_type: ``serial`` or ``parallel`` (buys before sells).
+    :param settle_type: ``None`` or ``"cash"`` (delay sell proceeds to the bar's end).
+    :param verbose: log every order.
+    :param generate_portfolio_metrics: accepted for Qlib configs (metrics are always recorded).
+    """
+
+    def __init__(
+        self,
+        time_per_step: str = "day",
+        trade_type: str = "serial",
+        settle_type: str | None = None,
+        verbose: bool = False,
+        generate_portfolio_metrics: bool = True,
+        indicator_config: dict[str, Any] | None = None,
+        **qlib_kwargs: Any,
+    ) -> None:
+        for key in ("common_infra", "trade_exchange", "track_data", "start_time", "end_time"):
+            qlib_kwargs.pop(key, None)
+        if qlib_kwargs:
+            raise ConfigError(f"unknown executor arguments: {', '.join(sorted(qlib_kwargs))}", path="executor.kwargs")
+        if time_per_step not in ("day", "1day", "1d"):
+            raise ConfigError(f"the simulator executor runs daily bars, got time_per_step={time_per_step!r}",
+                              path="executor.kwargs.time_per_step")  # fmt: skip
+        if trade_type not in TRADE_TYPES:
+            raise ConfigError(f"trade_type must be serial or parallel, got {trade_type!r}",
+                              path="executor.kwargs.trade_type")  # fmt: skip
+        if settle_type in ("None", "none"):
+            settle_type = None
+        if settle_type not in (None, "cash"):
+            raise ConfigError(f"settle_type must be null or 'cash', got {settle_type!r}",
+                              path="executor.kwargs.settle_type")  # fmt: skip
+        self.time_per_step = "day"
+        self.trade_type = trade_type
+        self.settle_type = settle_type
+        self.verbose = verbose
+        self.indicator_config = dict(indicator_config or {})
+        self.infra: TradingInfra | None = None
+
+    def reset(self, infra: TradingInfra) -> None:
+        """Bind to a run."""
+        self.infra = infra
+
+    def _ordered(self, decision: TradeDecision) -> Sequence[Any]:
+        if self.trade_type == "parallel":
+            return sorted(decision.orders, key=lambda order: -int(order.direction))
+        return decision.orders
+
+    def execute(self, decision: TradeDecision, step: Step) -> list[Fill]:
+        """Deal the orders of ``decision`` on ``step``'s bar, then close the bar."""
+        assert self.infra is not None, "reset() first"
+        exchange, account = self.infra.exchange, self.infra.account
+        position = account.position
+        t = step.index
+        if self.settle_type == "cash":
+            position.settle_start()
+        dealt: dict[str, float] = {}
+        fills: list[Fill] = []
+        for order in self._ordered(decision):
+            name = order.instrument
+            j = exchange.col(name)
+            if not exchange.is_tradable(t, j, order.direction):
+                fill = Fill(order, 0.0, math.nan, 0.0, 0.0)
+            else:
+                held = position.sellable(name) if order.direction == Direction.SELL else None
+                deal, price, value, cost = exchange.trade(
+                    t, j, order.direction, order.amount, position.cash, held, dealt.get(name, 0.0)
+                )
+                fill = Fill(order, deal, price, value, cost)
+                if value > 1e-5:
+                    account.apply(fill, t)
+            fills.append(fill)
+            dealt[name] = dealt.get(name, 0.0) + fill.deal_amount
+            if self.verbose:
+                logger.info("%s %s %s amount %.6g deal %.6g price %.6g value %.2f cost %.2f cash %.2f",
+                            step.start.date(), order.direction.name.lower(), name, order.amount, fill.deal_amount,
+                            fill.price, fill.value, fill.cost, position.cash)  # fmt: skip
+        account.update_bar_end(t, exchange, fills)
+        if self.settle_type == "cash":
+            position.settle_commit()
+        return fills

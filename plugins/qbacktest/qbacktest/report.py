@@ -1,0 +1,96 @@
+"""Frames of a finished run: the daily report, the positions, the trade indicators and the fills."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from qbacktest.account import INDICATOR_COLUMNS, REPORT_COLUMNS, Account
+
+
+def report_frame(account: Account, bars: pd.DatetimeIndex) -> pd.DataFrame:
+    """Qlib's daily report: ``account return total_turnover turnover total_cost cost value cash bench``."""
+    frame = pd.DataFrame(account.records, columns=list(REPORT_COLUMNS), index=bars[: len(account.records)])
+    frame.index.name = "datetime"
+    return frame.astype(np.float64)
+
+
+def positions_frame(account: Account, bars: pd.DatetimeIndex) -> pd.DataFrame:
+    """Holdings at every bar end: index ``(datetime, instrument)``; ``amount price weight count_day``.
+
+    ``amount`` is in adjusted shares and ``price`` the adjusted close it is valued at.
+    """
+    dates, names, amount, price, weight, count = [], [], [], [], [], []
+    for when, (_cash, _total, rows) in zip(bars, account.history):
+        for name, a, p, w, c in rows:
+            dates.append(when)
+            names.append(name)
+            amount.append(a)
+            price.append(p)
+            weight.append(w)
+            count.append(c)
+    index = pd.MultiIndex.from_arrays([pd.DatetimeIndex(dates), pd.Index(names, dtype=object)],
+                                      names=["datetime", "instrument"])  # fmt: skip
+    return pd.DataFrame(
+        {"amount": np.asarray(amount, dtype=np.float64), "price": np.asarray(price, dtype=np.float64),
+         "weight": np.asarray(weight, dtype=np.float64), "count_day": np.asarray(count, dtype=np.int64)},
+        index=index,
+    ).sort_index()  # fmt: skip
+
+
+def indicators_frame(account: Account, bars: pd.DatetimeIndex) -> pd.DataFrame:
+    """Qlib's trade indicators per bar: ``ffr`` (fill rate), ``pa`` (price advantage), ``pos`` (share of orders
+    with a positive price advantage), ``deal_amount``, ``value``, ``count`` (orders)."""
+    frame = pd.DataFrame(account.indicators, columns=list(INDICATOR_COLUMNS), index=bars[: len(account.indicators)])
+    frame.index.name = "datetime"
+    return frame
+
+
+def fills_frame(account: Account, bars: pd.DatetimeIndex) -> pd.DataFrame:
+    """Every order of the run with what it dealt, in execution order."""
+    rows: list[dict[str, Any]] = []
+    for bar, fill in account.fills:
+        order = fill.order
+        rows.append({
+            "datetime": bars[bar], "instrument": order.instrument, "direction": order.direction.name.lower(),
+            "amount": order.amount, "deal_amount": fill.deal_amount, "price": fill.price, "value": fill.value,
+            "cost": fill.cost,
+        })  # fmt: skip
+    columns = ["datetime", "instrument", "direction", "amount", "deal_amount", "price", "value", "cost"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def trade_summary(fills: pd.DataFrame) -> dict[str, float]:
+    """Run-level trade indicators: orders, fill rate (amount-weighted and mean), traded value and cost."""
+    if fills.empty:
+        return {"orders": 0, "fill_rate": float("nan"), "fill_rate_mean": float("nan"), "traded_value": 0.0,
+                "cost": 0.0}  # fmt: skip
+    amount = fills["amount"].to_numpy()
+    deal = fills["deal_amount"].to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_order = deal / amount
+    return {
+        "orders": len(fills),
+        "filled_orders": int((fills["value"] > 0).sum()),
+        "fill_rate": float(deal.sum() / amount.sum()) if amount.sum() > 0 else float("nan"),
+        "fill_rate_mean": float(np.nanmean(per_order)) if np.isfinite(per_order).any() else float("nan"),
+        "traded_value": float(fills["value"].sum()),
+        "cost": float(fills["cost"].sum()),
+    }
+
+
+def ic_frame(scores: pd.Series, label: pd.Series) -> pd.DataFrame:
+    """Per-date ``IC`` (Pearson) and ``RankIC`` (Spearman) of scores against a label (Qlib's ``calc_ic``).
+
+    Both Series are indexed ``(datetime, instrument)``; rows missing from either side are left out.
+    """
+    frame = pd.DataFrame({"pred": scores, "label": label}).dropna(how="all")
+    frame = frame[frame["pred"].notna()]
+    grouped = frame.groupby(level="datetime")
+    ic = grouped.apply(lambda g: g["pred"].corr(g["label"]))
+    rank_ic = grouped.apply(lambda g: g["pred"].corr(g["label"], method="spearman"))
+    out = pd.DataFrame({"IC": ic, "RankIC": rank_ic})
+    out.index.name = "datetime"
+    return out

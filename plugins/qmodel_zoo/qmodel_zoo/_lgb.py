@@ -1,0 +1,69 @@
+"""LightGBM plumbing shared by the LightGBM and DoubleEnsemble models: parameters, data, boosters as text."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from qcore import atomic
+from qcore.errors import ConfigError, DataError
+from qmodel_zoo._base import check_known
+
+#: ``loss`` values and the LightGBM objective each maps to (Qlib passes ``loss`` straight through as ``objective``).
+LOSSES = {"mse": "mse", "binary": "binary"}
+
+
+@cache
+def lightgbm_parameter_names() -> frozenset[str]:
+    """Every parameter name and alias LightGBM knows (empty when this LightGBM cannot list them)."""
+    try:
+        aliases = lgb.basic._ConfigAliases._get_all_param_aliases()
+    except Exception:  # a LightGBM without the listing: skip the check rather than refuse valid names
+        return frozenset()
+    return frozenset(aliases) | frozenset(name for names in aliases.values() for name in names)
+
+
+def booster_params(component: str, loss: str, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """LightGBM parameters from Qlib-style keyword arguments, checked against LightGBM's names.
+
+    Defaults added for reproducibility unless given: ``verbosity=-1``, ``deterministic=True`` and
+    ``force_col_wise=True`` (LightGBM otherwise picks row- or column-wise histograms by timing them).
+    """
+    if loss not in LOSSES:
+        raise ConfigError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+    known = lightgbm_parameter_names()
+    if known:
+        check_known(component, extra, known)
+    params: dict[str, Any] = {"objective": LOSSES[loss], "verbosity": -1, "deterministic": True}
+    if not {"force_row_wise", "force_col_wise"} & set(extra):
+        params["force_col_wise"] = True
+    params.update(extra)
+    return params
+
+
+def training_arrays(features: pd.DataFrame, label: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Float32 features and float64 label of the rows whose label is finite (LightGBM cannot learn NaN labels)."""
+    y = label.to_numpy(dtype=np.float64)
+    rows = np.isfinite(y)
+    if not rows.any():
+        raise DataError("no row with a finite label to learn from")
+    x = features.to_numpy(dtype=np.float32)
+    return (x, y) if rows.all() else (x[rows], y[rows])
+
+
+def write_booster(booster: lgb.Booster, path: Path) -> None:
+    """Save ``booster`` as LightGBM's text model (its best iteration when early stopping found one)."""
+    atomic.write_text(path, booster.model_to_string())
+
+
+def read_booster(path: Path) -> lgb.Booster:
+    """Load a text model written by :func:`write_booster`."""
+    if not path.is_file():
+        raise DataError("the saved model lacks its LightGBM text model", path=str(path))
+    return lgb.Booster(model_file=str(path))

@@ -1,0 +1,133 @@
+"""LightGBM gradient-boosted trees with early stopping on the ``valid`` segment (Qlib's ``LGBModel``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from qcore.modelio import write_manifest
+from qcore.protocols import Dataset
+from qmodel_zoo._base import (
+    check_number,
+    feature_matrix,
+    has_segment,
+    jsonable,
+    labelled,
+    not_fitted,
+    read_state,
+    score_series,
+    write_state,
+)
+from qmodel_zoo._lgb import booster_params, read_booster, training_arrays, write_booster
+
+MODEL_FILE = "model.txt"
+
+
+class LGBModel:
+    """LightGBM regressor (or binary classifier) trained on ``train``, early-stopped on ``valid``.
+
+    Takes Qlib's ``LGBModel`` arguments: ``loss`` (``mse`` or ``binary``), ``early_stopping_rounds``,
+    ``num_boost_round``, and any LightGBM parameter by name or alias (``colsample_bytree``, ``learning_rate``,
+    ``subsample``, ``lambda_l1``, ``lambda_l2``, ``max_depth``, ``num_leaves``, ``num_threads``, ``seed``...). An
+    unknown parameter name is an error. Training is deterministic (``deterministic=True``, column-wise histograms)
+    unless the parameters say otherwise. Rows with a NaN label are left out of training.
+
+    :param verbose_eval: log the metrics every this many rounds (0: silent).
+    """
+
+    registry_name = "lightgbm"
+
+    def __init__(
+        self,
+        loss: str = "mse",
+        early_stopping_rounds: int | None = 50,
+        num_boost_round: int = 1000,
+        verbose_eval: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        self.params = booster_params("the lightgbm model", loss, kwargs)
+        check_number("num_boost_round", num_boost_round, low=1, integer=True)
+        if early_stopping_rounds is not None:
+            check_number("early_stopping_rounds", early_stopping_rounds, low=0, integer=True)
+        check_number("verbose_eval", verbose_eval, low=0, integer=True)
+        self.loss = loss
+        self.early_stopping_rounds = early_stopping_rounds
+        self.num_boost_round = int(num_boost_round)
+        self.verbose_eval = int(verbose_eval)
+        self._kwargs = jsonable(kwargs)
+        self.model: lgb.Booster | None = None
+        self.feature_names_: list[str] = []
+        self.evals_result_: dict[str, dict[str, list[float]]] = {}
+
+    @property
+    def init_params(self) -> dict[str, Any]:
+        """The keyword arguments that rebuild this model (saved in ``model.json``)."""
+        return {
+            "loss": self.loss,
+            "early_stopping_rounds": self.early_stopping_rounds,
+            "num_boost_round": self.num_boost_round,
+            "verbose_eval": self.verbose_eval,
+            **self._kwargs,
+        }
+
+    def fit(self, dataset: Dataset) -> LGBModel:
+        """Train on ``train``; with a ``valid`` segment, stop after ``early_stopping_rounds`` rounds without gain."""
+        features, label = labelled(dataset, "train")
+        self.feature_names_ = [str(c) for c in features.columns]
+        x, y = training_arrays(features, label)
+        train_set = lgb.Dataset(x, label=y, free_raw_data=True)
+        sets, names = [train_set], ["train"]
+        if has_segment(dataset, "valid"):
+            valid_x, valid_y = labelled(dataset, "valid")
+            vx, vy = training_arrays(valid_x[list(features.columns)], valid_y)
+            sets.append(lgb.Dataset(vx, label=vy, reference=train_set, free_raw_data=True))
+            names.append("valid")
+        self.evals_result_ = {}
+        callbacks = [lgb.record_evaluation(self.evals_result_)]
+        if self.verbose_eval:
+            callbacks.append(lgb.log_evaluation(period=self.verbose_eval))
+        if self.early_stopping_rounds and len(sets) > 1:
+            callbacks.append(lgb.early_stopping(self.early_stopping_rounds, verbose=bool(self.verbose_eval)))
+        self.model = lgb.train(self.params, train_set, num_boost_round=self.num_boost_round, valid_sets=sets,
+                               valid_names=names, callbacks=callbacks)
+        return self
+
+    @property
+    def best_iteration_(self) -> int:
+        """Boosting rounds the predictions use (the early-stopping optimum, else every round)."""
+        if self.model is None:
+            raise not_fitted("lightgbm")
+        return int(self.model.best_iteration or self.model.current_iteration())
+
+    def predict(self, dataset: Dataset, segment: str = "test") -> pd.Series:
+        """Scores of ``segment`` from the best iteration."""
+        if self.model is None:
+            raise not_fitted("lightgbm")
+        features, _ = dataset.xy(segment)
+        x = feature_matrix(features, self.feature_names_, np.float32)
+        return score_series(self.model.predict(x, num_iteration=self.best_iteration_), features.index)
+
+    def feature_importance(self, importance_type: str = "split") -> pd.Series:
+        """LightGBM's feature importance (``split`` or ``gain``) by feature name, largest first."""
+        if self.model is None:
+            raise not_fitted("lightgbm")
+        values = self.model.feature_importance(importance_type=importance_type, iteration=self.best_iteration_)
+        return pd.Series(values, index=self.feature_names_).sort_values(ascending=False)
+
+    def save(self, folder: Path) -> None:
+        """Write ``model.json``, LightGBM's text model (``model.txt``) and the feature names."""
+        if self.model is None:
+            raise not_fitted("lightgbm")
+        write_manifest(folder, self.registry_name, self.init_params)
+        write_booster(self.model, Path(folder) / MODEL_FILE)
+        write_state(folder, {"features": self.feature_names_, "best_iteration": self.best_iteration_})
+
+    def restore(self, folder: Path) -> None:
+        """Load the text model written by :meth:`save`."""
+        state = read_state(folder)
+        self.model = read_booster(Path(folder) / MODEL_FILE)
+        self.feature_names_ = list(state["features"])
