@@ -25,6 +25,7 @@ from qcore.expr.ast import Call, Const, Field, Node, walk
 from qcore.expr.cache import ExpressionCache
 from qcore.expr.parser import check_names, parse
 from qcore.operators import OpContext, Operator
+from qcore.progress import progress
 from qcore.protocols import DataProvider
 from qcore.types import Panel, Universe, clip_universe, membership_mask
 
@@ -283,7 +284,7 @@ class ExpressionEngine:
             if consumers[node] == 0:
                 values.pop(node, None)
 
-        for node in plan.order:
+        for node in progress(plan.order, "expressions"):
             op = self._operators[node.op]
             bound = op.bind(node.args)
             if op.instrument_param is not None:

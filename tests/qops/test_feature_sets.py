@@ -214,6 +214,10 @@ def test_bad_configs() -> None:
         alpha158(rolling={"windows": [0]})
     with pytest.raises(ValueError, match="unknown keys window"):
         alpha158(price={"window": [1]})
+    with pytest.raises(ValueError, match="two features named 'ROC5'"):
+        alpha158(rolling={"windows": [5, 5]})
+    with pytest.raises(ValueError, match="two features named 'VOLUME0'"):
+        alpha158(price={"feature": ["VOLUME"]}, volume={})
     with pytest.raises(ValueError, match="selects no feature"):
         alpha158(rolling={"include": []})
     with pytest.raises(ValueError, match="both a feature and a label"):

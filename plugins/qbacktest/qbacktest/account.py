@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import math
+
+import attrs
 import numpy as np
 
 from qbacktest.position import Position
@@ -18,6 +21,20 @@ from qcore.trading import Direction, Fill
 
 REPORT_COLUMNS = ("account", "return", "total_turnover", "turnover", "total_cost", "cost", "value", "cash", "bench")
 INDICATOR_COLUMNS = ("ffr", "pa", "pos", "deal_amount", "value", "count")
+
+
+@attrs.define
+class History:
+    """Holdings at every bar end, as flat columns (``per_bar[k]`` rows belong to bar ``k``)."""
+
+    names: list[str] = attrs.field(factory=list)
+    amount: list[float] = attrs.field(factory=list)
+    price: list[float] = attrs.field(factory=list)
+    weight: list[float] = attrs.field(factory=list)
+    count: list[int] = attrs.field(factory=list)
+    per_bar: list[int] = attrs.field(factory=list)
+    cash: list[float] = attrs.field(factory=list)
+    total: list[float] = attrs.field(factory=list)
 
 
 class Account:
@@ -43,7 +60,7 @@ class Account:
         self.total_turnover = 0.0
         self.total_cost = 0.0
         self.records: list[tuple[float, ...]] = []
-        self.history: list[tuple[float, float, list[tuple[str, float, float, float, int]]]] = []
+        self.history = History()
         self.indicators: list[tuple[float, float, float, float, float, int]] = []
         self.fills: list[tuple[int, Fill]] = []
 
@@ -66,26 +83,31 @@ class Account:
     def update_bar_end(self, bar: int, exchange: Any, fills: Sequence[Fill]) -> None:
         """Close bar ``bar``: prices, counts, metrics, history and indicators."""
         position = self.position
-        close, suspended, cols = exchange.close, exchange.suspended, exchange._cols
-        for name, holding in position.holdings.items():
-            j = cols.get(name)
-            if j is not None and not suspended[bar, j]:
-                holding.price = float(close[bar, j])
-            holding.count += 1
-        if position.settlement_days > 0:
-            position.release(bar + 1)
-        self._record_metrics(bar)
-        self._record_history()
+        if position.holdings:
+            close = exchange.close[bar].tolist()
+            cols = exchange._cols
+            for name, holding in position.holdings.items():
+                j = cols.get(name)
+                if j is not None:
+                    price = close[j]
+                    if price == price:  # not suspended (NaN close)
+                        holding.price = price
+                holding.count += 1
+            if position.settlement_days > 0:
+                position.release(bar + 1)
+        stock_value = position.stock_value()
+        self._record_metrics(bar, stock_value)
+        self._record_history(stock_value + (position.cash + position.cash_delay))
         self._record_indicators(fills)
         self.fills.extend((bar, f) for f in fills)
 
-    def _record_metrics(self, bar: int) -> None:
+    def _record_metrics(self, bar: int, stock_value: float) -> None:
         if self.records:
-            last_value, last_cost, last_turnover = self.records[-1][0], self.records[-1][4], self.records[-1][2]
+            last = self.records[-1]
+            last_value, last_cost, last_turnover = last[0], last[4], last[2]
         else:
             last_value, last_cost, last_turnover = self.init_cash, 0.0, 0.0
         position = self.position
-        stock_value = position.stock_value()
         value = stock_value + (position.cash + position.cash_delay)
         now_cost = self.total_cost - last_cost
         now_turnover = self.total_turnover - last_turnover
@@ -102,32 +124,37 @@ class Account:
             bench,
         ))  # fmt: skip
 
-    def _record_history(self) -> None:
-        position = self.position
-        total = position.value()
-        rows = []
-        for name, h in position.holdings.items():
+    def _record_history(self, total: float) -> None:
+        holdings = list(self.position.holdings.values())
+        for h in holdings:
             h.weight = h.amount * h.price / total
-            rows.append((name, h.amount, h.price, h.weight, h.count))
-        self.history.append((position.cash, total, rows))
+        history = self.history
+        history.names.extend(self.position.holdings)
+        history.amount.extend([h.amount for h in holdings])
+        history.price.extend([h.price for h in holdings])
+        history.weight.extend([h.weight for h in holdings])
+        history.count.extend([h.count for h in holdings])
+        history.per_bar.append(len(holdings))
+        history.cash.append(self.position.cash)
+        history.total.append(total)
 
     def _record_indicators(self, fills: Sequence[Fill]) -> None:
         # one entry per instrument (a later order of the same instrument replaces an earlier one), as Qlib does
         per: dict[str, tuple[float, float, float]] = {}
         for fill in fills:
             order = fill.order
-            sign = order.direction.sign
+            sign = 1.0 if order.direction == Direction.BUY else -1.0
             per[order.instrument] = (order.amount * sign, fill.deal_amount * sign, fill.value * sign)
         if not per:
-            self.indicators.append((np.nan, np.nan, np.nan, 0.0, 0.0, 0))
+            self.indicators.append((math.nan, math.nan, math.nan, 0.0, 0.0, 0))
             return
-        amount = np.array([v[0] for v in per.values()])
-        deal = np.array([v[1] for v in per.values()])
-        value = np.array([v[2] for v in per.values()])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ffr = deal / amount
-        ffr_mean = float(np.nanmean(ffr)) if np.any(~np.isnan(ffr)) else np.nan
-        count = int(np.sum(~np.isnan(amount)))
+        ratios = []
+        deal_sum = value_sum = 0.0
+        for amount, deal, value in per.values():
+            if amount != 0:
+                ratios.append(deal / amount)
+            deal_sum += abs(deal)
+            value_sum += abs(value)
+        ffr = math.fsum(ratios) / len(ratios) if ratios else math.nan
         # price advantage against the bar's own deal price: 0 at the innermost level (Qlib)
-        self.indicators.append((ffr_mean, 0.0, 0.0, float(np.nansum(np.abs(deal))), float(np.nansum(np.abs(value))),
-                                count))  # fmt: skip
+        self.indicators.append((ffr, 0.0, 0.0, deal_sum, value_sum, len(per)))

@@ -8,6 +8,7 @@ when scores exist for the day before it.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -191,10 +192,16 @@ def run_backtest(
     strategy.reset(infra)
     executor.reset(infra)
     ends = calendar[lo + 1 : hi + 2]
-    for i, (bar_start, bar_end) in enumerate(zip(bars, ends)):
-        step = Step(i, bar_start, bar_end)
-        decision = strategy.generate_trade_decision(step)
-        executor.execute(decision, step)
+    collect = gc.isenabled()
+    gc.disable()  # the loop makes many small objects and no cycles worth collecting mid-run
+    try:
+        for i, (bar_start, bar_end) in enumerate(zip(bars, ends)):
+            step = Step(i, bar_start, bar_end)
+            decision = strategy.generate_trade_decision(step)
+            executor.execute(decision, step)
+    finally:
+        if collect:
+            gc.enable()
     return BacktestResult(
         report=report_frame(trade_account, bars),
         positions=positions_frame(trade_account, bars),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
@@ -22,20 +20,12 @@ def positions_frame(account: Account, bars: pd.DatetimeIndex) -> pd.DataFrame:
 
     ``amount`` is in adjusted shares and ``price`` the adjusted close it is valued at.
     """
-    dates, names, amount, price, weight, count = [], [], [], [], [], []
-    for when, (_cash, _total, rows) in zip(bars, account.history):
-        for name, a, p, w, c in rows:
-            dates.append(when)
-            names.append(name)
-            amount.append(a)
-            price.append(p)
-            weight.append(w)
-            count.append(c)
-    index = pd.MultiIndex.from_arrays([pd.DatetimeIndex(dates), pd.Index(names, dtype=object)],
-                                      names=["datetime", "instrument"])  # fmt: skip
+    history = account.history
+    dates = pd.DatetimeIndex(bars[: len(history.per_bar)]).repeat(np.asarray(history.per_bar, dtype=np.intp))
+    index = pd.MultiIndex.from_arrays([dates, pd.Index(history.names, dtype=object)], names=["datetime", "instrument"])
     return pd.DataFrame(
-        {"amount": np.asarray(amount, dtype=np.float64), "price": np.asarray(price, dtype=np.float64),
-         "weight": np.asarray(weight, dtype=np.float64), "count_day": np.asarray(count, dtype=np.int64)},
+        {"amount": np.asarray(history.amount, dtype=np.float64), "price": np.asarray(history.price, dtype=np.float64),
+         "weight": np.asarray(history.weight, dtype=np.float64), "count_day": np.asarray(history.count, dtype=np.int64)},
         index=index,
     ).sort_index()  # fmt: skip
 
@@ -50,16 +40,19 @@ def indicators_frame(account: Account, bars: pd.DatetimeIndex) -> pd.DataFrame:
 
 def fills_frame(account: Account, bars: pd.DatetimeIndex) -> pd.DataFrame:
     """Every order of the run with what it dealt, in execution order."""
-    rows: list[dict[str, Any]] = []
-    for bar, fill in account.fills:
-        order = fill.order
-        rows.append({
-            "datetime": bars[bar], "instrument": order.instrument, "direction": order.direction.name.lower(),
-            "amount": order.amount, "deal_amount": fill.deal_amount, "price": fill.price, "value": fill.value,
-            "cost": fill.cost,
-        })  # fmt: skip
-    columns = ["datetime", "instrument", "direction", "amount", "deal_amount", "price", "value", "cost"]
-    return pd.DataFrame(rows, columns=columns)
+    fills = account.fills
+    steps = np.fromiter((bar for bar, _ in fills), dtype=np.intp, count=len(fills))
+    orders = [f.order for _, f in fills]
+    return pd.DataFrame({
+        "datetime": pd.DatetimeIndex(bars)[steps],
+        "instrument": pd.Series([o.instrument for o in orders], dtype=object),
+        "direction": pd.Series(["buy" if o.direction == 1 else "sell" for o in orders], dtype=object),
+        "amount": np.fromiter((o.amount for o in orders), dtype=np.float64, count=len(orders)),
+        "deal_amount": np.fromiter((f.deal_amount for _, f in fills), dtype=np.float64, count=len(fills)),
+        "price": np.fromiter((f.price for _, f in fills), dtype=np.float64, count=len(fills)),
+        "value": np.fromiter((f.value for _, f in fills), dtype=np.float64, count=len(fills)),
+        "cost": np.fromiter((f.cost for _, f in fills), dtype=np.float64, count=len(fills)),
+    })  # fmt: skip
 
 
 def trade_summary(fills: pd.DataFrame) -> dict[str, float]:

@@ -69,14 +69,21 @@ def as_score_series(scores: pd.Series | pd.DataFrame, source: str | None = None)
         else:
             series = series.swaplevel()
             series.index = series.index.set_names(["datetime", "instrument"])
+    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
+    index = series.index
     try:
-        dates = pd.DatetimeIndex(series.index.get_level_values(0))
+        dates = pd.DatetimeIndex(index.levels[0])
     except (TypeError, ValueError) as error:
         raise DataError(f"score dates are not timestamps: {error}", path=source) from None
-    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
-    instruments = series.index.get_level_values(1).astype(str)
-    out = pd.Series(values, index=pd.MultiIndex.from_arrays([dates, instruments], names=["datetime", "instrument"]))
-    if out.index.has_duplicates:
+    names = index.levels[1]
+    if names.dtype != object or not all(isinstance(x, str) for x in names):
+        names = pd.Index([str(x) for x in names], dtype=object)
+    index = pd.MultiIndex(levels=[dates, names], codes=index.codes, names=["datetime", "instrument"],
+                          verify_integrity=False)  # fmt: skip
+    if (np.asarray(index.codes[0]) < 0).any() or (np.asarray(index.codes[1]) < 0).any():
+        raise DataError("score rows with a missing date or instrument", path=source)
+    out = pd.Series(values, index=index)
+    if not out.index.is_unique:
         dup = out.index[out.index.duplicated()][0]
         raise DataError(f"duplicated score row ({dup[0].date()}, {dup[1]})", path=source)
     return out
@@ -104,12 +111,14 @@ class Signal:
     @property
     def instruments(self) -> list[str]:
         """Every instrument named in the scores, sorted."""
-        return sorted(set(self.scores.index.get_level_values(1)))
+        index = self.scores.index
+        return sorted(index.levels[1][np.unique(index.codes[1])])
 
     @property
     def dates(self) -> pd.DatetimeIndex:
         """The distinct score dates, sorted."""
-        return pd.DatetimeIndex(sorted(set(self.scores.index.get_level_values(0))))
+        index = self.scores.index
+        return pd.DatetimeIndex(index.levels[0][np.unique(index.codes[0])]).sort_values()
 
     def check_instruments(self, known: Iterable[str]) -> list[str]:
         """Apply the ``unknown`` policy against the store's instruments; return the unknown ones kept."""
@@ -140,13 +149,16 @@ class Signal:
         """
         calendar = pd.DatetimeIndex(calendar)
         last = len(calendar) - 1 if last is None else last
-        dates = self.scores.index.get_level_values(0)
+        index = self.scores.index
+        used = np.unique(index.codes[0])
+        dates = pd.DatetimeIndex(index.levels[0])[used] if len(used) else pd.DatetimeIndex([])
         if len(dates) and len(calendar):
             outside = (dates < calendar[0]) | (dates > calendar[-1])
             if outside.any():
                 bad = dates[outside]
+                counts = np.isin(index.codes[0], used[outside]).sum()
                 raise DataError(
-                    f"{int(outside.sum())} score row(s) dated outside the store's calendar "
+                    f"{int(counts)} score row(s) dated outside the store's calendar "
                     f"({calendar[0].date()}..{calendar[-1].date()}): {bad.min().date()}..{bad.max().date()}; "
                     "trim the score file or extend the store",
                     path=self.source,
@@ -156,12 +168,14 @@ class Signal:
         t, n = max(last - first + 1, 0), len(instruments)
         values = np.full((t, n), np.nan)
         present = np.zeros((t, n), dtype=bool)
-        cols = np.fromiter((self._columns.get(s, -1) for s in self.scores.index.get_level_values(1)),
-                           dtype=np.intp, count=len(self.scores))  # fmt: skip
-        rows = calendar.searchsorted(dates, side="right") - 1 - first
+        level_cols = pd.Index(list(instruments)).get_indexer(index.levels[1])
+        level_rows = calendar.searchsorted(pd.DatetimeIndex(index.levels[0]), side="right") - 1 - first
+        cols = level_cols[index.codes[1]]
+        rows = level_rows[index.codes[0]]
         vals = self.scores.to_numpy()
         keep = (cols >= 0) & (rows >= 0) & (rows < t)
-        rows, cols, vals, when = rows[keep], cols[keep], vals[keep], dates.to_numpy()[keep]
+        rows, cols, vals = rows[keep], cols[keep], vals[keep]
+        when = pd.DatetimeIndex(index.levels[0]).asi8[index.codes[0]][keep]
         # the latest row of each cell wins (stable sort by date); a NaN never hides an earlier value
         order = np.argsort(when, kind="stable")
         rows, cols, vals = rows[order], cols[order], vals[order]

@@ -51,8 +51,17 @@ def _grouped_pearson(x: np.ndarray, y: np.ndarray, codes: np.ndarray, n_groups: 
         sxx = np.bincount(c, weights=dx * dx, minlength=n_groups)
         syy = np.bincount(c, weights=dy * dy, minlength=n_groups)
         corr = sxy / np.sqrt(sxx * syy)
-    corr[(count < 2) | (sxx == 0) | (syy == 0)] = np.nan
+    corr[(count < 2) | _constant(x, c, n_groups) | _constant(y, c, n_groups)] = np.nan
     return np.clip(corr, -1.0, 1.0)
+
+
+def _constant(values: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
+    """Groups whose values are all equal (exactly: rounding in a mean must not turn them into a correlation)."""
+    low = np.full(n_groups, np.inf)
+    high = np.full(n_groups, -np.inf)
+    np.minimum.at(low, codes, values)
+    np.maximum.at(high, codes, values)
+    return low == high
 
 
 def _grouped_rank(values: np.ndarray, codes: np.ndarray, pct: bool = False) -> np.ndarray:
@@ -91,19 +100,21 @@ def ic_summary(ic: pd.DataFrame) -> dict[str, float]:
 
 
 def _sorted_positions(values: np.ndarray, codes: np.ndarray, largest: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Rows with a non-NaN value, sorted by date then value (largest or smallest first, ties by row order, as
-    pandas' ``nlargest(keep="first")``), and each one's 0-based position within its date."""
-    finite = np.flatnonzero(_present(values))
-    key = -values[finite] if largest else values[finite]
-    order = finite[np.lexsort((finite, key, codes[finite]))]
+    """All rows sorted by date, then value (largest or smallest first, ties in row order), NaN values last in row
+    order, with each row's 0-based position within its date: the order of pandas' ``DataFrame.nlargest``."""
+    rows = np.arange(len(values))
+    missing = np.isnan(values)
+    key = np.where(missing, 0.0, -values if largest else values)
+    order = np.lexsort((rows, key, missing, codes))
     group = codes[order]
     starts = np.r_[0, np.flatnonzero(np.diff(group)) + 1] if len(order) else np.zeros(0, dtype=np.int64)
-    position = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    position = rows - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
     return order, position
 
 
 def _top_rows(values: np.ndarray, codes: np.ndarray, counts: np.ndarray, largest: bool) -> np.ndarray:
-    """Mask of each date's ``counts[date]`` largest (or smallest) non-NaN values; NaN values are never chosen."""
+    """Mask of each date's ``counts[date]`` largest (or smallest) values, as ``DataFrame.nlargest(keep="first")``
+    picks them: when a date has fewer non-NaN values than asked, rows with a NaN value fill in, in row order."""
     order, position = _sorted_positions(values, codes, largest)
     chosen = np.zeros(len(values), dtype=bool)
     chosen[order[position < counts[codes[order]]]] = True
@@ -125,7 +136,9 @@ def long_short_returns(score: pd.Series, label: pd.Series, quantile: float = 0.2
 
     On each date ``N = int(rows * quantile)`` (rows with a NaN score count unless ``dropna``); ``long_short`` is
     half the difference between the mean label of the ``N`` highest and of the ``N`` lowest scores, ``long_avg``
-    the mean label of all rows. ``label`` must be raw returns.
+    the mean label of all rows. As in Qlib (pandas' ``DataFrame.nlargest``), rows with a NaN score make up the
+    ``N`` when a date has fewer scores, so a date without any score gives 0, not NaN. ``label`` must be raw
+    returns.
     """
     if not 0 < quantile <= 0.5:
         raise ValueError(f"quantile must be in (0, 0.5], got {quantile}")

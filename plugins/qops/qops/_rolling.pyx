@@ -308,11 +308,9 @@ cdef inline bint _finite(double v) noexcept nogil:
 
 
 cdef extern from "_rowkernels.h" nogil:
-    double qops_moment_out(double n, double K, double s1, double s2, double last, double run, double neg,
-                           int mode)
-    int qops_moment_row(const double* xr, const double* xo, int has_out, double* yr, double* K, double* s1,
-                        double* s2, double* peak, double* last, double* nn, double* run, double* neg,
-                        Py_ssize_t B, int mode, double drift, double loss)
+    double qops_moment_out(double n, double K, double s1, double s2, int mode)
+    int qops_moment_row(const double* xr, const double* xo, double* yr, const double* K, double* s1, double* s2,
+                        double* peak, double* nn, Py_ssize_t B, int mode, double drift, double loss)
 
 
 cdef inline int _rm_moments(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0,
@@ -329,63 +327,46 @@ cdef inline int _rm_moments(const double* x, double* y, Py_ssize_t T, Py_ssize_t
     cdef double* s1
     cdef double* s2
     cdef double* peak
-    cdef double* last
     cdef double* nn
-    cdef double* run
-    cdef double* neg
-    cdef const double* xr
+    cdef double* nan_row
     cdef double* yr
-    cdef double n1, s1sq, D, noise2
-    cdef int any_stale
+    cdef double n1, s1sq, D, noise
     cdef bint periodic
     cdef Ser S
     if B <= 0:
         return 0
-    mem = <double*>malloc(8 * B * sizeof(double))
+    mem = <double*>malloc(6 * B * sizeof(double))
     if mem == NULL:
         return 1
     K = mem
     s1 = mem + B
     s2 = mem + 2 * B
     peak = mem + 3 * B
-    last = mem + 4 * B
-    nn = mem + 5 * B
-    run = mem + 6 * B
-    neg = mem + 7 * B
+    nn = mem + 4 * B
+    nan_row = mem + 5 * B
     for b in range(B):
         K[b] = 0.0
         s1[b] = 0.0
         s2[b] = 0.0
         peak[b] = 0.0
-        last[b] = NAN
         nn[b] = 0.0
-        run[b] = 0.0
-        neg[b] = 0.0
+        nan_row[b] = NAN
     for t in range(T):
         lo = t - w + 1
-        xr = x + t * N + j0
         yr = y + t * N + j0
-        if lo > 0:
-            any_stale = qops_moment_row(xr, x + (lo - 1) * N + j0, 1, yr, K, s1, s2, peak, last, nn, run, neg,
-                                        B, mode, DRIFT, LOSS)
-        else:
-            any_stale = qops_moment_row(xr, xr, 0, yr, K, s1, s2, peak, last, nn, run, neg, B, mode, DRIFT,
-                                        LOSS)
         periodic = t % every == 0
-        if not periodic and not any_stale:
+        if not qops_moment_row(x + t * N + j0, x + (lo - 1) * N + j0 if lo > 0 else nan_row, yr, K, s1, s2, peak,
+                               nn, B, mode, DRIFT, LOSS) and not periodic:
             continue
         # scalar pass: periodic rebuild of every column, or of the columns whose sums went stale
         for b in range(B):
             if not periodic:
                 n1 = nn[b]
-                if n1 == 0.0:
-                    continue
                 s1sq = s1[b] * s1[b]
                 D = n1 * s2[b] - s1sq
-                noise2 = (ANCHOR_RTOL * K[b]) * (ANCHOR_RTOL * K[b])
-                # rebuild unless the spread is at the rounding level of the anchor itself
-                if not ((s1sq > DRIFT * D and s1sq > noise2 * n1 * n1) or
-                        (peak[b] > noise2 and peak[b] * n1 > LOSS * D)):
+                noise = ANCHOR_RTOL * fabs(K[b])
+                # a drift is only acted on above the rounding level of the anchor itself
+                if not ((s1sq > DRIFT * D and fabs(s1[b]) > noise * n1) or peak[b] * n1 > LOSS * D):
                     continue
             c = _rebuild1(x + j0 + b, N, lo if lo > 0 else 0, t, &S)
             K[b] = S.K
@@ -393,7 +374,7 @@ cdef inline int _rm_moments(const double* x, double* y, Py_ssize_t T, Py_ssize_t
             s2[b] = S.s2
             peak[b] = S.peak
             nn[b] = <double>c
-            yr[b] = qops_moment_out(nn[b], K[b], s1[b], s2[b], last[b], run[b], neg[b], mode)
+            yr[b] = qops_moment_out(nn[b], K[b], s1[b], s2[b], mode)
     free(mem)
     return 0
 

@@ -3,9 +3,14 @@
  *
  * One call advances the B columns of a chunk by one row. The loop body uses selects only, so the compiler
  * vectorises it across columns. It returns whether some column's sums look stale (the anchor drifted from
- * the window mean, or a large value left the window); the caller then rebuilds those columns.
+ * the window mean, or the sum of squared deviations fell far below the largest squared deviation it took
+ * in: a large value left, or the window became constant around an anchor that is not its value); the
+ * caller then rebuilds those columns, which also makes constant windows exact (variance 0, mean = value).
  *
- * Conventions: a value v is present when v - v == 0 (NaN and +-inf are missing); counts are kept as doubles.
+ * Conventions: a value v is present when v - v == 0 (NaN and +-inf are missing); counts are kept as doubles;
+ * the row leaving the window is ``xo`` (a row of NaN while the window is still filling). Built with
+ * -fno-trapping-math (selects may evaluate both sides) and -fno-math-errno (vectorisable sqrt); neither
+ * changes any result.
  */
 #ifndef QOPS_ROWKERNELS_H
 #define QOPS_ROWKERNELS_H
@@ -13,79 +18,50 @@
 #include <math.h>
 #include <stddef.h>
 
-#define QOPS_MODE_SUM 0
+#define QOPS_MODE_SUM 0  /* modes of qops_moment_row */
 #define QOPS_MODE_MEAN 1
 #define QOPS_MODE_VAR 2
 #define QOPS_MODE_STD 3
 
-static inline double qops_moment_out(double n, double K, double s1, double s2, double last, double run,
-                                     double neg, int mode)
+static inline double qops_moment_out(double n, double K, double s1, double s2, int mode)
 {
-    double r, q;
-    if (mode == QOPS_MODE_SUM) {
-        r = n * K + s1;
-        r = run >= n ? last * n : r;
-        return n == 0.0 ? NAN : r;
-    }
-    if (mode == QOPS_MODE_MEAN) {
-        r = K + s1 / n;
-        /* pandas: a mean of non-negative values is never negative, of negative values never positive */
-        r = (neg == 0.0 && r < 0.0) ? 0.0 : r;
-        r = (neg == n && r > 0.0) ? 0.0 : r;
-        r = run >= n ? last : r;
-        return n == 0.0 ? NAN : r;
-    }
+    double q;
+    if (mode == QOPS_MODE_SUM)
+        return n == 0.0 ? NAN : n * K + s1;
+    if (mode == QOPS_MODE_MEAN)
+        return n == 0.0 ? NAN : K + s1 / n;
     q = (n * s2 - s1 * s1) / (n * (n - 1.0));
-    q = (q < 0.0 || run >= n) ? 0.0 : q;
+    q = q < 0.0 ? 0.0 : q;
     if (mode == QOPS_MODE_STD)
         q = sqrt(q);
     return n < 2.0 ? NAN : q;
 }
 
-static inline int qops_moment_row(const double *restrict xr, const double *restrict xo, int has_out,
-                                  double *restrict yr, double *restrict K, double *restrict s1,
-                                  double *restrict s2, double *restrict peak, double *restrict last,
-                                  double *restrict nn, double *restrict run, double *restrict neg,
-                                  ptrdiff_t B, int mode, double drift, double loss)
+/* Advance the columns of one row: x_in = xr[b] enters the window, x_out = xo[b] leaves it. */
+static inline int qops_moment_row(const double *restrict xr, const double *restrict xo, double *restrict yr,
+                                  const double *restrict K, double *restrict s1, double *restrict s2,
+                                  double *restrict peak, double *restrict nn, ptrdiff_t B, int mode,
+                                  double drift, double loss)
 {
-    int any_stale = 0;
+    double any_stale = 0.0;
     for (ptrdiff_t b = 0; b < B; b++) {
-        double v = xr[b];
-        double vo = has_out ? xo[b] : 0.0;
-        double fi = (v - v == 0.0) ? 1.0 : 0.0;
-        double fo = (has_out && vo - vo == 0.0) ? 1.0 : 0.0;
-        double k = K[b];
-        double din = fi != 0.0 ? v - k : 0.0;
-        double dout = fo != 0.0 ? vo - k : 0.0;
-        double n1 = nn[b] + (fi - fo);
-        double a1 = s1[b] + (din - dout);
-        double a2 = s2[b] + (din * din - dout * dout);
-        double pk = din * din > peak[b] ? din * din : peak[b];
-        double lst = last[b];
-        double rn = fi != 0.0 ? (v == lst ? run[b] + 1.0 : 1.0) : run[b];
-        double ng = 0.0;
-        lst = fi != 0.0 ? v : lst;
-        if (mode == QOPS_MODE_MEAN) {
-            ng = neg[b] + ((fi != 0.0 && signbit(v)) ? 1.0 : 0.0) - ((fo != 0.0 && signbit(vo)) ? 1.0 : 0.0);
-            neg[b] = ng;
-        }
-        a1 = n1 == 0.0 ? 0.0 : a1;
-        a2 = n1 == 0.0 ? 0.0 : a2;
-        pk = n1 == 0.0 ? 0.0 : pk;
-        {
-            double s1sq = a1 * a1;
-            double D = n1 * a2 - s1sq;
-            any_stale |= (s1sq > drift * D) | (pk * n1 > loss * D);
-        }
+        double v = xr[b], vo = xo[b], k = K[b];
+        double din = (v - v == 0.0) ? v - k : 0.0;
+        double dout = (vo - vo == 0.0) ? vo - k : 0.0;
+        double n1 = nn[b] + ((v - v == 0.0) ? 1.0 : 0.0) - ((vo - vo == 0.0) ? 1.0 : 0.0);
+        double a1 = n1 == 0.0 ? 0.0 : s1[b] + (din - dout);
+        double a2 = n1 == 0.0 ? 0.0 : s2[b] + (din * din - dout * dout);
+        double pk = n1 == 0.0 ? 0.0 : (din * din > peak[b] ? din * din : peak[b]);
+        double s1sq = a1 * a1;
+        double D = n1 * a2 - s1sq;
+        any_stale = ((s1sq > drift * D) | (pk * n1 > loss * D)) ? 1.0 : any_stale;
         s1[b] = a1;
         s2[b] = a2;
         peak[b] = pk;
-        last[b] = lst;
         nn[b] = n1;
-        run[b] = rn;
-        yr[b] = qops_moment_out(n1, k, a1, a2, lst, rn, ng, mode);
+        yr[b] = qops_moment_out(n1, k, a1, a2, mode);
     }
-    return any_stale;
+    return any_stale != 0.0;
 }
 
 #endif /* QOPS_ROWKERNELS_H */

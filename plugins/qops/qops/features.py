@@ -117,19 +117,21 @@ def alpha158(*, config: Mapping[str, Any] | None = None, label: Any = DEFAULT_LA
     elif not groups:
         groups = dict(ALPHA158_DEFAULT_CONFIG)
     features: dict[str, str] = {}
+    add = _adder(features)
     if groups.get("kbar") is not None:
-        features.update(_KBAR)
+        for name, expression in _KBAR:
+            add(name, expression)
     if groups.get("price") is not None:
         price = _group(groups["price"], "price", ("windows", "feature"))
         windows = _windows(price.get("windows", range(5)), "price", minimum=0)
         for field in _names(price.get("feature", ("OPEN", "HIGH", "LOW", "CLOSE", "VWAP")), "price feature"):
             low = field.lower()
             for d in windows:
-                features[f"{field.upper()}{d}"] = f"Ref(${low}, {d})/$close" if d != 0 else f"${low}/$close"
+                add(f"{field.upper()}{d}", f"Ref(${low}, {d})/$close" if d != 0 else f"${low}/$close")
     if groups.get("volume") is not None:
         volume = _group(groups["volume"], "volume", ("windows",))
         for d in _windows(volume.get("windows", range(5)), "volume", minimum=0):
-            features[f"VOLUME{d}"] = f"Ref($volume, {d})/($volume+1e-12)" if d != 0 else "$volume/($volume+1e-12)"
+            add(f"VOLUME{d}", f"Ref($volume, {d})/($volume+1e-12)" if d != 0 else "$volume/($volume+1e-12)")
     if groups.get("rolling") is not None:
         rolling = _group(groups["rolling"], "rolling", ("windows", "include", "exclude"))
         windows = _windows(rolling.get("windows", (5, 10, 20, 30, 60)), "rolling", minimum=1)
@@ -140,7 +142,7 @@ def alpha158(*, config: Mapping[str, Any] | None = None, label: Any = DEFAULT_LA
             if key in exclude or (include is not None and key not in include):
                 continue
             for d in windows:
-                features[f"{prefix}{d}"] = template.format(d=d)
+                add(f"{prefix}{d}", template.format(d=d))
     return _feature_set(features, label, "alpha158")
 
 
@@ -182,6 +184,15 @@ def _feature_set(features: dict[str, str], label: Any, what: str) -> FeatureSet:
     if not features:
         raise ValueError(f"{what}: the configuration selects no feature")
     return FeatureSet(features=features, labels=labels_of(label))
+
+
+def _adder(features: dict[str, str]) -> Any:
+    def add(name: str, expression: str) -> None:
+        if name in features:
+            raise ValueError(f"alpha158: the configuration gives two features named {name!r}")
+        features[name] = expression
+
+    return add
 
 
 def _group(value: Any, name: str, keys: Sequence[str]) -> Mapping[str, Any]:

@@ -143,15 +143,16 @@ class TopkDropout(SignalStrategy):
 
         orders: list[Order] = []
         cash = position.cash
-        sell_dir = None if self.forbid_all_trade_at_limit else SELL
+        may_sell = exchange.tradable_row(t, None if self.forbid_all_trade_at_limit else SELL)
+        sell_ok = exchange.tradable_row(t, SELL)
         n_sold = 0
         for name, c in zip(held_names, held_cols.tolist()):
-            if not exchange.is_tradable(t, c, sell_dir) or c not in sell:
+            if c not in sell or not may_sell[c]:
                 continue
             if position.count(name) < self.hold_thresh:
                 continue
             amount = position.amount(name)
-            if exchange.is_tradable(t, c, SELL):
+            if sell_ok[c]:
                 orders.append(Order(name, amount, SELL))
                 n_sold += 1
                 _, _, value, cost = exchange.trade(t, c, SELL, amount, cash, position.sellable(name))
@@ -161,9 +162,9 @@ class TopkDropout(SignalStrategy):
             n_buy = max(n_buy, 0)
         buy = today[:n_buy]
         value_each = cash * self.risk_degree / len(buy) if len(buy) > 0 else 0
-        buy_dir = None if self.forbid_all_trade_at_limit else BUY
+        may_buy = exchange.tradable_row(t, None if self.forbid_all_trade_at_limit else BUY)
         for c in buy:
-            if not exchange.is_tradable(t, c, buy_dir):
+            if not may_buy[c]:
                 continue
             price = exchange.deal_price(t, c, BUY)
             amount = exchange.round_amount(value_each / price, exchange.factor_at(t, c))

@@ -66,12 +66,21 @@ def resolve_device(gpu: int | str | None) -> torch.device:
 
 @contextlib.contextmanager
 def seeded(seed: int, device: torch.device) -> Iterator[None]:
-    """Seed torch inside the block and ask for deterministic kernels; the global RNG and flags are restored after."""
-    devices = [device.index or 0] if device.type == "cuda" else []
+    """Seed torch inside the block; the global generator is restored after.
+
+    On CUDA the block also asks for deterministic kernels (``use_deterministic_algorithms``, warning where an op
+    has none; cuDNN without autotuning). CPU kernels of these networks are deterministic already, and switching
+    the flag there costs an import of torch's compiler stack, so it is left alone.
+    """
+    if device.type != "cuda":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            yield
+        return
     enabled = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
-    with torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=[device.index or 0]):
         torch.manual_seed(seed)
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
