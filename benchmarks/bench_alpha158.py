@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ensure_store(store, args.instruments, args.days, args.seed)
     result: dict[str, object] = {"store": str(store), "cpu_count": os.cpu_count(), "python": platform.python_version()}
+    result["loadavg_1m_start"] = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="qcore-bench-a158-") as tmp:
         keep = Path(tmp)
         runs = [run_qcore(store, str(keep / "qcore.parquet") if (args.check and k == 0) else "-")
@@ -222,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"parity with Qlib: columns {'identical' if check['columns_same'] else 'DIFFER'}, "
                           f"{check['rows']} rows, {len(check['failed'])} columns differ"
                           + "".join(f"\n  {f}" for f in check["failed"]))  # fmt: skip
+    result["loadavg_1m_end"] = os.getloadavg()[0]
+    load = f"{result['loadavg_1m_start']:.1f} -> {result['loadavg_1m_end']:.1f}"
+    print(f"1-minute load average {load} on {os.cpu_count()} CPUs (other work on the machine slows both sides)")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
     return 0

@@ -70,7 +70,7 @@ def make_scores(store: Path, path: Path, seed: int = 0, a: float = 0.09) -> None
     frame.to_parquet(path)
 
 
-def compare(ours, theirs) -> tuple[bool, float, float]:  # noqa: ANN001 - DataFrames
+def compare(ours, theirs) -> tuple[bool, float, float]:
     """``(same within rtol 1e-6 / atol 1e-12, largest relative difference where |qlib| >= 1e-9, largest absolute
     difference where |qlib| < 1e-9)``; columns and dates must be identical."""
     import numpy as np
@@ -103,9 +103,9 @@ def main() -> None:
         return
 
     import pandas as pd
-
     from qbacktest.backtest import run_backtest
     from qbacktest.strategies import TopkDropout
+
     from qcore.kernel import Kernel
 
     store = Path(args.store)

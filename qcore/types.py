@@ -113,15 +113,17 @@ class Panel:
         if order == "datetime":
             rows = np.ones((t, n), dtype=bool) if mask is None else mask
             ti, ii = np.nonzero(rows)
-            index = pd.MultiIndex.from_arrays(
-                [self.dates[ti], np.asarray(self.instruments, dtype=object)[ii]], names=list(INDEX_NAMES)
+            index = pd.MultiIndex(
+                levels=[self.dates, pd.Index(self.instruments, dtype=object)], codes=[ti, ii],
+                names=list(INDEX_NAMES), verify_integrity=False,
             )
             columns = {name: values[ti, ii] for name, values in self.data.items()}
         elif order == "instrument":
             rows = np.ones((n, t), dtype=bool) if mask is None else mask.T
             ii, ti = np.nonzero(rows)
-            index = pd.MultiIndex.from_arrays(
-                [np.asarray(self.instruments, dtype=object)[ii], self.dates[ti]], names=["instrument", "datetime"]
+            index = pd.MultiIndex(
+                levels=[pd.Index(self.instruments, dtype=object), self.dates], codes=[ii, ti],
+                names=["instrument", "datetime"], verify_integrity=False,
             )
             columns = {name: values[ti, ii] for name, values in self.data.items()}
         else:

@@ -13,14 +13,14 @@ only the query rows of each instrument's universe membership.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
 import numpy as np
 import pandas as pd
 
-from qcore.errors import ExpressionError, QcoreError
+from qcore.errors import ExpressionError, QcoreError, UnknownComponentError
 from qcore.expr.ast import Call, Const, Field, Node, walk
 from qcore.expr.cache import ExpressionCache
 from qcore.expr.parser import check_names, parse
@@ -168,21 +168,31 @@ class ExpressionEngine:
 
         Rows are the dates between ``start`` and ``end`` on which each instrument is a member of the universe
         (``instruments`` is a market name such as ``csi300``, or a list of symbols, each taken over its data
-        range).
+        range). Each expression's member cells are copied into one preallocated block as soon as it is computed,
+        and its panel is freed, so peak memory stays close to the frame's own size.
         """
         plan = self.plan(expressions)
-        panel, mask = self.evaluate_panel(plan, instruments, start, end)
-        frame = panel.to_frame(mask)
-        frame.columns = list(plan.names)
-        return frame
+        grid = self._grid(instruments, start, end)
+        dates, symbols, universe = grid[2], grid[3], grid[4]
+        mask = membership_mask(universe, dates, symbols)
+        rows, cols = np.nonzero(mask)
+        block = np.empty((len(rows), len(plan.roots)), dtype=np.float32, order="F")
+
+        def emit(i: int, value: np.ndarray) -> None:
+            block[:, i] = value[rows, cols]
+
+        self._compute(plan, instruments, grid, emit)
+        index = pd.MultiIndex(
+            levels=[dates, pd.Index(symbols, dtype=object)], codes=[rows, cols], names=["datetime", "instrument"],
+            verify_integrity=False,
+        )
+        return pd.DataFrame(block, index=index, columns=list(plan.names), copy=False)
 
     def universe(self, instruments: str | Sequence[str], start: object, end: object) -> Universe:
         """Membership spans of a market name or an explicit list of symbols, cut to ``[start, end]``."""
         if isinstance(instruments, str):
             markets = self.provider.markets()
             if instruments not in markets:
-                from qcore.errors import UnknownComponentError
-
                 raise UnknownComponentError("market", instruments, markets)
             universe = self.provider.universe(instruments)
         else:
@@ -193,14 +203,8 @@ class ExpressionEngine:
             universe = {s: everything[s] for s in instruments}
         return clip_universe(universe, start, end)
 
-    def evaluate_panel(
-        self,
-        plan: Plan,
-        instruments: str | Sequence[str] = "all",
-        start: object = None,
-        end: object = None,
-    ) -> tuple[Panel, np.ndarray]:
-        """Evaluate on the query rows; returns float32 panels (one field per expression) and the membership mask."""
+    def _grid(self, instruments: str | Sequence[str], start: object, end: object) -> tuple[Any, ...]:
+        """``(lo, hi, dates, symbols, universe)``: the query's calendar rows and its members."""
         calendar = self.provider.calendar(self.freq)
         lo = 0 if start is None else int(calendar.searchsorted(pd.Timestamp(start), "left"))
         hi = len(calendar) - 1 if end is None else int(calendar.searchsorted(pd.Timestamp(end), "right")) - 1
@@ -210,28 +214,65 @@ class ExpressionEngine:
         symbols = tuple(sorted(universe))
         if not symbols:
             raise QcoreError(f"no instrument of {instruments!r} is a member between {calendar[lo]} and {calendar[hi]}")
-        dates = calendar[lo : hi + 1]
-        results: list[np.ndarray | None] = [None] * len(plan.roots)
+        return lo, hi, calendar[lo : hi + 1], symbols, universe
+
+    def evaluate_panel(
+        self,
+        plan: Plan,
+        instruments: str | Sequence[str] = "all",
+        start: object = None,
+        end: object = None,
+    ) -> tuple[Panel, np.ndarray]:
+        """Evaluate on the query rows; returns float32 panels (one field per expression) and the membership mask."""
+        grid = self._grid(instruments, start, end)
+        results: dict[int, np.ndarray] = {}
+
+        def emit(i: int, value: np.ndarray) -> None:
+            results[i] = np.ascontiguousarray(value, dtype=np.float32)
+
+        self._compute(plan, instruments, grid, emit)
+        dates, symbols, universe = grid[2], grid[3], grid[4]
+        data = {f"e{i}": results[i] for i in range(len(plan.roots))}
+        return Panel(dates, symbols, data), membership_mask(universe, dates, symbols)
+
+    def _compute(
+        self,
+        plan: Plan,
+        instruments: str | Sequence[str],
+        grid: tuple[Any, ...],
+        emit: Callable[[int, np.ndarray], None],
+    ) -> None:
+        """Evaluate ``plan`` on ``grid``, calling ``emit(i, query_rows)`` once per root (from the cache if it can)."""
+        lo, hi, dates, symbols, _ = grid
+        calendar = self.provider.calendar(self.freq)
+        missing = list(range(len(plan.roots)))
         keys: list[str] = []
         if self.cache is not None:
             version = self.provider.version
             rows = (str(dates[0]), str(dates[-1]))
             keys = [self.cache.key(str(root), self.freq, symbols, rows) for root in plan.roots]
-            results = [self.cache.get(version, key) for key in keys]
-        missing = [i for i, r in enumerate(results) if r is None]
-        if missing:
-            todo = plan if len(missing) == len(results) else _subset(plan, missing)
-            load_lo = 0 if math.isinf(todo.left) else max(0, lo - int(todo.left))
-            load_hi = len(calendar) - 1 if math.isinf(todo.right) else min(len(calendar) - 1, hi + int(todo.right))
-            values = self._run(todo, symbols, calendar, load_lo, load_hi, instruments)
-            keep = slice(lo - load_lo, hi - load_lo + 1)
-            for i, value in zip(missing, values):
-                results[i] = np.ascontiguousarray(value[keep], dtype=np.float32)
-                if self.cache is not None:
-                    self.cache.put(self.provider.version, keys[i], results[i])
-        data = {f"e{i}": value for i, value in enumerate(results)}
-        mask = membership_mask(universe, dates, symbols)
-        return Panel(dates, symbols, data), mask
+            missing = []
+            for i, key in enumerate(keys):
+                cached = self.cache.get(version, key)
+                if cached is None:
+                    missing.append(i)
+                else:
+                    emit(i, cached)
+        if not missing:
+            return
+        todo = plan if len(missing) == len(plan.roots) else _subset(plan, missing)
+        load_lo = 0 if math.isinf(todo.left) else max(0, lo - int(todo.left))
+        load_hi = len(calendar) - 1 if math.isinf(todo.right) else min(len(calendar) - 1, hi + int(todo.right))
+        keep = slice(lo - load_lo, hi - load_lo + 1)
+
+        def emit_rows(j: int, value: np.ndarray) -> None:
+            i = missing[j]
+            rows_value = value[keep]
+            if self.cache is not None:
+                self.cache.put(self.provider.version, keys[i], rows_value)
+            emit(i, rows_value)
+
+        self._run(todo, symbols, calendar, load_lo, load_hi, instruments, emit_rows)
 
     def _run(
         self,
@@ -241,7 +282,8 @@ class ExpressionEngine:
         load_lo: int,
         load_hi: int,
         instruments: str | Sequence[str],
-    ) -> list[np.ndarray]:
+        emit: Callable[[int, np.ndarray], None],
+    ) -> None:
         dates = calendar[load_lo : load_hi + 1]
         raw = self.provider.load(list(plan.fields), symbols, dates[0], dates[-1], self.freq)
         data_range = clip_universe({s: sp for s, sp in self.provider.universe("all").items() if s in symbols})
@@ -249,7 +291,7 @@ class ExpressionEngine:
         market = instruments if isinstance(instruments, str) else None
         member = membership_mask(self.provider.universe(market) if market else data_range, dates, symbols)
         context = OpContext(dates, symbols, member, first_rows, self.num_threads)
-        return self._evaluate_graph(plan, raw, context, first_rows, last_rows)
+        self._evaluate_graph(plan, raw, context, first_rows, last_rows, emit)
 
     def _evaluate_graph(
         self,
@@ -258,18 +300,22 @@ class ExpressionEngine:
         context: OpContext,
         first_rows: np.ndarray,
         last_rows: np.ndarray,
-    ) -> list[np.ndarray]:
+        emit: Callable[[int, np.ndarray], None],
+    ) -> None:
+        """Compute every node once, in order; emit each root as soon as it exists and free what is no longer needed."""
         consumers: dict[Node, int] = {}
         for node in plan.order:
             for arg in node.args:
                 consumers[arg] = consumers.get(arg, 0) + 1
-        for root in plan.roots:
-            consumers[root] = consumers.get(root, 0) + 1
+        root_slots: dict[Node, list[int]] = {}
+        for i, root in enumerate(plan.roots):
+            root_slots.setdefault(root, []).append(i)
         ragged = [
             (j, int(f), int(t))
             for j, (f, t) in enumerate(zip(first_rows, last_rows))
             if f > 0 or t < len(context.dates) - 1
         ]
+        shape = (len(context.dates), len(context.instruments))
         values: dict[Node, Any] = {}
 
         def value_of(node: Node) -> Any:
@@ -284,6 +330,12 @@ class ExpressionEngine:
             if consumers[node] == 0:
                 values.pop(node, None)
 
+        for root, slots in root_slots.items():  # roots that need no computation: fields and constants
+            if not isinstance(root, Call):
+                value = value_of(root)
+                array = value if isinstance(value, np.ndarray) else np.full(shape, value, dtype=np.float32)
+                for i in slots:
+                    emit(i, array)
         for node in progress(plan.order, "expressions"):
             op = self._operators[node.op]
             bound = op.bind(node.args)
@@ -291,22 +343,17 @@ class ExpressionEngine:
                 result = self._on_instrument(node, op, bound, raw, context)
             else:
                 args = [value_of(a) if isinstance(a, Node) else a for a in bound]
-                result = op.compute(context, *args)
-                result = _as_panel_array(result, context)
+                result = _as_panel_array(op.compute(context, *args), context)
                 for j, f, t in ragged:
                     result[:f, j] = np.nan
                     result[t + 1 :, j] = np.nan
-            values[node] = result
+            for i in root_slots.get(node, ()):
+                emit(i, result)
+            if consumers.get(node, 0) > 0:
+                values[node] = result
             for arg in node.args:
                 if isinstance(arg, Call):
                     release(arg)
-        out = []
-        for root in plan.roots:
-            value = value_of(root)
-            if not isinstance(value, np.ndarray):
-                value = np.full((len(context.dates), len(context.instruments)), value, dtype=np.float32)
-            out.append(value)
-        return out
 
     def _on_instrument(
         self, node: Call, op: Operator, bound: tuple[Any, ...], raw: Panel, context: OpContext
@@ -335,7 +382,9 @@ class ExpressionEngine:
         sub_context = OpContext(
             dates, (symbol,), membership_mask(sub_range, dates, (symbol,)), first_rows, context.num_threads
         )
-        sub_values = iter(self._evaluate_graph(plan, sub_raw, sub_context, first_rows, last_rows))
+        computed: dict[int, np.ndarray] = {}
+        self._evaluate_graph(plan, sub_raw, sub_context, first_rows, last_rows, computed.__setitem__)
+        sub_values = iter(computed[i] for i in range(len(sub_roots)))
         args = [
             np.broadcast_to(next(sub_values), (len(dates), len(context.instruments)))
             if isinstance(a, Node) and not isinstance(a, Const)

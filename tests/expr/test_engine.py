@@ -227,19 +227,30 @@ def text(node) -> str:
     return f"{kind}({text(node[1])}, {node[2]})"
 
 
+#: Operators whose output has plateaus or exact ties (or ranks/orders its input): applied only at the top, over
+#: "smooth" subtrees, because ranking values that are equal up to rounding compares the rounding of two different
+#: algorithms, not the operators.
+TIE_MAKERS = ("Rank", "IdxMax", "Med", "Max", "Min", "Count")
+SMOOTH = sorted(set(ROLLING) - set(TIE_MAKERS))
+
 leaves = st.sampled_from([("field", "close"), ("field", "volume")])
-trees = st.recursive(
+smooth = st.recursive(
     leaves,
     lambda inner: st.one_of(
         st.tuples(st.just("abs"), inner),
-        st.tuples(st.sampled_from([*BINARY, "Gt"]), inner, inner),
-        st.tuples(st.sampled_from(sorted(ROLLING)), inner, st.integers(1, 12)),
+        st.tuples(st.sampled_from(sorted(BINARY)), inner, inner),
+        st.tuples(st.sampled_from(SMOOTH), inner, st.integers(1, 12)),
     ),
     max_leaves=4,
 )
+trees = st.one_of(
+    smooth,
+    st.tuples(st.sampled_from(TIE_MAKERS), smooth, st.integers(1, 12)),
+    st.tuples(st.just("Gt"), smooth, smooth),
+)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(tree=trees)
 def test_random_expressions_match_reference(tree, operators) -> None:
     market = RandomMarket()

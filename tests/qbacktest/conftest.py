@@ -48,7 +48,7 @@ class MemoryProvider:
     def fields(self, freq: str = "day") -> list[str]:
         return list(self.data)
 
-    def load(self, fields, instruments, start=None, end=None, freq="day") -> Panel:  # noqa: ANN001
+    def load(self, fields, instruments, start=None, end=None, freq="day") -> Panel:
         lo = 0 if start is None else int(self.dates.searchsorted(pd.Timestamp(start), "left"))
         hi = len(self.dates) if end is None else int(self.dates.searchsorted(pd.Timestamp(end), "right"))
         dates = self.dates[lo:hi]
@@ -128,7 +128,7 @@ def session_kernel() -> Kernel:
 
 
 @pytest.fixture(scope="session")
-def golden_provider(session_kernel: Kernel):  # noqa: ANN201
+def golden_provider(session_kernel: Kernel):
     """The golden Qlib store."""
     return session_kernel.create("data_provider", "qlib_bin", provider_uri=str(GOLDEN_MARKET))
 
@@ -145,8 +145,8 @@ def golden_config() -> dict:
     return json.loads((GOLDEN_BACKTEST / "config.json").read_text())
 
 
-def run_memory(kernel: Kernel, fields: Mapping[str, pd.DataFrame], strategy, *,  # noqa: ANN001
-               spans: Mapping[str, tuple[object, object]] | None = None, **kwargs):  # noqa: ANN201
+def run_memory(kernel: Kernel, fields: Mapping[str, pd.DataFrame], strategy, *,
+               spans: Mapping[str, tuple[object, object]] | None = None, **kwargs):
     """Backtest ``strategy`` on an in-memory market (Qlib-compatible exchange unless told otherwise)."""
     from qbacktest.backtest import run_backtest
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from qbacktest.account import Account
 from qbacktest.position import Position
+
 from qcore.trading import Direction, Fill, Order
 
 

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-
 from qbacktest.exchange import Exchange
+
 from qcore.errors import ConfigError
 from qcore.trading import Direction
 
@@ -18,7 +18,7 @@ BUY, SELL = Direction.BUY, Direction.SELL
 NAMES = ["SH600000", "SH600001", "SH600002"]
 
 
-def exchange_for(kernel, fields, **kwargs) -> Exchange:  # noqa: ANN001
+def exchange_for(kernel, fields, **kwargs) -> Exchange:
     provider = MemoryProvider(fields)
     dates = provider.calendar()
     return Exchange.qlib(provider, kernel.registry("operator"), NAMES, dates, **kwargs)
@@ -29,7 +29,7 @@ def fields() -> dict[str, pd.DataFrame]:
     return make_market(10, NAMES, bench=None)
 
 
-def test_flat_limit_compares_in_float32_and_suspension_blocks_both(session_kernel, fields) -> None:  # noqa: ANN001
+def test_flat_limit_compares_in_float32_and_suspension_blocks_both(session_kernel, fields) -> None:
     fields["change"].iloc[3] = [np.float32(0.095), 0.0949, -0.095]
     fields["close"].iloc[5, 1] = np.nan
     ex = exchange_for(session_kernel, fields, limit_threshold=0.095)
@@ -40,13 +40,13 @@ def test_flat_limit_compares_in_float32_and_suspension_blocks_both(session_kerne
     assert not ex.is_tradable(0, None)  # not quoted at all
 
 
-def test_no_threshold_means_only_suspension_blocks(session_kernel, fields) -> None:  # noqa: ANN001
+def test_no_threshold_means_only_suspension_blocks(session_kernel, fields) -> None:
     fields["change"].iloc[3] = 0.2
     ex = exchange_for(session_kernel, fields, limit_threshold=None)
     assert ex.is_tradable(3, 0)
 
 
-def test_deal_price_per_side_and_fallback_to_close(session_kernel, fields) -> None:  # noqa: ANN001
+def test_deal_price_per_side_and_fallback_to_close(session_kernel, fields) -> None:
     fields["open"] = fields["close"] * 0.98
     fields["vwap"].iloc[2, 0] = np.nan
     fields["vwap"].iloc[4, 0] = 0.0
@@ -57,7 +57,7 @@ def test_deal_price_per_side_and_fallback_to_close(session_kernel, fields) -> No
     assert ex.deal_price(2, 0, SELL) == close[2, 0] and ex.deal_price(4, 0, SELL) == close[4, 0]
 
 
-def test_expression_deal_price_and_limit_rules(session_kernel, fields) -> None:  # noqa: ANN001
+def test_expression_deal_price_and_limit_rules(session_kernel, fields) -> None:
     fields["change"].iloc[3] = [0.06, -0.06, np.nan]
     ex = exchange_for(session_kernel, fields, deal_price="($open + $close) / 2",
                       limit_threshold=("$change >= 0.05", "$change <= -0.05"))  # fmt: skip
@@ -67,7 +67,7 @@ def test_expression_deal_price_and_limit_rules(session_kernel, fields) -> None: 
     assert ex.deal_price(1, 0, BUY) == pytest.approx(float(fields["close"].iloc[1, 0]), rel=1e-6)
 
 
-def test_lots_are_counted_in_real_shares(session_kernel, fields) -> None:  # noqa: ANN001
+def test_lots_are_counted_in_real_shares(session_kernel, fields) -> None:
     fields["factor"].iloc[:] = 0.5
     ex = exchange_for(session_kernel, fields)
     assert ex.round_amount(333.0, 0.5) == 200.0  # 166.5 real shares → 100 → 200 adjusted
@@ -77,7 +77,7 @@ def test_lots_are_counted_in_real_shares(session_kernel, fields) -> None:  # noq
     assert ex.trade_w_adj_price and ex.round_amount(333.0, 0.5) == 333.0
 
 
-def test_min_cost_and_cash_limited_buys(session_kernel, fields) -> None:  # noqa: ANN001
+def test_min_cost_and_cash_limited_buys(session_kernel, fields) -> None:
     fields["close"].iloc[:] = 10.0
     ex = exchange_for(session_kernel, fields, open_cost=0.0005, close_cost=0.0015, min_cost=5)
     deal, price, value, cost = ex.trade(1, 0, BUY, 100.0, cash=1e6, held=None)
@@ -88,18 +88,18 @@ def test_min_cost_and_cash_limited_buys(session_kernel, fields) -> None:  # noqa
     assert ex.trade(1, 0, BUY, 2000.0, cash=4.0, held=None)[2:] == (0.0, 0.0)  # cash below min_cost
 
 
-def test_sells_round_unless_selling_everything(session_kernel, fields) -> None:  # noqa: ANN001
+def test_sells_round_unless_selling_everything(session_kernel, fields) -> None:
     fields["close"].iloc[:] = 10.0
     ex = exchange_for(session_kernel, fields)
     assert ex.trade(1, 0, SELL, 150.0, cash=0.0, held=250.0)[0] == 100.0
     assert ex.trade(1, 0, SELL, 250.0, cash=0.0, held=250.0)[0] == 250.0
     assert ex.trade(1, 0, SELL, 999.0, cash=0.0, held=250.0)[0] == 200.0
     assert ex.trade(1, 0, SELL, 100.0, cash=0.0, held=0.0)[0] == 0.0
-    deal, _, value, cost = ex.trade(1, 0, SELL, 100.0, cash=0.0, held=100.0)
+    _, _, value, cost = ex.trade(1, 0, SELL, 100.0, cash=0.0, held=100.0)
     assert value == 1000.0 and cost == 5.0
 
 
-def test_volume_limits_current_and_cumulative(session_kernel, fields) -> None:  # noqa: ANN001
+def test_volume_limits_current_and_cumulative(session_kernel, fields) -> None:
     fields["close"].iloc[:] = 10.0
     fields["volume"].iloc[:] = 10_000.0
     ex = exchange_for(session_kernel, fields, volume_threshold={"buy": ("current", "0.1 * $volume"),
@@ -110,7 +110,7 @@ def test_volume_limits_current_and_cumulative(session_kernel, fields) -> None:  
         exchange_for(session_kernel, fields, volume_threshold={"buy": ("daily", "$volume")})
 
 
-def test_impact_cost_grows_with_the_share_of_the_bar(session_kernel, fields) -> None:  # noqa: ANN001
+def test_impact_cost_grows_with_the_share_of_the_bar(session_kernel, fields) -> None:
     fields["close"].iloc[:] = 10.0
     fields["volume"].iloc[:] = 10_000.0
     ex = exchange_for(session_kernel, fields, impact_cost=0.1, open_cost=0.0, min_cost=0.0)
@@ -118,12 +118,12 @@ def test_impact_cost_grows_with_the_share_of_the_bar(session_kernel, fields) -> 
     assert cost == pytest.approx(value * 0.1 * (1000 / 10_000) ** 2)
 
 
-def test_unknown_exchange_kwargs_are_rejected(session_kernel, fields) -> None:  # noqa: ANN001
+def test_unknown_exchange_kwargs_are_rejected(session_kernel, fields) -> None:
     with pytest.raises(ConfigError, match="unknown exchange_kwargs: slippage"):
         exchange_for(session_kernel, fields, slippage=0.1)
 
 
-def test_market_rules_mode_detects_board_and_st_limits(session_kernel) -> None:  # noqa: ANN001
+def test_market_rules_mode_detects_board_and_st_limits(session_kernel) -> None:
     names = ["SH600000", "SH600001", "SZ300001"]
     fields = make_market(10, names, bench=None, price=3.33)
     close = fields["close"]

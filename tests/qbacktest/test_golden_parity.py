@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-
 from qbacktest.backtest import BacktestResult, run_backtest
 from qbacktest.strategies import OrderReplay, TopkDropout
+
 from qcore.cli import cli
 
 from .conftest import GOLDEN_BACKTEST, GOLDEN_MARKET
@@ -46,7 +46,7 @@ port_analysis_config:
 """
 
 
-def golden_run(provider, kernel, scores, config) -> BacktestResult:  # noqa: ANN001
+def golden_run(provider, kernel, scores, config) -> BacktestResult:
     bt = config["backtest"]
     strat = bt["strategy"]
     strategy = TopkDropout(signal=scores, topk=strat["topk"], n_drop=strat["n_drop"],
@@ -60,7 +60,7 @@ def golden_run(provider, kernel, scores, config) -> BacktestResult:  # noqa: ANN
 
 
 @pytest.fixture(scope="module")
-def result(golden_provider, session_kernel, golden_scores, golden_config) -> BacktestResult:  # noqa: ANN001
+def result(golden_provider, session_kernel, golden_scores, golden_config) -> BacktestResult:
     return golden_run(golden_provider, session_kernel, golden_scores, golden_config)
 
 
@@ -122,7 +122,7 @@ def test_qlib_behaviours_the_data_carries(result: BacktestResult) -> None:
     assert result.report["turnover"].mean() < 2 * 4 / 20 * 0.95
 
 
-def test_replaying_the_fills_reproduces_the_report(result, golden_provider, session_kernel) -> None:  # noqa: ANN001
+def test_replaying_the_fills_reproduces_the_report(result, golden_provider, session_kernel) -> None:
     fills = result.fills
     orders = fills[["datetime", "instrument", "amount", "direction"]]
     replay = OrderReplay(file=orders)
@@ -132,7 +132,7 @@ def test_replaying_the_fills_reproduces_the_report(result, golden_provider, sess
     assert_report_matches(again.report)
 
 
-def test_cli_writes_the_golden_report(tmp_path) -> None:  # noqa: ANN001
+def test_cli_writes_the_golden_report(tmp_path) -> None:
     config = tmp_path / "bt.yaml"
     config.write_text(BT_YAML)
     out = tmp_path / "out"

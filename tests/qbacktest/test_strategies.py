@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from qbacktest.strategies import OrderReplay, SoftTopk, TargetWeight, TopkDropout
 from qbacktest.strategies.base import desc_order
+
 from qcore.errors import DataError
 
 from .conftest import make_market, recompute_change, run_memory
@@ -15,7 +15,7 @@ from .conftest import make_market, recompute_change, run_memory
 STOCKS = ["SH600000", "SH600001", "SH600002", "SH600003", "SH600004", "SH600005"]
 
 
-def fixed_scores(dates, ranking: dict[str, float]) -> pd.DataFrame:  # noqa: ANN001
+def fixed_scores(dates, ranking: dict[str, float]) -> pd.DataFrame:
     index = pd.MultiIndex.from_product([pd.DatetimeIndex(dates), sorted(ranking)], names=["datetime", "instrument"])
     values = [ranking[inst] for _, inst in index]
     return pd.DataFrame({"score": values}, index=index)
@@ -33,7 +33,7 @@ def test_desc_order_is_pandas_sort_values(seed: int) -> None:
     assert desc_order(values).tolist() == expected.tolist()
 
 
-def test_first_bar_has_no_signal_and_scores_trade_the_next_bar(session_kernel) -> None:  # noqa: ANN001
+def test_first_bar_has_no_signal_and_scores_trade_the_next_bar(session_kernel) -> None:
     fields = make_market(20, STOCKS)
     dates = fields["close"].index
     scores = fixed_scores(dates[5:], RANKING)
@@ -46,7 +46,7 @@ def test_first_bar_has_no_signal_and_scores_trade_the_next_bar(session_kernel) -
     assert sorted(held.index) == ["SH600000", "SH600001"]
 
 
-def test_all_candidates_limit_up_buys_nothing(session_kernel) -> None:  # noqa: ANN001
+def test_all_candidates_limit_up_buys_nothing(session_kernel) -> None:
     fields = make_market(20, STOCKS)
     dates = fields["close"].index
     fields["change"].iloc[6] = 0.1  # every stock closes at the limit on the first trading bar
@@ -68,7 +68,7 @@ def _delisting_market() -> tuple[dict[str, pd.DataFrame], dict[str, tuple[object
     return fields, {"SH600000": (dates[0], dates[34])}  # ...then delisted
 
 
-def test_held_stock_suspended_then_delisted_is_never_sold(session_kernel) -> None:  # noqa: ANN001
+def test_held_stock_suspended_then_delisted_is_never_sold(session_kernel) -> None:
     fields, spans = _delisting_market()
     dates = fields["close"].index
     scores = pd.concat([fixed_scores(dates[:20], RANKING),  # SH600000 loses its score once suspended
@@ -85,7 +85,7 @@ def test_held_stock_suspended_then_delisted_is_never_sold(session_kernel) -> Non
     assert sold.empty
 
 
-def test_strict_topk_fixes_issue_809(session_kernel) -> None:  # noqa: ANN001
+def test_strict_topk_fixes_issue_809(session_kernel) -> None:
     fields, spans = _delisting_market()
     dates = fields["close"].index
     scores = pd.concat([fixed_scores(dates[:20], RANKING),
@@ -96,7 +96,7 @@ def test_strict_topk_fixes_issue_809(session_kernel) -> None:  # noqa: ANN001
     assert sizes.max() == 2
 
 
-def test_cash_too_small_for_one_lot(session_kernel) -> None:  # noqa: ANN001
+def test_cash_too_small_for_one_lot(session_kernel) -> None:
     fields = make_market(15, STOCKS, price=50.0)
     dates = fields["close"].index
     result = run_memory(session_kernel, fields, TopkDropout(signal=fixed_scores(dates, RANKING), topk=2, n_drop=1),
@@ -107,7 +107,7 @@ def test_cash_too_small_for_one_lot(session_kernel) -> None:  # noqa: ANN001
     assert len(orders) and (orders["deal_amount"] == 0).all() and (orders["amount"] == 0).all()
 
 
-def test_min_cost_binds_on_small_orders(session_kernel) -> None:  # noqa: ANN001
+def test_min_cost_binds_on_small_orders(session_kernel) -> None:
     fields = make_market(15, STOCKS, price=10.0)
     dates = fields["close"].index
     result = run_memory(session_kernel, fields, TopkDropout(signal=fixed_scores(dates, RANKING), topk=2, n_drop=1),
@@ -117,7 +117,7 @@ def test_min_cost_binds_on_small_orders(session_kernel) -> None:  # noqa: ANN001
     assert (bought["cost"] == 5.0).all()
 
 
-def test_empty_score_day_means_no_trade(session_kernel) -> None:  # noqa: ANN001
+def test_empty_score_day_means_no_trade(session_kernel) -> None:
     fields = make_market(20, STOCKS)
     dates = fields["close"].index
     ranking_b = {s: -v for s, v in RANKING.items()}  # reversed ranking: would trade every bar
@@ -127,7 +127,7 @@ def test_empty_score_day_means_no_trade(session_kernel) -> None:  # noqa: ANN001
     assert dates[9] not in traded and dates[8] in traded and dates[11] in traded
 
 
-def test_unknown_instruments_are_kept_untradable_dropped_or_rejected(session_kernel, caplog) -> None:  # noqa: ANN001
+def test_unknown_instruments_are_kept_untradable_dropped_or_rejected(session_kernel, caplog) -> None:
     fields = make_market(15, STOCKS)
     dates = fields["close"].index
     scores = fixed_scores(dates, {**RANKING, "SZ999999": 100.0})
@@ -143,16 +143,16 @@ def test_unknown_instruments_are_kept_untradable_dropped_or_rejected(session_ker
         run_memory(session_kernel, fields, TopkDropout(signal=Signal(scores, unknown="error"), topk=2, n_drop=1))
 
 
-def test_scores_outside_the_calendar_are_an_error(session_kernel) -> None:  # noqa: ANN001
+def test_scores_outside_the_calendar_are_an_error(session_kernel) -> None:
     fields = make_market(15, STOCKS)
     dates = fields["close"].index
-    scores = fixed_scores(list(dates) + [dates[-1] + pd.Timedelta(days=30)], RANKING)
+    scores = fixed_scores([*dates, dates[-1] + pd.Timedelta(days=30)], RANKING)
     with pytest.raises(DataError, match="outside the store's calendar"):
         run_memory(session_kernel, fields, TopkDropout(signal=scores, topk=2, n_drop=1), start=dates[0],
                    end=dates[-2])  # fmt: skip
 
 
-def test_hold_thresh_and_only_tradable(session_kernel) -> None:  # noqa: ANN001
+def test_hold_thresh_and_only_tradable(session_kernel) -> None:
     fields = make_market(20, STOCKS)
     dates = fields["close"].index
     day_a = {s: v for s, v in RANKING.items()}
@@ -167,7 +167,7 @@ def test_hold_thresh_and_only_tradable(session_kernel) -> None:  # noqa: ANN001
     assert sorted(bought["instrument"]) == ["SH600003", "SH600004"]
 
 
-def test_target_weight_strategy_reaches_its_weights(session_kernel) -> None:  # noqa: ANN001
+def test_target_weight_strategy_reaches_its_weights(session_kernel) -> None:
     fields = make_market(15, STOCKS)
     dates = fields["close"].index
     weights = fixed_scores(dates, {"SH600000": 0.5, "SH600001": 0.3, "SH600002": 0.0})
@@ -181,7 +181,7 @@ def test_target_weight_strategy_reaches_its_weights(session_kernel) -> None:  # 
     assert interact.positions.xs(dates[-2], level="datetime")["weight"].sum() == pytest.approx(0.95, abs=0.01)
 
 
-def test_soft_topk_holds_the_top_names(session_kernel) -> None:  # noqa: ANN001
+def test_soft_topk_holds_the_top_names(session_kernel) -> None:
     fields = make_market(15, STOCKS)
     dates = fields["close"].index
     result = run_memory(session_kernel, fields, SoftTopk(signal=fixed_scores(dates, RANKING), topk=3))
@@ -190,7 +190,7 @@ def test_soft_topk_holds_the_top_names(session_kernel) -> None:  # noqa: ANN001
     assert last["weight"].to_numpy() == pytest.approx([0.95 / 3] * 3, abs=0.01)
 
 
-def test_order_replay_from_a_csv_file(session_kernel, tmp_path, caplog) -> None:  # noqa: ANN001
+def test_order_replay_from_a_csv_file(session_kernel, tmp_path, caplog) -> None:
     fields = make_market(10, STOCKS)
     dates = fields["close"].index
     path = tmp_path / "orders.csv"
@@ -203,11 +203,11 @@ def test_order_replay_from_a_csv_file(session_kernel, tmp_path, caplog) -> None:
     assert "skipped" in caplog.text
     bad = tmp_path / "bad.csv"
     bad.write_text("datetime,instrument,amount,direction\n2021-01-05,SH600000,10,hold\n")
-    with pytest.raises(DataError, match="bad.csv:2: unknown order direction"):
+    with pytest.raises(DataError, match=r"bad\.csv:2: unknown order direction"):
         OrderReplay(file=str(bad))
 
 
-def test_parallel_executor_and_cash_settlement(session_kernel) -> None:  # noqa: ANN001
+def test_parallel_executor_and_cash_settlement(session_kernel) -> None:
     from qbacktest.executor import SimulatorExecutor
 
     fields = make_market(10, STOCKS)
@@ -226,7 +226,7 @@ def test_parallel_executor_and_cash_settlement(session_kernel) -> None:  # noqa:
         assert day.loc["SH600000", "deal_amount"] == 9000.0
 
 
-def test_t_plus_one_in_market_rules_mode(session_kernel) -> None:  # noqa: ANN001
+def test_t_plus_one_in_market_rules_mode(session_kernel) -> None:
     fields = make_market(10, STOCKS)
     dates = fields["close"].index
     orders = pd.DataFrame({"datetime": [dates[1], dates[1], dates[2]], "instrument": ["SH600000"] * 3,
@@ -237,3 +237,17 @@ def test_t_plus_one_in_market_rules_mode(session_kernel) -> None:  # noqa: ANN00
     deals = result.fills["deal_amount"].tolist()
     assert deals == [1000.0, 0.0, 1000.0]  # bought shares are sellable from the next bar
     assert (result.report["bench"] == 0).all()
+
+
+def test_price_advantage_against_a_base_price(session_kernel) -> None:
+    from qbacktest.executor import SimulatorExecutor
+
+    fields = make_market(10, STOCKS)
+    fields["vwap"] = fields["close"] * 0.99  # buying at the close pays 1% over the VWAP
+    dates = fields["close"].index
+    result = run_memory(session_kernel, fields, TopkDropout(signal=fixed_scores(dates, RANKING), topk=2, n_drop=1),
+                        executor=SimulatorExecutor(pa_base="$vwap"))  # fmt: skip
+    first = result.indicators.loc[dates[1]]
+    assert first["pa"] == pytest.approx(-(1 / 0.99 - 1), rel=1e-5) and first["pos"] == 0.0
+    assert result.risk()["trades"]["price_advantage"] == pytest.approx(-(1 / 0.99 - 1), rel=1e-5)
+    assert result.fills["pa"].notna().all()

@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from qmodel_zoo.analysis import calc_ic, ic_summary
 
 from qcore.kernel import Kernel
 from qcore.modelio import load_model, read_manifest
-from qmodel_zoo.analysis import calc_ic, ic_summary
 
 #: the fixed low bar of test IC on the planted signal (the signal itself reaches about 0.35).
 IC_BAR = 0.1
@@ -32,3 +32,16 @@ def assert_roundtrip(model: Any, dataset: Any, folder: Path, kernel: Kernel, nam
     loaded = load_model(folder, kernel)
     pd.testing.assert_series_equal(loaded.predict(dataset, "test"), model.predict(dataset, "test"), rtol=0, atol=0)
     return loaded
+
+
+class WithoutValid:
+    """A view of a dataset with only its ``train`` and ``test`` segments."""
+
+    segments = ("train", "test")
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def xy(self, segment: str, data_key: str | None = None) -> Any:
+        """The wrapped dataset's rows of ``segment``."""
+        return self.dataset.xy(segment, data_key)

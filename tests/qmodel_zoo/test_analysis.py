@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from qmodel_zoo import analysis
 
 from qcore.expr.engine import ExpressionEngine
 from qcore.kernel import Kernel
-from qmodel_zoo import analysis
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 LABEL0 = "Ref($close, -2)/Ref($close, -1) - 1"
@@ -89,9 +89,8 @@ def test_long_short_matches_qlib_formula() -> None:
         if dropna:
             frame = frame.dropna()
         group = frame.groupby(level="datetime")
-        size = lambda d: int(len(d) * 0.2)  # noqa: E731
-        long = group.apply(lambda d: d.nlargest(size(d), columns="pred").label.mean())
-        short = group.apply(lambda d: d.nsmallest(size(d), columns="pred").label.mean())
+        long = group.apply(lambda d: d.nlargest(int(len(d) * 0.2), columns="pred").label.mean())
+        short = group.apply(lambda d: d.nsmallest(int(len(d) * 0.2), columns="pred").label.mean())
         ours = analysis.long_short_returns(score, label, quantile=0.2, dropna=dropna)
         pd.testing.assert_series_equal(ours["long_short"], (long - short) / 2, check_names=False)
         pd.testing.assert_series_equal(ours["long_avg"], group.label.mean(), check_names=False)

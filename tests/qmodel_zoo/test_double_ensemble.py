@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from qmodel_zoo import _de_steps as steps
 
 from qcore.errors import ConfigError
 from qcore.kernel import Kernel
-from qmodel_zoo import _de_steps as steps
 from tests.qmodel_zoo.helpers import IC_BAR, assert_roundtrip, test_ic
 
 test_ic.__test__ = False

@@ -7,7 +7,7 @@ import pytest
 
 from qcore.errors import ConfigError, QcoreError
 from qcore.kernel import Kernel
-from tests.qmodel_zoo.helpers import IC_BAR, assert_roundtrip, test_ic
+from tests.qmodel_zoo.helpers import IC_BAR, WithoutValid, assert_roundtrip, test_ic
 
 test_ic.__test__ = False
 
@@ -44,7 +44,7 @@ def test_seeded_runs_reproduce_and_train_without_valid(kernel: Kernel, planted) 
     first = kernel.create("model", "lightgbm", **kwargs).fit(planted).predict(planted)
     second = kernel.create("model", "lightgbm", **kwargs).fit(planted).predict(planted)
     pd.testing.assert_series_equal(first, second, rtol=0, atol=0)
-    no_valid = type("TrainTest", (), {"segments": {"train": 0, "test": 0}, "xy": lambda s, seg, k=None: planted.xy(seg)})()
+    no_valid = WithoutValid(planted)
     model = kernel.create("model", "lightgbm", **kwargs).fit(no_valid)
     assert model.best_iteration_ == 40 and set(model.evals_result_) == {"train"}
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from qmodel_zoo.analysis import calc_ic
 
 from qcore.dataset import build_dataset, make_processor
 from qcore.expr.engine import ExpressionEngine
 from qcore.kernel import Kernel
 from qcore.modelio import load_model
 from qcore.types import FeatureSet
-from qmodel_zoo.analysis import calc_ic
 
 FEATURES = FeatureSet(
     features={

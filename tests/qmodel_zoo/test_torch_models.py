@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from qmodel_zoo.nn.samples import fill_windows
+from qmodel_zoo.nn.trainer import resolve_device
 
 from qcore.errors import ConfigError, QcoreError
 from qcore.kernel import Kernel
-from qmodel_zoo.nn.samples import fill_windows
-from qmodel_zoo.nn.trainer import resolve_device
-from tests.qmodel_zoo.helpers import IC_BAR, assert_roundtrip, test_ic
+from tests.qmodel_zoo.helpers import IC_BAR, WithoutValid, assert_roundtrip, test_ic
 
 test_ic.__test__ = False
 
@@ -73,13 +73,13 @@ def test_daily_batches_and_ic_metric(kernel: Kernel, planted) -> None:
 
 
 def test_trains_without_valid_segment(kernel: Kernel, planted) -> None:
-    no_valid = type("TrainTest", (), {"segments": {"train": 0, "test": 0}, "xy": lambda s, seg, k=None: planted.xy(seg)})()
+    no_valid = WithoutValid(planted)
     model = make(kernel, "mlp", "rows", max_steps=40).fit(no_valid)
     assert model.evals_result_["valid"] == [] and model.history_.best_epoch == 1
 
 
 def test_bad_arguments(kernel: Kernel, planted, planted_lags) -> None:
-    with pytest.raises(ConfigError, match="unknown parameter 'hiden_size' for the lstm model; did you mean 'hidden_size'"):
+    with pytest.raises(ConfigError, match="unknown parameter 'hiden_size' for the lstm model; did you mean 'hidden_"):
         kernel.create("model", "lstm", hiden_size=8)
     with pytest.raises(ConfigError, match="optimizer must be one of adam, gd"):
         kernel.create("model", "GRU", optimizer="rmsprop")

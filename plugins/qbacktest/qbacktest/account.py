@@ -8,10 +8,9 @@ the history with their weights, and the trade indicators of the bar's fills are 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-import math
 
 import attrs
 import numpy as np
@@ -63,6 +62,9 @@ class Account:
         self.history = History()
         self.indicators: list[tuple[float, float, float, float, float, int]] = []
         self.fills: list[tuple[int, Fill]] = []
+        #: base prices of the price advantage (bars × instruments); None: pa is 0 (Qlib's innermost level)
+        self.pa_base: np.ndarray | None = None
+        self.pa: list[float] = []
 
     # -- trading ----------------------------------------------------------------------------------------------
 
@@ -98,7 +100,7 @@ class Account:
         stock_value = position.stock_value()
         self._record_metrics(bar, stock_value)
         self._record_history(stock_value + (position.cash + position.cash_delay))
-        self._record_indicators(fills)
+        self._record_indicators(fills, bar, exchange)
         self.fills.extend((bar, f) for f in fills)
 
     def _record_metrics(self, bar: int, stock_value: float) -> None:
@@ -138,23 +140,39 @@ class Account:
         history.cash.append(self.position.cash)
         history.total.append(total)
 
-    def _record_indicators(self, fills: Sequence[Fill]) -> None:
+    def _price_advantage(self, fill: Fill, bar: int, exchange: Any) -> float:
+        if self.pa_base is None:
+            return 0.0
+        j = exchange.col(fill.order.instrument)
+        base = float(self.pa_base[bar, j]) if j is not None else math.nan
+        if not fill.deal_amount > 0 or not base > 1e-8:
+            return math.nan
+        sign = 1.0 if fill.order.direction == Direction.SELL else -1.0
+        return sign * (fill.price / base - 1.0)
+
+    def _record_indicators(self, fills: Sequence[Fill], bar: int, exchange: Any) -> None:
         # one entry per instrument (a later order of the same instrument replaces an earlier one), as Qlib does
-        per: dict[str, tuple[float, float, float]] = {}
+        per: dict[str, tuple[float, float, float, float]] = {}
         for fill in fills:
             order = fill.order
             sign = 1.0 if order.direction == Direction.BUY else -1.0
-            per[order.instrument] = (order.amount * sign, fill.deal_amount * sign, fill.value * sign)
+            pa = self._price_advantage(fill, bar, exchange)
+            self.pa.append(pa)
+            per[order.instrument] = (order.amount * sign, fill.deal_amount * sign, fill.value * sign, pa)
         if not per:
             self.indicators.append((math.nan, math.nan, math.nan, 0.0, 0.0, 0))
             return
         ratios = []
+        pas = []
         deal_sum = value_sum = 0.0
-        for amount, deal, value in per.values():
+        for amount, deal, value, pa in per.values():
             if amount != 0:
                 ratios.append(deal / amount)
+            if pa == pa:
+                pas.append(pa)
             deal_sum += abs(deal)
             value_sum += abs(value)
         ffr = math.fsum(ratios) / len(ratios) if ratios else math.nan
-        # price advantage against the bar's own deal price: 0 at the innermost level (Qlib)
-        self.indicators.append((ffr, 0.0, 0.0, deal_sum, value_sum, len(per)))
+        pa_mean = math.fsum(pas) / len(pas) if pas else math.nan
+        positive = sum(1 for x in pas if x > 0) / len(pas) if pas else math.nan
+        self.indicators.append((ffr, pa_mean, positive, deal_sum, value_sum, len(per)))

@@ -176,9 +176,12 @@ def run_backtest(
     if exchange_kwargs is not None:
         if region not in REGION_DEFAULTS:
             raise ConfigError(f"region must be one of {', '.join(REGION_DEFAULTS)}, got {region!r}")
-        kwargs = {**REGION_DEFAULTS[region], **{k: v for k, v in exchange_kwargs.items() if v is not None}}
-        if "limit_threshold" in exchange_kwargs and exchange_kwargs["limit_threshold"] is None:
+        kwargs = {**REGION_DEFAULTS[region], **exchange_kwargs}
+        # Qlib: a null limit or deal price means the region's default; a null trade_unit disables lots
+        if kwargs.get("limit_threshold") is None:
             kwargs["limit_threshold"] = REGION_DEFAULTS[region]["limit_threshold"]
+        if kwargs.get("deal_price") is None:
+            kwargs["deal_price"] = "close"
         exchange = Exchange.qlib(provider, operators, instruments, bars, quoted=quoted, **kwargs)
     else:
         if market_rules is None:

@@ -2,8 +2,8 @@
 
 Outputs in ``OUTDIR``: ``report.parquet`` (Qlib's daily report), ``positions.parquet``, ``indicators.parquet``,
 ``fills.parquet``, ``risk.json`` and ``report.html`` (self-contained; ``--no-html`` skips it). With ``--label`` (an
-expression such as ``Ref($close, -2)/Ref($close, -1) - 1``), or a ``label`` column in the score file, the IC of the
-scores is computed (``ic.parquet``) and drawn in the HTML report.
+expression such as ``Ref($close, -2)/Ref($close, -1) - 1``) the IC of the scores is computed (``ic.parquet``) and
+drawn in the HTML report.
 """
 
 from __future__ import annotations
@@ -55,8 +55,6 @@ def _labels(provider: Any, kernel: Any, scores: Any, expression: str) -> Any:
 def backtest_command(ctx: click.Context, provider_name: str, provider_uri: str, score_path: str, config_path: str,
                      out_dir: str, label_expr: str | None, unknown_instruments: str, with_html: bool) -> None:
     """Backtest the scores in SCORE with the strategy and exchange of CONFIG; write the results to OUT."""
-    import pandas as pd
-
     from qbacktest.api import backtest_from_spec
     from qbacktest.config import load_backtest_config
     from qbacktest.report import ic_frame
@@ -67,7 +65,6 @@ def backtest_command(ctx: click.Context, provider_name: str, provider_uri: str, 
     kernel = get_kernel(ctx)
     spec = load_backtest_config(config_path)
     provider = kernel.create("data_provider", provider_name, provider_uri=provider_uri)
-    raw = pd.read_parquet(score_path) if not score_path.endswith(".csv") else None
     scores = read_scores(score_path)
     signal = Signal(scores, unknown=unknown_instruments, source=score_path)
     result = backtest_from_spec(spec, provider, kernel, signal=signal, provider_uri=provider_uri)
@@ -84,9 +81,7 @@ def backtest_command(ctx: click.Context, provider_name: str, provider_uri: str, 
     written.append("risk.json")
     ic = None
     label = None
-    if raw is not None and "label" in raw.columns:
-        label = raw["label"].astype("float64")
-    elif label_expr:
+    if label_expr:
         label = _labels(provider, kernel, scores, label_expr)
     if label is not None:
         ic = ic_frame(scores, label)

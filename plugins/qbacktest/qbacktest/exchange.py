@@ -150,6 +150,8 @@ class Exchange:
         self.fees = fees
         self.settlement_days = int(settlement_days)
         self.description = description
+        self._source: tuple[Any, Any, set[str] | None] | None = None
+        self._extra: dict[str, np.ndarray] = {}
         # Qlib: a missing factor where a close exists switches the run to adjusted-price trading without lots
         self.trade_w_adj_price = bool((np.isnan(factor) & ~self.suspended).any())
         self.trade_unit = None if self.trade_w_adj_price else trade_unit
@@ -248,7 +250,7 @@ class Exchange:
             buy_volume_limits=[(kind, arrays[e].astype(np.float64)) for kind, e in buy_vol],
             sell_volume_limits=[(kind, arrays[e].astype(np.float64)) for kind, e in sell_vol],
             description="qlib-compatible",
-        )
+        )._with_source(provider, operators, quoted)
 
     @classmethod
     def from_rules(
@@ -319,7 +321,22 @@ class Exchange:
             buy_volume_limits=[(kind, arrays[e].astype(np.float64)) for kind, e in buy_vol],
             sell_volume_limits=[(kind, arrays[e].astype(np.float64)) for kind, e in sell_vol],
             description=f"market rules {getattr(rules, 'name', type(rules).__name__)}",
-        )
+        )._with_source(provider, operators, quoted)
+
+    def _with_source(self, provider: Any, operators: Any, quoted: set[str] | None) -> Exchange:
+        self._source = (provider, operators, quoted)
+        return self
+
+    def field(self, expression: str) -> np.ndarray:
+        """Any field or expression on the exchange's grid (float64), loaded on first use and kept."""
+        key = normalise_price(expression)
+        if key not in self._extra:
+            if self._source is None:
+                raise ConfigError(f"this exchange has no data source to load {expression!r}")
+            provider, operators, quoted = self._source
+            arrays = load_arrays(provider, operators, [key], self.instruments, self.dates, quoted)
+            self._extra[key] = arrays[key].astype(np.float64)
+        return self._extra[key]
 
     # -- lookups ----------------------------------------------------------------------------------------------
 

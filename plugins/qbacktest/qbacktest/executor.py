@@ -28,6 +28,8 @@ class SimulatorExecutor:
     :param settle_type: ``None`` or ``"cash"`` (delay sell proceeds to the bar's end).
     :param verbose: log every order.
     :param generate_portfolio_metrics: accepted for Qlib configs (metrics are always recorded).
+    :param pa_base: price the price advantage is measured against (``$vwap``, any expression); None keeps Qlib's
+        innermost-level rule (``pa = 0``). ``pa = sign × (deal price / base - 1)``, sign +1 for sells, -1 for buys.
     """
 
     def __init__(
@@ -38,6 +40,7 @@ class SimulatorExecutor:
         verbose: bool = False,
         generate_portfolio_metrics: bool = True,
         indicator_config: dict[str, Any] | None = None,
+        pa_base: str | None = None,
         **qlib_kwargs: Any,
     ) -> None:
         for key in ("common_infra", "trade_exchange", "track_data", "start_time", "end_time"):
@@ -60,11 +63,14 @@ class SimulatorExecutor:
         self.settle_type = settle_type
         self.verbose = verbose
         self.indicator_config = dict(indicator_config or {})
+        self.pa_base = pa_base
         self.infra: TradingInfra | None = None
 
     def reset(self, infra: TradingInfra) -> None:
-        """Bind to a run."""
+        """Bind to a run (and load the price-advantage base price, if any)."""
         self.infra = infra
+        if self.pa_base is not None:
+            infra.account.pa_base = infra.exchange.field(self.pa_base)
 
     def _ordered(self, decision: TradeDecision) -> Sequence[Any]:
         if self.trade_type == "parallel":

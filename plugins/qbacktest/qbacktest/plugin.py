@@ -71,3 +71,15 @@ def qcore_register_commands(cli: Any, kernel: Any) -> None:
     from qbacktest.cli import backtest_command
 
     cli.add_command(backtest_command)
+
+
+def _port_analysis(**kwargs: Any) -> Any:
+    """Backtest the run's predictions and store Qlib's reports, risk analysis and an HTML report."""
+    from qbacktest.records import PortAnaRecord
+
+    return PortAnaRecord(**kwargs)
+
+
+@hookimpl
+def qcore_register_records(register: Any) -> None:
+    register("port_analysis", _port_analysis, aliases=("PortAnaRecord",))

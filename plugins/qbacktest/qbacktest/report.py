@@ -23,11 +23,13 @@ def positions_frame(account: Account, bars: pd.DatetimeIndex) -> pd.DataFrame:
     history = account.history
     dates = pd.DatetimeIndex(bars[: len(history.per_bar)]).repeat(np.asarray(history.per_bar, dtype=np.intp))
     index = pd.MultiIndex.from_arrays([dates, pd.Index(history.names, dtype=object)], names=["datetime", "instrument"])
-    return pd.DataFrame(
-        {"amount": np.asarray(history.amount, dtype=np.float64), "price": np.asarray(history.price, dtype=np.float64),
-         "weight": np.asarray(history.weight, dtype=np.float64), "count_day": np.asarray(history.count, dtype=np.int64)},
-        index=index,
-    ).sort_index()  # fmt: skip
+    columns = {
+        "amount": np.asarray(history.amount, dtype=np.float64),
+        "price": np.asarray(history.price, dtype=np.float64),
+        "weight": np.asarray(history.weight, dtype=np.float64),
+        "count_day": np.asarray(history.count, dtype=np.int64),
+    }
+    return pd.DataFrame(columns, index=index).sort_index()
 
 
 def indicators_frame(account: Account, bars: pd.DatetimeIndex) -> pd.DataFrame:
@@ -52,18 +54,23 @@ def fills_frame(account: Account, bars: pd.DatetimeIndex) -> pd.DataFrame:
         "price": np.fromiter((f.price for _, f in fills), dtype=np.float64, count=len(fills)),
         "value": np.fromiter((f.value for _, f in fills), dtype=np.float64, count=len(fills)),
         "cost": np.fromiter((f.cost for _, f in fills), dtype=np.float64, count=len(fills)),
+        "pa": np.asarray(account.pa, dtype=np.float64) if len(account.pa) == len(fills) else np.nan,
     })  # fmt: skip
 
 
 def trade_summary(fills: pd.DataFrame) -> dict[str, float]:
-    """Run-level trade indicators: orders, fill rate (amount-weighted and mean), traded value and cost."""
+    """Run-level trade indicators: orders, fill rate (amount-weighted and mean), traded value, cost and the
+    value-weighted price advantage."""
     if fills.empty:
-        return {"orders": 0, "fill_rate": float("nan"), "fill_rate_mean": float("nan"), "traded_value": 0.0,
-                "cost": 0.0}  # fmt: skip
+        return {"orders": 0, "filled_orders": 0, "fill_rate": float("nan"), "fill_rate_mean": float("nan"),
+                "traded_value": 0.0, "cost": 0.0, "price_advantage": float("nan")}  # fmt: skip
     amount = fills["amount"].to_numpy()
     deal = fills["deal_amount"].to_numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
         per_order = deal / amount
+    pa = fills["pa"].to_numpy() if "pa" in fills else np.array([])
+    value = fills["value"].to_numpy()
+    has_pa = np.isfinite(pa) & (value > 0) if len(pa) else np.array([], dtype=bool)
     return {
         "orders": len(fills),
         "filled_orders": int((fills["value"] > 0).sum()),
@@ -71,6 +78,8 @@ def trade_summary(fills: pd.DataFrame) -> dict[str, float]:
         "fill_rate_mean": float(np.nanmean(per_order)) if np.isfinite(per_order).any() else float("nan"),
         "traded_value": float(fills["value"].sum()),
         "cost": float(fills["cost"].sum()),
+        "price_advantage": float(np.sum(pa[has_pa] * value[has_pa]) / np.sum(value[has_pa])) if has_pa.any()
+        else float("nan"),
     }
 
 

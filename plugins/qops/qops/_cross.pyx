@@ -10,7 +10,7 @@ import numpy as np
 
 from cython.parallel cimport prange, threadid
 from libc.math cimport NAN, floor, sqrt
-from libc.stdlib cimport free, malloc, qsort
+from libc.stdlib cimport free, malloc
 cimport openmp
 
 
@@ -28,10 +28,65 @@ cdef int _threads(int num_threads) noexcept nogil:
     return openmp.omp_get_max_threads()
 
 
-cdef int _cmp_double(const void* a, const void* b) noexcept nogil:
-    cdef double u = (<const double*>a)[0]
-    cdef double v = (<const double*>b)[0]
-    return (u > v) - (u < v)
+cdef inline void _insertion_sort(double* a, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef double v
+    for i in range(lo + 1, hi + 1):
+        v = a[i]
+        j = i - 1
+        while j >= lo and a[j] > v:
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = v
+
+
+cdef void _sort(double* a, Py_ssize_t n) noexcept nogil:
+    """Sort n doubles (no NaN) ascending: quicksort (median of three, Hoare partition, smaller side first,
+    so the explicit stack stays below 2 * 64 entries) finished by insertion sort on short ranges."""
+    cdef Py_ssize_t stack[128]
+    cdef Py_ssize_t top = 0, lo, hi, mid, i, j
+    cdef double p, tmp
+    if n < 2:
+        return
+    stack[0] = 0
+    stack[1] = n - 1
+    top = 2
+    while top > 0:
+        top -= 2
+        lo = stack[top]
+        hi = stack[top + 1]
+        while hi - lo > 16:
+            mid = lo + (hi - lo) // 2
+            if a[mid] < a[lo]:
+                tmp = a[mid]; a[mid] = a[lo]; a[lo] = tmp
+            if a[hi] < a[lo]:
+                tmp = a[hi]; a[hi] = a[lo]; a[lo] = tmp
+            if a[hi] < a[mid]:
+                tmp = a[hi]; a[hi] = a[mid]; a[mid] = tmp
+            p = a[mid]
+            i = lo - 1
+            j = hi + 1
+            while True:
+                i += 1
+                while a[i] < p:
+                    i += 1
+                j -= 1
+                while a[j] > p:
+                    j -= 1
+                if i >= j:
+                    break
+                tmp = a[i]; a[i] = a[j]; a[j] = tmp
+            # [lo, j] and [j + 1, hi]: push the larger, keep going on the smaller
+            if j - lo < hi - j - 1:
+                stack[top] = j + 1
+                stack[top + 1] = hi
+                hi = j
+            else:
+                stack[top] = lo
+                stack[top + 1] = j
+                lo = j + 1
+            top += 2
+        _insertion_sort(a, lo, hi)
 
 
 cdef inline bint _valid(const double* x, const unsigned char* m, Py_ssize_t j) noexcept nogil:
@@ -105,7 +160,7 @@ cdef void _row_rank(const double* x, const unsigned char* m, double* y, Py_ssize
                     double* buf) noexcept nogil:
     cdef Py_ssize_t j, n, l, r
     n = _gather(x, m, N, buf)
-    qsort(buf, n, sizeof(double), _cmp_double)
+    _sort(buf, n)
     for j in range(N):
         if _valid(x, m, j):
             l = _bisect_left(buf, n, x[j])
@@ -161,7 +216,7 @@ cdef void _row_quantile(const double* x, const unsigned char* m, double* y, Py_s
     if n == 0:
         _fill(x, m, y, N, NAN)
         return
-    qsort(buf, n, sizeof(double), _cmp_double)
+    _sort(buf, n)
     vi = q * (n - 1)
     lo = <Py_ssize_t>floor(vi)
     if lo < 0:

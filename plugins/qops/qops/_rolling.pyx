@@ -2,9 +2,10 @@
 """Whole-panel time-series kernels (rolling, expanding, EWM) on C-contiguous float64 (T, N) panels.
 
 Every public function takes a C-contiguous float64 panel of shape (T, N) (time x instruments) and computes
-one column at a time along axis 0, in C with the GIL released; columns are spread over OpenMP threads
-(``num_threads <= 0``: the OpenMP default). Use :mod:`qops.kernels` rather than calling these directly:
-it validates and converts the input.
+each column along axis 0, in C with the GIL released; contiguous ranges of columns are spread over OpenMP
+threads (``num_threads <= 0``: the OpenMP default). Use :mod:`qops.kernels` rather than calling these
+directly: it validates and converts the input. Every column is computed the same way whatever the number of
+threads, so results do not depend on it.
 
 Conventions shared by every kernel here:
 
@@ -12,10 +13,15 @@ Conventions shared by every kernel here:
   expanding, and a window longer than the panel is the same thing). Windows count rows, NaN rows included.
 - ``+-inf`` is a missing value like NaN (pandas' rolling/expanding/ewm replace inf by NaN before reducing);
   only ``rolling_count`` counts infinities, as pandas does.
-- Running-sum kernels keep sums of values *shifted* by an anchor (the window mean at the last rebuild),
-  rebuild them from the window every ``w`` steps (amortised O(1)) and as soon as the window mean drifts far
-  from the anchor, so a large offset (1e6 + noise) costs no precision. Constant windows are detected exactly
-  with a run-length counter of equal values.
+- Running-sum kernels (sum/mean/var/std, slope/rsquare/resi/wma, corr/cov) keep sums of values *shifted*
+  by an anchor (the window mean at the last rebuild) and rebuild them from the window every
+  ``REBUILD_EVERY * w`` rows (amortised O(1)), as soon as the window mean drifts far from the anchor, and
+  when the sums have lost significance (a large value left the window), so a large offset (1e6 + noise) or
+  a spike costs no precision. Constant windows come out exact (variance 0, slope 0, corr NaN).
+- Three ways of walking the panel: the sum/mean/var/std kernels go row by row with a branch-free pass over
+  the columns that the compiler vectorises (``_rowkernels.h``); the other running-sum kernels go through row
+  blocks column by column; the window-buffer kernels (max/min/idx*, median/quantile/rank, mad/skew/kurt,
+  Qlib's EMA(x, 0)) transpose tiles of 16 columns into contiguous buffers.
 """
 
 import numpy as np
@@ -29,7 +35,6 @@ cimport openmp
 
 cdef extern from "math.h" nogil:
     bint c_isfinite "isfinite"(double)
-    bint c_signbit "signbit"(double)
 
 
 # A column kernel reads T values x[0], x[st], ... and writes y likewise. ``work`` is a scratch area of
@@ -37,11 +42,13 @@ cdef extern from "math.h" nogil:
 ctypedef int (*col1_t)(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
                        double p, double* work) noexcept nogil
 
-# Rebuild policy of the shifted running sums (see "shifted running sums" below).
+# Rebuild policy of the shifted running sums (see "shifted running sums" below and _rowkernels.h).
 DEF REBUILD_EVERY = 16
-cdef double DRIFT = 100.0
-cdef double LOSS = 1000.0
-cdef double ANCHOR_RTOL = 1e-13
+
+cdef extern from "_rowkernels.h" nogil:
+    const double DRIFT "QOPS_DRIFT"
+    const double LOSS "QOPS_LOSS"
+    const double ANCHOR_RTOL "QOPS_ANCHOR_RTOL"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -139,11 +146,11 @@ cdef object _drive1(col1_t f, const double[:, ::1] x, Py_ssize_t window, double 
     return out
 
 
-# Row-block kernels (the O(1) running-sum family) avoid the transposition: each thread owns a contiguous
-# range of columns with one small state record per column, and walks the panel in blocks of ROW_BLOCK rows;
-# inside a block it advances one column at a time (its state held in registers) down the block's rows. A
-# block of rows (plus the rows leaving the window) stays in the L1/L2 cache while the columns of a cache
-# line are processed, so memory is read about once, in order.
+# Row-order kernels (the O(1) running-sum family) avoid the transposition: each thread owns a contiguous
+# range of columns (split on cache lines) with one small state record per column. sum/mean/var/std advance
+# all their columns one row at a time; the others walk blocks of ROW_BLOCK rows, advancing one column at a
+# time (its state held in registers) down the block. Either way a block of rows (plus the rows leaving the
+# window) stays in cache while the columns of a cache line are processed, so memory is read about once.
 DEF ROW_BLOCK = 64
 
 ctypedef int (*rm1_t)(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1,
@@ -219,9 +226,10 @@ cdef object _drive_rm2(rm2_t f, const double[:, ::1] a, const double[:, ::1] b, 
 # rebuilt from the window (two passes, O(w)):
 #   - every REBUILD_EVERY * w rows, to bound the accumulated rounding of add/remove pairs;
 #   - when the window mean has drifted from K: (mean - K)^2 > DRIFT * variance (the one-pass variance then
-#     loses at most ~DRIFT * eps relatively);
+#     loses at most ~DRIFT * eps relatively), unless the drift is at the rounding level of K itself;
 #   - when the largest squared deviation added since the last rebuild exceeds LOSS times the current sum of
-#     squared deviations (a spike left the window and its rounding residue would dominate).
+#     squared deviations (a spike left the window and its rounding residue would dominate, or the window
+#     became constant around an anchor that is not its value).
 # Right after a rebuild none of these holds, so a rebuild is never repeated on the next row for nothing.
 
 
@@ -263,7 +271,7 @@ cdef inline bint _ser_stale(Ser* S, Py_ssize_t n) noexcept nogil:
     cdef double noise = ANCHOR_RTOL * fabs(S.K)
     if s1sq > DRIFT * D and fabs(S.s1) > noise * n:
         return True
-    return S.peak > noise * noise and S.peak * n > LOSS * D
+    return S.peak * n > LOSS * D
 
 
 cdef inline Py_ssize_t _anchor(const double* x, Py_ssize_t st, Py_ssize_t lo, Py_ssize_t hi,
@@ -283,45 +291,49 @@ cdef inline Py_ssize_t _anchor(const double* x, Py_ssize_t st, Py_ssize_t lo, Py
     return c
 
 
-cdef inline Py_ssize_t _rebuild1(const double* x, Py_ssize_t st, Py_ssize_t lo, Py_ssize_t hi,
-                                 Ser* S) noexcept nogil:
-    """Recompute the shifted sums of rows lo..hi (inclusive); returns the number of finite values."""
-    cdef Py_ssize_t i, c
-    cdef double v, K
-    c = _anchor(x, st, lo, hi, &K)
-    _ser_reset(S, K)
-    if c > 0:
-        for i in range(lo, hi + 1):
-            v = x[i * st]
-            if c_isfinite(v):
-                _ser_add(S, v)
-    return c
-
-
 # ----------------------------------------------------------------------------------------------------------
 # sum / mean / var / std
 
 
-cdef inline bint _finite(double v) noexcept nogil:
-    """v is neither NaN nor +-inf (inf - inf and NaN - NaN are NaN)."""
-    return v - v == 0.0
+ctypedef int (*row_t)(const double* xr, const double* xo, double* yr, const double* K, double* s1, double* s2,
+                      double* peak, double* nn, Py_ssize_t B) noexcept nogil
 
 
 cdef extern from "_rowkernels.h" nogil:
-    double qops_moment_out(double n, double K, double s1, double s2, int mode)
-    int qops_moment_row(const double* xr, const double* xo, double* yr, const double* K, double* s1, double* s2,
-                        double* peak, double* nn, Py_ssize_t B, int mode, double drift, double loss)
+    ctypedef struct qops_acc:
+        double s1
+        double s2
+        double peak
+        double n
+    double qops_moment_out(const qops_acc* a, double K, int mode)
+    int qops_moment_needs_rebuild(const qops_acc* a, double K)
+    void qops_moment_rebuild(const double* x, Py_ssize_t st, Py_ssize_t lo, Py_ssize_t hi, double* K,
+                             qops_acc* a)
+    void qops_moment_col(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w, Py_ssize_t every,
+                         int mode)
+    void qops_count_row(const double* xr, const double* xo, double* yr, double* cnt, Py_ssize_t B)
+    int qops_sum_row(const double* xr, const double* xo, double* yr, const double* K, double* s1, double* s2,
+                     double* peak, double* nn, Py_ssize_t B)
+    int qops_mean_row(const double* xr, const double* xo, double* yr, const double* K, double* s1, double* s2,
+                      double* peak, double* nn, Py_ssize_t B)
+    int qops_var_row(const double* xr, const double* xo, double* yr, const double* K, double* s1, double* s2,
+                     double* peak, double* nn, Py_ssize_t B)
+    int qops_std_row(const double* xr, const double* xo, double* yr, const double* K, double* s1, double* s2,
+                     double* peak, double* nn, Py_ssize_t B)
+
+
+# Panels narrower than this run each column top to bottom (qops_moment_col); wider ones row by row.
+DEF MIN_ROW_COLUMNS = 8
 
 
 cdef inline int _rm_moments(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0,
                             Py_ssize_t j1, Py_ssize_t w, int mode) noexcept nogil:
-    """Rolling sum (mode 0), mean (1), var (2) or std (3) of columns j0..j1-1, row by row.
+    """Rolling sum (mode 0), mean (1), var (2) or std (3) of columns j0..j1-1 (see _rowkernels.h).
 
-    Each row is one branch-free pass over the columns (``qops_moment_row`` in _rowkernels.h, vectorised by
-    the compiler); rebuilds (every REBUILD_EVERY * w rows for all columns, and for a column whose sums went
-    stale) run in a separate scalar pass. ``mode`` is a constant in each caller.
+    Row by row: one branch-free, vectorised pass over the columns per row, then a scalar pass rebuilding the
+    sums of every column every REBUILD_EVERY * w rows, or of the columns whose sums went stale.
     """
-    cdef Py_ssize_t B = j1 - j0, b, t, lo, every = REBUILD_EVERY * w, c
+    cdef Py_ssize_t B = j1 - j0, b, t, lo, every = REBUILD_EVERY * w
     cdef double* mem
     cdef double* K
     cdef double* s1
@@ -330,11 +342,23 @@ cdef inline int _rm_moments(const double* x, double* y, Py_ssize_t T, Py_ssize_t
     cdef double* nn
     cdef double* nan_row
     cdef double* yr
-    cdef double n1, s1sq, D, noise
     cdef bint periodic
-    cdef Ser S
+    cdef qops_acc a
+    cdef row_t row
     if B <= 0:
         return 0
+    if N < MIN_ROW_COLUMNS:
+        for b in range(j0, j1):
+            qops_moment_col(x + b, y + b, T, N, w, every, mode)
+        return 0
+    if mode == 0:
+        row = qops_sum_row
+    elif mode == 1:
+        row = qops_mean_row
+    elif mode == 2:
+        row = qops_var_row
+    else:
+        row = qops_std_row
     mem = <double*>malloc(6 * B * sizeof(double))
     if mem == NULL:
         return 1
@@ -355,26 +379,23 @@ cdef inline int _rm_moments(const double* x, double* y, Py_ssize_t T, Py_ssize_t
         lo = t - w + 1
         yr = y + t * N + j0
         periodic = t % every == 0
-        if not qops_moment_row(x + t * N + j0, x + (lo - 1) * N + j0 if lo > 0 else nan_row, yr, K, s1, s2, peak,
-                               nn, B, mode, DRIFT, LOSS) and not periodic:
+        if not row(x + t * N + j0, x + (lo - 1) * N + j0 if lo > 0 else nan_row, yr, K, s1, s2, peak, nn,
+                   B) and not periodic:
             continue
         # scalar pass: periodic rebuild of every column, or of the columns whose sums went stale
         for b in range(B):
-            if not periodic:
-                n1 = nn[b]
-                s1sq = s1[b] * s1[b]
-                D = n1 * s2[b] - s1sq
-                noise = ANCHOR_RTOL * fabs(K[b])
-                # a drift is only acted on above the rounding level of the anchor itself
-                if not ((s1sq > DRIFT * D and fabs(s1[b]) > noise * n1) or peak[b] * n1 > LOSS * D):
-                    continue
-            c = _rebuild1(x + j0 + b, N, lo if lo > 0 else 0, t, &S)
-            K[b] = S.K
-            s1[b] = S.s1
-            s2[b] = S.s2
-            peak[b] = S.peak
-            nn[b] = <double>c
-            yr[b] = qops_moment_out(nn[b], K[b], s1[b], s2[b], mode)
+            a.s1 = s1[b]
+            a.s2 = s2[b]
+            a.peak = peak[b]
+            a.n = nn[b]
+            if not periodic and not qops_moment_needs_rebuild(&a, K[b]):
+                continue
+            qops_moment_rebuild(x + j0 + b, N, lo if lo > 0 else 0, t, &K[b], &a)
+            s1[b] = a.s1
+            s2[b] = a.s2
+            peak[b] = a.peak
+            nn[b] = a.n
+            yr[b] = qops_moment_out(&a, K[b], mode)
     free(mem)
     return 0
 
@@ -406,31 +427,19 @@ cdef int _rm_std(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssiz
 cdef int _rm_count(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1,
                    Py_ssize_t w, double p) noexcept nogil:
     cdef Py_ssize_t B = j1 - j0, b, t, lo
-    cdef const double* xr
-    cdef const double* xo
-    cdef double* yr
-    cdef double* cnt
+    cdef double* mem
     if B <= 0:
         return 0
-    cnt = <double*>malloc(B * sizeof(double))
-    if cnt == NULL:
+    mem = <double*>malloc(2 * B * sizeof(double))
+    if mem == NULL:
         return 1
     for b in range(B):
-        cnt[b] = 0.0
+        mem[b] = 0.0
+        mem[B + b] = NAN
     for t in range(T):
         lo = t - w + 1
-        xr = x + t * N + j0
-        yr = y + t * N + j0
-        if lo > 0:
-            xo = x + (lo - 1) * N + j0
-            for b in range(B):
-                cnt[b] = cnt[b] + ((xr[b] == xr[b]) - (xo[b] == xo[b]))
-                yr[b] = cnt[b]
-        else:
-            for b in range(B):
-                cnt[b] = cnt[b] + (xr[b] == xr[b])
-                yr[b] = cnt[b]
-    free(cnt)
+        qops_count_row(x + t * N + j0, x + (lo - 1) * N + j0 if lo > 0 else mem + B, y + t * N + j0, mem, B)
+    free(mem)
     return 0
 
 

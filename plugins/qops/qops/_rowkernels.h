@@ -1,16 +1,21 @@
 /*
- * Branch-free row updates of the shifted running sums behind rolling sum/mean/var/std (see _rolling.pyx).
+ * Shifted running sums behind rolling sum/mean/var/std (see _rolling.pyx, "shifted running sums").
  *
- * One call advances the B columns of a chunk by one row. The loop body uses selects only, so the compiler
- * vectorises it across columns. It returns whether some column's sums look stale (the anchor drifted from
- * the window mean, or the sum of squared deviations fell far below the largest squared deviation it took
- * in: a large value left, or the window became constant around an anchor that is not its value); the
- * caller then rebuilds those columns, which also makes constant windows exact (variance 0, mean = value).
+ * A column's window is summed as d = x - K around an anchor K: s1 = sum d, s2 = sum d*d, n = count, and
+ * peak = the largest d*d taken in since the last rebuild. A value v is present when v - v == 0 (NaN and
+ * +-inf are missing); counts are doubles. The sums go stale when the anchor has drifted from the window mean
+ * ((mean - K)^2 > drift * variance) or when the sum of squared deviations fell far below the largest squared
+ * deviation it took in (peak > loss * variance: a large value left the window, or the window became constant
+ * around an anchor that is not its value). Stale sums are rebuilt from the window with the window mean as
+ * the new anchor, which also makes constant windows exact (variance 0, mean = the value).
  *
- * Conventions: a value v is present when v - v == 0 (NaN and +-inf are missing); counts are kept as doubles;
- * the row leaving the window is ``xo`` (a row of NaN while the window is still filling). Built with
- * -fno-trapping-math (selects may evaluate both sides) and -fno-math-errno (vectorisable sqrt); neither
- * changes any result.
+ * Two drivers share the same arithmetic, so a column gets the same bits whichever one runs it:
+ * qops_<stat>_row advances every column of a chunk by one row (branch-free, vectorised across columns; on
+ * x86-64 Linux with GCC also compiled for AVX2 and picked at load time) and qops_moment_col runs one column
+ * from top to bottom (narrow panels).
+ *
+ * Built with -fno-trapping-math (selects may evaluate both sides) and -fno-math-errno (vectorisable sqrt);
+ * neither changes any result.
  */
 #ifndef QOPS_ROWKERNELS_H
 #define QOPS_ROWKERNELS_H
@@ -18,50 +23,169 @@
 #include <math.h>
 #include <stddef.h>
 
-#define QOPS_MODE_SUM 0  /* modes of qops_moment_row */
+#define QOPS_MODE_SUM 0
 #define QOPS_MODE_MEAN 1
 #define QOPS_MODE_VAR 2
 #define QOPS_MODE_STD 3
 
-static inline double qops_moment_out(double n, double K, double s1, double s2, int mode)
+/* rebuild policy (see the file comment) */
+#define QOPS_DRIFT 100.0
+#define QOPS_LOSS 1000.0
+#define QOPS_ANCHOR_RTOL 1e-13
+
+typedef struct {
+    double s1, s2, peak, n;
+} qops_acc;
+
+static inline double qops_moment_out(const qops_acc *a, double K, int mode)
 {
-    double q;
+    double n = a->n, q;
     if (mode == QOPS_MODE_SUM)
-        return n == 0.0 ? NAN : n * K + s1;
+        return n == 0.0 ? NAN : n * K + a->s1;
     if (mode == QOPS_MODE_MEAN)
-        return n == 0.0 ? NAN : K + s1 / n;
-    q = (n * s2 - s1 * s1) / (n * (n - 1.0));
+        return n == 0.0 ? NAN : K + a->s1 / n;
+    q = (n * a->s2 - a->s1 * a->s1) / (n * (n - 1.0));
     q = q < 0.0 ? 0.0 : q;
     if (mode == QOPS_MODE_STD)
         q = sqrt(q);
     return n < 2.0 ? NAN : q;
 }
 
-/* Advance the columns of one row: x_in = xr[b] enters the window, x_out = xo[b] leaves it. */
+/* v enters the window and vo leaves it; returns whether the sums look stale (selects only). */
+static inline int qops_moment_update(double v, double vo, double k, qops_acc *a)
+{
+    double din = (v - v == 0.0) ? v - k : 0.0;
+    double dout = (vo - vo == 0.0) ? vo - k : 0.0;
+    double n1 = a->n + ((v - v == 0.0) ? 1.0 : 0.0) - ((vo - vo == 0.0) ? 1.0 : 0.0);
+    double a1 = n1 == 0.0 ? 0.0 : a->s1 + (din - dout);
+    double a2 = n1 == 0.0 ? 0.0 : a->s2 + (din * din - dout * dout);
+    double pk = n1 == 0.0 ? 0.0 : (din * din > a->peak ? din * din : a->peak);
+    double s1sq = a1 * a1;
+    double D = n1 * a2 - s1sq; /* n^2 * biased variance */
+    a->s1 = a1;
+    a->s2 = a2;
+    a->peak = pk;
+    a->n = n1;
+    return (s1sq > QOPS_DRIFT * D) | (pk * n1 > QOPS_LOSS * D);
+}
+
+/* The scalar re-check of a stale flag: a drift is only acted on above the rounding level of the anchor. */
+static inline int qops_moment_needs_rebuild(const qops_acc *a, double K)
+{
+    double s1sq = a->s1 * a->s1;
+    double D = a->n * a->s2 - s1sq;
+    double noise = QOPS_ANCHOR_RTOL * fabs(K);
+    return (s1sq > QOPS_DRIFT * D && fabs(a->s1) > noise * a->n) || a->peak * a->n > QOPS_LOSS * D;
+}
+
+/* Recompute anchor and sums from rows lo..hi (inclusive) of a column with stride st. */
+static inline void qops_moment_rebuild(const double *x, ptrdiff_t st, ptrdiff_t lo, ptrdiff_t hi, double *K,
+                                       qops_acc *a)
+{
+    ptrdiff_t i, c = 0;
+    double v, first = 0.0, acc = 0.0, k = 0.0, d, s1 = 0.0, s2 = 0.0, peak = 0.0;
+    for (i = lo; i <= hi; i++) {
+        v = x[i * st];
+        if (v - v == 0.0) {
+            if (c == 0)
+                first = v;
+            else
+                acc += v - first;
+            c++;
+        }
+    }
+    if (c > 0) {
+        k = first + acc / (double)c;
+        for (i = lo; i <= hi; i++) {
+            v = x[i * st];
+            if (v - v == 0.0) {
+                d = v - k;
+                s1 += d;
+                s2 += d * d;
+                if (d * d > peak)
+                    peak = d * d;
+            }
+        }
+    }
+    *K = k;
+    a->s1 = s1;
+    a->s2 = s2;
+    a->peak = peak;
+    a->n = (double)c;
+}
+
+/* One row for the columns of a chunk; the state is kept as arrays (structure of arrays). */
 static inline int qops_moment_row(const double *restrict xr, const double *restrict xo, double *restrict yr,
                                   const double *restrict K, double *restrict s1, double *restrict s2,
-                                  double *restrict peak, double *restrict nn, ptrdiff_t B, int mode,
-                                  double drift, double loss)
+                                  double *restrict peak, double *restrict nn, ptrdiff_t B, int mode)
 {
     double any_stale = 0.0;
     for (ptrdiff_t b = 0; b < B; b++) {
-        double v = xr[b], vo = xo[b], k = K[b];
-        double din = (v - v == 0.0) ? v - k : 0.0;
-        double dout = (vo - vo == 0.0) ? vo - k : 0.0;
-        double n1 = nn[b] + ((v - v == 0.0) ? 1.0 : 0.0) - ((vo - vo == 0.0) ? 1.0 : 0.0);
-        double a1 = n1 == 0.0 ? 0.0 : s1[b] + (din - dout);
-        double a2 = n1 == 0.0 ? 0.0 : s2[b] + (din * din - dout * dout);
-        double pk = n1 == 0.0 ? 0.0 : (din * din > peak[b] ? din * din : peak[b]);
-        double s1sq = a1 * a1;
-        double D = n1 * a2 - s1sq;
-        any_stale = ((s1sq > drift * D) | (pk * n1 > loss * D)) ? 1.0 : any_stale;
-        s1[b] = a1;
-        s2[b] = a2;
-        peak[b] = pk;
-        nn[b] = n1;
-        yr[b] = qops_moment_out(n1, k, a1, a2, mode);
+        qops_acc a = {s1[b], s2[b], peak[b], nn[b]};
+        any_stale = qops_moment_update(xr[b], xo[b], K[b], &a) ? 1.0 : any_stale;
+        s1[b] = a.s1;
+        s2[b] = a.s2;
+        peak[b] = a.peak;
+        nn[b] = a.n;
+        yr[b] = qops_moment_out(&a, K[b], mode);
     }
     return any_stale != 0.0;
+}
+
+/*
+ * One entry point per statistic. On x86-64 Linux with GCC they are compiled twice, for AVX2 (blends are one
+ * instruction there) and for the baseline, and the dynamic loader picks the one the CPU supports.
+ */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define QOPS_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define QOPS_CLONES
+#endif
+
+#define QOPS_ROW_ENTRY(name, mode)                                                                           \
+    QOPS_CLONES static int name(const double *restrict xr, const double *restrict xo, double *restrict yr,  \
+                                const double *restrict K, double *restrict s1, double *restrict s2,          \
+                                double *restrict peak, double *restrict nn, ptrdiff_t B)                     \
+    {                                                                                                        \
+        return qops_moment_row(xr, xo, yr, K, s1, s2, peak, nn, B, mode);                                    \
+    }
+
+QOPS_ROW_ENTRY(qops_sum_row, QOPS_MODE_SUM)
+QOPS_ROW_ENTRY(qops_mean_row, QOPS_MODE_MEAN)
+QOPS_ROW_ENTRY(qops_var_row, QOPS_MODE_VAR)
+QOPS_ROW_ENTRY(qops_std_row, QOPS_MODE_STD)
+
+/* rolling count: non-NaN values (infinities count, as in pandas); vectorised like the rows above */
+static inline void qops_count_row(const double *restrict xr, const double *restrict xo, double *restrict yr,
+                                  double *restrict cnt, ptrdiff_t B)
+{
+    for (ptrdiff_t b = 0; b < B; b++) {
+        double c = cnt[b] + (xr[b] == xr[b] ? 1.0 : 0.0) - (xo[b] == xo[b] ? 1.0 : 0.0);
+        cnt[b] = c;
+        yr[b] = c;
+    }
+}
+
+/*
+ * One column (stride st) from top to bottom: window w (1..T), sums rebuilt every `every` rows and when
+ * stale. Same arithmetic as the row driver in _rolling.pyx.
+ */
+static inline void qops_moment_col(const double *x, double *y, ptrdiff_t T, ptrdiff_t st, ptrdiff_t w,
+                                   ptrdiff_t every, int mode)
+{
+    qops_acc a = {0.0, 0.0, 0.0, 0.0};
+    double K = 0.0;
+    ptrdiff_t next_rebuild = 0; /* rows 0, every, 2 * every, ... */
+    for (ptrdiff_t t = 0; t < T; t++) {
+        ptrdiff_t lo = t - w + 1;
+        double vo = lo > 0 ? x[(lo - 1) * st] : NAN;
+        int stale = qops_moment_update(x[t * st], vo, K, &a);
+        if (t == next_rebuild || (stale && qops_moment_needs_rebuild(&a, K)))
+            qops_moment_rebuild(x, st, lo > 0 ? lo : 0, t, &K, &a);
+        if (t == next_rebuild)
+            next_rebuild += every;
+        y[t * st] = qops_moment_out(&a, K, mode);
+    }
 }
 
 #endif /* QOPS_ROWKERNELS_H */

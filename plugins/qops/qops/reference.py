@@ -40,8 +40,9 @@ def _roll(s: pd.Series, window: int):  # noqa: ANN202 - pandas window object
 def _per_column(x: npt.ArrayLike, fn: Callable[[pd.Series], pd.Series]) -> FloatArray:
     arr = _panel(x)
     out = np.empty(arr.shape, dtype=np.float64)
-    for j in range(arr.shape[1]):
-        out[:, j] = fn(pd.Series(arr[:, j])).to_numpy(dtype=np.float64)
+    with np.errstate(all="ignore"):
+        for j in range(arr.shape[1]):
+            out[:, j] = fn(pd.Series(arr[:, j])).to_numpy(dtype=np.float64)
     return _like(x, out)
 
 
@@ -211,12 +212,13 @@ def _per_row(
     if mask is not None:
         valid &= np.asarray(mask, dtype=bool).reshape(arr.shape)
     out = np.full(arr.shape, np.nan)
-    for i in range(arr.shape[0]):
-        s = pd.Series(arr[i, valid[i]])
-        if s.empty:
-            continue
-        res = fn(s)
-        out[i, valid[i]] = res.to_numpy(dtype=np.float64) if isinstance(res, pd.Series) else res
+    with np.errstate(all="ignore"):
+        for i in range(arr.shape[0]):
+            s = pd.Series(arr[i, valid[i]])
+            if s.empty:
+                continue
+            res = fn(s)
+            out[i, valid[i]] = res.to_numpy(dtype=np.float64) if isinstance(res, pd.Series) else res
     return _like(x, out)
 
 

@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from qbacktest.strategies.base import SignalStrategy, desc_order
 from qbacktest.strategies.topk_dropout import _ignore_qlib_infra
@@ -213,10 +212,3 @@ class SoftTopk(WeightStrategy):
                 final[c] = final.get(c, 0.0) + sold / len(buy_set)
         return final
 
-
-def weights_frame(weights: pd.DataFrame | pd.Series) -> pd.Series:
-    """Weights as a Series indexed ``(datetime, instrument)`` (a ``weight`` column is preferred)."""
-    if isinstance(weights, pd.DataFrame):
-        column = "weight" if "weight" in weights.columns else weights.columns[0]
-        return weights[column]
-    return weights

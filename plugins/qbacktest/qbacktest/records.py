@@ -1,0 +1,76 @@
+"""The workflow's backtest record (Qlib's ``PortAnaRecord``): trade the run's predictions, store the reports."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from qcore.errors import ConfigError, RunError
+
+#: PortAnaRecord kwargs of Qlib that only tune its own reporting frequencies: accepted, the day bar is used.
+_QLIB_ONLY = ("risk_analysis_freq", "indicator_analysis_freq", "indicator_analysis_method", "skip_existing")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+class PortAnaRecord:
+    """Run the workflow's ``backtest`` section on the predictions; store ``report_normal_1day``, positions,
+    indicators, ``risk.json`` and a self-contained ``report.html``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        unknown = [k for k in kwargs if k not in _QLIB_ONLY]
+        if unknown:
+            raise ConfigError(f"PortAnaRecord: unsupported option(s) {', '.join(unknown)}")
+
+    def generate(self, context: Any) -> Any:
+        from qbacktest.api import backtest_from_spec
+        from qbacktest.config import BacktestSpec, ComponentRef
+        from qbacktest.html_report import render_html
+        from qcore.runner import RecordOutput
+
+        config = context.config
+        if config.backtest is None:
+            raise RunError("the port_analysis record needs a backtest section")
+        pred = context.state.get("pred")
+        if pred is None:
+            raise RunError("the port_analysis record needs a model's predictions: add a model section")
+        bt = config.backtest
+        options = dict(bt.options)
+        exchange = options.get("exchange")
+        rules = config.data.market_rules
+        spec = BacktestSpec(
+            strategy=ComponentRef(bt.strategy.name, dict(bt.strategy.kwargs)),
+            executor=ComponentRef(bt.executor.name, dict(bt.executor.kwargs)),
+            start=options.get("start"),
+            end=options.get("end"),
+            account=options.get("account", 1e8),
+            benchmark=options.get("benchmark", "SH000300"),
+            exchange_kwargs=dict(exchange) if exchange is not None else None,
+            market_rules=ComponentRef(rules.name, dict(rules.kwargs)) if rules is not None else ComponentRef("cn"),
+        )
+        provider_uri = config.data.provider.kwargs.get("provider_uri")
+        result = backtest_from_spec(spec, context.provider, context.kernel, signal=pred, provider_uri=provider_uri)
+        risk = _finite(result.risk())
+        context.state["backtest"] = result
+        metrics: dict[str, float] = {}
+        for series, key in (("excess_return_without_cost", "excess"), ("excess_return_with_cost", "excess_cost")):
+            stats = risk[series]["sum"]
+            for stat in ("annualized_return", "information_ratio", "max_drawdown"):
+                if stats.get(stat) is not None:
+                    metrics[f"backtest.{key}.{stat}"] = float(stats[stat])
+        html = render_html(result.report, risk, ic=context.state.get("ic"), title=f"qcore: {config.experiment}",
+                           meta={"strategy": bt.strategy.name, "exchange": result.exchange.description})
+        artifacts = {
+            "report_normal_1day": result.report,
+            "positions_normal_1day": result.positions,
+            "indicators_normal_1day": result.indicators,
+            "risk": json.loads(json.dumps(risk, default=str)),
+            "report.html": html,
+        }
+        return RecordOutput(metrics=metrics, artifacts=artifacts)
