@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 MARKET ?= data/synth_cn
 CONFIG ?= examples/workflow_data.yaml
 
-.PHONY: install run test lint bench clean
+.PHONY: install system-deps run test lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,13 @@ $(MARKET)/calendars/day.txt: | $(STAMP)
 run: $(STAMP) $(MARKET)/calendars/day.txt
 	$(VENV)/bin/qcore run $(CONFIG) --set data.provider.kwargs.provider_uri=$(MARKET)
 
-test: $(STAMP)
+# Debian's chromium renders the HTML report in a browser test; installed when this machine allows (root + apt).
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		echo "chromium is not installed: the browser test of the HTML report will be skipped"
+
+test: $(STAMP) system-deps
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

@@ -90,6 +90,8 @@ class Operator:
     :ivar description: one line for ``qcore list operators``.
     :ivar instrument_param: index of a ``str`` parameter naming an instrument; when set, the call's expression
         arguments are evaluated on that instrument alone and broadcast to every column (``ChangeInstrument``).
+    :ivar fills_missing: the operator can give a value where all its inputs are missing (comparisons, logic,
+        ``If``, ``Count``, ``Power(x, 0)``); the engine then blanks its output on rows an instrument has no data.
     """
 
     name: str
@@ -98,6 +100,7 @@ class Operator:
     lookback: Callable[..., tuple[float, float]] = no_lookback
     description: str = ""
     instrument_param: int | None = None
+    fills_missing: bool = False
 
     def bind(self, args: Sequence[Any]) -> tuple[Any, ...]:
         """Complete ``args`` with defaults; raise ``TypeError`` with a readable message on a wrong count."""

@@ -39,6 +39,10 @@ class Plan:
     order: tuple[Call, ...]
     fields: tuple[str, ...]
     extents: tuple[tuple[float, float], ...]
+    #: Nodes whose rows outside an instrument's data range must be blanked even if their operator keeps NaN as
+    #: NaN: nodes that read the future, and nodes a future read looks at (their values past a delisting would
+    #: otherwise flow back into rows that exist).
+    blank_outside: frozenset[Node] = frozenset()
 
     @property
     def left(self) -> float:
@@ -99,6 +103,7 @@ class ExpressionEngine:
         roots: list[Node] = []
         order: dict[Call, None] = {}
         extents: dict[Node, tuple[float, float]] = {}
+        blank: set[Node] = set()
         for text in texts:
             root = parse(text)
             check_names(root, operators=self._operators, fields=self._fields, expression=text)
@@ -108,11 +113,16 @@ class ExpressionEngine:
                 if isinstance(node, Call):
                     extents[node] = self._check_call(node, text, extents)
                     order[node] = None
+                    own_right = extents[node][1] - max((extents[a][1] for a in node.args), default=0.0)
+                    if own_right > 0:
+                        blank.add(node)
+                        blank.update(n for a in node.args for n in walk(a))
                 else:
                     extents[node] = (0.0, 0.0)
             roots.append(root)
         fields = sorted({n.name.lower() for n in extents if isinstance(n, Field)})
-        return Plan(tuple(names), tuple(roots), tuple(order), tuple(fields), tuple(extents[r] for r in roots))
+        return Plan(tuple(names), tuple(roots), tuple(order), tuple(fields), tuple(extents[r] for r in roots),
+                    frozenset(blank))
 
     def _check_call(self, node: Call, text: str, extents: Mapping[Node, tuple[float, float]]) -> tuple[float, float]:
         op = self._operators[node.op]
@@ -176,10 +186,11 @@ class ExpressionEngine:
         dates, symbols, universe = grid[2], grid[3], grid[4]
         mask = membership_mask(universe, dates, symbols)
         rows, cols = np.nonzero(mask)
+        flat = rows * len(symbols) + cols
         block = np.empty((len(rows), len(plan.roots)), dtype=np.float32, order="F")
 
         def emit(i: int, value: np.ndarray) -> None:
-            block[:, i] = value[rows, cols]
+            block[:, i] = np.take(np.ascontiguousarray(value).reshape(-1), flat)
 
         self._compute(plan, instruments, grid, emit)
         index = pd.MultiIndex(
@@ -310,12 +321,10 @@ class ExpressionEngine:
         root_slots: dict[Node, list[int]] = {}
         for i, root in enumerate(plan.roots):
             root_slots.setdefault(root, []).append(i)
-        ragged = [
-            (j, int(f), int(t))
-            for j, (f, t) in enumerate(zip(first_rows, last_rows))
-            if f > 0 or t < len(context.dates) - 1
-        ]
         shape = (len(context.dates), len(context.instruments))
+        row_numbers = np.arange(shape[0])[:, None]
+        outside = (row_numbers < first_rows[None, :]) | (row_numbers > last_rows[None, :])
+        any_outside = bool(outside.any())
         values: dict[Node, Any] = {}
 
         def value_of(node: Node) -> Any:
@@ -344,9 +353,10 @@ class ExpressionEngine:
             else:
                 args = [value_of(a) if isinstance(a, Node) else a for a in bound]
                 result = _as_panel_array(op.compute(context, *args), context)
-                for j, f, t in ragged:
-                    result[:f, j] = np.nan
-                    result[t + 1 :, j] = np.nan
+                # Rows before listing or after delisting do not exist for the instrument: blank them where a value
+                # could appear there (or flow back from there) at all.
+                if any_outside and (op.fills_missing or node in plan.blank_outside):
+                    result[outside] = np.nan
             for i in root_slots.get(node, ()):
                 emit(i, result)
             if consumers.get(node, 0) > 0:
@@ -374,7 +384,8 @@ class ExpressionEngine:
                     sub_order[n] = None
         fields = tuple(sorted({n.name.lower() for s in sub_roots for n in walk(s) if isinstance(n, Field)}))
         extents = tuple((0.0, 0.0) for _ in sub_roots)
-        plan = Plan(tuple(str(s) for s in sub_roots), sub_roots, tuple(sub_order), fields, extents)
+        every_node = frozenset(n for sub in sub_roots for n in walk(sub))  # one column: blanking all is cheap
+        plan = Plan(tuple(str(s) for s in sub_roots), sub_roots, tuple(sub_order), fields, extents, every_node)
         dates = context.dates
         sub_raw = self.provider.load(list(fields), (symbol,), dates[0], dates[-1], self.freq)
         sub_range = clip_universe({symbol: every[symbol]})
@@ -401,7 +412,7 @@ def _subset(plan: Plan, indices: Sequence[int]) -> Plan:
     order = tuple(node for node in plan.order if node in needed)
     fields = tuple(sorted({n.name.lower() for n in needed if isinstance(n, Field)}))
     extents = tuple(plan.extents[i] for i in indices)
-    return Plan(tuple(plan.names[i] for i in indices), roots, order, fields, extents)
+    return Plan(tuple(plan.names[i] for i in indices), roots, order, fields, extents, plan.blank_outside)
 
 
 def _data_rows(data_range: Universe, dates: pd.DatetimeIndex, symbols: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

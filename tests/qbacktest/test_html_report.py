@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -41,7 +42,7 @@ def test_report_is_self_contained_with_every_chart() -> None:
     assert 'id="chart-ic"' not in no_label and "id='no-ic'" in no_label
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None,
+@pytest.mark.skipif(shutil.which("chromium") is None and not os.environ.get("CI"),
                     reason="chromium is not on PATH (apt-get install -y chromium); the browser check is skipped")
 def test_charts_render_in_headless_chromium(tmp_path) -> None:
     report, risk, ic = sample()

@@ -11,11 +11,8 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-
-pytest.importorskip("qops._rolling", reason="qops Cython kernels are not built")
-
-from qops import kernels as K  # noqa: E402
-from qops import reference as R  # noqa: E402
+from qops import kernels as K
+from qops import reference as R
 
 RTOL, ATOL = 1e-9, 1e-12
 
@@ -111,8 +108,9 @@ def test_pair_matches_reference(name: str, panel: str, window: int) -> None:
 
 
 @pytest.mark.parametrize("panel", sorted(PANELS))
-@pytest.mark.parametrize("kw", [{"span": 1}, {"span": 2}, {"span": 5}, {"span": 20}, {"alpha": 0.1}, {"alpha": 0.5},
-                                {"alpha": 1.0}])
+@pytest.mark.parametrize(
+    "kw", [{"span": 1}, {"span": 2}, {"span": 5}, {"span": 20}, {"alpha": 0.1}, {"alpha": 0.5}, {"alpha": 1.0}]
+)
 def test_ewm_mean(panel: str, kw: dict) -> None:
     x = PANELS[panel]
     assert_close(K.ewm_mean(x, **kw), R.ewm_mean(x, **kw))
@@ -157,8 +155,9 @@ def test_exact_edge_values() -> None:
     assert_close(K.rolling_var(x, 3), np.array([np.nan, np.nan, 0, 0, 0, 0.5, 0, 0, 0, 0, np.nan, np.nan, np.nan]))
     # numpy argmax: a NaN in the window is the maximum; all-NaN window: NaN
     assert_close(K.rolling_idxmax(x, 3), np.array([np.nan, 1, 1, 1, 3, 2, 1, 1, 1, 3, 2, np.nan, 1]))
-    assert_close(K.rolling_rank(x, 3), np.array([np.nan, 1, 0.75, 2 / 3, np.nan, 1, 0.75, 2 / 3, 2 / 3] + [np.nan] * 3
-                                                 + [1.0]))
+    assert_close(
+        K.rolling_rank(x, 3), np.array([np.nan, 1, 0.75, 2 / 3, np.nan, 1, 0.75, 2 / 3, 2 / 3] + [np.nan] * 3 + [1.0])
+    )
     # constant windows: skew/kurt NaN, var 0
     assert np.isnan(K.rolling_skew(x, 4)[7]) and np.isnan(K.rolling_kurt(x, 5)[8])
     # the corrected WMA: a constant series gives the constant (Qlib's WMA would give 1/3 here)

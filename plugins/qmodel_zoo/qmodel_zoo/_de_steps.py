@@ -9,16 +9,21 @@ Both follow Qlib's ``DEnsembleModel`` (Zhang et al., "DoubleEnsemble", ICDM 2020
 - FS: each feature's importance ``g`` is the mean over samples of the loss increase when the feature is
   shuffled, divided by its standard deviation; features are cut into ``bins_fs`` equal-width bins of ``g`` and
   the ``i``-th most important non-empty bin keeps ``ceil(sample_ratios[i] * size)`` features drawn at random.
+
+Both need many partial predictions; :mod:`qmodel_zoo._tree_eval` computes them tree by tree, and the shuffles
+only re-evaluate the trees that split on the shuffled feature.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
+
+from qmodel_zoo._tree_eval import Tree, predict, read_trees
 
 
 def squared_loss(label: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -31,24 +36,33 @@ def _pct_rank(values: np.ndarray, axis: int = 0) -> np.ndarray:
     return rankdata(values, method="average", axis=axis) / values.shape[axis]
 
 
+def _single_tree_outputs(booster: lgb.Booster, x: np.ndarray) -> Iterator[np.ndarray]:
+    """Each tree's output on ``x``, in order (numpy trees when readable, else ``Booster.predict``)."""
+    trees = read_trees(booster)
+    for index in range(booster.num_trees()):
+        if trees is not None:
+            yield trees[index].predict(x)
+        else:
+            yield booster.predict(x, start_iteration=index, num_iteration=1)
+
+
 def loss_curve_ends(booster: lgb.Booster, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(l_start, l_end)``: each sample's mean loss percentile over the first and the last 10% of the trees.
 
-    The loss after tree ``t`` is that of the cumulative prediction of trees ``0..t``; only the columns the two
-    means need are kept, not the whole samples × trees curve.
+    The loss after tree ``t`` is that of the cumulative prediction of trees ``0..t`` (all trees, past any early
+    stopping, as Qlib); only the columns the two means need are kept, not the whole samples × trees curve.
     """
     n_trees = booster.num_trees()
     part = max(int(n_trees * 0.1), 1)
-    wanted = sorted(set(range(part)) | set(range(n_trees - part, n_trees)))
-    columns = {}
+    first, last = [], []
     cumulative = np.zeros(len(y))
-    for tree in range(n_trees):
-        cumulative += booster.predict(x, start_iteration=tree, num_iteration=1)
-        if tree in wanted:
-            columns[tree] = squared_loss(y, cumulative)
-    first = _pct_rank(np.column_stack([columns[t] for t in range(part)]))
-    last = _pct_rank(np.column_stack([columns[t] for t in range(n_trees - part, n_trees)]))
-    return first.mean(axis=1), last.mean(axis=1)
+    for tree, output in enumerate(_single_tree_outputs(booster, x)):
+        cumulative += output
+        if tree < part:
+            first.append(squared_loss(y, cumulative))
+        if tree >= n_trees - part:
+            last.append(squared_loss(y, cumulative))
+    return _pct_rank(np.column_stack(first)).mean(axis=1), _pct_rank(np.column_stack(last)).mean(axis=1)
 
 
 def sample_weights(l_start: np.ndarray, l_end: np.ndarray, loss_values: np.ndarray, *, k_th: int, alpha1: float,
@@ -64,30 +78,58 @@ def sample_weights(l_start: np.ndarray, l_end: np.ndarray, loss_values: np.ndarr
     return 1.0 / (decay**k_th * bin_mean[codes] + 0.1)
 
 
+class _Shuffler:
+    """One sub-model's predictions with one of its columns shuffled.
+
+    With readable trees only the trees that split on the column are evaluated again: the shuffled prediction is
+    the base prediction minus those trees' outputs on the original column plus their outputs on the shuffled one.
+    """
+
+    def __init__(self, booster: lgb.Booster, inputs: np.ndarray) -> None:
+        self.booster = booster
+        self.inputs = inputs
+        self.base = booster.predict(inputs)
+        trees = read_trees(booster)
+        self.trees = None if trees is None else trees[: booster.best_iteration or len(trees)]
+        self.by_column: dict[int, list[Tree]] = {}
+        for tree in self.trees or ():
+            for column in tree.features:
+                self.by_column.setdefault(column, []).append(tree)
+
+    def shuffled(self, column: int, order: np.ndarray) -> np.ndarray:
+        """Predictions with ``inputs[:, column]`` permuted by ``order``."""
+        if self.trees is not None and column not in self.by_column:
+            return self.base
+        original = self.inputs[:, column].copy()
+        try:
+            if self.trees is None:
+                self.inputs[:, column] = original[order]
+                return self.booster.predict(self.inputs)
+            affected = self.by_column[column]
+            before = predict(affected, self.inputs)
+            self.inputs[:, column] = original[order]
+            return self.base - before + predict(affected, self.inputs)
+        finally:
+            self.inputs[:, column] = original
+
+
 def permutation_scores(x: np.ndarray, y: np.ndarray, boosters: Sequence[lgb.Booster],
                        sub_features: Sequence[np.ndarray], loss_values: np.ndarray,
                        rng: np.random.Generator) -> np.ndarray:
     """FS: ``g`` of every column of ``x`` (NaN → 0) against the plain average of the sub-models.
 
-    Shuffling a feature leaves the sub-models that do not use it unchanged, so their predictions are reused.
+    A sub-model that does not use the shuffled feature keeps its predictions (see :class:`_Shuffler`).
     """
     n_models = len(boosters)
-    inputs = [np.ascontiguousarray(x[:, cols]) for cols in sub_features]
-    base = [booster.predict(inp) for booster, inp in zip(boosters, inputs)]
+    shufflers = [_Shuffler(b, np.ascontiguousarray(x[:, cols])) for b, cols in zip(boosters, sub_features)]
     positions = [{int(c): j for j, c in enumerate(cols)} for cols in sub_features]
     scores = np.zeros(x.shape[1])
     for feature in range(x.shape[1]):
         order = rng.permutation(x.shape[0])
         pred = np.zeros(x.shape[0])
-        for s, booster in enumerate(boosters):
-            j = positions[s].get(feature)
-            if j is None:
-                pred += base[s] / n_models
-                continue
-            original = inputs[s][:, j].copy()
-            inputs[s][:, j] = original[order]
-            pred += booster.predict(inputs[s]) / n_models
-            inputs[s][:, j] = original
+        for shuffler, position in zip(shufflers, positions):
+            j = position.get(feature)
+            pred += (shuffler.base if j is None else shuffler.shuffled(j, order)) / n_models
         diff = squared_loss(y, pred) - loss_values
         scores[feature] = np.mean(diff) / (np.std(diff) + 1e-7)
     return np.nan_to_num(scores, nan=0.0)

@@ -28,24 +28,24 @@ cdef int _threads(int num_threads) noexcept nogil:
     return openmp.omp_get_max_threads()
 
 
-cdef inline void _insertion_sort(double* a, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
-    cdef Py_ssize_t i, j
-    cdef double v
-    for i in range(lo + 1, hi + 1):
-        v = a[i]
-        j = i - 1
-        while j >= lo and a[j] > v:
-            a[j + 1] = a[j]
-            j -= 1
-        a[j + 1] = v
+cdef inline void _swap(double* a, Py_ssize_t* ix, Py_ssize_t i, Py_ssize_t j) noexcept nogil:
+    cdef double t = a[i]
+    cdef Py_ssize_t k
+    a[i] = a[j]
+    a[j] = t
+    if ix != NULL:
+        k = ix[i]
+        ix[i] = ix[j]
+        ix[j] = k
 
 
-cdef void _sort(double* a, Py_ssize_t n) noexcept nogil:
-    """Sort n doubles (no NaN) ascending: quicksort (median of three, Hoare partition, smaller side first,
-    so the explicit stack stays below 2 * 64 entries) finished by insertion sort on short ranges."""
+cdef void _sort(double* a, Py_ssize_t* ix, Py_ssize_t n) noexcept nogil:
+    """Sort n doubles (no NaN) ascending, carrying ``ix`` (may be NULL) along: quicksort (median of three,
+    Hoare partition, larger side pushed so the stack stays below 2 * 64 entries), insertion sort on short
+    ranges."""
     cdef Py_ssize_t stack[128]
-    cdef Py_ssize_t top = 0, lo, hi, mid, i, j
-    cdef double p, tmp
+    cdef Py_ssize_t top, lo, hi, mid, i, j, k
+    cdef double p, v
     if n < 2:
         return
     stack[0] = 0
@@ -58,11 +58,11 @@ cdef void _sort(double* a, Py_ssize_t n) noexcept nogil:
         while hi - lo > 16:
             mid = lo + (hi - lo) // 2
             if a[mid] < a[lo]:
-                tmp = a[mid]; a[mid] = a[lo]; a[lo] = tmp
+                _swap(a, ix, mid, lo)
             if a[hi] < a[lo]:
-                tmp = a[hi]; a[hi] = a[lo]; a[lo] = tmp
+                _swap(a, ix, hi, lo)
             if a[hi] < a[mid]:
-                tmp = a[hi]; a[hi] = a[mid]; a[mid] = tmp
+                _swap(a, ix, hi, mid)
             p = a[mid]
             i = lo - 1
             j = hi + 1
@@ -75,7 +75,7 @@ cdef void _sort(double* a, Py_ssize_t n) noexcept nogil:
                     j -= 1
                 if i >= j:
                     break
-                tmp = a[i]; a[i] = a[j]; a[j] = tmp
+                _swap(a, ix, i, j)
             # [lo, j] and [j + 1, hi]: push the larger, keep going on the smaller
             if j - lo < hi - j - 1:
                 stack[top] = j + 1
@@ -86,7 +86,52 @@ cdef void _sort(double* a, Py_ssize_t n) noexcept nogil:
                 stack[top + 1] = j
                 lo = j + 1
             top += 2
-        _insertion_sort(a, lo, hi)
+        for i in range(lo + 1, hi + 1):
+            v = a[i]
+            k = ix[i] if ix != NULL else 0
+            j = i - 1
+            while j >= lo and a[j] > v:
+                a[j + 1] = a[j]
+                if ix != NULL:
+                    ix[j + 1] = ix[j]
+                j -= 1
+            a[j + 1] = v
+            if ix != NULL:
+                ix[j + 1] = k
+
+
+cdef double _select(double* a, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+    """The k-th smallest (0-based) of n doubles (no NaN), partially reordering them (quickselect); afterwards
+    a[k + 1:] holds only values >= a[k]."""
+    cdef Py_ssize_t lo = 0, hi = n - 1, mid, i, j
+    cdef double p
+    while hi - lo > 16:
+        mid = lo + (hi - lo) // 2
+        if a[mid] < a[lo]:
+            _swap(a, NULL, mid, lo)
+        if a[hi] < a[lo]:
+            _swap(a, NULL, hi, lo)
+        if a[hi] < a[mid]:
+            _swap(a, NULL, hi, mid)
+        p = a[mid]
+        i = lo - 1
+        j = hi + 1
+        while True:
+            i += 1
+            while a[i] < p:
+                i += 1
+            j -= 1
+            while a[j] > p:
+                j -= 1
+            if i >= j:
+                break
+            _swap(a, NULL, i, j)
+        if k <= j:
+            hi = j
+        else:
+            lo = j + 1
+    _sort(a + lo, NULL, hi - lo + 1)
+    return a[k]
 
 
 cdef inline bint _valid(const double* x, const unsigned char* m, Py_ssize_t j) noexcept nogil:
@@ -100,28 +145,6 @@ cdef inline Py_ssize_t _gather(const double* x, const unsigned char* m, Py_ssize
             buf[n] = x[j]
             n += 1
     return n
-
-
-cdef inline Py_ssize_t _bisect_left(const double* a, Py_ssize_t n, double v) noexcept nogil:
-    cdef Py_ssize_t lo = 0, hi = n, mid
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if a[mid] < v:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-cdef inline Py_ssize_t _bisect_right(const double* a, Py_ssize_t n, double v) noexcept nogil:
-    cdef Py_ssize_t lo = 0, hi = n, mid
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if v < a[mid]:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
 
 
 cdef inline void _fill(const double* x, const unsigned char* m, double* y, Py_ssize_t N, double value) noexcept nogil:
@@ -158,16 +181,27 @@ cdef inline double _row_mean(const double* x, const unsigned char* m, Py_ssize_t
 
 cdef void _row_rank(const double* x, const unsigned char* m, double* y, Py_ssize_t N, double q,
                     double* buf) noexcept nogil:
-    cdef Py_ssize_t j, n, l, r
-    n = _gather(x, m, N, buf)
-    _sort(buf, n)
+    """pandas' rank(pct=True): sort the valid cells with their columns, then give each run of ties the
+    average of its ranks."""
+    cdef Py_ssize_t* ix = <Py_ssize_t*>(buf + N)      # sizeof(Py_ssize_t) <= sizeof(double)
+    cdef Py_ssize_t j, n = 0, i, k
+    cdef double r
     for j in range(N):
+        y[j] = NAN
         if _valid(x, m, j):
-            l = _bisect_left(buf, n, x[j])
-            r = _bisect_right(buf, n, x[j])
-            y[j] = ((l + 1 + r) / 2.0) / n
-        else:
-            y[j] = NAN
+            buf[n] = x[j]
+            ix[n] = j
+            n += 1
+    _sort(buf, ix, n)
+    i = 0
+    while i < n:
+        k = i + 1
+        while k < n and buf[k] == buf[i]:
+            k += 1
+        r = ((i + 1 + k) / 2.0) / n
+        for j in range(i, k):
+            y[ix[j]] = r
+        i = k
 
 
 cdef void _row_mean_bc(const double* x, const unsigned char* m, double* y, Py_ssize_t N, double q,
@@ -210,13 +244,12 @@ cdef void _row_zscore(const double* x, const unsigned char* m, double* y, Py_ssi
 cdef void _row_quantile(const double* x, const unsigned char* m, double* y, Py_ssize_t N, double q,
                         double* buf) noexcept nogil:
     """numpy's 'linear' quantile (including its two-sided lerp), broadcast to the valid cells."""
-    cdef Py_ssize_t n, lo, hi
+    cdef Py_ssize_t n, lo, hi, i
     cdef double vi, gamma, a, b, diff, res
     n = _gather(x, m, N, buf)
     if n == 0:
         _fill(x, m, y, N, NAN)
         return
-    _sort(buf, n)
     vi = q * (n - 1)
     lo = <Py_ssize_t>floor(vi)
     if lo < 0:
@@ -227,8 +260,13 @@ cdef void _row_quantile(const double* x, const unsigned char* m, double* y, Py_s
     if hi > n - 1:
         hi = n - 1
     gamma = vi - lo
-    a = buf[lo]
-    b = buf[hi]
+    a = _select(buf, n, lo)
+    b = a
+    for i in range(lo + 1, hi + 1):     # the next order statistic: the smallest value right of lo
+        b = buf[i]
+    for i in range(lo + 1, n):
+        if buf[i] < b:
+            b = buf[i]
     diff = b - a
     if gamma >= 0.5:
         res = b - diff * (1.0 - gamma)
@@ -254,13 +292,13 @@ cdef object _drive(row_t f, const double[:, ::1] x, object mask, double q, int n
     cdef double[:, ::1] o = out
     cdef const double* xp = &x[0, 0]
     cdef double* op = &o[0, 0]
-    big = <double*>malloc(nt * N * sizeof(double))
+    big = <double*>malloc(2 * nt * N * sizeof(double))  # per thread: N values, N column indices
     if big == NULL:
         raise MemoryError("qops cross-sectional kernel could not allocate its work buffer")
     try:
         with nogil:
             for i in prange(T, num_threads=nt, schedule="static"):
-                f(xp + i * N, (mp + i * N) if mp != NULL else NULL, op + i * N, N, q, big + threadid() * N)
+                f(xp + i * N, (mp + i * N) if mp != NULL else NULL, op + i * N, N, q, big + 2 * threadid() * N)
     finally:
         free(big)
     return out

@@ -18,20 +18,20 @@ X = Param("x", "expr")
 Y = Param("y", "expr")
 
 
-def _unary(name: str, fn: Any, description: str) -> Operator:
+def _unary(name: str, fn: Any, description: str, fills_missing: bool = False) -> Operator:
     def compute(ctx: OpContext, x: Any) -> np.ndarray:
         with np.errstate(all="ignore"):
             return np.asarray(fn(x))
 
-    return Operator(name, (X,), compute, description=description)
+    return Operator(name, (X,), compute, description=description, fills_missing=fills_missing)
 
 
-def _binary(name: str, fn: Any, description: str) -> Operator:
+def _binary(name: str, fn: Any, description: str, fills_missing: bool = False) -> Operator:
     def compute(ctx: OpContext, x: Any, y: Any) -> np.ndarray:
         with np.errstate(all="ignore"):
             return np.asarray(fn(x, y))
 
-    return Operator(name, (X, Y), compute, description=description)
+    return Operator(name, (X, Y), compute, description=description, fills_missing=fills_missing)
 
 
 def _sign(x: Any) -> np.ndarray:
@@ -63,21 +63,22 @@ OPERATORS: tuple[Operator, ...] = (
     _unary("Abs", np.abs, "Absolute value."),
     _unary("Sign", _sign, "Sign (-1, 0, 1; NaN stays NaN)."),
     _unary("Log", np.log, "Natural logarithm (0 gives -inf, negatives NaN)."),
-    _unary("Not", _not, "Logical not (a non-zero value is true)."),
+    _unary("Not", _not, "Logical not (a non-zero value is true).", fills_missing=True),
     _binary("Add", np.add, "x + y."),
     _binary("Sub", np.subtract, "x - y."),
     _binary("Mul", np.multiply, "x * y."),
     _binary("Div", np.divide, "x / y (no guard against division by zero)."),
-    _binary("Power", np.power, "x ** y."),
+    _binary("Power", np.power, "x ** y.", fills_missing=True),
     _binary("Greater", np.maximum, "Element-wise maximum; NaN propagates."),
     _binary("Less", np.minimum, "Element-wise minimum; NaN propagates."),
-    _binary("Gt", np.greater, "x > y as 1.0/0.0 (NaN compares false)."),
-    _binary("Ge", np.greater_equal, "x >= y as 1.0/0.0."),
-    _binary("Lt", np.less, "x < y as 1.0/0.0."),
-    _binary("Le", np.less_equal, "x <= y as 1.0/0.0."),
-    _binary("Eq", np.equal, "x == y as 1.0/0.0."),
-    _binary("Ne", np.not_equal, "x != y as 1.0/0.0 (NaN is unequal to everything)."),
-    _binary("And", _and, "Logical and."),
-    _binary("Or", _or, "Logical or."),
-    Operator("If", (Param("cond", "expr"), X, Y), _if, description="x where cond is true (or NaN), else y."),
+    _binary("Gt", np.greater, "x > y as 1.0/0.0 (NaN compares false).", fills_missing=True),
+    _binary("Ge", np.greater_equal, "x >= y as 1.0/0.0.", fills_missing=True),
+    _binary("Lt", np.less, "x < y as 1.0/0.0.", fills_missing=True),
+    _binary("Le", np.less_equal, "x <= y as 1.0/0.0.", fills_missing=True),
+    _binary("Eq", np.equal, "x == y as 1.0/0.0.", fills_missing=True),
+    _binary("Ne", np.not_equal, "x != y as 1.0/0.0 (NaN is unequal to everything).", fills_missing=True),
+    _binary("And", _and, "Logical and.", fills_missing=True),
+    _binary("Or", _or, "Logical or.", fills_missing=True),
+    Operator("If", (Param("cond", "expr"), X, Y), _if, description="x where cond is true (or NaN), else y.",
+             fills_missing=True),
 )

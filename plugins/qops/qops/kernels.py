@@ -447,4 +447,3 @@ def cs_quantile(x: ArrayLike, q: float, mask: ArrayLike | None = None, *, num_th
     to every valid cell (others NaN). ``q`` must lie in [0, 1].
     """
     return _run_cs(_cross.cs_quantile, x, mask, num_threads, _quantile_q(q))
-

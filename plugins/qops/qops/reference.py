@@ -6,6 +6,10 @@ computation. Tests compare the compiled kernels against these; nothing here is f
 
 Like pandas' rolling machinery, the time-series references treat ``+-inf`` as missing (pandas replaces inf
 by NaN before every rolling/expanding/ewm reducer; ``count`` still counts them).
+
+The references pin pandas 3's semantics (the pandas Qlib's golden values were made with) whatever pandas is
+installed: pandas 2 keeps infinities in ``corr``/``cov`` and returns 0 instead of NaN for the skew and kurtosis
+of a constant window, and the project's full environment has pandas 2 (tianshou requires it).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ def _finite(x: FloatArray) -> FloatArray:
     return np.where(np.isinf(x), np.nan, x)
 
 
-def _roll(s: pd.Series, window: int):  # noqa: ANN202 - pandas window object
+def _roll(s: pd.Series, window: int):
     return s.expanding(min_periods=1) if window == 0 else s.rolling(window, min_periods=1)
 
 
@@ -46,9 +50,27 @@ def _per_column(x: npt.ArrayLike, fn: Callable[[pd.Series], pd.Series]) -> Float
     return _like(x, out)
 
 
+PANDAS_3 = int(pd.__version__.split(".")[0]) >= 3
+
+
+def _constant_windows(s: pd.Series, window: int) -> np.ndarray:
+    """Where the window's non-missing values are all equal (pandas 3 gives NaN skew/kurt there)."""
+    clean = s.replace([np.inf, -np.inf], np.nan)
+    roll = _roll(clean, window)
+    return (roll.max() == roll.min()).to_numpy()
+
+
 def _pandas_method(name: str, *args: float) -> Callable[[npt.ArrayLike, int], FloatArray]:
+    def column(s: pd.Series, window: int) -> pd.Series:
+        if not PANDAS_3 and name != "count":
+            s = s.replace([np.inf, -np.inf], np.nan)
+        out = getattr(_roll(s, window), name)(*args)
+        if not PANDAS_3 and name in ("skew", "kurt"):
+            out[_constant_windows(s, window)] = np.nan
+        return out
+
     def ref(x: npt.ArrayLike, window: int) -> FloatArray:
-        return _per_column(x, lambda s: getattr(_roll(s, window), name)(*args))
+        return _per_column(x, lambda s: column(s, window))
 
     ref.__name__ = f"rolling_{name}"
     ref.__doc__ = f"pandas ``rolling(window, min_periods=1).{name}()`` per column (window 0: expanding)."
@@ -165,6 +187,8 @@ def rolling_resi(x: npt.ArrayLike, window: int) -> FloatArray:
 def _pair(a: npt.ArrayLike, b: npt.ArrayLike, window: int, name: str) -> FloatArray:
     aa, bb = _panel(a), _panel(b)
     out = np.empty(aa.shape)
+    if not PANDAS_3:
+        aa, bb = _finite(aa), _finite(bb)
     for j in range(aa.shape[1]):
         sa, sb = pd.Series(aa[:, j]), pd.Series(bb[:, j])
         out[:, j] = getattr(_roll(sa, window), name)(sb).to_numpy(dtype=np.float64)
@@ -183,9 +207,7 @@ def rolling_cov(a: npt.ArrayLike, b: npt.ArrayLike, window: int) -> FloatArray:
 
 def ewm_mean(x: npt.ArrayLike, span: float | None = None, alpha: float | None = None) -> FloatArray:
     """pandas ``ewm(span | alpha, adjust=True, min_periods=1, ignore_na=False).mean()``."""
-    return _per_column(
-        x, lambda s: s.ewm(span=span, alpha=alpha, adjust=True, min_periods=1, ignore_na=False).mean()
-    )
+    return _per_column(x, lambda s: s.ewm(span=span, alpha=alpha, adjust=True, min_periods=1, ignore_na=False).mean())
 
 
 def _qlib_ema0(a: np.ndarray) -> float:
@@ -204,9 +226,7 @@ def expanding_ema_qlib(x: npt.ArrayLike) -> FloatArray:
 # cross-sectional
 
 
-def _per_row(
-    x: npt.ArrayLike, mask: npt.ArrayLike | None, fn: Callable[[pd.Series], pd.Series | float]
-) -> FloatArray:
+def _per_row(x: npt.ArrayLike, mask: npt.ArrayLike | None, fn: Callable[[pd.Series], pd.Series | float]) -> FloatArray:
     arr = _panel(x)
     valid = ~np.isnan(arr)
     if mask is not None:

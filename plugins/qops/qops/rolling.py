@@ -75,6 +75,7 @@ def _rolling(
     ewm_quirk: bool = True,
     min_window: int = 1,
     from_first_row: bool = False,
+    fills_missing: bool = False,
 ) -> Operator:
     def compute(ctx: OpContext, x: Any, n: Any) -> np.ndarray:
         window = _window(n, name)
@@ -96,7 +97,7 @@ def _rolling(
             raise ValueError(f"window N must be >= {min_window} (or 0 for expanding), got {n!r}")
         return _rolling_lookback(window)
 
-    return Operator(name, (X, N), compute, lookback, description)
+    return Operator(name, (X, N), compute, lookback, description, fills_missing=fills_missing)
 
 
 def _ref(ctx: OpContext, x: Any, n: Any) -> np.ndarray:
@@ -240,7 +241,7 @@ OPERATORS: tuple[Operator, ...] = (
     _rolling("Max", "rolling_max", "Rolling maximum."),
     _rolling("Min", "rolling_min", "Rolling minimum."),
     _rolling("Med", "rolling_median", "Rolling median."),
-    _rolling("Count", "rolling_count", "Number of non-NaN values in the window."),
+    _rolling("Count", "rolling_count", "Number of non-NaN values in the window.", fills_missing=True),
     _rolling("Mad", "rolling_mad", "Rolling mean absolute deviation around the mean.", ewm_quirk=False),
     _rolling("Rank", "rolling_rank", "Percentile rank of the last value in its window.", ewm_quirk=False),
     _rolling(
