@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -240,12 +241,47 @@ def run_command(
     config = load_config(config_path, overrides)
     kernel = get_kernel(ctx, extra_selection=config.plugins.then(PluginSelection.parse(plugin_args)))
     result = run_workflow(config, kernel, run_name=run_name)
-    click.echo(f"run {result.run_id} finished")
-    width = max((len(k) for k in result.metrics), default=0)
-    for key, value in result.metrics.items():
+    _print_run_summary(config, result)
+
+
+#: The summary table of ``qcore run``: metric key → label, in print order.
+SUMMARY_ROWS = (
+    ("signal.IC", "IC"),
+    ("signal.ICIR", "ICIR"),
+    ("signal.Rank_IC", "Rank IC"),
+    ("signal.Rank_ICIR", "Rank ICIR"),
+    ("backtest.excess.annualized_return", "Annualised excess return (without cost)"),
+    ("backtest.excess_cost.annualized_return", "Annualised excess return (with cost)"),
+    ("backtest.excess.information_ratio", "Information ratio (without cost)"),
+    ("backtest.excess_cost.information_ratio", "Information ratio (with cost)"),
+    ("backtest.excess_cost.max_drawdown", "Max drawdown (with cost)"),
+)
+
+
+def _print_run_summary(config: Any, result: Any) -> None:
+    """The run's headline numbers, then every metric, then where its artifacts are."""
+    click.echo(f"run {result.run_id} finished ({config.experiment})")
+    rows = [(label, result.metrics[key]) for key, label in SUMMARY_ROWS if key in result.metrics]
+    if rows:
+        width = max(len(label) for label, _ in rows)
+        click.echo("")
+        for label, value in rows:
+            click.echo(f"  {label:<{width}}  {value:>10.4f}")
+        click.echo("")
+    shown = {key for key, _ in SUMMARY_ROWS}
+    others = {k: v for k, v in result.metrics.items() if k not in shown}
+    width = max((len(k) for k in others), default=0)
+    for key, value in others.items():
         click.echo(f"  {key:<{width}}  {value:.6g}")
-    for name, path in result.artifacts.items():
-        click.echo(f"  artifact {name}: {path}")
+    folders = sorted({str(Path(p).parent) for p in result.artifacts.values()})
+    for folder in folders:
+        click.echo(f"artifacts: {folder}")
+    report = next((p for name, p in result.artifacts.items() if name.endswith(".html")), None)
+    if report:
+        click.echo(f"report: {report} (open it in a browser; it works offline)")
+    if config.recorder.name == "mlflow":
+        uri = config.recorder.kwargs.get("tracking_uri") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+        click.echo(f"browse runs: mlflow ui --backend-store-uri {uri}")
 
 
 def _read_fields_file(path: str) -> dict[str, str]:

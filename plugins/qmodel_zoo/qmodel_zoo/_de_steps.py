@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from qmodel_zoo._tree_eval import Tree, predict, read_trees
+from qmodel_zoo._tree_eval import read_trees
 
 
 def squared_loss(label: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -39,6 +39,8 @@ def _pct_rank(values: np.ndarray, axis: int = 0) -> np.ndarray:
 def _single_tree_outputs(booster: lgb.Booster, x: np.ndarray) -> Iterator[np.ndarray]:
     """Each tree's output on ``x``, in order (numpy trees when readable, else ``Booster.predict``)."""
     trees = read_trees(booster)
+    if trees is not None:
+        x = np.asfortranarray(x)
     for index in range(booster.num_trees()):
         if trees is not None:
             yield trees[index].predict(x)
@@ -82,7 +84,8 @@ class _Shuffler:
     """One sub-model's predictions with one of its columns shuffled.
 
     With readable trees only the trees that split on the column are evaluated again: the shuffled prediction is
-    the base prediction minus those trees' outputs on the original column plus their outputs on the shuffled one.
+    the base prediction minus those trees' outputs on the original inputs (computed once, ``rows × trees``
+    floats) plus their outputs with the shuffled column.
     """
 
     def __init__(self, booster: lgb.Booster, inputs: np.ndarray) -> None:
@@ -91,24 +94,25 @@ class _Shuffler:
         self.base = booster.predict(inputs)
         trees = read_trees(booster)
         self.trees = None if trees is None else trees[: booster.best_iteration or len(trees)]
-        self.by_column: dict[int, list[Tree]] = {}
-        for tree in self.trees or ():
+        self.by_column: dict[int, list[int]] = {}
+        for index, tree in enumerate(self.trees or ()):
             for column in tree.features:
-                self.by_column.setdefault(column, []).append(tree)
+                self.by_column.setdefault(column, []).append(index)
+        self.outputs = [tree.predict(inputs) for tree in self.trees or ()]
 
     def shuffled(self, column: int, order: np.ndarray) -> np.ndarray:
         """Predictions with ``inputs[:, column]`` permuted by ``order``."""
         if self.trees is not None and column not in self.by_column:
             return self.base
         original = self.inputs[:, column].copy()
+        self.inputs[:, column] = original[order]
         try:
             if self.trees is None:
-                self.inputs[:, column] = original[order]
                 return self.booster.predict(self.inputs)
-            affected = self.by_column[column]
-            before = predict(affected, self.inputs)
-            self.inputs[:, column] = original[order]
-            return self.base - before + predict(affected, self.inputs)
+            pred = self.base.copy()
+            for index in self.by_column[column]:
+                pred += self.trees[index].predict(self.inputs) - self.outputs[index]
+            return pred
         finally:
             self.inputs[:, column] = original
 
@@ -121,7 +125,7 @@ def permutation_scores(x: np.ndarray, y: np.ndarray, boosters: Sequence[lgb.Boos
     A sub-model that does not use the shuffled feature keeps its predictions (see :class:`_Shuffler`).
     """
     n_models = len(boosters)
-    shufflers = [_Shuffler(b, np.ascontiguousarray(x[:, cols])) for b, cols in zip(boosters, sub_features)]
+    shufflers = [_Shuffler(b, np.asfortranarray(x[:, cols])) for b, cols in zip(boosters, sub_features)]
     positions = [{int(c): j for j, c in enumerate(cols)} for cols in sub_features]
     scores = np.zeros(x.shape[1])
     for feature in range(x.shape[1]):

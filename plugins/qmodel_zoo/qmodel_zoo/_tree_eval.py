@@ -3,11 +3,12 @@
 DoubleEnsemble asks for the loss after every tree and for the ensemble's predictions with each feature shuffled in
 turn. ``Booster.predict`` re-reads every value of every row on each call, which dominates when a call only needs
 one tree, or only the few trees that split on the shuffled feature. Here the trees are read once from LightGBM's
-text model and walked level by level over all rows, with LightGBM's decision rules for numerical splits: values
-with ``|v| <= 1e-35`` read as 0, NaN reads as 0 unless the split's missing type is NaN, a missing value (NaN, or 0
-for the ``Zero`` type) goes the split's default way, otherwise ``v <= threshold`` goes left. Models with
-categorical or linear trees are not handled (:func:`read_trees` returns ``None``), and callers fall back to
-``Booster.predict``.
+text model, and each tree partitions the rows node by node (column-major inputs read fastest).
+
+LightGBM's rules for numerical splits are kept, so the outputs equal ``Booster.predict``'s bit for bit: a value
+with ``|v| <= 1e-35`` reads as 0; NaN reads as 0 unless the split's missing type is NaN; a missing value (NaN, or
+0 for the ``Zero`` type) goes the split's default way; otherwise ``v <= threshold`` goes left. Models with
+categorical or linear trees are not handled (:func:`read_trees` returns ``None``; callers use ``Booster.predict``).
 """
 
 from __future__ import annotations
@@ -25,15 +26,41 @@ MISSING_ZERO, MISSING_NAN = 1, 2
 
 @attrs.frozen
 class Tree:
-    """One tree as arrays over its internal nodes; children ``>= 0`` are nodes, ``< 0`` are ``~leaf``."""
+    """One tree as flat node arrays: the ``n_internal`` split nodes first, then the leaves.
+
+    ``nan_left``/``zero_left`` say where a NaN or a 0 goes at each split (the default way when the split treats it
+    as missing, else where ``0 <= threshold`` sends it).
+    """
 
     feature: np.ndarray
     threshold: np.ndarray
-    default_left: np.ndarray
-    missing: np.ndarray
     left: np.ndarray
     right: np.ndarray
-    leaf_value: np.ndarray
+    nan_left: np.ndarray
+    zero_left: np.ndarray
+    value: np.ndarray
+    n_internal: int
+    zero_missing: bool
+
+    @classmethod
+    def from_arrays(cls, feature: np.ndarray, threshold: np.ndarray, decision: np.ndarray, left: np.ndarray,
+                    right: np.ndarray, leaf_value: np.ndarray) -> Tree:
+        """Build from the text model's arrays (there, children ``< 0`` are ``~leaf``)."""
+        n_internal = len(feature)
+        default_left = (decision & 2) > 0
+        missing = (decision >> 2) & 3
+        zero_goes_left = threshold >= 0.0
+        return cls(
+            feature=feature,
+            threshold=threshold,
+            left=np.where(left < 0, n_internal + ~left, left),
+            right=np.where(right < 0, n_internal + ~right, right),
+            nan_left=np.where(missing != 0, default_left, zero_goes_left),
+            zero_left=np.where(missing == MISSING_ZERO, default_left, zero_goes_left),
+            value=np.concatenate([np.zeros(n_internal), leaf_value]),
+            n_internal=n_internal,
+            zero_missing=bool((missing == MISSING_ZERO).any()),
+        )
 
     @property
     def features(self) -> frozenset[int]:
@@ -42,28 +69,23 @@ class Tree:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """The tree's output for every row of ``x`` (float64)."""
-        n = x.shape[0]
-        if self.feature.size == 0:
-            return np.full(n, self.leaf_value[0])
-        out = np.empty(n)
-        node = np.zeros(n, dtype=np.int64)
-        active = np.arange(n)
-        while active.size:
-            current = node[active]
-            value = x[active, self.feature[current]].astype(np.float64)
-            missing_type = self.missing[current]
+        out = np.empty(x.shape[0])
+        pending = [(0, np.arange(x.shape[0]))]
+        while pending:
+            node, rows = pending.pop()
+            if node >= self.n_internal:
+                out[rows] = self.value[node]
+                continue
+            value = x[rows, self.feature[node]].astype(np.float64)
+            go_left = value <= self.threshold[node]
             nan = np.isnan(value)
-            value = np.where(nan & (missing_type != MISSING_NAN), 0.0, value)
-            value = np.where(np.abs(value) <= ZERO, 0.0, value)
-            is_missing = ((missing_type == MISSING_ZERO) & (np.abs(value) <= ZERO)) | (
-                (missing_type == MISSING_NAN) & nan
-            )
-            go_left = np.where(is_missing, self.default_left[current], value <= self.threshold[current])
-            child = np.where(go_left, self.left[current], self.right[current])
-            leaf = child < 0
-            out[active[leaf]] = self.leaf_value[~child[leaf]]
-            node[active[~leaf]] = child[~leaf]
-            active = active[~leaf]
+            if nan.any():
+                go_left[nan] = self.nan_left[node]
+            tiny = np.abs(value) <= ZERO
+            if self.zero_missing or tiny.any():
+                go_left[tiny] = self.zero_left[node]
+            pending.append((int(self.left[node]), rows[go_left]))
+            pending.append((int(self.right[node]), rows[~go_left]))
         return out
 
 
@@ -82,15 +104,13 @@ def read_trees(booster: lgb.Booster) -> list[Tree] | None:
         block = dict(line.split("=", 1) for line in lines if "=" in line)
         if block.get("num_cat", "0").strip() != "0" or block.get("is_linear", "0").strip() != "0":
             return None
-        decision = _numbers(block, "decision_type", np.int64)
-        trees.append(Tree(
-            feature=_numbers(block, "split_feature", np.int64),
-            threshold=_numbers(block, "threshold", np.float64),
-            default_left=(decision & 2) > 0,
-            missing=(decision >> 2) & 3,
-            left=_numbers(block, "left_child", np.int64),
-            right=_numbers(block, "right_child", np.int64),
-            leaf_value=_numbers(block, "leaf_value", np.float64),
+        trees.append(Tree.from_arrays(
+            _numbers(block, "split_feature", np.int64),
+            _numbers(block, "threshold", np.float64),
+            _numbers(block, "decision_type", np.int64),
+            _numbers(block, "left_child", np.int64),
+            _numbers(block, "right_child", np.int64),
+            _numbers(block, "leaf_value", np.float64),
         ))
     return trees
 

@@ -7,9 +7,19 @@ computation. Tests compare the compiled kernels against these; nothing here is f
 Like pandas' rolling machinery, the time-series references treat ``+-inf`` as missing (pandas replaces inf
 by NaN before every rolling/expanding/ewm reducer; ``count`` still counts them).
 
-The references pin pandas 3's semantics (the pandas Qlib's golden values were made with) whatever pandas is
-installed: pandas 2 keeps infinities in ``corr``/``cov`` and returns 0 instead of NaN for the skew and kurtosis
-of a constant window, and the project's full environment has pandas 2 (tianshou requires it).
+The references pin the semantics of pandas 3 (the pandas Qlib's golden values were made with) whatever pandas
+is installed; the project's full environment has pandas 2 (tianshou requires it). Under pandas 3 they call
+pandas. Under pandas 2 the reducers whose results differ -- rolling var/std/skew/kurt and corr/cov -- are
+computed directly per window with numpy, as pandas 3 defines them:
+
+- skew/kurt of a constant window are NaN (pandas 3: 0/0); pandas 2 gives 0 and -3;
+- skew/kurt of small-scale values (~1e-6) are computed; pandas 2 gives NaN (it cuts the variance at 1e-14)
+  or noise (its raw power sums lose the deviations);
+- corr is NaN when either side is constant over the window's paired rows, and clipped to [-1, 1]; pandas 2
+  divides the covariance's rounding residue by a variance of 0 (+-inf) and does not clip;
+- var/std/cov carry no round-off from an online update; pandas 2's Welford update and its
+  ``mean(xy) - mean(x) mean(y)`` drift past 1e-9 after a large value leaves a short window, where pandas 3
+  recomputes the window.
 """
 
 from __future__ import annotations
@@ -21,6 +31,8 @@ import numpy.typing as npt
 import pandas as pd
 
 FloatArray = npt.NDArray[np.float64]
+
+PANDAS_3 = int(pd.__version__.split(".")[0]) >= 3
 
 
 def _panel(x: npt.ArrayLike) -> FloatArray:
@@ -41,6 +53,12 @@ def _roll(s: pd.Series, window: int):
     return s.expanding(min_periods=1) if window == 0 else s.rolling(window, min_periods=1)
 
 
+def _windows(n: int, window: int) -> list[tuple[int, int]]:
+    """The rows ``(first, last)`` of each row's window (window 0 or longer than the panel: expanding)."""
+    w = n if window == 0 or window > n else window
+    return [(max(0, t - w + 1), t) for t in range(n)]
+
+
 def _per_column(x: npt.ArrayLike, fn: Callable[[pd.Series], pd.Series]) -> FloatArray:
     arr = _panel(x)
     out = np.empty(arr.shape, dtype=np.float64)
@@ -50,27 +68,64 @@ def _per_column(x: npt.ArrayLike, fn: Callable[[pd.Series], pd.Series]) -> Float
     return _like(x, out)
 
 
-PANDAS_3 = int(pd.__version__.split(".")[0]) >= 3
+def _per_window(x: npt.ArrayLike, window: int, stat: Callable[[np.ndarray], float]) -> FloatArray:
+    """``stat`` of each window's non-missing values (``+-inf`` missing), computed directly per window."""
+    arr = _finite(_panel(x))
+    out = np.empty(arr.shape, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        for j in range(arr.shape[1]):
+            col = arr[:, j]
+            for t, (lo, hi) in enumerate(_windows(len(col), window)):
+                v = col[lo : hi + 1]
+                out[t, j] = stat(v[~np.isnan(v)])
+    return _like(x, out)
 
 
-def _constant_windows(s: pd.Series, window: int) -> np.ndarray:
-    """Where the window's non-missing values are all equal (pandas 3 gives NaN skew/kurt there)."""
-    clean = s.replace([np.inf, -np.inf], np.nan)
-    roll = _roll(clean, window)
-    return (roll.max() == roll.min()).to_numpy()
+def _centred(v: np.ndarray) -> np.ndarray:
+    """Deviations from the mean, taken after shifting by the first value (pandas 3 anchors its sums the same
+    way), so an offset common to the window cancels exactly instead of costing the deviations precision."""
+    d = v - v[0]
+    return d - d.mean()
+
+
+def _var(v: np.ndarray) -> float:
+    n = len(v)
+    return np.nan if n < 2 else float(np.sum(_centred(v) ** 2) / (n - 1))
+
+
+def _std(v: np.ndarray) -> float:
+    return float(np.sqrt(_var(v)))
+
+
+def _skew(v: np.ndarray) -> float:
+    """pandas 3's skew of one window: ``m3 / m2**1.5 * n sqrt(n - 1) / (n - 2)`` (central sums m2, m3)."""
+    n = len(v)
+    if n < 3 or np.all(v == v[0]):
+        return np.nan  # constant: 0/0
+    d = _centred(v)
+    m2, m3 = np.sum(d**2), np.sum(d**3)
+    return float(m3 / (m2 * np.sqrt(m2)) * (n * np.sqrt(n - 1.0)) / (n - 2.0))
+
+
+def _kurt(v: np.ndarray) -> float:
+    """pandas 3's kurt of one window: ``(n - 1) / ((n - 2)(n - 3)) * (n(n + 1) m4 / m2**2 - 3(n - 1))``."""
+    n = len(v)
+    if n < 4 or np.all(v == v[0]):
+        return np.nan  # constant: 0/0
+    d = _centred(v)
+    m2, m4 = np.sum(d**2), np.sum(d**4)
+    return float((n - 1.0) / ((n - 2.0) * (n - 3.0)) * (n * (n + 1.0) * m4 / (m2 * m2) - 3.0 * (n - 1.0)))
+
+
+# what pandas 2 gets wrong, computed per window instead (see the module docstring)
+_PANDAS_2_DIRECT: dict[str, Callable[[np.ndarray], float]] = {"var": _var, "std": _std, "skew": _skew, "kurt": _kurt}
 
 
 def _pandas_method(name: str, *args: float) -> Callable[[npt.ArrayLike, int], FloatArray]:
-    def column(s: pd.Series, window: int) -> pd.Series:
-        if not PANDAS_3 and name != "count":
-            s = s.replace([np.inf, -np.inf], np.nan)
-        out = getattr(_roll(s, window), name)(*args)
-        if not PANDAS_3 and name in ("skew", "kurt"):
-            out[_constant_windows(s, window)] = np.nan
-        return out
-
     def ref(x: npt.ArrayLike, window: int) -> FloatArray:
-        return _per_column(x, lambda s: column(s, window))
+        if not PANDAS_3 and name in _PANDAS_2_DIRECT:
+            return _per_window(x, window, _PANDAS_2_DIRECT[name])
+        return _per_column(x, lambda s: getattr(_roll(s, window), name)(*args))
 
     ref.__name__ = f"rolling_{name}"
     ref.__doc__ = f"pandas ``rolling(window, min_periods=1).{name}()`` per column (window 0: expanding)."
@@ -134,11 +189,6 @@ def rolling_wma(x: npt.ArrayLike, window: int) -> FloatArray:
     return _apply(x, window, _wma)
 
 
-def _windows(n: int, window: int) -> list[tuple[int, int]]:
-    w = n if window == 0 or window > n else window
-    return [(max(0, t - w + 1), t) for t in range(n)]
-
-
 def _regression(x: npt.ArrayLike, window: int, what: str) -> FloatArray:
     """Direct least squares of each window's values on their row position (1..L), NaNs skipped."""
     arr = _finite(_panel(x))
@@ -184,11 +234,41 @@ def rolling_resi(x: npt.ArrayLike, window: int) -> FloatArray:
     return _regression(x, window, "resi")
 
 
+def _corr(x: np.ndarray, y: np.ndarray) -> float:
+    """pandas 3's rolling corr of one window: NaN if a side is constant (0/0), clipped to [-1, 1]."""
+    if len(x) == 0 or np.all(x == x[0]) or np.all(y == y[0]):
+        return np.nan
+    dx, dy = _centred(x), _centred(y)
+    return float(np.clip(np.sum(dx * dy) / np.sqrt(np.sum(dx * dx) * np.sum(dy * dy)), -1.0, 1.0))
+
+
+def _cov(x: np.ndarray, y: np.ndarray) -> float:
+    n = len(x)
+    return np.nan if n < 2 else float(np.sum(_centred(x) * _centred(y)) / (n - 1))
+
+
+def _pair_per_window(a: npt.ArrayLike, b: npt.ArrayLike, window: int, stat: Callable[..., float]) -> FloatArray:
+    """``stat`` of each window's rows where both sides have a value (``+-inf`` missing), directly per window."""
+    aa, bb = _finite(_panel(a)), _finite(_panel(b))
+    out = np.empty(aa.shape, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        for j in range(aa.shape[1]):
+            for t, (lo, hi) in enumerate(_windows(aa.shape[0], window)):
+                x, y = aa[lo : hi + 1, j], bb[lo : hi + 1, j]
+                ok = ~np.isnan(x) & ~np.isnan(y)
+                out[t, j] = stat(x[ok], y[ok])
+    return _like(a, out)
+
+
+# what pandas 2 gets wrong, computed per window instead (see the module docstring)
+_PANDAS_2_PAIR: dict[str, Callable[..., float]] = {"corr": _corr, "cov": _cov}
+
+
 def _pair(a: npt.ArrayLike, b: npt.ArrayLike, window: int, name: str) -> FloatArray:
+    if not PANDAS_3:
+        return _pair_per_window(a, b, window, _PANDAS_2_PAIR[name])
     aa, bb = _panel(a), _panel(b)
     out = np.empty(aa.shape)
-    if not PANDAS_3:
-        aa, bb = _finite(aa), _finite(bb)
     for j in range(aa.shape[1]):
         sa, sb = pd.Series(aa[:, j]), pd.Series(bb[:, j])
         out[:, j] = getattr(_roll(sa, window), name)(sb).to_numpy(dtype=np.float64)

@@ -1,0 +1,120 @@
+"""tianshou 2.x algorithms built for an environment's spaces: PPO, DQN (discrete), SAC and TD3 (continuous)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+ON_POLICY = ("ppo",)
+OFF_POLICY = ("dqn", "sac", "td3")
+
+
+def _gaussian(loc_scale: Any) -> Any:
+    import torch
+
+    loc, scale = loc_scale
+    return torch.distributions.Independent(torch.distributions.Normal(loc, scale), 1)
+
+
+def build_ppo(obs_space: Any, act_space: Any, *, hidden_sizes: Sequence[int] = (64, 64), lr: float = 3e-4,
+              **kwargs: Any) -> Any:
+    """PPO with a categorical actor (discrete actions) or a Gaussian actor (continuous actions)."""
+    import gymnasium as gym
+    import torch
+    from tianshou.algorithm import PPO
+    from tianshou.algorithm.modelfree.reinforce import DiscreteActorPolicy, ProbabilisticActorPolicy
+    from tianshou.algorithm.optim import AdamOptimizerFactory
+    from tianshou.utils.net.common import Net
+    from tianshou.utils.net.continuous import ContinuousActorProbabilistic, ContinuousCritic
+    from tianshou.utils.net.discrete import DiscreteActor, DiscreteCritic
+
+    obs_shape = obs_space.shape
+    if isinstance(act_space, gym.spaces.Discrete):
+        actor = DiscreteActor(preprocess_net=Net(state_shape=obs_shape, hidden_sizes=hidden_sizes),
+                              action_shape=int(act_space.n))
+        critic = DiscreteCritic(preprocess_net=Net(state_shape=obs_shape, hidden_sizes=hidden_sizes))
+        policy = DiscreteActorPolicy(actor=actor, action_space=act_space, deterministic_eval=True)
+    else:
+        actor = ContinuousActorProbabilistic(
+            preprocess_net=Net(state_shape=obs_shape, hidden_sizes=hidden_sizes), action_shape=act_space.shape,
+            unbounded=True,
+        )
+        torch.nn.init.constant_(actor.sigma_param, -0.5)
+        critic = ContinuousCritic(preprocess_net=Net(state_shape=obs_shape, hidden_sizes=hidden_sizes))
+        policy = ProbabilisticActorPolicy(actor=actor, dist_fn=_gaussian, action_space=act_space,
+                                          deterministic_eval=True, action_bound_method="clip")
+    return PPO(policy=policy, critic=critic, optim=AdamOptimizerFactory(lr=lr), **kwargs)
+
+
+def build_dqn(obs_space: Any, act_space: Any, *, hidden_sizes: Sequence[int] = (64, 64), lr: float = 1e-3,
+              eps_training: float = 0.1, target_update_freq: int = 50, **kwargs: Any) -> Any:
+    """Double DQN for discrete actions, epsilon-greedy in training and greedy in evaluation."""
+    import gymnasium as gym
+    from tianshou.algorithm import DQN
+    from tianshou.algorithm.modelfree.dqn import DiscreteQLearningPolicy
+    from tianshou.algorithm.optim import AdamOptimizerFactory
+    from tianshou.utils.net.common import Net
+
+    if not isinstance(act_space, gym.spaces.Discrete):
+        raise ValueError("dqn needs a discrete action space (use a categorical action interpreter)")
+    net = Net(state_shape=obs_space.shape, action_shape=int(act_space.n), hidden_sizes=hidden_sizes)
+    policy = DiscreteQLearningPolicy(model=net, action_space=act_space, eps_training=eps_training, eps_inference=0.0)
+    return DQN(policy=policy, optim=AdamOptimizerFactory(lr=lr), target_update_freq=target_update_freq, **kwargs)
+
+
+def _critics(obs_space: Any, act_space: Any, hidden_sizes: Sequence[int]) -> tuple[Any, Any]:
+    from tianshou.utils.net.common import Net
+    from tianshou.utils.net.continuous import ContinuousCritic
+
+    def one() -> Any:
+        net = Net(state_shape=obs_space.shape, action_shape=act_space.shape, hidden_sizes=hidden_sizes, concat=True)
+        return ContinuousCritic(preprocess_net=net)
+
+    return one(), one()
+
+
+def build_sac(obs_space: Any, act_space: Any, *, hidden_sizes: Sequence[int] = (64, 64), lr: float = 1e-3,
+              alpha: float = 0.05, **kwargs: Any) -> Any:
+    """SAC with twin critics for continuous actions."""
+    import gymnasium as gym
+    from tianshou.algorithm import SAC
+    from tianshou.algorithm.modelfree.sac import SACPolicy
+    from tianshou.algorithm.optim import AdamOptimizerFactory
+    from tianshou.utils.net.common import Net
+    from tianshou.utils.net.continuous import ContinuousActorProbabilistic
+
+    if not isinstance(act_space, gym.spaces.Box):
+        raise ValueError("sac needs a continuous (Box) action space")
+    actor = ContinuousActorProbabilistic(
+        preprocess_net=Net(state_shape=obs_space.shape, hidden_sizes=hidden_sizes), action_shape=act_space.shape,
+        unbounded=True, conditioned_sigma=True,
+    )
+    c1, c2 = _critics(obs_space, act_space, hidden_sizes)
+    policy = SACPolicy(actor=actor, action_space=act_space)
+    opt = AdamOptimizerFactory(lr=lr)
+    return SAC(policy=policy, policy_optim=opt, critic=c1, critic_optim=opt, critic2=c2, critic2_optim=opt,
+               alpha=alpha, **kwargs)
+
+
+def build_td3(obs_space: Any, act_space: Any, *, hidden_sizes: Sequence[int] = (64, 64), lr: float = 1e-3,
+              exploration_sigma: float = 0.2, **kwargs: Any) -> Any:
+    """TD3 for continuous actions with Gaussian exploration noise."""
+    import gymnasium as gym
+    from tianshou.algorithm import TD3
+    from tianshou.algorithm.modelfree.ddpg import ContinuousDeterministicPolicy
+    from tianshou.algorithm.optim import AdamOptimizerFactory
+    from tianshou.exploration import GaussianNoise
+    from tianshou.utils.net.common import Net
+    from tianshou.utils.net.continuous import ContinuousActorDeterministic
+
+    if not isinstance(act_space, gym.spaces.Box):
+        raise ValueError("td3 needs a continuous (Box) action space")
+    actor = ContinuousActorDeterministic(
+        preprocess_net=Net(state_shape=obs_space.shape, hidden_sizes=hidden_sizes), action_shape=act_space.shape,
+    )
+    c1, c2 = _critics(obs_space, act_space, hidden_sizes)
+    policy = ContinuousDeterministicPolicy(
+        actor=actor, action_space=act_space, exploration_noise=GaussianNoise(sigma=exploration_sigma)
+    )
+    opt = AdamOptimizerFactory(lr=lr)
+    return TD3(policy=policy, policy_optim=opt, critic=c1, critic_optim=opt, critic2=c2, critic2_optim=opt, **kwargs)

@@ -1,0 +1,1 @@
+"""Single-asset order execution: simulator, interpreters, reward, environment and baselines."""

@@ -1,0 +1,1 @@
+"""Portfolio allocation over daily bars: simulator/environment, metrics and baselines."""
