@@ -144,6 +144,8 @@ def new_plugin_manager() -> pluggy.PluginManager:
     """An empty plugin manager that knows qcore's hook specifications."""
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
+    # Historic: every plugin registered later gets the call too, so it can add hook specs of its own.
+    pm.hook.qcore_addhooks.call_historic(kwargs={"pluginmanager": pm})
     return pm
 
 

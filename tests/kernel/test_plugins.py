@@ -236,3 +236,31 @@ def test_loading_every_plugin_imports_no_heavy_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_addhooks_lets_a_plugin_add_its_own_hook_kind(fake_eps) -> None:
+    import pluggy
+
+    spec = pluggy.HookspecMarker("qcore")
+
+    class Specs:
+        @spec
+        def myplug_register_widgets(self, register: Any) -> None:
+            """Widgets."""
+
+    seen: list[str] = []
+
+    def provider() -> types.ModuleType:
+        def qcore_addhooks(pluginmanager: Any) -> None:
+            pluginmanager.add_hookspecs(Specs)
+
+        return module("provider", qcore_addhooks=qcore_addhooks)
+
+    def user() -> types.ModuleType:
+        return module("user", myplug_register_widgets=lambda register: register("gear"))
+
+    fake_eps(a_provider=FakeEntryPoint("a_provider", provider), b_user=FakeEntryPoint("b_user", user))
+    loaded = load_plugins(PluginSelection())
+    assert loaded.pm.hook.myplug_register_widgets.spec is not None
+    loaded.pm.hook.myplug_register_widgets(register=seen.append)
+    assert seen == ["gear"]

@@ -14,13 +14,6 @@ def _twap(**kwargs: Any) -> Any:
     return TwapExecutor(**kwargs)
 
 
-def _rl_policy(**kwargs: Any) -> Any:
-    """A trained portfolio policy as a backtest strategy (target weights per date)."""
-    from qrl.strategy import RLPolicyStrategy
-
-    return RLPolicyStrategy(**kwargs)
-
-
 @hookimpl
 def qcore_addhooks(pluginmanager: Any) -> None:
     from qrl import hookspecs
@@ -31,11 +24,6 @@ def qcore_addhooks(pluginmanager: Any) -> None:
 @hookimpl
 def qcore_register_executors(register: Any) -> None:
     register("twap", _twap)
-
-
-@hookimpl
-def qcore_register_strategies(register: Any) -> None:
-    register("rl_policy", _rl_policy, description="target weights from a trained qrl portfolio policy")
 
 
 @hookimpl

@@ -48,11 +48,5 @@ def components(kernel: Any | None = None) -> RLComponents:
 
         plugin.qrl_register_components(out.register)
         return out
-    pm = kernel.pm
-    caller = getattr(pm.hook, "qrl_register_components", None)
-    if caller is None or caller.spec is None:  # the kernel does not (yet) call qcore_addhooks itself
-        from qrl import hookspecs
-
-        pm.add_hookspecs(hookspecs)
-    pm.hook.qrl_register_components(register=out.register)
+    kernel.pm.hook.qrl_register_components(register=out.register)  # spec added by qrl's qcore_addhooks
     return out

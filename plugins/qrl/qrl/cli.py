@@ -1,0 +1,54 @@
+"""``qcore rl train CONFIG`` and ``qcore rl eval CONFIG --checkpoint PATH``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+
+def _kernel(ctx: click.Context) -> Any:
+    from qcore.cli import get_kernel
+
+    return get_kernel(ctx)
+
+
+def _print(results: dict[str, Any]) -> None:
+    for who, m in results["metrics"].items():
+        click.echo(f"{who:>14}: " + "  ".join(f"{k}={v:.4g}" for k, v in m.items()))
+
+
+@click.group("rl")
+def rl() -> None:
+    """Reinforcement learning: order execution and portfolio allocation (tianshou 2)."""
+
+
+@rl.command("train")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--resume", type=click.Path(dir_okay=False), default=None, help="continue from a last.pt checkpoint")
+@click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
+@click.pass_context
+def train_cmd(ctx: click.Context, config: str, resume: str | None, as_json: bool) -> None:
+    """Train the policy of CONFIG and report it against the baselines."""
+    from qrl import config as cfgmod
+    from qrl import workflow
+
+    cfg = cfgmod.load(config)
+    results = workflow.train(cfg, _kernel(ctx), resume=resume)
+    click.echo(json.dumps(results, indent=2)) if as_json else _print(results)
+
+
+@rl.command("eval")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--checkpoint", "ckpt", required=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
+@click.pass_context
+def eval_cmd(ctx: click.Context, config: str, ckpt: str, as_json: bool) -> None:
+    """Evaluate a checkpoint on CONFIG's test data against the baselines."""
+    from qrl import config as cfgmod
+    from qrl import workflow
+
+    cfg = cfgmod.load(config)
+    results = workflow.evaluate(cfg, ckpt, _kernel(ctx))
+    click.echo(json.dumps(results, indent=2)) if as_json else _print(results)
