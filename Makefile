@@ -8,7 +8,7 @@ TEST_PLUGINS := tests/plugins/qdata_toy
 STAMP := $(VENV)/.installed
 # Where `make run` keeps the embedded synthetic market.
 MARKET ?= data/synth_cn
-CONFIG ?= examples/workflow_data.yaml
+CONFIG ?= examples/workflow_lightgbm_alpha158.yaml
 
 .PHONY: install system-deps run test lint bench clean
 
@@ -28,7 +28,7 @@ $(MARKET)/calendars/day.txt: | $(STAMP)
 	$(VENV)/bin/qcore data synth --out $(MARKET) --instruments 300 --days 2500 --seed 0
 
 run: $(STAMP) $(MARKET)/calendars/day.txt
-	$(VENV)/bin/qcore run $(CONFIG) --set data.provider.kwargs.provider_uri=$(MARKET)
+	QCORE_DATA=$(MARKET) $(VENV)/bin/qcore run $(CONFIG)
 
 # Debian's chromium renders the HTML report in a browser test; installed when this machine allows (root + apt).
 system-deps:
@@ -42,8 +42,9 @@ test: $(STAMP) system-deps
 lint: $(STAMP)
 	$(VENV)/bin/ruff check qcore plugins tests benchmarks
 
+# Speed against Qlib, built in its own environment (../shared/tools/qlib-baseline-env.sh); see benchmarks/README.md.
 bench: $(STAMP)
-	$(PY) benchmarks/bench_data.py
+	for script in benchmarks/bench_*.py; do $(PY) $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) build plugins/*/build plugins/qops/qops/*.so plugins/qops/qops/*.c

@@ -71,3 +71,16 @@ def qcore_register_models(register: Any) -> None:
     register("double_ensemble", _double_ensemble, aliases=("DEnsembleModel",))
     for name, class_name, qlib_name, description in TORCH_MODELS:
         register(name, _torch_factory(name, class_name, description), aliases=(qlib_name,), description=description)
+
+
+def _sig_analysis(**kwargs: Any) -> Any:
+    """IC, ICIR, Rank IC and Rank ICIR of the predictions (Qlib's SigAnaRecord)."""
+    from qmodel_zoo.records import SigAnaRecord
+
+    return SigAnaRecord(**kwargs)
+
+
+@hookimpl
+def qcore_register_records(register: Any) -> None:
+    """Register the signal-analysis record."""
+    register("sig_analysis", _sig_analysis, aliases=("SigAnaRecord",))
