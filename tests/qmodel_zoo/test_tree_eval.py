@@ -31,6 +31,9 @@ def test_trees_match_booster_predict(extra: dict) -> None:
     probe[::13, 4] = -1e-37
     probe = np.asfortranarray(probe)
     np.testing.assert_array_equal(tree_eval.predict(trees, probe), booster.predict(probe))
+    prepared, nan_columns = tree_eval.prepare(probe)
+    assert nan_columns.tolist() == [True, True, False, False, False, False]
+    np.testing.assert_array_equal(tree_eval.predict(trees, prepared, nan_columns), booster.predict(probe))
     np.testing.assert_array_equal(trees[7].predict(probe), booster.predict(probe, start_iteration=7, num_iteration=1))
 
 
@@ -54,4 +57,4 @@ def test_shuffles_only_reevaluate_the_trees_that_split_on_the_feature() -> None:
         shuffled = x.copy()
         shuffled[:, column] = x[order, column]
         np.testing.assert_allclose(shuffler.shuffled(column, order), booster.predict(shuffled), rtol=0, atol=1e-12)
-    np.testing.assert_array_equal(shuffler.inputs, x)  # restored after each shuffle
+    np.testing.assert_array_equal(shuffler.inputs, tree_eval.prepare(x)[0])  # restored after each shuffle

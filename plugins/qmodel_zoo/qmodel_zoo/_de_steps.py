@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from qmodel_zoo._tree_eval import read_trees
+from qmodel_zoo._tree_eval import prepare, read_trees
 
 
 def squared_loss(label: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -39,11 +39,12 @@ def _pct_rank(values: np.ndarray, axis: int = 0) -> np.ndarray:
 def _single_tree_outputs(booster: lgb.Booster, x: np.ndarray) -> Iterator[np.ndarray]:
     """Each tree's output on ``x``, in order (numpy trees when readable, else ``Booster.predict``)."""
     trees = read_trees(booster)
+    nan_columns = None
     if trees is not None:
-        x = np.asfortranarray(x)
+        x, nan_columns = prepare(x)
     for index in range(booster.num_trees()):
         if trees is not None:
-            yield trees[index].predict(x)
+            yield trees[index].predict(x, nan_columns)
         else:
             yield booster.predict(x, start_iteration=index, num_iteration=1)
 
@@ -90,15 +91,15 @@ class _Shuffler:
 
     def __init__(self, booster: lgb.Booster, inputs: np.ndarray) -> None:
         self.booster = booster
-        self.inputs = inputs
-        self.base = booster.predict(inputs)
         trees = read_trees(booster)
         self.trees = None if trees is None else trees[: booster.best_iteration or len(trees)]
+        self.inputs, self.nan_columns = prepare(inputs)  # the same predictions: LightGBM reads tiny values as 0
+        self.base = booster.predict(self.inputs)
         self.by_column: dict[int, list[int]] = {}
         for index, tree in enumerate(self.trees or ()):
             for column in tree.features:
                 self.by_column.setdefault(column, []).append(index)
-        self.outputs = [tree.predict(inputs) for tree in self.trees or ()]
+        self.outputs = [tree.predict(self.inputs, self.nan_columns) for tree in self.trees or ()]
 
     def shuffled(self, column: int, order: np.ndarray) -> np.ndarray:
         """Predictions with ``inputs[:, column]`` permuted by ``order``."""
@@ -111,7 +112,7 @@ class _Shuffler:
                 return self.booster.predict(self.inputs)
             pred = self.base.copy()
             for index in self.by_column[column]:
-                pred += self.trees[index].predict(self.inputs) - self.outputs[index]
+                pred += self.trees[index].predict(self.inputs, self.nan_columns) - self.outputs[index]
             return pred
         finally:
             self.inputs[:, column] = original
@@ -125,7 +126,7 @@ def permutation_scores(x: np.ndarray, y: np.ndarray, boosters: Sequence[lgb.Boos
     A sub-model that does not use the shuffled feature keeps its predictions (see :class:`_Shuffler`).
     """
     n_models = len(boosters)
-    shufflers = [_Shuffler(b, np.asfortranarray(x[:, cols])) for b, cols in zip(boosters, sub_features)]
+    shufflers = [_Shuffler(b, x[:, cols]) for b, cols in zip(boosters, sub_features)]
     positions = [{int(c): j for j, c in enumerate(cols)} for cols in sub_features]
     scores = np.zeros(x.shape[1])
     for feature in range(x.shape[1]):

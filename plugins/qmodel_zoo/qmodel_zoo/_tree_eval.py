@@ -67,8 +67,13 @@ class Tree:
         """Columns the tree splits on."""
         return frozenset(self.feature.tolist())
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """The tree's output for every row of ``x`` (float64)."""
+    def predict(self, x: np.ndarray, nan_columns: np.ndarray | None = None) -> np.ndarray:
+        """The tree's output for every row of ``x`` (float64).
+
+        ``x`` may be float32 (splits compare in float64, as LightGBM). With ``nan_columns`` (one flag per column
+        saying whether it holds a NaN) ``x`` must come from :func:`prepare`; this skips the per-split checks.
+        """
+        prepared = nan_columns is not None
         out = np.empty(x.shape[0])
         pending = [(0, np.arange(x.shape[0]))]
         while pending:
@@ -76,17 +81,28 @@ class Tree:
             if node >= self.n_internal:
                 out[rows] = self.value[node]
                 continue
-            value = x[rows, self.feature[node]].astype(np.float64)
+            column = self.feature[node]
+            value = x[:, column][rows]
             go_left = value <= self.threshold[node]
-            nan = np.isnan(value)
-            if nan.any():
+            if not prepared or nan_columns[column]:
+                nan = np.isnan(value)
                 go_left[nan] = self.nan_left[node]
-            tiny = np.abs(value) <= ZERO
-            if self.zero_missing or tiny.any():
+            if not prepared:
+                tiny = np.abs(value) <= ZERO
                 go_left[tiny] = self.zero_left[node]
+            elif self.zero_missing:
+                go_left[value == 0] = self.zero_left[node]
             pending.append((int(self.left[node]), rows[go_left]))
             pending.append((int(self.right[node]), rows[~go_left]))
         return out
+
+
+def prepare(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A column-major copy of ``x`` with LightGBM's near-zero values set to 0, and each column's has-NaN flag."""
+    out = np.asfortranarray(x).copy(order="F")
+    with np.errstate(invalid="ignore"):
+        out[np.abs(out) <= ZERO] = 0.0
+    return out, np.isnan(out).any(axis=0)
 
 
 def _numbers(block: dict[str, str], key: str, dtype: type) -> np.ndarray:
@@ -115,9 +131,9 @@ def read_trees(booster: lgb.Booster) -> list[Tree] | None:
     return trees
 
 
-def predict(trees: Sequence[Tree], x: np.ndarray) -> np.ndarray:
+def predict(trees: Sequence[Tree], x: np.ndarray, nan_columns: np.ndarray | None = None) -> np.ndarray:
     """The sum of the trees' outputs, tree after tree (LightGBM's order)."""
     out = np.zeros(x.shape[0])
     for tree in trees:
-        out += tree.predict(x)
+        out += tree.predict(x, nan_columns)
     return out
