@@ -53,13 +53,17 @@ HEADLINES = [
 QLIB_STAGES = ["Loading data", "fit & process data", "Init data"]
 
 
-def run_timed(cmd: list[str], cwd: Path, env: dict[str, str], log: Path) -> tuple[float, int, str]:
-    """Run ``cmd`` in ``cwd``; ``(wall seconds, exit code, output)``, the output also written to ``log``."""
+def run_timed(cmd: list[str], cwd: Path, env: dict[str, str], log: Path) -> tuple[float, float, int, str]:
+    """Run ``cmd`` in ``cwd``; ``(wall seconds, CPU seconds (user + system, its children included), exit code,
+    output)``, the output also written to ``log``."""
+    cpu_before = os.times()
     began = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seconds = time.perf_counter() - began
+    after = os.times()
+    cpu = after.children_user - cpu_before.children_user + after.children_system - cpu_before.children_system
     log.write_text(proc.stdout)
-    return seconds, proc.returncode, proc.stdout
+    return seconds, cpu, proc.returncode, proc.stdout
 
 
 def fail(side: str, code: int, output: str, log: Path) -> None:
@@ -85,11 +89,11 @@ def file_store_metrics(mlruns: Path) -> dict[str, float]:
     return metrics
 
 
-def run_qcore(config: Path, store: Path, work: Path) -> tuple[float, dict[str, float]]:
-    """Time ``qcore run CONFIG`` in ``work``; its wall time and recorded metrics."""
+def run_qcore(config: Path, store: Path, work: Path) -> tuple[float, float, dict[str, float]]:
+    """Time ``qcore run CONFIG`` in ``work``; its wall and CPU times and recorded metrics."""
     env = {**os.environ, "QCORE_DATA": str(store)}
-    seconds, code, output = run_timed([str(ROOT / ".venv" / "bin" / "qcore"), "run", str(config)], work, env,
-                                      work / "qcore.log")  # fmt: skip
+    seconds, cpu, code, output = run_timed([str(ROOT / ".venv" / "bin" / "qcore"), "run", str(config)], work, env,
+                                           work / "qcore.log")  # fmt: skip
     if code != 0:
         fail("qcore", code, output, work / "qcore.log")
     if (work / "mlflow.db").exists():
@@ -100,7 +104,7 @@ def run_qcore(config: Path, store: Path, work: Path) -> tuple[float, dict[str, f
             found = re.search(rf"^\s*{re.escape(label)}\s+(-?[\d.]+(?:e-?\d+)?)\s*$", output, re.MULTILINE)
             if found:
                 metrics[key] = float(found.group(1))
-    return seconds, metrics
+    return seconds, cpu, metrics
 
 
 def check_qlib_env(qlib_env: Path) -> list[str]:
@@ -132,22 +136,22 @@ def with_sqlite_tracking(config: Path, work: Path) -> Path:
     return path
 
 
-def run_qlib(qrun: list[str], config: Path, store: Path, work: Path) -> tuple[float, dict[str, float], str]:
-    """Time Qlib's ``qrun CONFIG`` in ``work``; its wall time, recorded metrics and output."""
+def run_qlib(qrun: list[str], config: Path, store: Path, work: Path) -> tuple[float, float, dict[str, float], str]:
+    """Time Qlib's ``qrun CONFIG`` in ``work``; its wall and CPU times, recorded metrics and output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("QCORE_")}
     env.update(QLIB_STORE=str(store), MLFLOW_ALLOW_FILE_STORE="true")
     log = work / "qlib.log"
-    seconds, code, output = run_timed([*qrun, str(config)], work, env, log)
+    seconds, cpu, code, output = run_timed([*qrun, str(config)], work, env, log)
     if code != 0 and "MLFLOW_ALLOW_FILE_STORE" in output:
         print("Qlib: mlflow refused the file store even with MLFLOW_ALLOW_FILE_STORE=true; rerunning with sqlite")
-        seconds, code, output = run_timed([*qrun, str(with_sqlite_tracking(config, work))], work, env, log)
+        seconds, cpu, code, output = run_timed([*qrun, str(with_sqlite_tracking(config, work))], work, env, log)
     if code != 0:
         fail("Qlib", code, output, log)
     if (work / "mlflow.db").exists():
         metrics = sqlite_metrics(work / "mlflow.db")
     else:
         metrics = file_store_metrics(work / "mlruns")
-    return seconds, metrics, output
+    return seconds, cpu, metrics, output
 
 
 def fmt(value: float | None) -> str:
@@ -181,19 +185,19 @@ def main() -> None:
 
     work_root = Path(tempfile.mkdtemp(prefix="qcore-bench-workflow-"))
     (work_root / "qcore").mkdir()
-    ours, our_metrics = run_qcore(config, store, work_root / "qcore")
-    print(f"qcore: {ours:.1f} s (qcore run, wall clock)")
-    theirs, their_metrics, qlib_output = None, {}, ""
+    ours, our_cpu, our_metrics = run_qcore(config, store, work_root / "qcore")
+    print(f"qcore: {ours:.1f} s wall, {our_cpu:.1f} s CPU (qcore run)")
+    theirs, their_cpu, their_metrics, qlib_output = None, 0.0, {}, ""
     if qrun is not None:
         (work_root / "qlib").mkdir()
-        theirs, their_metrics, qlib_output = run_qlib(qrun, Path(args.qlib_config).resolve(), store,
-                                                      work_root / "qlib")  # fmt: skip
+        theirs, their_cpu, their_metrics, qlib_output = run_qlib(qrun, Path(args.qlib_config).resolve(), store,
+                                                                 work_root / "qlib")  # fmt: skip
         stages = []
         for stage in QLIB_STAGES:
             found = re.search(rf"Time cost: ([\d.]+)s \| {re.escape(stage)} Done", qlib_output)
             if found:
                 stages.append(f"{stage} {float(found.group(1)):.1f} s")
-        print(f"Qlib:  {theirs:.1f} s (qrun, wall clock{'; ' + ', '.join(stages) if stages else ''})")
+        print(f"Qlib:  {theirs:.1f} s wall, {their_cpu:.1f} s CPU (qrun{'; ' + ', '.join(stages) if stages else ''})")
 
     print()
     print(f"{'':42}{'qcore':>10}{'Qlib':>10}")
@@ -203,7 +207,8 @@ def main() -> None:
     if theirs is not None:
         ratio = theirs / ours
         verdict = "meets" if ratio >= TARGET else "BELOW"
-        print(f"\nspeed-up: {ratio:.2f}× ({theirs:.1f} s / {ours:.1f} s; {verdict} the target of ≥ {TARGET:g}×)")
+        print(f"\nspeed-up: {ratio:.2f}× wall ({theirs:.1f} s / {ours:.1f} s; {verdict} the target of ≥ {TARGET:g}×), "
+              f"{their_cpu / max(our_cpu, 1e-9):.2f}× CPU")
     if args.keep:
         print(f"working directories kept under {work_root}")
     else:
