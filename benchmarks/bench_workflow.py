@@ -207,8 +207,10 @@ def main() -> None:
     if theirs is not None:
         ratio = theirs / ours
         verdict = "meets" if ratio >= TARGET else "BELOW"
-        print(f"\nspeed-up: {ratio:.2f}× wall ({theirs:.1f} s / {ours:.1f} s; {verdict} the target of ≥ {TARGET:g}×), "
-              f"{their_cpu / max(our_cpu, 1e-9):.2f}× CPU")
+        print(
+            f"\nspeed-up: {ratio:.2f}× wall ({theirs:.1f} s / {ours:.1f} s; {verdict} the target of ≥ {TARGET:g}×), "
+            f"{their_cpu / max(our_cpu, 1e-9):.2f}× CPU"
+        )
     if args.keep:
         print(f"working directories kept under {work_root}")
     else:

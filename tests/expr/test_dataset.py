@@ -82,7 +82,8 @@ def test_fit_window_injected_and_learn_only_rejected(market, kernel) -> None:
         index=pd.MultiIndex.from_product([[pd.Timestamp("2020-01-01")], ["A", "B"]], names=["datetime", "instrument"]),
     )
     with pytest.raises(ConfigError, match="DropnaLabel cannot be an infer processor"):
-        PanelDataset(frame, {"train": ("2020-01-01", "2020-01-02")}, infer_processors=[processor(kernel, "DropnaLabel")])
+        PanelDataset(frame, {"train": ("2020-01-01", "2020-01-02")},
+                     infer_processors=[processor(kernel, "DropnaLabel")])
 
 
 def test_processor_semantics(kernel) -> None:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from qcore.expr.engine import ExpressionEngine
 from qcore.kernel import Kernel
+from tests.parity import compare, read_golden
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 GOLDEN = DATA / "golden"
@@ -42,32 +42,7 @@ def ours() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def golden() -> pd.DataFrame:
-    return read_golden("expr_values.parquet")
-
-
-def read_golden(name: str) -> pd.DataFrame:
-    """A golden frame indexed (instrument, datetime) with nanosecond dates, sorted."""
-    frame = pd.read_parquet(GOLDEN / name)
-    frame.index = frame.index.set_names(["instrument", "datetime"])
-    frame.index = frame.index.set_levels(frame.index.levels[1].astype("datetime64[ns]"), level="datetime")
-    return frame.sort_index()
-
-
-def compare(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:
-    """(NaN/inf position mismatches, finite cells, share of finite cells that agree)."""
-    a = a.astype(np.float64)
-    b = b.astype(np.float64)
-    special_a = ~np.isfinite(a)
-    special_b = ~np.isfinite(b)
-    mismatches = int((special_a != special_b).sum())
-    both_inf = np.isinf(a) & np.isinf(b)
-    mismatches += int((both_inf & (np.sign(a) != np.sign(b))).sum())
-    finite = np.isfinite(a) & np.isfinite(b)
-    n = int(finite.sum())
-    if n == 0:
-        return mismatches, 0, 1.0
-    close = np.abs(a[finite] - b[finite]) <= 1e-4 * np.abs(b[finite]) + 1e-6
-    return mismatches, n, float(close.mean())
+    return read_golden("expr_values.parquet", ("instrument", "datetime"))
 
 
 def test_rows_match(ours: pd.DataFrame, golden: pd.DataFrame) -> None:
@@ -92,7 +67,7 @@ def test_universe_membership_matches_qlib() -> None:
     engine = ExpressionEngine(provider, kernel.registry("operator"))
     exprs = {"close": "$close", "mean_close_5": "Mean($close, 5)", "label0": "Ref($close, -2)/Ref($close, -1)-1"}
     mine = engine.evaluate(exprs, "csi_like").swaplevel().sort_index()
-    theirs = read_golden("csi_like_values.parquet")
+    theirs = read_golden("csi_like_values.parquet", ("instrument", "datetime"))
     assert mine.index.equals(theirs.index)
     for column in exprs:
         mismatches, _, share = compare(mine[column].to_numpy(), theirs[column].to_numpy())

@@ -19,6 +19,7 @@ from qops.features import ROLLING_KEYS, alpha158, alpha360, labels_of
 from qcore.expr.engine import ExpressionEngine
 from qcore.kernel import Kernel
 from qcore.types import FeatureSet
+from tests.parity import compare, read_golden
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 GOLDEN = DATA / "golden"
@@ -29,31 +30,6 @@ LABEL0 = "Ref($close, -2)/Ref($close, -1) - 1"
 KNOWN_DIFFERENCES: dict[str, str] = {}
 
 SETS = {"alpha158": alpha158, "alpha360": alpha360}
-
-
-def read_golden(name: str) -> pd.DataFrame:
-    """A golden handler frame indexed (datetime, instrument) with nanosecond dates, sorted."""
-    frame = pd.read_parquet(GOLDEN / f"{name}.parquet")
-    frame.index = frame.index.set_names(["datetime", "instrument"])
-    frame.index = frame.index.set_levels(frame.index.levels[0].astype("datetime64[ns]"), level="datetime")
-    return frame.sort_index()
-
-
-def compare(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:
-    """(NaN/inf position mismatches, finite cells, share of finite cells that agree), as in the expression parity."""
-    a = a.astype(np.float64)
-    b = b.astype(np.float64)
-    special_a = ~np.isfinite(a)
-    special_b = ~np.isfinite(b)
-    mismatches = int((special_a != special_b).sum())
-    both_inf = np.isinf(a) & np.isinf(b)
-    mismatches += int((both_inf & (np.sign(a) != np.sign(b))).sum())
-    finite = np.isfinite(a) & np.isfinite(b)
-    n = int(finite.sum())
-    if n == 0:
-        return mismatches, 0, 1.0
-    close = np.abs(a[finite] - b[finite]) <= 1e-4 * np.abs(b[finite]) + 1e-6
-    return mismatches, n, float(close.mean())
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +49,7 @@ def evaluate(engine: ExpressionEngine, feature_set: FeatureSet) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def golden() -> dict[str, pd.DataFrame]:
-    return {name: read_golden(name) for name in SETS}
+    return {name: read_golden(f"{name}.parquet", ("datetime", "instrument")) for name in SETS}
 
 
 @pytest.fixture(scope="module")
