@@ -16,7 +16,7 @@ from qcore.modelio import load_model, read_manifest
 IC_BAR = 0.1
 
 
-def test_ic(model: Any, dataset: Any) -> float:
+def mean_test_ic(model: Any, dataset: Any) -> float:
     """Mean daily IC of the model's test predictions against the test label."""
     pred = model.predict(dataset, "test")
     _, label = dataset.xy("test")

@@ -14,6 +14,19 @@ def _twap(**kwargs: Any) -> Any:
     return TwapExecutor(**kwargs)
 
 
+def _rl_policy(**kwargs: Any) -> Any:
+    """A trained portfolio policy as a backtest strategy (``checkpoint``, ``config``, ``deterministic``,
+    ``risk_degree``)."""
+    from qrl.portfolio.strategy import RLPolicyStrategy
+
+    return RLPolicyStrategy(**kwargs)
+
+
+@hookimpl
+def qcore_register_strategies(register: Any) -> None:
+    register("rl_policy", _rl_policy)
+
+
 @hookimpl
 def qcore_addhooks(pluginmanager: Any) -> None:
     from qrl import hookspecs

@@ -87,6 +87,17 @@ def _log(run: Any, results: dict[str, Any]) -> None:
     run.log_metrics(flat)
 
 
+def data_meta(cfg: RLConfig, data: Any) -> dict[str, Any]:
+    """What a portfolio checkpoint records of its data: instruments, feature names and (from a store) expressions,
+    so that the ``rl_policy`` backtest strategy can rebuild its observation."""
+    if cfg.env != "portfolio":
+        return {}
+    from qrl.data import DEFAULT_FEATURES
+
+    features = dict(cfg.data.get("features") or DEFAULT_FEATURES) if "provider_uri" in cfg.data else None
+    return {"instruments": list(data.instruments), "feature_names": list(data.feature_names), "features": features}
+
+
 def train(cfg: RLConfig, kernel: Any | None = None, resume: str | Path | None = None) -> dict[str, Any]:
     """Train per ``cfg``, then evaluate the best checkpoint against the baselines; metrics go to the recorder."""
     from qrl import checkpoint
@@ -99,7 +110,8 @@ def train(cfg: RLConfig, kernel: Any | None = None, resume: str | Path | None = 
     try:
         if run is not None:
             run.log_params({"env": cfg.env, "algorithm": cfg.spec.algorithm, "seed": cfg.spec.seed})
-        result = fit(make, cfg.env, cfg.spec, out_dir=cfg.out_dir, run=run, resume=resume)
+        result = fit(make, cfg.env, cfg.spec, out_dir=cfg.out_dir, run=run, resume=resume,
+                     extra_meta=data_meta(cfg, tr))
         if "best" in result.checkpoints:
             checkpoint.load(result.checkpoints["best"], result.algorithm)
         metrics = evaluate_policy(cfg, make(False), policy_fn(result.algorithm))
