@@ -157,6 +157,7 @@ def test_runs_list_show_compare(tmp_path: Path) -> None:
     uri = str(tmp_path / "runs")
     runs = json.loads(invoke("runs", "--uri", uri, "list", "--json").output)
     assert len(runs) == 2 and {r["status"] for r in runs} == {"FINISHED"}
+    assert runs[0]["start_time"] > runs[1]["start_time"]  # newest first
     listing = invoke("runs", "--uri", uri, "list").output
     assert runs[0]["run_id"] in listing and "cli-test" in listing
     shown = invoke("runs", "--uri", uri, "show", runs[0]["run_id"]).output
