@@ -55,6 +55,17 @@ class Plan:
         return max((e[1] for e in self.extents), default=0.0)
 
 
+@attrs.frozen(eq=False)
+class _Grid:
+    """The query's calendar rows ``lo..hi`` (inclusive), their dates, the member symbols and their spans."""
+
+    lo: int
+    hi: int
+    dates: pd.DatetimeIndex
+    symbols: tuple[str, ...]
+    universe: Universe
+
+
 def _span_start(node: Node) -> int:
     return node.span[0] if node.span is not None else 0
 
@@ -183,8 +194,8 @@ class ExpressionEngine:
         """
         plan = self.plan(expressions)
         grid = self._grid(instruments, start, end)
-        dates, symbols, universe = grid[2], grid[3], grid[4]
-        mask = membership_mask(universe, dates, symbols)
+        dates, symbols = grid.dates, grid.symbols
+        mask = membership_mask(grid.universe, dates, symbols)
         rows, cols = np.nonzero(mask)
         flat = rows * len(symbols) + cols
         block = np.empty((len(rows), len(plan.roots)), dtype=np.float32, order="F")
@@ -214,8 +225,8 @@ class ExpressionEngine:
             universe = {s: everything[s] for s in instruments}
         return clip_universe(universe, start, end)
 
-    def _grid(self, instruments: str | Sequence[str], start: object, end: object) -> tuple[Any, ...]:
-        """``(lo, hi, dates, symbols, universe)``: the query's calendar rows and its members."""
+    def _grid(self, instruments: str | Sequence[str], start: object, end: object) -> _Grid:
+        """The query's calendar rows and its members."""
         calendar = self.provider.calendar(self.freq)
         lo = 0 if start is None else int(calendar.searchsorted(pd.Timestamp(start), "left"))
         hi = len(calendar) - 1 if end is None else int(calendar.searchsorted(pd.Timestamp(end), "right")) - 1
@@ -225,7 +236,7 @@ class ExpressionEngine:
         symbols = tuple(sorted(universe))
         if not symbols:
             raise QcoreError(f"no instrument of {instruments!r} is a member between {calendar[lo]} and {calendar[hi]}")
-        return lo, hi, calendar[lo : hi + 1], symbols, universe
+        return _Grid(lo, hi, calendar[lo : hi + 1], symbols, universe)
 
     def evaluate_panel(
         self,
@@ -242,19 +253,18 @@ class ExpressionEngine:
             results[i] = np.ascontiguousarray(value, dtype=np.float32)
 
         self._compute(plan, instruments, grid, emit)
-        dates, symbols, universe = grid[2], grid[3], grid[4]
         data = {f"e{i}": results[i] for i in range(len(plan.roots))}
-        return Panel(dates, symbols, data), membership_mask(universe, dates, symbols)
+        return Panel(grid.dates, grid.symbols, data), membership_mask(grid.universe, grid.dates, grid.symbols)
 
     def _compute(
         self,
         plan: Plan,
         instruments: str | Sequence[str],
-        grid: tuple[Any, ...],
+        grid: _Grid,
         emit: Callable[[int, np.ndarray], None],
     ) -> None:
         """Evaluate ``plan`` on ``grid``, calling ``emit(i, query_rows)`` once per root (from the cache if it can)."""
-        lo, hi, dates, symbols, _ = grid
+        lo, hi, dates, symbols = grid.lo, grid.hi, grid.dates, grid.symbols
         calendar = self.provider.calendar(self.freq)
         missing = list(range(len(plan.roots)))
         keys: list[str] = []

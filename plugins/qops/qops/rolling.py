@@ -31,7 +31,7 @@ Kernel = Callable[..., np.ndarray]
 STD_ATOL = 2e-5
 
 
-def _window(n: Any, name: str) -> int | float:
+def _window(n: Any) -> int | float:
     """Validate a window: 0 (expanding), a positive integer, or (where allowed) a float in (0, 1)."""
     if isinstance(n, bool) or not isinstance(n, (int, float)):
         raise ValueError(f"window N must be a number, got {n!r}")
@@ -78,7 +78,7 @@ def _rolling(
     fills_missing: bool = False,
 ) -> Operator:
     def compute(ctx: OpContext, x: Any, n: Any) -> np.ndarray:
-        window = _window(n, name)
+        window = _window(n)
         data = _as_float(x)
         if isinstance(window, float):
             return kernels.ewm_mean(data, alpha=window, num_threads=ctx.num_threads)
@@ -90,7 +90,7 @@ def _rolling(
         return _from_first_row(ctx, data, run) if from_first_row else run(data)
 
     def lookback(_x: Any, n: Any) -> tuple[float, float]:
-        window = _window(n, name)
+        window = _window(n)
         if isinstance(window, float) and not ewm_quirk:
             raise ValueError(f"window N must be 0 or a positive integer, got {n!r}")
         if window != 0 and not isinstance(window, float) and window < min_window:
@@ -136,13 +136,13 @@ def _delta_lookback(_x: Any, n: Any) -> tuple[float, float]:
 
 
 def _quantile(ctx: OpContext, x: Any, n: Any, q: Any) -> np.ndarray:
-    return kernels.rolling_quantile(_as_float(x), _window(n, "Quantile"), float(q), num_threads=ctx.num_threads)
+    return kernels.rolling_quantile(_as_float(x), _window(n), float(q), num_threads=ctx.num_threads)
 
 
 def _quantile_lookback(_x: Any, n: Any, q: Any) -> tuple[float, float]:
     if not 0.0 <= float(q) <= 1.0:
         raise ValueError(f"quantile q must be in [0, 1], got {q!r}")
-    window = _window(n, "Quantile")
+    window = _window(n)
     if isinstance(window, float):
         raise ValueError(f"window N must be 0 or a positive integer, got {n!r}")
     return _rolling_lookback(window)
@@ -155,7 +155,7 @@ def _near_zero_std(ctx: OpContext, data: np.ndarray, window: int) -> np.ndarray:
 
 
 def _rsquare(ctx: OpContext, x: Any, n: Any) -> np.ndarray:
-    window = int(_window(n, "Rsquare"))
+    window = int(_window(n))
     data = _as_float(x)
     out = kernels.rolling_rsquare(data, window, num_threads=ctx.num_threads)
     if window > 0:
@@ -165,7 +165,7 @@ def _rsquare(ctx: OpContext, x: Any, n: Any) -> np.ndarray:
 
 def _pair(kernel_name: str, guard: bool) -> Callable[..., np.ndarray]:
     def compute(ctx: OpContext, a: Any, b: Any, n: Any) -> np.ndarray:
-        window = int(_window(n, kernel_name))
+        window = int(_window(n))
         shape = (len(ctx.dates), len(ctx.instruments))
         left = _as_float(np.broadcast_to(a, shape))
         right = _as_float(np.broadcast_to(b, shape))
@@ -180,14 +180,14 @@ def _pair(kernel_name: str, guard: bool) -> Callable[..., np.ndarray]:
 def _integer_lookback(*args: Any) -> tuple[float, float]:
     """Lookback of an operator whose last argument is an integer window (Rsquare, Corr, Cov)."""
     n = args[-1]
-    window = _window(n, "")
+    window = _window(n)
     if isinstance(window, float):
         raise ValueError(f"window N must be 0 or a positive integer, got {n!r}")
     return _rolling_lookback(window)
 
 
 def _ema(ctx: OpContext, x: Any, n: Any) -> np.ndarray:
-    window = _window(n, "EMA")
+    window = _window(n)
     data = _as_float(x)
     if window == 0:
         return _from_first_row(ctx, data, lambda b: kernels.expanding_ema_qlib(b, num_threads=ctx.num_threads))
@@ -197,7 +197,7 @@ def _ema(ctx: OpContext, x: Any, n: Any) -> np.ndarray:
 
 
 def _ema_lookback(_x: Any, n: Any) -> tuple[float, float]:
-    _window(n, "EMA")
+    _window(n)
     return (UNBOUNDED, 0.0)
 
 
