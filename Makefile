@@ -17,7 +17,8 @@ $(PY):
 	$(PIP) install -q --upgrade pip
 
 # torch goes in first, pinned: an unpinned torch (pulled by tianshou) would bring several GB of CUDA wheels.
-$(STAMP): $(PY) pyproject.toml $(foreach p,$(PLUGINS) $(TEST_PLUGINS),$(p)/pyproject.toml) plugins/qops/setup.py
+$(STAMP): $(PY) pyproject.toml $(foreach p,$(PLUGINS) $(TEST_PLUGINS),$(p)/pyproject.toml) plugins/qops/setup.py \
+		$(wildcard plugins/qops/qops/*.pyx plugins/qops/qops/*.h)
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e ".[dev]" $(foreach p,$(PLUGINS) $(TEST_PLUGINS),-e $(p))
 	touch $(STAMP)

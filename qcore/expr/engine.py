@@ -12,8 +12,11 @@ only the query rows of each instrument's universe membership.
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections.abc import Callable, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import attrs
@@ -322,8 +325,13 @@ class ExpressionEngine:
         first_rows: np.ndarray,
         last_rows: np.ndarray,
         emit: Callable[[int, np.ndarray], None],
+        workers: int | None = None,
     ) -> None:
-        """Compute every node once, in order; emit each root as soon as it exists and free what is no longer needed."""
+        """Compute every node once; emit each root as soon as it exists and free what is no longer needed.
+
+        With more than one worker, independent nodes run at the same time on a thread pool (the kernels and
+        numpy release the GIL); each kernel then runs on one thread, since the nodes already fill the cores.
+        """
         consumers: dict[Node, int] = {}
         for node in plan.order:
             for arg in node.args:
@@ -336,6 +344,9 @@ class ExpressionEngine:
         outside = (row_numbers < first_rows[None, :]) | (row_numbers > last_rows[None, :])
         any_outside = bool(outside.any())
         values: dict[Node, Any] = {}
+        workers = self._workers() if workers is None else workers
+        if workers > 1:
+            context = attrs.evolve(context, num_threads=1)
 
         def value_of(node: Node) -> Any:
             if isinstance(node, Const):
@@ -344,22 +355,11 @@ class ExpressionEngine:
                 return raw[node.name.lower()]
             return values[node]
 
-        def release(node: Node) -> None:
-            consumers[node] -= 1
-            if consumers[node] == 0:
-                values.pop(node, None)
-
-        for root, slots in root_slots.items():  # roots that need no computation: fields and constants
-            if not isinstance(root, Call):
-                value = value_of(root)
-                array = value if isinstance(value, np.ndarray) else np.full(shape, value, dtype=np.float32)
-                for i in slots:
-                    emit(i, array)
-        for node in progress(plan.order, "expressions"):
+        def compute(node: Call) -> np.ndarray:
             op = self._operators[node.op]
             bound = op.bind(node.args)
             if op.instrument_param is not None:
-                result = self._on_instrument(node, op, bound, raw, context)
+                result = self._on_instrument(node, op, bound, context)
             else:
                 args = [value_of(a) if isinstance(a, Node) else a for a in bound]
                 result = _as_panel_array(op.compute(context, *args), context)
@@ -369,15 +369,41 @@ class ExpressionEngine:
                     result[outside] = np.nan
             for i in root_slots.get(node, ()):
                 emit(i, result)
+            return result
+
+        def finish(node: Call, result: np.ndarray) -> None:
             if consumers.get(node, 0) > 0:
                 values[node] = result
             for arg in node.args:
                 if isinstance(arg, Call):
-                    release(arg)
+                    consumers[arg] -= 1
+                    if consumers[arg] == 0:
+                        values.pop(arg, None)
 
-    def _on_instrument(
-        self, node: Call, op: Operator, bound: tuple[Any, ...], raw: Panel, context: OpContext
-    ) -> np.ndarray:
+        for root, slots in root_slots.items():  # roots that need no computation: fields and constants
+            if not isinstance(root, Call):
+                value = value_of(root)
+                array = value if isinstance(value, np.ndarray) else np.full(shape, value, dtype=np.float32)
+                for i in slots:
+                    emit(i, array)
+        if workers <= 1 or len(plan.order) <= 1:
+            for node in progress(plan.order, "expressions"):
+                finish(node, compute(node))
+            return
+        done = _run_concurrently(plan.order, compute, finish, workers)
+        for _ in progress(done, "expressions", total=len(plan.order)):
+            pass
+
+    def _workers(self) -> int:
+        """Threads evaluating nodes at the same time: ``num_threads``, or the usable cores when 0."""
+        if self.num_threads > 0:
+            return self.num_threads
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # not on Linux
+            return max(1, os.cpu_count() or 1)
+
+    def _on_instrument(self, node: Call, op: Operator, bound: tuple[Any, ...], context: OpContext) -> np.ndarray:
         symbol_arg = bound[op.instrument_param]
         symbol = symbol_arg.value if isinstance(symbol_arg, Const) else symbol_arg
         every = self.provider.universe("all")
@@ -404,7 +430,7 @@ class ExpressionEngine:
             dates, (symbol,), membership_mask(sub_range, dates, (symbol,)), first_rows, context.num_threads
         )
         computed: dict[int, np.ndarray] = {}
-        self._evaluate_graph(plan, sub_raw, sub_context, first_rows, last_rows, computed.__setitem__)
+        self._evaluate_graph(plan, sub_raw, sub_context, first_rows, last_rows, computed.__setitem__, workers=1)
         sub_values = iter(computed[i] for i in range(len(sub_roots)))
         args = [
             np.broadcast_to(next(sub_values), (len(dates), len(context.instruments)))
@@ -413,6 +439,51 @@ class ExpressionEngine:
             for a in bound
         ]
         return np.array(_as_panel_array(op.compute(context, *args), context))
+
+
+def _run_concurrently(
+    order: Sequence[Call],
+    compute: Callable[[Call], np.ndarray],
+    finish: Callable[[Call, np.ndarray], None],
+    workers: int,
+) -> Iterator[Call]:
+    """Run ``compute`` on every node of a topological ``order`` with ``workers`` threads; yield each finished node.
+
+    A node starts once every node it reads has finished; among the ready ones the earliest in ``order`` goes
+    first, and no more than ``workers`` run at a time, so intermediates are freed about as early as in order.
+    ``finish`` runs on this thread before any dependent node starts. The first error is raised here.
+    """
+    rank = {node: k for k, node in enumerate(order)}
+    waiting: dict[Call, int] = {}
+    dependents: dict[Call, list[Call]] = {}
+    ready: list[tuple[int, Call]] = []
+    for node in order:
+        inputs = {a for a in node.args if isinstance(a, Call)}
+        waiting[node] = len(inputs)
+        for arg in inputs:
+            dependents.setdefault(arg, []).append(node)
+        if not inputs:
+            ready.append((rank[node], node))
+    heapq.heapify(ready)
+    running: dict[Future[np.ndarray], Call] = {}
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="qcore-expr") as pool:
+        try:
+            while ready or running:
+                while ready and len(running) < workers:
+                    _, node = heapq.heappop(ready)
+                    running[pool.submit(compute, node)] = node
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in sorted(finished, key=lambda f: rank[running[f]]):
+                    node = running.pop(future)
+                    finish(node, future.result())
+                    for dependent in dependents.get(node, ()):
+                        waiting[dependent] -= 1
+                        if waiting[dependent] == 0:
+                            heapq.heappush(ready, (rank[dependent], dependent))
+                    yield node
+        finally:
+            for future in running:
+                future.cancel()
 
 
 def _subset(plan: Plan, indices: Sequence[int]) -> Plan:

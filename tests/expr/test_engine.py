@@ -98,6 +98,27 @@ def test_common_subexpressions_are_computed_once(market: RandomMarket, operators
     assert market.loads == 1
 
 
+def test_concurrent_evaluation_equals_serial(market: RandomMarket, operators) -> None:
+    exprs = ["Mean($close, 10)/$close", "Corr($close, Log($volume+1), 5)", "IdxMax($close, 7)", "Rank($close, 9)",
+             "Quantile($close, 6, 0.8)", "CSRank(Std($close, 4))", "Ref($close, -2)/Ref($close, -1) - 1",
+             "EMA($close, 0)", "Sum($close > Ref($close, 1), 5)", "Slope($volume, 6)"]
+    serial = ExpressionEngine(market, operators, num_threads=1).evaluate(exprs)
+    for threads in (2, 3, 8):
+        concurrent = ExpressionEngine(market, operators, num_threads=threads).evaluate(exprs)
+        pd.testing.assert_frame_equal(concurrent, serial)
+
+
+def test_an_operator_error_on_a_worker_thread_reaches_the_caller(market: RandomMarket, operators) -> None:
+    def broken(ctx, x):
+        raise RuntimeError("kernel exploded")
+
+    ops = {name: operators.get(name) for name in operators.names()}
+    ops["Broken"] = Operator("Broken", ops["Abs"].params, broken, description="always fails")
+    engine = ExpressionEngine(market, ops, num_threads=2)
+    with pytest.raises(RuntimeError, match="kernel exploded"):
+        engine.evaluate(["Mean($close, 5)", "Broken(Mean($close, 3))", "Std($close, 4)"])
+
+
 def test_results_do_not_depend_on_query_start(market: RandomMarket, operators) -> None:
     engine = ExpressionEngine(market, operators)
     exprs = ["Mean($close, 10)", "EMA($close, 5)", "Sum($volume, 0)", "Ref($close, 0)", "Std(Mean($close, 3), 4)",

@@ -360,3 +360,34 @@ def test_input_conversion() -> None:
 def test_invalid_input(call: Callable, error: type[Exception]) -> None:
     with pytest.raises(error):
         call()
+
+
+def test_rank_by_counting_and_by_sorted_buffer_agree() -> None:
+    # windows up to 256 rows rank by counting, longer ones with a sorted buffer: both match pandas to the bit
+    x = np.repeat(make_panel(400, 12), 3, axis=1)  # 30 columns: whole vector groups and a remainder
+    for window in (255, 256, 257, 300):
+        np.testing.assert_array_equal(K.rolling_rank(x, window), R.rolling_rank(x, window))
+
+
+@pytest.mark.parametrize("name", ["idxmax", "idxmin"])
+def test_idx_kernels_start_at_each_columns_first_row(name: str) -> None:
+    x = make_panel(80, 13)
+    starts = np.array([0, 5, 79, 80, 200, 3, 0, 10, 1, 40])
+    fn = getattr(K, f"rolling_{name}")
+    got = fn(x, 7, starts=starts)
+    for j, first in enumerate(starts):
+        first = min(first, len(x))
+        assert np.isnan(got[:first, j]).all()
+        if first < len(x):
+            assert_close(got[first:, j], getattr(R, f"rolling_{name}")(x[first:, j : j + 1], 7)[:, 0])
+    with pytest.raises(ValueError, match="one per column"):
+        fn(x, 7, starts=starts[:3])
+
+
+def test_expanding_ema_qlib_with_starts() -> None:
+    x = make_panel(50, 14)
+    starts = np.arange(10) * 4
+    got = K.expanding_ema_qlib(x, starts=starts)
+    for j, first in enumerate(starts):
+        assert np.isnan(got[:first, j]).all()
+        assert_close(got[first:, j], K.expanding_ema_qlib(x[first:, j]), atol=1e-10)

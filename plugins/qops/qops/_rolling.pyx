@@ -29,6 +29,7 @@ import numpy as np
 from cython.parallel cimport prange, threadid
 from libc.math cimport NAN, fabs, sqrt
 from libc.stdlib cimport free, malloc
+from libc.stdint cimport int64_t
 from libc.string cimport memmove
 cimport openmp
 
@@ -101,8 +102,8 @@ cdef inline Py_ssize_t _work_size(Py_ssize_t T) noexcept nogil:
 
 
 cdef int _tile1(col1_t f, const double* xp, double* op, Py_ssize_t T, Py_ssize_t N, Py_ssize_t k,
-                Py_ssize_t w, double p, double* ws) noexcept nogil:
-    cdef Py_ssize_t j0 = k * TILE, B = N - k * TILE, b
+                Py_ssize_t w, double p, double* ws, const int64_t* starts) noexcept nogil:
+    cdef Py_ssize_t j0 = k * TILE, B = N - k * TILE, b, s, i
     cdef int err = 0
     if B > TILE:
         B = TILE
@@ -111,18 +112,35 @@ cdef int _tile1(col1_t f, const double* xp, double* op, Py_ssize_t T, Py_ssize_t
     cdef double* scratch = ws + 2 * TILE * T
     _gather_tile(xp, xin, T, N, j0, B)
     for b in range(B):
-        err += f(xin + b * T, yout + b * T, T, 1, w, p, scratch)
+        s = 0
+        if starts != NULL:
+            s = <Py_ssize_t>starts[j0 + b]
+            s = 0 if s < 0 else (T if s > T else s)
+            for i in range(s):
+                yout[b * T + i] = NAN
+        if s < T:
+            err += f(xin + b * T + s, yout + b * T + s, T - s, 1, w if w < T - s else T - s, p, scratch)
     _scatter_tile(yout, op, T, N, j0, B)
     return err
 
 
-cdef object _drive1(col1_t f, const double[:, ::1] x, Py_ssize_t window, double p, int num_threads):
+cdef object _drive1(col1_t f, const double[:, ::1] x, Py_ssize_t window, double p, int num_threads,
+                    object starts=None):
+    """Run a column kernel over every column; with ``starts`` (int64 per column) column j begins at row
+    starts[j]: the rows above it do not exist for the kernel and come out NaN."""
     cdef Py_ssize_t T = x.shape[0], N = x.shape[1], k, w, ntiles, per
     cdef int err = 0, nt = _threads(num_threads)
     cdef double* ws
+    cdef const int64_t[::1] sv
+    cdef const int64_t* sp = NULL
     out = np.empty((T, N), dtype=np.float64)
     if T == 0 or N == 0:
         return out
+    if starts is not None:
+        sv = np.ascontiguousarray(starts, dtype=np.int64)
+        if sv.shape[0] != N:
+            raise ValueError(f"starts must hold one row per column ({N}), got {sv.shape[0]}")
+        sp = &sv[0]
     cdef double[:, ::1] o = out
     cdef const double* xp = &x[0, 0]
     cdef double* op = &o[0, 0]
@@ -135,11 +153,8 @@ cdef object _drive1(col1_t f, const double[:, ::1] x, Py_ssize_t window, double 
     if ws == NULL:
         raise MemoryError("qops kernel could not allocate its work buffer")
     with nogil:
-        if N == 1:
-            err = f(xp, op, T, 1, w, p, ws)
-        else:
-            for k in prange(ntiles, num_threads=nt, schedule="static"):
-                err += _tile1(f, xp, op, T, N, k, w, p, ws + threadid() * per)
+        for k in prange(ntiles, num_threads=nt, schedule="static"):
+            err += _tile1(f, xp, op, T, N, k, w, p, ws + threadid() * per, sp)
     free(ws)
     if err:
         raise MemoryError("qops kernel failed")
@@ -312,6 +327,8 @@ cdef extern from "_rowkernels.h" nogil:
     void qops_moment_col(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w, Py_ssize_t every,
                          int mode)
     void qops_count_row(const double* xr, const double* xo, double* yr, double* cnt, Py_ssize_t B)
+    void qops_rank_rows(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t B,
+                        Py_ssize_t w)
     int qops_sum_row(const double* xr, const double* xo, double* yr, const double* K, double* s1, double* s2,
                      double* peak, double* nn, Py_ssize_t B)
     int qops_mean_row(const double* xr, const double* xo, double* yr, const double* K, double* s1, double* s2,
@@ -630,6 +647,18 @@ cdef int _col_order(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_
             else:
                 res = NAN
         y[t * st] = res
+    return 0
+
+
+# Windows up to this many rows rank by counting (qops_rank_rows, O(w) vectorised); longer ones, and expanding
+# windows, keep the sorted buffer.
+DEF RANK_COUNT_MAX = 256
+
+
+cdef int _rm_rank(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1,
+                  Py_ssize_t w, double p) noexcept nogil:
+    if j1 > j0:
+        qops_rank_rows(x, y, T, N, j0, j1 - j0, w)
     return 0
 
 
@@ -1235,14 +1264,14 @@ def rolling_min(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
     return _drive1(_col_min, x, window, 0.0, num_threads)
 
 
-def rolling_idxmax(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
+def rolling_idxmax(const double[:, ::1] x, Py_ssize_t window, int num_threads=0, starts=None):
     """1-based position (oldest = 1) of numpy's argmax in the possibly partial window."""
-    return _drive1(_col_idxmax, x, window, 0.0, num_threads)
+    return _drive1(_col_idxmax, x, window, 0.0, num_threads, starts)
 
 
-def rolling_idxmin(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
+def rolling_idxmin(const double[:, ::1] x, Py_ssize_t window, int num_threads=0, starts=None):
     """1-based position (oldest = 1) of numpy's argmin in the possibly partial window."""
-    return _drive1(_col_idxmin, x, window, 0.0, num_threads)
+    return _drive1(_col_idxmin, x, window, 0.0, num_threads, starts)
 
 
 def rolling_median(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
@@ -1257,6 +1286,8 @@ def rolling_quantile(const double[:, ::1] x, Py_ssize_t window, double q, int nu
 
 def rolling_rank(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
     """Percentile rank (average ties) of the newest value among the window's values."""
+    if 0 < window <= RANK_COUNT_MAX:
+        return _drive_rm1(_rm_rank, x, window, 0.0, num_threads)
     return _drive1(_col_rank, x, window, 0.0, num_threads)
 
 
@@ -1310,6 +1341,6 @@ def ewm_mean(const double[:, ::1] x, double com, int num_threads=0):
     return _drive_rm1(_rm_ewm, x, 0, com, num_threads)
 
 
-def expanding_ema_qlib(const double[:, ::1] x, int num_threads=0):
+def expanding_ema_qlib(const double[:, ::1] x, int num_threads=0, starts=None):
     """Qlib's EMA(x, 0) (expanding, decay 1 - 2/(1+n), missing values count as 0)."""
-    return _drive1(_col_ema_qlib, x, 0, 0.0, num_threads)
+    return _drive1(_col_ema_qlib, x, 0, 0.0, num_threads, starts)

@@ -156,6 +156,22 @@ def _run1(fn: Any, x: ArrayLike, window: Any, num_threads: int | None, *extra: f
     return _shape_back(out, was_1d)
 
 
+def _starts(starts: ArrayLike | None, columns: int) -> np.ndarray | None:
+    """Per-column first rows as int64 (None: every column starts at row 0)."""
+    if starts is None:
+        return None
+    rows = np.asarray(starts)
+    if rows.dtype.kind not in "iu" or rows.ndim != 1 or len(rows) != columns:
+        raise ValueError(f"starts must be {columns} integer row numbers, one per column, got {rows.shape} {rows.dtype}")
+    return rows.astype(np.int64, copy=False)
+
+
+def _run_from(fn: Any, x: ArrayLike, window: Any, num_threads: int | None, starts: ArrayLike | None) -> FloatArray:
+    arr, was_1d = _panel(x)
+    out = fn(arr, _window(window), _threads(num_threads), _starts(starts, arr.shape[1]))
+    return _shape_back(out, was_1d)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # rolling reducers
 
@@ -250,19 +266,26 @@ def rolling_mad(x: ArrayLike, window: int, *, num_threads: int = 0) -> FloatArra
     return _run1(_rolling.rolling_mad, x, window, num_threads)
 
 
-def rolling_idxmax(x: ArrayLike, window: int, *, num_threads: int = 0) -> FloatArray:
+def rolling_idxmax(
+    x: ArrayLike, window: int, *, num_threads: int = 0, starts: ArrayLike | None = None
+) -> FloatArray:
     """1-based position of the window maximum inside the possibly partial window (oldest = 1).
 
     Qlib's ``rolling(window, min_periods=1).apply(lambda a: a.argmax() + 1, raw=True)``: the first occurrence
     of the maximum; when the window holds a missing value, numpy's argmax returns the first missing position;
     an all-missing window gives NaN (pandas does not call the function).
+
+    ``starts`` (one row number per column) makes column j begin at row ``starts[j]``, as if the rows above
+    did not exist (an instrument's listing): they come out NaN and positions count from there.
     """
-    return _run1(_rolling.rolling_idxmax, x, window, num_threads)
+    return _run_from(_rolling.rolling_idxmax, x, window, num_threads, starts)
 
 
-def rolling_idxmin(x: ArrayLike, window: int, *, num_threads: int = 0) -> FloatArray:
-    """1-based position of the window minimum (oldest = 1); same NaN rules as :func:`rolling_idxmax`."""
-    return _run1(_rolling.rolling_idxmin, x, window, num_threads)
+def rolling_idxmin(
+    x: ArrayLike, window: int, *, num_threads: int = 0, starts: ArrayLike | None = None
+) -> FloatArray:
+    """1-based position of the window minimum (oldest = 1); same rules as :func:`rolling_idxmax`."""
+    return _run_from(_rolling.rolling_idxmin, x, window, num_threads, starts)
 
 
 def rolling_slope(x: ArrayLike, window: int, *, num_threads: int = 0) -> FloatArray:
@@ -355,15 +378,18 @@ def ewm_mean(
     return _shape_back(_rolling.ewm_mean(arr, float(com), _threads(num_threads)), was_1d)
 
 
-def expanding_ema_qlib(x: ArrayLike, *, num_threads: int = 0) -> FloatArray:
+def expanding_ema_qlib(x: ArrayLike, *, num_threads: int = 0, starts: ArrayLike | None = None) -> FloatArray:
     """Qlib's ``EMA(x, 0)``: at row t (n = t + 1 rows so far) the decay is ``a = 1 - 2/(1+n)``, the weights
     ``a**(n-1), ..., a**0`` (oldest to newest) are normalised to sum 1 over ALL n rows, and the result is
     ``nansum(w * x)``: missing values count as 0 without renormalising. NaN until the first value.
 
-    O(t) per row (the decay changes with every row, so no recursion exists): O(T^2) per column.
+    O(t) per row (the decay changes with every row, so no recursion exists): O(T^2) per column. ``starts``
+    as in :func:`rolling_idxmax`.
     """
     arr, was_1d = _panel(x)
-    return _shape_back(_rolling.expanding_ema_qlib(arr, _threads(num_threads)), was_1d)
+    return _shape_back(
+        _rolling.expanding_ema_qlib(arr, _threads(num_threads), _starts(starts, arr.shape[1])), was_1d
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -54,19 +54,6 @@ def _as_float(x: Any) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float64)
 
 
-def _from_first_row(ctx: OpContext, x: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """Apply ``fn`` to each column from its first data row on (columns that list at the same row share one call)."""
-    out = np.full(x.shape, np.nan, dtype=np.float64)
-    firsts = ctx.first_rows if ctx.first_rows is not None else np.zeros(x.shape[1], dtype=np.int64)
-    for first in np.unique(firsts):
-        if first >= x.shape[0]:
-            continue
-        cols = np.flatnonzero(firsts == first)
-        block = np.ascontiguousarray(x[first:, cols])
-        out[first:, cols] = fn(block)
-    return out
-
-
 def _rolling(
     name: str,
     kernel_name: str,
@@ -83,11 +70,9 @@ def _rolling(
         if isinstance(window, float):
             return kernels.ewm_mean(data, alpha=window, num_threads=ctx.num_threads)
         kernel = getattr(kernels, kernel_name)
-
-        def run(block: np.ndarray) -> np.ndarray:
-            return kernel(block, window, num_threads=ctx.num_threads)
-
-        return _from_first_row(ctx, data, run) if from_first_row else run(data)
+        if from_first_row:
+            return kernel(data, window, num_threads=ctx.num_threads, starts=ctx.first_rows)
+        return kernel(data, window, num_threads=ctx.num_threads)
 
     def lookback(_x: Any, n: Any) -> tuple[float, float]:
         window = _window(n)
@@ -190,7 +175,7 @@ def _ema(ctx: OpContext, x: Any, n: Any) -> np.ndarray:
     window = _window(n)
     data = _as_float(x)
     if window == 0:
-        return _from_first_row(ctx, data, lambda b: kernels.expanding_ema_qlib(b, num_threads=ctx.num_threads))
+        return kernels.expanding_ema_qlib(data, num_threads=ctx.num_threads, starts=ctx.first_rows)
     if isinstance(window, float):
         return kernels.ewm_mean(data, alpha=window, num_threads=ctx.num_threads)
     return kernels.ewm_mean(data, span=window, num_threads=ctx.num_threads)
