@@ -391,3 +391,27 @@ def test_expanding_ema_qlib_with_starts() -> None:
     for j, first in enumerate(starts):
         assert np.isnan(got[:first, j]).all()
         assert_close(got[first:, j], K.expanding_ema_qlib(x[first:, j]), atol=1e-10)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_std_guards_inside_corr_and_rsquare(threads: int) -> None:
+    # Qlib's guard: NaN where a rolling std (ddof=1, each side over its own values) is within atol of 0
+    rng = np.random.default_rng(15)
+    x = np.cumsum(rng.normal(size=(200, 12)), axis=0) + 50
+    y = np.cumsum(rng.normal(size=(200, 12)), axis=0) + 50
+    x[40:52, 1] = 7.0 + rng.normal(size=12) * 1e-6  # near-constant run: std ~1e-6
+    y[90:99, 2] = 3.0
+    x[rng.random(x.shape) < 0.1] = np.nan
+    y[rng.random(y.shape) < 0.1] = np.nan  # NaN rows of the two sides differ: own-values stds
+    x[:, 3] = np.where(np.isnan(y[:, 3]), np.nan, x[:, 3])  # ... and coincide in column 3
+    atol = 2e-5
+    for window in (0, 5, 12):
+        near = (np.abs(K.rolling_std(x, window)) <= atol) | (np.abs(K.rolling_std(y, window)) <= atol)
+        expected = np.where(near, np.nan, K.rolling_corr(x, y, window))
+        got = K.rolling_corr(x, y, window, std_atol=atol, num_threads=threads)
+        assert_close(got, expected)
+        assert np.isnan(got[near]).all() and near.any() == (window > 0)
+        expected = np.where(np.abs(K.rolling_std(x, window)) <= atol, np.nan, K.rolling_rsquare(x, window))
+        assert_close(K.rolling_rsquare(x, window, std_atol=atol, num_threads=threads), expected)
+    with pytest.raises(ValueError, match="std_atol"):
+        K.rolling_corr(x, y, 5, std_atol=-1)

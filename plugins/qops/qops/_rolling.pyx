@@ -329,6 +329,14 @@ cdef extern from "_rowkernels.h" nogil:
     void qops_count_row(const double* xr, const double* xo, double* yr, double* cnt, Py_ssize_t B)
     void qops_rank_rows(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t B,
                         Py_ssize_t w)
+    void qops_max_rows(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t B,
+                       Py_ssize_t w, double* suf, double* pre)
+    void qops_min_rows(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t B,
+                       Py_ssize_t w, double* suf, double* pre)
+    void qops_argmax_rows(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t B,
+                          Py_ssize_t w, const double* first, double* suf, double* pre)
+    void qops_argmin_rows(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t B,
+                          Py_ssize_t w, const double* first, double* suf, double* pre)
     int qops_sum_row(const double* xr, const double* xo, double* yr, const double* K, double* s1, double* s2,
                      double* peak, double* nn, Py_ssize_t B)
     int qops_mean_row(const double* xr, const double* xo, double* yr, const double* K, double* s1, double* s2,
@@ -461,98 +469,80 @@ cdef int _rm_count(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ss
 
 
 # ----------------------------------------------------------------------------------------------------------
-# max / min / idxmax / idxmin: monotonic deques (ring buffers of row indices)
+# max / min / idxmax / idxmin: van Herk / Gil-Werman blocks, row by row (_rowkernels.h)
 
 
-cdef int _col_extreme(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                      bint is_max, bint want_index, double* work) noexcept nogil:
-    """Rolling max/min (value) or numpy-argmax/argmin-style 1-based position (index).
-
-    The value deque keeps, for argmax, values in non-increasing order and pops only strictly smaller ones,
-    so its front is the *first* occurrence of the maximum, as numpy's argmax returns. A second deque holds
-    the missing rows of the window: numpy's argmax/argmin return the first NaN (pandas has turned inf into
-    NaN before), so the answer is that row when there is one.
-    """
-    cdef Py_ssize_t cap = w + 1
-    cdef Py_ssize_t* dq = <Py_ssize_t*>work                 # sizeof(Py_ssize_t) <= sizeof(double)
-    cdef double* dv = work + cap
-    cdef Py_ssize_t* nq = <Py_ssize_t*>(work + 2 * cap)
-    cdef Py_ssize_t head = 0, size = 0, nhead = 0, nsize = 0, back, t, lo, s, n = 0
-    cdef double v, bv
-    cdef bint pop
-    for t in range(T):
-        lo = t - w + 1
-        s = lo if lo > 0 else 0
-        if lo > 0 and c_isfinite(x[(lo - 1) * st]):
-            n -= 1
-        while size > 0 and dq[head] < lo:
-            head += 1
-            if head == cap:
-                head = 0
-            size -= 1
-        if want_index:
-            while nsize > 0 and nq[nhead] < lo:
-                nhead += 1
-                if nhead == cap:
-                    nhead = 0
-                nsize -= 1
-        v = x[t * st]
-        if c_isfinite(v):
-            n += 1
-            while size > 0:
-                back = head + size - 1
-                if back >= cap:
-                    back -= cap
-                bv = dv[back]
-                if want_index:
-                    pop = (bv < v) if is_max else (bv > v)
-                else:
-                    pop = (bv <= v) if is_max else (bv >= v)
-                if pop:
-                    size -= 1
-                else:
-                    break
-            back = head + size
-            if back >= cap:
-                back -= cap
-            dq[back] = t
-            dv[back] = v
-            size += 1
-        elif want_index:
-            back = nhead + nsize
-            if back >= cap:
-                back -= cap
-            nq[back] = t
-            nsize += 1
-        if n == 0:
-            y[t * st] = NAN
-        elif not want_index:
-            y[t * st] = dv[head]
-        elif nsize > 0:
-            y[t * st] = <double>(nq[nhead] - s + 1)
-        else:
-            y[t * st] = <double>(dq[head] - s + 1)
+cdef inline int _rm_extreme(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0,
+                            Py_ssize_t j1, Py_ssize_t w, bint is_max) noexcept nogil:
+    """Rolling max/min of columns j0..j1-1 row by row (van Herk / Gil-Werman, see _rowkernels.h)."""
+    cdef Py_ssize_t B = j1 - j0
+    cdef double* mem
+    if B <= 0:
+        return 0
+    mem = <double*>malloc(((w if w < T else 1) + 1) * B * sizeof(double))
+    if mem == NULL:
+        return 1
+    if is_max:
+        qops_max_rows(x, y, T, N, j0, B, w, mem + B, mem)
+    else:
+        qops_min_rows(x, y, T, N, j0, B, w, mem + B, mem)
+    free(mem)
     return 0
 
 
-cdef int _col_max(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                  double p, double* work) noexcept nogil:
-    return _col_extreme(x, y, T, st, w, True, False, work)
+cdef int _rm_max(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1,
+                 Py_ssize_t w, double p) noexcept nogil:
+    return _rm_extreme(x, y, T, N, j0, j1, w, True)
 
 
-cdef int _col_min(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                  double p, double* work) noexcept nogil:
-    return _col_extreme(x, y, T, st, w, False, False, work)
+cdef int _rm_min(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1,
+                 Py_ssize_t w, double p) noexcept nogil:
+    return _rm_extreme(x, y, T, N, j0, j1, w, False)
 
 
-cdef int _col_idxmax(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                     double p, double* work) noexcept nogil:
-    return _col_extreme(x, y, T, st, w, True, True, work)
+cdef int _rm_argext(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1,
+                    Py_ssize_t w, const double* first, bint is_max) noexcept nogil:
+    """Rolling idxmax/idxmin of columns j0..j1-1 row by row (van Herk blocks, see _rowkernels.h)."""
+    cdef Py_ssize_t B = j1 - j0
+    cdef double* mem
+    if B <= 0:
+        return 0
+    # prefix + neutral rows (6 B), then w suffix rows and the neutral row past the block's end (3 B each)
+    mem = <double*>malloc(3 * ((w if w < T else 1) + 3) * B * sizeof(double))
+    if mem == NULL:
+        return 1
+    if is_max:
+        qops_argmax_rows(x, y, T, N, j0, B, w, first + j0, mem + 6 * B, mem)
+    else:
+        qops_argmin_rows(x, y, T, N, j0, B, w, first + j0, mem + 6 * B, mem)
+    free(mem)
+    return 0
 
 
-cdef int _col_idxmin(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                     double p, double* work) noexcept nogil:
-    return _col_extreme(x, y, T, st, w, False, True, work)
+cdef object _drive_argext(const double[:, ::1] x, Py_ssize_t window, int num_threads, object starts,
+                          bint is_max):
+    """idxmax/idxmin over every column, chunks of columns spread over the threads; ``starts`` as _drive1."""
+    cdef Py_ssize_t T = x.shape[0], N = x.shape[1], c, w, nch
+    cdef int err = 0, nt = _threads(num_threads)
+    out = np.empty((T, N), dtype=np.float64)
+    if T == 0 or N == 0:
+        return out
+    firsts = np.zeros(N) if starts is None else np.asarray(starts, dtype=np.float64)
+    if firsts.shape != (N,):
+        raise ValueError(f"starts must hold one row per column ({N}), got {firsts.shape[0]}")
+    cdef const double[::1] fv = np.ascontiguousarray(firsts)
+    cdef double[:, ::1] o = out
+    cdef const double* xp = &x[0, 0]
+    cdef const double* fp = &fv[0]
+    cdef double* op = &o[0, 0]
+    w = _eff_window(window, T)
+    nch = _nchunks(nt, N)
+    with nogil:
+        for c in prange(nch, num_threads=nt, schedule="static"):
+            err += _rm_argext(xp, op, T, N, _chunk_edge(c, nch, N), _chunk_edge(c + 1, nch, N), w, fp, is_max)
+    if err:
+        raise MemoryError("qops kernel could not allocate its state")
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -560,25 +550,30 @@ cdef int _col_idxmin(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py
 
 
 cdef inline Py_ssize_t _bisect_left(const double* a, Py_ssize_t n, double v) noexcept nogil:
-    cdef Py_ssize_t lo = 0, hi = n, mid
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if a[mid] < v:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    """Index of the first element >= v in sorted a[0:n] (branch-free halving: conditional moves, no
+    mispredicted branches on random data)."""
+    cdef const double* base = a
+    cdef Py_ssize_t half
+    if n == 0:
+        return 0
+    while n > 1:
+        half = n >> 1
+        base = base + half if base[half] < v else base
+        n -= half
+    return (base - a) + (1 if base[0] < v else 0)
 
 
 cdef inline Py_ssize_t _bisect_right(const double* a, Py_ssize_t n, double v) noexcept nogil:
-    cdef Py_ssize_t lo = 0, hi = n, mid
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if v < a[mid]:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
+    """Index of the first element > v in sorted a[0:n] (branch-free, as _bisect_left)."""
+    cdef const double* base = a
+    cdef Py_ssize_t half
+    if n == 0:
+        return 0
+    while n > 1:
+        half = n >> 1
+        base = base + half if base[half] <= v else base
+        n -= half
+    return (base - a) + (1 if base[0] <= v else 0)
 
 
 cdef inline void _sorted_insert(double* a, Py_ssize_t* n, double v) noexcept nogil:
@@ -596,6 +591,21 @@ cdef inline void _sorted_remove(double* a, Py_ssize_t* n, double v) noexcept nog
     if pos < n[0] - 1:
         memmove(a + pos, a + pos + 1, (n[0] - pos - 1) * sizeof(double))
     n[0] -= 1
+
+
+cdef inline void _sorted_replace(double* a, Py_ssize_t n, double vo, double v) noexcept nogil:
+    """Remove vo (present) from sorted a[0:n] and insert v: only the values between the two positions move,
+    and the buffer ends exactly as after _sorted_remove then _sorted_insert."""
+    cdef Py_ssize_t out = _bisect_left(a, n, vo), pos
+    if v >= vo:
+        pos = _bisect_right(a, n, v) - 1
+        if pos > out:
+            memmove(a + out, a + out + 1, (pos - out) * sizeof(double))
+    else:
+        pos = _bisect_right(a, n, v)
+        if out > pos:
+            memmove(a + pos + 1, a + pos, (out - pos) * sizeof(double))
+    a[pos] = v
 
 
 cdef inline double _quantile_sorted(const double* a, Py_ssize_t n, double q) noexcept nogil:
@@ -622,13 +632,15 @@ cdef int _col_order(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_
     cdef double v, vo, res
     for t in range(T):
         lo = t - w + 1
-        if lo > 0:
-            vo = x[(lo - 1) * st]
+        v = x[t * st]
+        vo = x[(lo - 1) * st] if lo > 0 else NAN
+        if c_isfinite(vo) and c_isfinite(v):
+            _sorted_replace(buf, n, vo, v)
+        else:
             if c_isfinite(vo):
                 _sorted_remove(buf, &n, vo)
-        v = x[t * st]
-        if c_isfinite(v):
-            _sorted_insert(buf, &n, v)
+            if c_isfinite(v):
+                _sorted_insert(buf, &n, v)
         if n == 0:
             res = NAN
         elif mode == 0:
@@ -878,8 +890,12 @@ cdef struct RegState:
 
 
 cdef inline double _reg_step(RegState* c, const double* xcol, Py_ssize_t st, Py_ssize_t t, Py_ssize_t lo,
-                             double v, double vo, bint has_out, Py_ssize_t every, int mode) noexcept nogil:
-    """Advance one column by one row (mode: 0 slope, 1 rsquare, 2 resi, 3 wma)."""
+                             double v, double vo, bint has_out, Py_ssize_t every, int mode,
+                             double atol) noexcept nogil:
+    """Advance one column by one row (mode: 0 slope, 1 rsquare, 2 resi, 3 wma).
+
+    With ``atol >= 0``, r-squared is NaN where the window's sample std of the values is <= atol (Qlib's guard).
+    """
     cdef Reg* A = &c.A
     cdef Py_ssize_t s = lo if lo > 0 else 0
     cdef bint fin = c_isfinite(v)
@@ -928,12 +944,14 @@ cdef inline double _reg_step(RegState* c, const double* xcol, Py_ssize_t st, Py_
         return slope
     if mode == 1:
         cee = A.e.s2 - A.e.s1 * me
+        if atol >= 0 and sqrt(cee / (A.n - 1)) <= atol:
+            return NAN
         return (cue * cue) / (cuu * cee) if cee > 0 else NAN
     return (v - A.e.K) - (me + slope * (<double>(t - A.r0) - mu))
 
 
 cdef inline int _rm_regression(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0,
-                               Py_ssize_t j1, Py_ssize_t w, int mode) noexcept nogil:
+                               Py_ssize_t j1, Py_ssize_t w, int mode, double atol=-1.0) noexcept nogil:
     cdef Py_ssize_t B = j1 - j0, b, t, lo, every = REBUILD_EVERY * w
     cdef RegState* cs
     if B <= 0:
@@ -964,9 +982,10 @@ cdef inline int _rm_regression(const double* x, double* y, Py_ssize_t T, Py_ssiz
             for t in range(t0, t1):
                 lo = t - w + 1
                 if lo > 0:
-                    yc[t * N] = _reg_step(&c, xc, N, t, lo, xc[t * N], xc[(lo - 1) * N], True, every, mode)
+                    yc[t * N] = _reg_step(&c, xc, N, t, lo, xc[t * N], xc[(lo - 1) * N], True, every, mode,
+                                          atol)
                 else:
-                    yc[t * N] = _reg_step(&c, xc, N, t, lo, xc[t * N], 0.0, False, every, mode)
+                    yc[t * N] = _reg_step(&c, xc, N, t, lo, xc[t * N], 0.0, False, every, mode, atol)
             cs[b] = c
     free(cs)
     return 0
@@ -979,7 +998,7 @@ cdef int _rm_slope(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ss
 
 cdef int _rm_rsquare(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1,
                      Py_ssize_t w, double p) noexcept nogil:
-    return _rm_regression(x, y, T, N, j0, j1, w, 1)
+    return _rm_regression(x, y, T, N, j0, j1, w, 1, p)
 
 
 cdef int _rm_resi(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1,
@@ -1038,15 +1057,48 @@ cdef struct PairState:
     Py_ssize_t runa
     Py_ssize_t runb
     Py_ssize_t since
+    Py_ssize_t odd      # rows of the window where exactly one side has a value
+
+
+cdef inline double _own_var(const double* x, Py_ssize_t st, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """Sample variance (ddof=1) of the finite values of rows lo..hi, two passes; NaN below 2 values."""
+    cdef Py_ssize_t i, c = 0
+    cdef double v, m = 0.0, acc = 0.0, first = 0.0
+    for i in range(lo, hi + 1):
+        v = x[i * st]
+        if c_isfinite(v):
+            if c == 0:
+                first = v
+            else:
+                m = m + (v - first)
+            c += 1
+    if c < 2:
+        return NAN
+    m = first + m / c
+    for i in range(lo, hi + 1):
+        v = x[i * st]
+        if c_isfinite(v):
+            acc = acc + (v - m) * (v - m)
+    return acc / (c - 1)
 
 
 cdef inline double _pair_step(PairState* c, const double* acol, const double* bcol, Py_ssize_t st, Py_ssize_t t,
                               Py_ssize_t lo, double va, double vb, double vao, double vbo, bint has_out,
-                              Py_ssize_t every, int mode) noexcept nogil:
-    """Advance one column pair by one row (mode: 0 cov with ddof=1, 1 corr)."""
+                              Py_ssize_t every, int mode, double atol) noexcept nogil:
+    """Advance one column pair by one row (mode: 0 cov with ddof=1, 1 corr).
+
+    With ``atol >= 0`` (corr), the result is NaN where either side's own rolling std (ddof=1, over its own
+    values) is <= atol: Qlib's guard. When both sides miss the same rows the pair's sums give those stds;
+    otherwise each side's window is summed directly.
+    """
     cdef Pair* A = &c.A
-    cdef bint fin = c_isfinite(va) and c_isfinite(vb)
-    cdef double caa, cbb, cab, r
+    cdef bint fa = c_isfinite(va), fb = c_isfinite(vb)
+    cdef bint fin = fa and fb
+    cdef double caa, cbb, cab, r, var_a, var_b
+    if fa != fb:
+        c.odd += 1
+    if has_out and c_isfinite(vao) != c_isfinite(vbo):
+        c.odd -= 1
     if fin:
         if va == c.lasta:
             c.runa += 1
@@ -1088,6 +1140,15 @@ cdef inline double _pair_step(PairState* c, const double* acol, const double* bc
     cab = A.sab - A.a.s1 * (A.b.s1 / A.n)
     if caa <= 0 or cbb <= 0:
         return NAN
+    if atol >= 0:
+        if c.odd == 0:
+            var_a = caa / (A.n - 1)
+            var_b = cbb / (A.n - 1)
+        else:
+            var_a = _own_var(acol, st, lo if lo > 0 else 0, t)
+            var_b = _own_var(bcol, st, lo if lo > 0 else 0, t)
+        if sqrt(var_a) <= atol or sqrt(var_b) <= atol:
+            return NAN
     r = cab / sqrt(caa * cbb)
     if r > 1.0:
         return 1.0
@@ -1097,7 +1158,7 @@ cdef inline double _pair_step(PairState* c, const double* acol, const double* bc
 
 
 cdef inline int _rm_pair(const double* a, const double* bb, double* y, Py_ssize_t T, Py_ssize_t N,
-                         Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t w, int mode) noexcept nogil:
+                         Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t w, int mode, double atol=-1.0) noexcept nogil:
     cdef Py_ssize_t B = j1 - j0, k, t, lo, every = REBUILD_EVERY * w
     cdef PairState* cs
     if B <= 0:
@@ -1115,6 +1176,7 @@ cdef inline int _rm_pair(const double* a, const double* bb, double* y, Py_ssize_
         cs[k].runa = 0
         cs[k].runb = 0
         cs[k].since = every
+        cs[k].odd = 0
     cdef PairState c
     cdef const double* ac
     cdef const double* bc
@@ -1131,10 +1193,10 @@ cdef inline int _rm_pair(const double* a, const double* bb, double* y, Py_ssize_
                 lo = t - w + 1
                 if lo > 0:
                     yc[t * N] = _pair_step(&c, ac, bc, N, t, lo, ac[t * N], bc[t * N], ac[(lo - 1) * N],
-                                           bc[(lo - 1) * N], True, every, mode)
+                                           bc[(lo - 1) * N], True, every, mode, atol)
                 else:
                     yc[t * N] = _pair_step(&c, ac, bc, N, t, lo, ac[t * N], bc[t * N], 0.0, 0.0, False, every,
-                                           mode)
+                                           mode, atol)
             cs[k] = c
     free(cs)
     return 0
@@ -1147,7 +1209,7 @@ cdef int _rm_cov(const double* a, const double* b, double* y, Py_ssize_t T, Py_s
 
 cdef int _rm_corr(const double* a, const double* b, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0,
                   Py_ssize_t j1, Py_ssize_t w, double p) noexcept nogil:
-    return _rm_pair(a, b, y, T, N, j0, j1, w, 1)
+    return _rm_pair(a, b, y, T, N, j0, j1, w, 1, p)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -1256,22 +1318,22 @@ def rolling_count(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
 
 def rolling_max(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
     """Rolling maximum of the non-missing values."""
-    return _drive1(_col_max, x, window, 0.0, num_threads)
+    return _drive_rm1(_rm_max, x, window, 0.0, num_threads)
 
 
 def rolling_min(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
     """Rolling minimum of the non-missing values."""
-    return _drive1(_col_min, x, window, 0.0, num_threads)
+    return _drive_rm1(_rm_min, x, window, 0.0, num_threads)
 
 
 def rolling_idxmax(const double[:, ::1] x, Py_ssize_t window, int num_threads=0, starts=None):
     """1-based position (oldest = 1) of numpy's argmax in the possibly partial window."""
-    return _drive1(_col_idxmax, x, window, 0.0, num_threads, starts)
+    return _drive_argext(x, window, num_threads, starts, True)
 
 
 def rolling_idxmin(const double[:, ::1] x, Py_ssize_t window, int num_threads=0, starts=None):
     """1-based position (oldest = 1) of numpy's argmin in the possibly partial window."""
-    return _drive1(_col_idxmin, x, window, 0.0, num_threads, starts)
+    return _drive_argext(x, window, num_threads, starts, False)
 
 
 def rolling_median(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
@@ -1311,9 +1373,10 @@ def rolling_slope(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
     return _drive_rm1(_rm_slope, x, window, 0.0, num_threads)
 
 
-def rolling_rsquare(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
-    """R-squared of the least-squares line of the values on their row position."""
-    return _drive_rm1(_rm_rsquare, x, window, 0.0, num_threads)
+def rolling_rsquare(const double[:, ::1] x, Py_ssize_t window, double std_atol=-1.0, int num_threads=0):
+    """R-squared of the least-squares line of the values on their row position (NaN where the window's std
+    is <= std_atol, when std_atol >= 0)."""
+    return _drive_rm1(_rm_rsquare, x, window, std_atol, num_threads)
 
 
 def rolling_resi(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
@@ -1331,9 +1394,11 @@ def rolling_cov(const double[:, ::1] a, const double[:, ::1] b, Py_ssize_t windo
     return _drive_rm2(_rm_cov, a, b, window, 0.0, num_threads)
 
 
-def rolling_corr(const double[:, ::1] a, const double[:, ::1] b, Py_ssize_t window, int num_threads=0):
-    """Rolling Pearson correlation over the rows where both are present."""
-    return _drive_rm2(_rm_corr, a, b, window, 0.0, num_threads)
+def rolling_corr(const double[:, ::1] a, const double[:, ::1] b, Py_ssize_t window, double std_atol=-1.0,
+                 int num_threads=0):
+    """Rolling Pearson correlation over the rows where both are present (NaN where either side's own std
+    is <= std_atol, when std_atol >= 0)."""
+    return _drive_rm2(_rm_corr, a, b, window, std_atol, num_threads)
 
 
 def ewm_mean(const double[:, ::1] x, double com, int num_threads=0):

@@ -142,6 +142,14 @@ static inline int qops_moment_row(const double *restrict xr, const double *restr
 #define QOPS_CLONES
 #endif
 
+/* the shared bodies below take their mode as a constant: inlined into each entry point, their branches on it
+ * fold away and the loops vectorise */
+#if defined(__GNUC__)
+#define QOPS_FORCE_INLINE static inline __attribute__((always_inline))
+#else
+#define QOPS_FORCE_INLINE static inline
+#endif
+
 #define QOPS_ROW_ENTRY(name, mode)                                                                           \
     QOPS_CLONES static int name(const double *restrict xr, const double *restrict xo, double *restrict yr,  \
                                 const double *restrict K, double *restrict s1, double *restrict s2,          \
@@ -244,6 +252,170 @@ QOPS_CLONES static void qops_rank_rows(const double *x, double *y, ptrdiff_t T, 
             yr[b] = qops_rank_value(less, eq, cnt, v);
         }
     }
+}
+
+/*
+ * Rolling max / min of the finite values (NaN and +-inf are missing; an all-missing window gives NaN) for
+ * columns j0..j0+B-1, by van Herk / Gil-Werman: the rows are cut into blocks of w; a window ending at row t
+ * is the tail of the previous block from t - w + 1 (its suffix extreme) plus the head of t's block up to t
+ * (the running prefix extreme). Three comparisons per cell whatever w, row by row across the columns
+ * (vectorised). `suf` holds w * B doubles (the previous block's suffix extremes), `pre` B doubles.
+ */
+static inline double qops_pick(double a, double b, int is_max)
+{
+    /* the extreme of a and b ignoring NaN (a NaN only when both are) */
+    return (b != b || (is_max ? a > b : a < b)) ? a : b;
+}
+
+QOPS_FORCE_INLINE void qops_extreme_rows(const double *x, double *y, ptrdiff_t T, ptrdiff_t N, ptrdiff_t j0,
+                                     ptrdiff_t B, ptrdiff_t w, int is_max, double *suf, double *pre)
+{
+    for (ptrdiff_t r0 = 0; r0 < T; r0 += w) {
+        ptrdiff_t r1 = r0 + w < T ? r0 + w : T;
+        for (ptrdiff_t t = r0; t < r1; t++) {
+            const double *restrict xr = x + t * N + j0;
+            double *restrict yr = y + t * N + j0;
+            double *restrict pr = pre;
+            ptrdiff_t lo = t - w + 1;
+            int fresh = t == r0, tail = lo > 0 && lo < r0;
+            const double *restrict sr = tail ? suf + (lo - (r0 - w)) * B : suf;
+            for (ptrdiff_t b = 0; b < B; b++) {
+                double v = xr[b] - xr[b] == 0.0 ? xr[b] : NAN;
+                double p = fresh ? v : qops_pick(v, pr[b], is_max);
+                pr[b] = p;
+                yr[b] = tail ? qops_pick(sr[b], p, is_max) : p;
+            }
+        }
+        if (r1 == T)
+            break;
+        for (ptrdiff_t t = r1 - 1; t >= r0; t--) { /* suffix extremes of this block, for the next one */
+            const double *restrict xr = x + t * N + j0;
+            double *restrict sr = suf + (t - r0) * B;
+            const double *restrict nr = suf + (t - r0 + 1) * B;
+            int last = t == r1 - 1;
+            for (ptrdiff_t b = 0; b < B; b++) {
+                double v = xr[b] - xr[b] == 0.0 ? xr[b] : NAN;
+                sr[b] = last ? v : qops_pick(v, nr[b], is_max);
+            }
+        }
+    }
+}
+
+QOPS_CLONES static void qops_max_rows(const double *x, double *y, ptrdiff_t T, ptrdiff_t N, ptrdiff_t j0,
+                                      ptrdiff_t B, ptrdiff_t w, double *suf, double *pre)
+{
+    qops_extreme_rows(x, y, T, N, j0, B, w, 1, suf, pre);
+}
+
+QOPS_CLONES static void qops_min_rows(const double *x, double *y, ptrdiff_t T, ptrdiff_t N, ptrdiff_t j0,
+                                      ptrdiff_t B, ptrdiff_t w, double *suf, double *pre)
+{
+    qops_extreme_rows(x, y, T, N, j0, B, w, 0, suf, pre);
+}
+
+/*
+ * Rolling 1-based position of the window's max (min) for columns j0..j0+B-1, with numpy's argmax rules as
+ * Qlib applies them: the first occurrence of the extreme; if the window holds a missing row (NaN or +-inf),
+ * the first missing row; NaN for a window without any value. Column b starts at row first[b] (its listing):
+ * rows above it do not exist, so the window is clipped there and positions count from it.
+ *
+ * Same van Herk blocks as qops_extreme_rows, carrying (best value, its row, first missing row) per cell:
+ * the prefix keeps the earlier row on ties, the suffix (scanned backwards) takes the earlier one, and the
+ * tail of the previous block wins ties against the head of the current one. Row numbers are held in
+ * doubles (exact), "no missing row" is +inf. `suf` holds 3 * (w + 1) * B doubles, `pre` 6 * B.
+ */
+QOPS_FORCE_INLINE void qops_argext_rows(const double *x, double *y, ptrdiff_t T, ptrdiff_t N, ptrdiff_t j0,
+                                    ptrdiff_t B, ptrdiff_t w, const double *first, int is_max, double *suf,
+                                    double *pre)
+{
+    double *restrict pv = pre, *restrict pi = pre + B, *restrict pm = pre + 2 * B;
+    double *restrict none = pre + 3 * B; /* a neutral suffix (no value, no missing row) */
+    for (ptrdiff_t b = 0; b < B; b++) {
+        none[b] = NAN;
+        none[B + b] = 0.0;
+        none[2 * B + b] = INFINITY;
+    }
+    for (ptrdiff_t r0 = 0; r0 < T; r0 += w) {
+        ptrdiff_t r1 = r0 + w < T ? r0 + w : T;
+        for (ptrdiff_t t = r0; t < r1; t++) {
+            const double *restrict xr = x + t * N + j0;
+            double *restrict yr = y + t * N + j0;
+            ptrdiff_t lo = t - w + 1;
+            int tail = lo > 0 && lo < r0;
+            const double *restrict sv = tail ? suf + (lo - (r0 - w)) * 3 * B : none;
+            const double *restrict si = sv + B, *restrict sm = sv + 2 * B;
+            if (t == r0) /* the prefix restarts at the block's first row */
+                for (ptrdiff_t b = 0; b < 3 * B; b++)
+                    pre[b] = none[b];
+            double row = (double)t, wlo = (double)(lo > 0 ? lo : 0);
+            for (ptrdiff_t b = 0; b < B; b++) {
+                /* one comparison per select: the loop stays branch-free and vectorises */
+                double v = xr[b], f = first[b];
+                double has = v - v == 0.0 ? v : NAN, gap = v - v == 0.0 ? INFINITY : row;
+                double vv = row >= f ? has : NAN;        /* the row's value, NaN if none or not listed */
+                double miss = row >= f ? gap : INFINITY; /* the row if it is listed without a value */
+                double bv = pv[b], bi = pi[b], bm = pm[b];
+                /* the newer row wins only when strictly better (a NaN vv "winning" over a NaN bv is harmless) */
+                double newer = bv != bv || (is_max ? vv > bv : vv < bv) ? 1.0 : 0.0;
+                bv = newer != 0.0 ? vv : bv;
+                bi = newer != 0.0 ? row : bi;
+                bm = bm < miss ? bm : miss;
+                pv[b] = bv;
+                pi[b] = bi;
+                pm[b] = bm;
+            }
+            for (ptrdiff_t b = 0; b < B; b++) { /* a separate loop: one this size still vectorises */
+                double f = first[b], bv = pv[b], bi = pi[b], bm = pm[b];
+                /* the older block tail wins ties (a NaN tail never wins over a value) */
+                double tv = sv[b], ti = si[b], tm = sm[b];
+                double older = bv != bv || (is_max ? tv >= bv : tv <= bv) ? 1.0 : 0.0;
+                bv = older != 0.0 ? tv : bv;
+                bi = older != 0.0 ? ti : bi;
+                bm = tm < bm ? tm : bm;
+                double start = wlo > f ? wlo : f;
+                double pos = bm < INFINITY ? bm : bi;
+                double out = bv == bv ? pos - start + 1.0 : NAN;
+                yr[b] = row >= f ? out : NAN;
+            }
+        }
+        if (r1 == T)
+            break;
+        for (ptrdiff_t t = r1 - 1; t >= r0; t--) { /* suffix (value, row, first missing) of this block */
+            const double *restrict xr = x + t * N + j0;
+            double *restrict sv = suf + (t - r0) * 3 * B, *restrict si = sv + B, *restrict sm = sv + 2 * B;
+            const double *restrict nv = sv + 3 * B, *restrict ni = nv + B, *restrict nm = nv + 2 * B;
+            if (t == r1 - 1) /* the block's last row starts the suffix: nothing after it */
+                for (ptrdiff_t b = 0; b < 3 * B; b++)
+                    sv[3 * B + b] = none[b];
+            double row = (double)t;
+            for (ptrdiff_t b = 0; b < B; b++) {
+                double v = xr[b], f = first[b];
+                double has = v - v == 0.0 ? v : NAN, gap = v - v == 0.0 ? INFINITY : row;
+                double vv = row >= f ? has : NAN;
+                double miss = row >= f ? gap : INFINITY;
+                double bv = nv[b], bi = ni[b], bm = nm[b];
+                /* scanning backwards the older row wins ties */
+                double older = bv != bv || (is_max ? vv >= bv : vv <= bv) ? 1.0 : 0.0;
+                sv[b] = older != 0.0 ? vv : bv;
+                si[b] = older != 0.0 ? row : bi;
+                sm[b] = miss < bm ? miss : bm;
+            }
+        }
+    }
+}
+
+QOPS_CLONES static void qops_argmax_rows(const double *x, double *y, ptrdiff_t T, ptrdiff_t N, ptrdiff_t j0,
+                                         ptrdiff_t B, ptrdiff_t w, const double *first, double *suf,
+                                         double *pre)
+{
+    qops_argext_rows(x, y, T, N, j0, B, w, first, 1, suf, pre);
+}
+
+QOPS_CLONES static void qops_argmin_rows(const double *x, double *y, ptrdiff_t T, ptrdiff_t N, ptrdiff_t j0,
+                                         ptrdiff_t B, ptrdiff_t w, const double *first, double *suf,
+                                         double *pre)
+{
+    qops_argext_rows(x, y, T, N, j0, B, w, first, 0, suf, pre);
 }
 
 #endif /* QOPS_ROWKERNELS_H */

@@ -296,13 +296,15 @@ def rolling_slope(x: ArrayLike, window: int, *, num_threads: int = 0) -> FloatAr
     return _run1(_rolling.rolling_slope, x, window, num_threads)
 
 
-def rolling_rsquare(x: ArrayLike, window: int, *, num_threads: int = 0) -> FloatArray:
+def rolling_rsquare(
+    x: ArrayLike, window: int, *, num_threads: int = 0, std_atol: float | None = None
+) -> FloatArray:
     """R-squared of the least-squares line of the values on their row position (Qlib's ``Rsquare``).
 
-    Fewer than 2 values or a constant window give NaN. Qlib's extra guard (NaN where the rolling std is
-    within 2e-5 of 0) is left to the caller, e.g. with :func:`rolling_std`.
+    Fewer than 2 values or a constant window give NaN. ``std_atol`` adds Qlib's float-noise guard: NaN where
+    the window's sample std is within ``std_atol`` of 0 (computed from the kernel's own sums).
     """
-    return _run1(_rolling.rolling_rsquare, x, window, num_threads)
+    return _run1(_rolling.rolling_rsquare, x, window, num_threads, _atol(std_atol))
 
 
 def rolling_resi(x: ArrayLike, window: int, *, num_threads: int = 0) -> FloatArray:
@@ -332,22 +334,35 @@ def rolling_cov(a: ArrayLike, b: ArrayLike, window: int, *, num_threads: int = 0
     return _run2(_rolling.rolling_cov, a, b, window, num_threads)
 
 
-def rolling_corr(a: ArrayLike, b: ArrayLike, window: int, *, num_threads: int = 0) -> FloatArray:
+def rolling_corr(
+    a: ArrayLike, b: ArrayLike, window: int, *, num_threads: int = 0, std_atol: float | None = None
+) -> FloatArray:
     """Rolling Pearson correlation of ``a`` and ``b`` over the rows where both have a value.
 
     pandas ``a.rolling(window, min_periods=1).corr(b)``: NaN when either side is constant (or has one row),
-    clipped to [-1, 1]. Qlib's extra guard (NaN where either rolling std is within 2e-5 of 0) is left to the
-    caller. ``window=0`` is the expanding correlation (Qlib raises on ``Corr(a, b, 0)``; this computes it).
+    clipped to [-1, 1]. ``std_atol`` adds Qlib's float-noise guard: NaN where either side's own rolling std
+    (over its own values) is within ``std_atol`` of 0. ``window=0`` is the expanding correlation (Qlib raises
+    on ``Corr(a, b, 0)``; this computes it).
     """
-    return _run2(_rolling.rolling_corr, a, b, window, num_threads)
+    return _run2(_rolling.rolling_corr, a, b, window, num_threads, _atol(std_atol))
 
 
-def _run2(fn: Any, a: ArrayLike, b: ArrayLike, window: Any, num_threads: int | None) -> FloatArray:
+def _run2(fn: Any, a: ArrayLike, b: ArrayLike, window: Any, num_threads: int | None, *extra: float) -> FloatArray:
     left, was_1d = _panel(a, "a")
     right, _ = _panel(b, "b")
     if left.shape != right.shape:
         raise ValueError(f"a and b must have the same shape, got {np.shape(a)} and {np.shape(b)}")
-    return _shape_back(fn(left, right, _window(window), _threads(num_threads)), was_1d)
+    return _shape_back(fn(left, right, _window(window), *extra, _threads(num_threads)), was_1d)
+
+
+def _atol(std_atol: float | None) -> float:
+    """A std guard tolerance for the kernels (-1: no guard)."""
+    if std_atol is None:
+        return -1.0
+    value = float(std_atol)
+    if not value >= 0:
+        raise ValueError(f"std_atol must be >= 0, got {std_atol!r}")
+    return value
 
 
 # ----------------------------------------------------------------------------------------------------------

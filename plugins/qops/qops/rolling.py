@@ -133,19 +133,11 @@ def _quantile_lookback(_x: Any, n: Any, q: Any) -> tuple[float, float]:
     return _rolling_lookback(window)
 
 
-def _near_zero_std(ctx: OpContext, data: np.ndarray, window: int) -> np.ndarray:
-    std = kernels.rolling_std(data, window, num_threads=ctx.num_threads)
-    # np.isclose(std, 0, atol=STD_ATOL) is |std| <= STD_ATOL (NaN compares False), without isclose's overhead
-    return np.abs(std, out=std) <= STD_ATOL
-
-
 def _rsquare(ctx: OpContext, x: Any, n: Any) -> np.ndarray:
+    # Qlib's np.isclose(std, 0, atol=STD_ATOL) guard (rolling windows only), applied inside the kernel
     window = int(_window(n))
-    data = _as_float(x)
-    out = kernels.rolling_rsquare(data, window, num_threads=ctx.num_threads)
-    if window > 0:
-        out[_near_zero_std(ctx, data, window)] = np.nan
-    return out
+    atol = STD_ATOL if window > 0 else None
+    return kernels.rolling_rsquare(_as_float(x), window, num_threads=ctx.num_threads, std_atol=atol)
 
 
 def _pair(kernel_name: str, guard: bool) -> Callable[..., np.ndarray]:
@@ -154,10 +146,10 @@ def _pair(kernel_name: str, guard: bool) -> Callable[..., np.ndarray]:
         shape = (len(ctx.dates), len(ctx.instruments))
         left = _as_float(np.broadcast_to(a, shape))
         right = _as_float(np.broadcast_to(b, shape))
-        out = getattr(kernels, kernel_name)(left, right, window, num_threads=ctx.num_threads)
-        if guard:
-            out[_near_zero_std(ctx, left, window) | _near_zero_std(ctx, right, window)] = np.nan
-        return out
+        kernel = getattr(kernels, kernel_name)
+        if guard:  # Qlib's np.isclose(std, 0, atol=STD_ATOL) on either side, applied inside the kernel
+            return kernel(left, right, window, num_threads=ctx.num_threads, std_atol=STD_ATOL)
+        return kernel(left, right, window, num_threads=ctx.num_threads)
 
     return compute
 
