@@ -92,6 +92,9 @@ class Operator:
         arguments are evaluated on that instrument alone and broadcast to every column (``ChangeInstrument``).
     :ivar fills_missing: the operator can give a value where all its inputs are missing (comparisons, logic,
         ``If``, ``Count``, ``Power(x, 0)``); the engine then blanks its output on rows an instrument has no data.
+    :ivar input_dtype: the dtype the operator computes in (``"float64"`` for compiled kernels), or None to take
+        arrays as they come. The engine then hands every array argument as a C-contiguous array of that dtype,
+        converting each subexpression's value at most once per evaluation however many operators read it.
     """
 
     name: str
@@ -101,6 +104,7 @@ class Operator:
     description: str = ""
     instrument_param: int | None = None
     fills_missing: bool = False
+    input_dtype: str | None = None
 
     def bind(self, args: Sequence[Any]) -> tuple[Any, ...]:
         """Complete ``args`` with defaults; raise ``TypeError`` with a readable message on a wrong count."""

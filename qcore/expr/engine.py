@@ -344,6 +344,7 @@ class ExpressionEngine:
         outside = (row_numbers < first_rows[None, :]) | (row_numbers > last_rows[None, :])
         any_outside = bool(outside.any())
         values: dict[Node, Any] = {}
+        converted: dict[Node, dict[str, np.ndarray]] = {}  # node -> dtype -> its value in that dtype
         workers = self._workers() if workers is None else workers
         if workers > 1:
             context = attrs.evolve(context, num_threads=1)
@@ -355,13 +356,25 @@ class ExpressionEngine:
                 return raw[node.name.lower()]
             return values[node]
 
+        def argument(node: Node, dtype: str | None) -> Any:
+            """A node's value for an operator computing in ``dtype``, converted once and shared."""
+            value = value_of(node)
+            if dtype is None or not isinstance(value, np.ndarray):
+                return value
+            if value.dtype == dtype and value.flags.c_contiguous:
+                return value
+            copies = converted.setdefault(node, {})
+            if dtype not in copies:  # two threads may both convert: the same bits, one copy is kept
+                copies[dtype] = np.ascontiguousarray(value, dtype=dtype)
+            return copies[dtype]
+
         def compute(node: Call) -> np.ndarray:
             op = self._operators[node.op]
             bound = op.bind(node.args)
             if op.instrument_param is not None:
                 result = self._on_instrument(node, op, bound, context)
             else:
-                args = [value_of(a) if isinstance(a, Node) else a for a in bound]
+                args = [argument(a, op.input_dtype) if isinstance(a, Node) else a for a in bound]
                 result = _as_panel_array(op.compute(context, *args), context)
                 # Rows before listing or after delisting do not exist for the instrument: blank them where a value
                 # could appear there (or flow back from there) at all.
@@ -379,6 +392,7 @@ class ExpressionEngine:
                     consumers[arg] -= 1
                     if consumers[arg] == 0:
                         values.pop(arg, None)
+                        converted.pop(arg, None)
 
         for root, slots in root_slots.items():  # roots that need no computation: fields and constants
             if not isinstance(root, Call):

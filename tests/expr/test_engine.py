@@ -119,6 +119,25 @@ def test_an_operator_error_on_a_worker_thread_reaches_the_caller(market: RandomM
         engine.evaluate(["Mean($close, 5)", "Broken(Mean($close, 3))", "Std($close, 4)"])
 
 
+def test_operators_get_inputs_in_their_dtype_converted_once(market: RandomMarket, operators) -> None:
+    seen: dict[str, list[np.ndarray]] = {"A": [], "B": [], "Raw": []}
+
+    def probe(name: str) -> Operator:
+        def compute(ctx, x):
+            seen[name].append(x)
+            return np.asarray(x, dtype=np.float64) * 1.0
+
+        return Operator(name, operators.get("Abs").params, compute, input_dtype=None if name == "Raw" else "float64")
+
+    ops = {name: operators.get(name) for name in operators.names()} | {n: probe(n) for n in seen}
+    engine = ExpressionEngine(market, ops, num_threads=1)
+    frame = engine.evaluate(["A($close)", "B($close)", "Raw($close)", "A($close/2)", "B($close/2)"])
+    assert [x.dtype for x in seen["A"] + seen["B"]] == [np.float64] * 4
+    assert seen["Raw"][0].dtype == np.float32  # the field as stored
+    assert seen["A"][0] is seen["B"][0] and seen["A"][1] is seen["B"][1]  # one conversion per subexpression
+    np.testing.assert_array_equal(frame["A($close)"].to_numpy(), frame["Raw($close)"].to_numpy())
+
+
 def test_results_do_not_depend_on_query_start(market: RandomMarket, operators) -> None:
     engine = ExpressionEngine(market, operators)
     exprs = ["Mean($close, 10)", "EMA($close, 5)", "Sum($volume, 0)", "Ref($close, 0)", "Std(Mean($close, 3), 4)",

@@ -24,6 +24,8 @@ from qcore.operators import UNBOUNDED, OpContext, Operator, Param
 from qops import kernels
 
 X = Param("x", "expr")
+#: The compiled kernels compute in float64: the engine converts each input once and shares it.
+F64 = "float64"
 N = Param("N", "number")
 Kernel = Callable[..., np.ndarray]
 
@@ -82,7 +84,7 @@ def _rolling(
             raise ValueError(f"window N must be >= {min_window} (or 0 for expanding), got {n!r}")
         return _rolling_lookback(window)
 
-    return Operator(name, (X, N), compute, lookback, description, fills_missing=fills_missing)
+    return Operator(name, (X, N), compute, lookback, description, fills_missing=fills_missing, input_dtype=F64)
 
 
 def _ref(ctx: OpContext, x: Any, n: Any) -> np.ndarray:
@@ -240,21 +242,32 @@ OPERATORS: tuple[Operator, ...] = (
         "Resi", "rolling_resi", "Residual of the newest value from the window's regression line.", ewm_quirk=False
     ),
     _rolling("WMA", "rolling_wma", "Linearly weighted mean, newest heaviest (Qlib's bug fixed).", ewm_quirk=False),
-    Operator("Rsquare", (X, N), _rsquare, _integer_lookback, "R-squared of a regression on the row position."),
+    Operator(
+        "Rsquare",
+        (X, N),
+        _rsquare,
+        _integer_lookback,
+        "R-squared of a regression on the row position.",
+        input_dtype=F64,
+    ),
     Operator(
         "Quantile",
         (X, N, Param("q", "number")),
         _quantile,
         _quantile_lookback,
         "Rolling quantile (linear interpolation).",
+        input_dtype=F64,
     ),
-    Operator("EMA", (X, N), _ema, _ema_lookback, "Exponential moving average (span N; alpha N if N < 1)."),
+    Operator(
+        "EMA", (X, N), _ema, _ema_lookback, "Exponential moving average (span N; alpha N if N < 1).", input_dtype=F64
+    ),
     Operator(
         "Corr",
         (X, Param("y", "expr"), N),
         _pair("rolling_corr", guard=True),
         _integer_lookback,
         "Rolling Pearson correlation of x and y.",
+        input_dtype=F64,
     ),
     Operator(
         "Cov",
@@ -262,6 +275,7 @@ OPERATORS: tuple[Operator, ...] = (
         _pair("rolling_cov", guard=False),
         _integer_lookback,
         "Rolling sample covariance of x and y.",
+        input_dtype=F64,
     ),
     Operator(
         "ChangeInstrument",
@@ -277,15 +291,20 @@ OPERATORS: tuple[Operator, ...] = (
         description="x evaluated on another instrument (Qlib's argument order).",
         instrument_param=1,
     ),
-    Operator("CSRank", (X,), _cross("cs_rank"), description="Percentile rank across the universe on each date."),
-    Operator("CSZScore", (X,), _cross("cs_zscore"), description="Z-score across the universe on each date."),
-    Operator("CSMean", (X,), _cross("cs_mean"), description="Mean across the universe on each date."),
-    Operator("CSDemean", (X,), _cross("cs_demean"), description="x minus its cross-sectional mean."),
+    Operator(
+        "CSRank", (X,), _cross("cs_rank"), description="Percentile rank across the universe on a date.", input_dtype=F64
+    ),
+    Operator(
+        "CSZScore", (X,), _cross("cs_zscore"), description="Z-score across the universe on each date.", input_dtype=F64
+    ),
+    Operator("CSMean", (X,), _cross("cs_mean"), description="Mean across the universe on each date.", input_dtype=F64),
+    Operator("CSDemean", (X,), _cross("cs_demean"), description="x minus its cross-sectional mean.", input_dtype=F64),
     Operator(
         "CSQuantile",
         (X, Param("q", "number")),
         _cross("cs_quantile"),
         _cs_quantile_lookback,
         "Cross-sectional quantile on each date.",
+        input_dtype=F64,
     ),
 )
