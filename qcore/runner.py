@@ -3,7 +3,10 @@
 Steps, each present when its config section is: data (open the provider, pick the universe, record field
 coverage) → dataset (evaluate the feature set, fit processors) → model (fit, predict the test segment) → records
 (registered components such as the signal, its analysis and the backtest, reading what earlier steps left in
-``context.state``).
+``context.state``). The recorder opens the run and records what the steps produce on a worker thread
+(:class:`qcore.tracking.BackgroundRun`), so a slow tracking store does not hold the steps up: the worker starts
+when the model begins training (native code that leaves the interpreter to the worker), or before the records
+when there is no model.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import logging
 import platform
 from collections.abc import Mapping
+from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -20,6 +25,7 @@ from qcore.config import WorkflowConfig
 from qcore.errors import ConfigError, QcoreError, UnknownComponentError
 from qcore.kernel import Kernel
 from qcore.protocols import DataProvider, Run
+from qcore.tracking import BackgroundRun
 from qcore.types import Panel, clip_universe, membership_mask
 
 logger = logging.getLogger(__name__)
@@ -142,12 +148,12 @@ def _dataset_step(context: RunContext) -> tuple[dict[str, float], dict[str, Any]
 
 def _model_step(context: RunContext) -> tuple[dict[str, float], dict[str, Any]]:
     import tempfile
-    from pathlib import Path
 
     config, kernel = context.config, context.kernel
     assert config.model is not None
     dataset = context.state["dataset"]
     model = kernel.create("model", config.model.name, **config.model.kwargs)
+    _start_tracking(context)
     model.fit(dataset)
     segment = "test" if "test" in dataset.segments else list(dataset.segments)[-1]
     pred = model.predict(dataset, segment)
@@ -164,8 +170,16 @@ def _model_step(context: RunContext) -> tuple[dict[str, float], dict[str, Any]]:
     return {"model.predictions": float(pred.notna().sum())}, artifacts
 
 
+def _start_tracking(context: RunContext) -> None:
+    """Let the run's recorder worker begin (see :class:`qcore.tracking.BackgroundRun`); no-op for other runs."""
+    start = getattr(context.run, "start", None)
+    if callable(start):
+        start()
+
+
 def _record_step(spec: Any) -> Any:
     def step(context: RunContext) -> tuple[dict[str, float], dict[str, Any]]:
+        _start_tracking(context)
         record = context.kernel.create("record", spec.name, **spec.kwargs)
         output: RecordOutput = record.generate(context)
         return dict(output.metrics), dict(output.artifacts)
@@ -178,7 +192,7 @@ def run_workflow(config: WorkflowConfig, kernel: Kernel, *, run_name: str | None
     """Execute ``config`` with the components of ``kernel``, tracked by the configured recorder."""
     check_components(config, kernel)
     recorder = kernel.create("recorder", config.recorder.name, **config.recorder.kwargs)
-    run = recorder.start_run(config.experiment, run_name)
+    run = BackgroundRun(lambda: recorder.start_run(config.experiment, run_name), start=False)
     context = RunContext(config=config, kernel=kernel, run=run)
     try:
         run.log_params(config.params())
@@ -190,7 +204,7 @@ def run_workflow(config: WorkflowConfig, kernel: Kernel, *, run_name: str | None
             context.market_rules = kernel.create("market_rules", spec.name, **spec.kwargs)
         kernel.before_run(context)
         metrics: dict[str, float] = {}
-        stored: dict[str, str] = {}
+        stored: dict[str, Future[Path | str]] = {}
         steps = [_data_step]
         if config.dataset is not None:
             steps.append(_dataset_step)
@@ -202,17 +216,26 @@ def run_workflow(config: WorkflowConfig, kernel: Kernel, *, run_name: str | None
             if step_metrics:
                 run.log_metrics(step_metrics)
                 metrics.update(step_metrics)
-            stored.update({name: str(run.log_artifact(name, obj)) for name, obj in artifacts.items()})
-        result = RunResult(run.run_id, metrics, stored)
+            stored.update({name: run.log_artifact_later(name, obj) for name, obj in artifacts.items()})
+        result = RunResult(run.run_id, metrics, {name: str(path.result()) for name, path in stored.items()})
         kernel.after_run(context, result)
     except BaseException as exc:
         try:
             kernel.on_run_error(context, exc)
         finally:
-            run.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+            _end_failed(run, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
     run.end("FINISHED")
     return result
+
+
+def _end_failed(run: BackgroundRun, status: str) -> None:
+    """Close a failed run with ``status``; a recorder error on the way is logged, so the run's own error is what
+    the caller sees."""
+    try:
+        run.end(status)
+    except Exception as exc:  # the recorder itself may be what failed
+        logger.debug("could not mark the run %s: %s", status, exc)
 
 
 def _tags(kernel: Kernel) -> dict[str, str]:

@@ -337,6 +337,15 @@ cdef extern from "_rowkernels.h" nogil:
                           Py_ssize_t w, const double* first, double* suf, double* pre)
     void qops_argmin_rows(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t B,
                           Py_ssize_t w, const double* first, double* suf, double* pre)
+    int QOPS_PAIR_FIELDS
+    int QP_KA, QP_KB, QP_SA, QP_SB, QP_SAA, QP_SBB, QP_SAB, QP_PA, QP_PB, QP_N, QP_RUNA, QP_RUNB, QP_LASTA
+    int QP_LASTB, QP_ODD, QP_FLAG
+    double qops_pair_value(double n, double sa, double sb, double saa, double sbb, double sab, double runa,
+                           double runb, int mode, double atol)
+    int qops_cov_row(const double* ar, const double* br, const double* ao, const double* bo, double* yr,
+                     double* S, Py_ssize_t B, double atol)
+    int qops_corr_row(const double* ar, const double* br, const double* ao, const double* bo, double* yr,
+                      double* S, Py_ssize_t B, double atol)
     int qops_sum_row(const double* xr, const double* xo, double* yr, const double* K, double* s1, double* s2,
                      double* peak, double* nn, Py_ssize_t B)
     int qops_mean_row(const double* xr, const double* xo, double* yr, const double* K, double* s1, double* s2,
@@ -1050,16 +1059,6 @@ cdef inline void _pair_rebuild(const double* a, const double* b, Py_ssize_t st, 
             A.sab = A.sab + _ser_add(&A.a, va) * _ser_add(&A.b, vb)
 
 
-cdef struct PairState:
-    Pair A
-    double lasta
-    double lastb
-    Py_ssize_t runa
-    Py_ssize_t runb
-    Py_ssize_t since
-    Py_ssize_t odd      # rows of the window where exactly one side has a value
-
-
 cdef inline double _own_var(const double* x, Py_ssize_t st, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     """Sample variance (ddof=1) of the finite values of rows lo..hi, two passes; NaN below 2 values."""
     cdef Py_ssize_t i, c = 0
@@ -1082,123 +1081,81 @@ cdef inline double _own_var(const double* x, Py_ssize_t st, Py_ssize_t lo, Py_ss
     return acc / (c - 1)
 
 
-cdef inline double _pair_step(PairState* c, const double* acol, const double* bcol, Py_ssize_t st, Py_ssize_t t,
-                              Py_ssize_t lo, double va, double vb, double vao, double vbo, bint has_out,
-                              Py_ssize_t every, int mode, double atol) noexcept nogil:
-    """Advance one column pair by one row (mode: 0 cov with ddof=1, 1 corr).
-
-    With ``atol >= 0`` (corr), the result is NaN where either side's own rolling std (ddof=1, over its own
-    values) is <= atol: Qlib's guard. When both sides miss the same rows the pair's sums give those stds;
-    otherwise each side's window is summed directly.
-    """
-    cdef Pair* A = &c.A
-    cdef bint fa = c_isfinite(va), fb = c_isfinite(vb)
-    cdef bint fin = fa and fb
-    cdef double caa, cbb, cab, r, var_a, var_b
-    if fa != fb:
-        c.odd += 1
-    if has_out and c_isfinite(vao) != c_isfinite(vbo):
-        c.odd -= 1
-    if fin:
-        if va == c.lasta:
-            c.runa += 1
-        else:
-            c.runa = 1
-        c.lasta = va
-        if vb == c.lastb:
-            c.runb += 1
-        else:
-            c.runb = 1
-        c.lastb = vb
-    if c.since < every:
-        if has_out and c_isfinite(vao) and c_isfinite(vbo):
-            A.n -= 1
-            A.sab = A.sab - _ser_remove(&A.a, vao) * _ser_remove(&A.b, vbo)
-        if fin:
-            A.n += 1
-            A.sab = A.sab + _ser_add(&A.a, va) * _ser_add(&A.b, vb)
-        c.since += 1
-        if A.n == 0:
-            A.sab = 0.0
-            _ser_reset(&A.a, A.a.K)
-            _ser_reset(&A.b, A.b.K)
-        elif _ser_stale(&A.a, A.n) or _ser_stale(&A.b, A.n):
-            c.since = every
-    if c.since >= every:
-        _pair_rebuild(acol, bcol, st, lo if lo > 0 else 0, t, A)
-        c.since = 0
-    if mode == 0:
-        if A.n < 2:
-            return NAN
-        if c.runa >= A.n or c.runb >= A.n:
-            return 0.0
-        return (A.sab - A.a.s1 * (A.b.s1 / A.n)) / (A.n - 1)
-    if A.n < 1 or c.runa >= A.n or c.runb >= A.n:
-        return NAN
-    caa = A.a.s2 - A.a.s1 * (A.a.s1 / A.n)
-    cbb = A.b.s2 - A.b.s1 * (A.b.s1 / A.n)
-    cab = A.sab - A.a.s1 * (A.b.s1 / A.n)
-    if caa <= 0 or cbb <= 0:
-        return NAN
-    if atol >= 0:
-        if c.odd == 0:
-            var_a = caa / (A.n - 1)
-            var_b = cbb / (A.n - 1)
-        else:
-            var_a = _own_var(acol, st, lo if lo > 0 else 0, t)
-            var_b = _own_var(bcol, st, lo if lo > 0 else 0, t)
-        if sqrt(var_a) <= atol or sqrt(var_b) <= atol:
-            return NAN
-    r = cab / sqrt(caa * cbb)
-    if r > 1.0:
-        return 1.0
-    if r < -1.0:
-        return -1.0
-    return r
+ctypedef int (*pair_row_t)(const double* ar, const double* br, const double* ao, const double* bo, double* yr,
+                          double* S, Py_ssize_t B, double atol) noexcept nogil
 
 
 cdef inline int _rm_pair(const double* a, const double* bb, double* y, Py_ssize_t T, Py_ssize_t N,
                          Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t w, int mode, double atol=-1.0) noexcept nogil:
-    cdef Py_ssize_t B = j1 - j0, k, t, lo, every = REBUILD_EVERY * w
-    cdef PairState* cs
+    """Rolling cov (mode 0) / corr (mode 1) of columns j0..j1-1, row by row.
+
+    A vectorised pass per row (qops_cov_row / qops_corr_row in _rowkernels.h) updates every column; a scalar
+    pass follows on the rows where some column needs it: every REBUILD_EVERY * w rows all sums are rebuilt from
+    the window, stale ones in between, and where a correlation guard (atol >= 0) meets a window whose two
+    sides miss different rows, each side's own std is computed from its window directly.
+    """
+    cdef Py_ssize_t B = j1 - j0, b, t, lo, s, every = REBUILD_EVERY * w
+    cdef double* S
+    cdef double* nan_row
+    cdef double value
+    cdef bint periodic, rebuild
+    cdef Pair A
+    cdef pair_row_t row = qops_cov_row if mode == 0 else qops_corr_row
     if B <= 0:
         return 0
-    cs = <PairState*>malloc(B * sizeof(PairState))
-    if cs == NULL:
+    S = <double*>malloc((QOPS_PAIR_FIELDS + 1) * B * sizeof(double))
+    if S == NULL:
         return 1
-    for k in range(B):
-        cs[k].A.n = 0
-        cs[k].A.sab = 0.0
-        _ser_reset(&cs[k].A.a, 0.0)
-        _ser_reset(&cs[k].A.b, 0.0)
-        cs[k].lasta = NAN
-        cs[k].lastb = NAN
-        cs[k].runa = 0
-        cs[k].runb = 0
-        cs[k].since = every
-        cs[k].odd = 0
-    cdef PairState c
-    cdef const double* ac
-    cdef const double* bc
-    cdef double* yc
-    cdef Py_ssize_t t0, t1
-    for t0 in range(0, T, ROW_BLOCK):
-        t1 = t0 + ROW_BLOCK if t0 + ROW_BLOCK < T else T
-        for k in range(B):
-            c = cs[k]
-            ac = a + j0 + k
-            bc = bb + j0 + k
-            yc = y + j0 + k
-            for t in range(t0, t1):
-                lo = t - w + 1
-                if lo > 0:
-                    yc[t * N] = _pair_step(&c, ac, bc, N, t, lo, ac[t * N], bc[t * N], ac[(lo - 1) * N],
-                                           bc[(lo - 1) * N], True, every, mode, atol)
-                else:
-                    yc[t * N] = _pair_step(&c, ac, bc, N, t, lo, ac[t * N], bc[t * N], 0.0, 0.0, False, every,
-                                           mode, atol)
-            cs[k] = c
-    free(cs)
+    nan_row = S + QOPS_PAIR_FIELDS * B
+    for b in range(QOPS_PAIR_FIELDS * B):
+        S[b] = 0.0
+    for b in range(B):
+        nan_row[b] = NAN
+    for t in range(T):
+        lo = t - w + 1
+        s = lo if lo > 0 else 0
+        periodic = t % every == 0
+        if not row(a + t * N + j0, bb + t * N + j0, a + (lo - 1) * N + j0 if lo > 0 else nan_row,
+                   bb + (lo - 1) * N + j0 if lo > 0 else nan_row, y + t * N + j0, S, B, atol) and not periodic:
+            continue
+        for b in range(B):
+            if not periodic and S[QP_FLAG * B + b] == 0:
+                continue
+            A.n = <Py_ssize_t>S[QP_N * B + b]
+            A.sab = S[QP_SAB * B + b]
+            A.a.K = S[QP_KA * B + b]
+            A.a.s1 = S[QP_SA * B + b]
+            A.a.s2 = S[QP_SAA * B + b]
+            A.a.peak = S[QP_PA * B + b]
+            A.b.K = S[QP_KB * B + b]
+            A.b.s1 = S[QP_SB * B + b]
+            A.b.s2 = S[QP_SBB * B + b]
+            A.b.peak = S[QP_PB * B + b]
+            rebuild = periodic or (A.n > 0 and (_ser_stale(&A.a, A.n) or _ser_stale(&A.b, A.n)))
+            if rebuild:
+                _pair_rebuild(a + j0 + b, bb + j0 + b, N, s, t, &A)
+                S[QP_N * B + b] = <double>A.n
+                S[QP_SAB * B + b] = A.sab
+                S[QP_KA * B + b] = A.a.K
+                S[QP_SA * B + b] = A.a.s1
+                S[QP_SAA * B + b] = A.a.s2
+                S[QP_PA * B + b] = A.a.peak
+                S[QP_KB * B + b] = A.b.K
+                S[QP_SB * B + b] = A.b.s1
+                S[QP_SBB * B + b] = A.b.s2
+                S[QP_PB * B + b] = A.b.peak
+            if atol >= 0 and S[QP_ODD * B + b] > 0:
+                # the two sides miss different rows: the guard needs each side's own std
+                value = qops_pair_value(<double>A.n, A.a.s1, A.b.s1, A.a.s2, A.b.s2, A.sab, S[QP_RUNA * B + b],
+                                        S[QP_RUNB * B + b], mode, -1.0)
+                if value == value and (sqrt(_own_var(a + j0 + b, N, s, t)) <= atol
+                                       or sqrt(_own_var(bb + j0 + b, N, s, t)) <= atol):
+                    value = NAN
+                y[t * N + j0 + b] = value
+            elif rebuild:
+                y[t * N + j0 + b] = qops_pair_value(<double>A.n, A.a.s1, A.b.s1, A.a.s2, A.b.s2, A.sab,
+                                                    S[QP_RUNA * B + b], S[QP_RUNB * B + b], mode, atol)
+    free(S)
     return 0
 
 

@@ -418,4 +418,153 @@ QOPS_CLONES static void qops_argmin_rows(const double *x, double *y, ptrdiff_t T
     qops_argext_rows(x, y, T, N, j0, B, w, first, 0, suf, pre);
 }
 
+/*
+ * Rolling covariance (mode 0) / correlation (mode 1) of column pairs, row by row across the columns of a
+ * chunk (vectorised), over the rows where both sides have a value. The state of B columns is a structure of
+ * arrays, QOPS_PAIR_FIELDS arrays of B doubles (see the enum): anchors, shifted sums, the largest squared
+ * deviation taken in since the last rebuild (peak), the count, runs of equal values (exact constant windows),
+ * the count of rows where exactly one side has a value (odd) and a flag. One pass updates every column without
+ * branches and flags the columns that need the scalar pass: sums gone stale (as in the moments above), or a
+ * correlation guard that needs each side's own values (odd > 0, see _rolling.pyx).
+ */
+enum {
+    QP_KA, QP_KB, QP_SA, QP_SB, QP_SAA, QP_SBB, QP_SAB, QP_PA, QP_PB, QP_N, QP_RUNA, QP_RUNB, QP_LASTA,
+    QP_LASTB, QP_ODD, QP_FLAG, QOPS_PAIR_FIELDS
+};
+
+/* The statistic from the sums; one comparison per select (vectorisable). With atol >= 0 (corr), NaN where
+ * a side's std from the pair's sums is <= atol: right when odd == 0, else the scalar pass decides. */
+QOPS_FORCE_INLINE double qops_pair_value(double n, double sa, double sb, double saa, double sbb, double sab,
+                                     double runa, double runb, int mode, double atol)
+{
+    double caa = saa - sa * (sa / n), cbb = sbb - sb * (sb / n), cab = sab - sa * (sb / n);
+    if (mode == 0) {
+        double cov = cab / (n - 1.0);
+        cov = runa >= n ? 0.0 : cov;
+        cov = runb >= n ? 0.0 : cov;
+        return n < 2.0 ? NAN : cov;
+    }
+    double r = cab / sqrt(caa * cbb);
+    r = r > 1.0 ? 1.0 : r;
+    r = r < -1.0 ? -1.0 : r;
+    r = caa <= 0.0 ? NAN : r;
+    r = cbb <= 0.0 ? NAN : r;
+    r = runa >= n ? NAN : r;
+    r = runb >= n ? NAN : r;
+    r = n < 1.0 ? NAN : r;
+    double sda = sqrt(caa / (n - 1.0)), sdb = sqrt(cbb / (n - 1.0));
+    r = sda <= atol ? NAN : r; /* atol < 0: no guard (a std is never negative) */
+    r = sdb <= atol ? NAN : r;
+    return r;
+}
+
+/* The shifted sums of one row (restrict parameters rather than offsets into one block: GCC honours them and
+ * vectorises). Every array element is loaded into a local before any select: GCC does not speculate a load
+ * that only one arm of a select makes, and would give up on the loop. */
+QOPS_FORCE_INLINE void qops_pair_sums(const double *restrict ar, const double *restrict br,
+                                      const double *restrict ao, const double *restrict bo,
+                                      const double *restrict Ka, const double *restrict Kb, double *restrict Sa,
+                                      double *restrict Sb, double *restrict Saa, double *restrict Sbb,
+                                      double *restrict Sab, double *restrict Pa, double *restrict Pb,
+                                      double *restrict Nn, ptrdiff_t B)
+{
+    for (ptrdiff_t b = 0; b < B; b++) {
+        double va = ar[b], vb = br[b], vao = ao[b], vbo = bo[b], ka = Ka[b], kb = Kb[b];
+        double pa = Pa[b], pb = Pb[b];
+        double fa = va - va == 0.0 ? 1.0 : 0.0, fb = vb - vb == 0.0 ? 1.0 : 0.0;
+        double fao = vao - vao == 0.0 ? 1.0 : 0.0, fbo = vbo - vbo == 0.0 ? 1.0 : 0.0;
+        double f = fa * fb, fo = fao * fbo;
+        double xa = va - ka, xb = vb - kb, xao = vao - ka, xbo = vbo - kb;
+        double da = f != 0.0 ? xa : 0.0, db = f != 0.0 ? xb : 0.0;
+        double doa = fo != 0.0 ? xao : 0.0, dob = fo != 0.0 ? xbo : 0.0;
+        double n = Nn[b] + f - fo;
+        double keep = n == 0.0 ? 0.0 : 1.0; /* an empty window restarts its sums (anchors stay) */
+        Nn[b] = n;
+        Sa[b] = keep * (Sa[b] + (da - doa));
+        Sb[b] = keep * (Sb[b] + (db - dob));
+        Saa[b] = keep * (Saa[b] + (da * da - doa * doa));
+        Sbb[b] = keep * (Sbb[b] + (db * db - dob * dob));
+        Sab[b] = keep * (Sab[b] + (da * db - doa * dob));
+        Pa[b] = keep * (da * da > pa ? da * da : pa);
+        Pb[b] = keep * (db * db > pb ? db * db : pb);
+    }
+}
+
+/* Runs of equal values (exact constant windows) and the rows where one side alone has a value. The state is
+ * kept finite (runs and last values start at 0) so that it blends with arithmetic: GCC turns a select that
+ * keeps the stored value into a conditional store, which it does not vectorise. */
+QOPS_FORCE_INLINE void qops_pair_runs(const double *restrict ar, const double *restrict br,
+                                      const double *restrict ao, const double *restrict bo, double *restrict Ra,
+                                      double *restrict Rb, double *restrict La, double *restrict Lb,
+                                      double *restrict Od, ptrdiff_t B)
+{
+    for (ptrdiff_t b = 0; b < B; b++) {
+        double va = ar[b], vb = br[b], vao = ao[b], vbo = bo[b];
+        double ra = Ra[b], rb = Rb[b], la = La[b], lb = Lb[b], od = Od[b];
+        double fa = va - va == 0.0 ? 1.0 : 0.0, fb = vb - vb == 0.0 ? 1.0 : 0.0;
+        double fao = vao - vao == 0.0 ? 1.0 : 0.0, fbo = vbo - vbo == 0.0 ? 1.0 : 0.0;
+        double f = fa * fb;
+        double sa = f != 0.0 ? va : 0.0, sb = f != 0.0 ? vb : 0.0; /* finite stand-ins */
+        double eqa = sa == la ? 1.0 : 0.0, eqb = sb == lb ? 1.0 : 0.0;
+        Ra[b] = f * (eqa * ra + 1.0) + (1.0 - f) * ra;
+        Rb[b] = f * (eqb * rb + 1.0) + (1.0 - f) * rb;
+        La[b] = f * sa + (1.0 - f) * la;
+        Lb[b] = f * sb + (1.0 - f) * lb;
+        Od[b] = od + (fa - fb) * (fa - fb) - (fao - fbo) * (fao - fbo);
+    }
+}
+
+/* Flag (1.0 in Fl) the columns whose sums went stale or whose correlation guard needs each side's own values;
+ * returns whether any is flagged. */
+QOPS_FORCE_INLINE int qops_pair_flags(const double *restrict Sa, const double *restrict Sb,
+                                      const double *restrict Saa, const double *restrict Sbb,
+                                      const double *restrict Pa, const double *restrict Pb,
+                                      const double *restrict Nn, const double *restrict Od, double *restrict Fl,
+                                      ptrdiff_t B, double atol)
+{
+    double flag = 0.0;
+    for (ptrdiff_t b = 0; b < B; b++) {
+        double n = Nn[b], sa = Sa[b], sb = Sb[b], pa = Pa[b], pb = Pb[b], odd = Od[b];
+        double Da = n * Saa[b] - sa * sa, Db = n * Sbb[b] - sb * sb;
+        double stale = sa * sa > QOPS_DRIFT * Da ? 1.0 : 0.0;
+        stale = pa * n > QOPS_LOSS * Da ? 1.0 : stale;
+        stale = sb * sb > QOPS_DRIFT * Db ? 1.0 : stale;
+        stale = pb * n > QOPS_LOSS * Db ? 1.0 : stale;
+        double guarded = atol >= 0.0 ? odd : 0.0;
+        stale = guarded > 0.0 ? 1.0 : stale;
+        Fl[b] = stale;
+        flag += stale;
+    }
+    return flag != 0.0;
+}
+
+QOPS_FORCE_INLINE int qops_pair_row_body(const double *ar, const double *br, const double *ao, const double *bo,
+                                         double *yr, double *S, ptrdiff_t B, int mode, double atol)
+{
+    double *F[QOPS_PAIR_FIELDS];
+    for (int k = 0; k < QOPS_PAIR_FIELDS; k++)
+        F[k] = S + k * B;
+    qops_pair_sums(ar, br, ao, bo, F[QP_KA], F[QP_KB], F[QP_SA], F[QP_SB], F[QP_SAA], F[QP_SBB], F[QP_SAB],
+                   F[QP_PA], F[QP_PB], F[QP_N], B);
+    qops_pair_runs(ar, br, ao, bo, F[QP_RUNA], F[QP_RUNB], F[QP_LASTA], F[QP_LASTB], F[QP_ODD], B);
+    int flag = qops_pair_flags(F[QP_SA], F[QP_SB], F[QP_SAA], F[QP_SBB], F[QP_PA], F[QP_PB], F[QP_N], F[QP_ODD],
+                               F[QP_FLAG], B, atol);
+    for (ptrdiff_t b = 0; b < B; b++)
+        yr[b] = qops_pair_value(F[QP_N][b], F[QP_SA][b], F[QP_SB][b], F[QP_SAA][b], F[QP_SBB][b], F[QP_SAB][b],
+                                F[QP_RUNA][b], F[QP_RUNB][b], mode, atol);
+    return flag;
+}
+
+QOPS_CLONES static int qops_cov_row(const double *ar, const double *br, const double *ao, const double *bo,
+                                    double *yr, double *S, ptrdiff_t B, double atol)
+{
+    return qops_pair_row_body(ar, br, ao, bo, yr, S, B, 0, atol);
+}
+
+QOPS_CLONES static int qops_corr_row(const double *ar, const double *br, const double *ao, const double *bo,
+                                     double *yr, double *S, ptrdiff_t B, double atol)
+{
+    return qops_pair_row_body(ar, br, ao, bo, yr, S, B, 1, atol);
+}
+
 #endif /* QOPS_ROWKERNELS_H */

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +37,15 @@ def _client(tracking_uri: str) -> Any:
 
 
 class MlflowRun:
-    """One MLflow run, written through the client."""
+    """One MLflow run, written through the client.
 
-    def __init__(self, client: Any, run_id: str) -> None:
+    :param artifact_uri: the run's artifact location (as MLflow reported it when the run was created).
+    """
+
+    def __init__(self, client: Any, run_id: str, artifact_uri: str) -> None:
         self._client = client
         self.run_id = run_id
+        self.artifact_uri = artifact_uri
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log flattened params; values are stringified and cut to MLflow's limit."""
@@ -72,7 +77,7 @@ class MlflowRun:
         with tempfile.TemporaryDirectory(prefix="qcore-artifact-") as tmp:
             path = write_artifact(Path(tmp), name, obj)
             self._client.log_artifact(self.run_id, str(path))
-            return f"{self._client.get_run(self.run_id).info.artifact_uri}/{path.name}"
+            return f"{self.artifact_uri}/{path.name}"
 
     def end(self, status: str = "FINISHED") -> None:
         """Terminate the run with ``status``."""
@@ -90,7 +95,12 @@ class MlflowRecorder:
     def __init__(self, tracking_uri: str | None = None, artifact_root: str | os.PathLike[str] | None = None) -> None:
         self.tracking_uri = tracking_uri or default_tracking_uri()
         self.artifact_root = Path(artifact_root or Path.cwd() / "mlartifacts").resolve()
-        self._client = _client(self.tracking_uri)
+
+    @cached_property
+    def _client(self) -> Any:
+        """The MLflow client, made on first use: importing mlflow and opening (or creating) the store takes
+        seconds, which a workflow spends while its first steps run (see :class:`qcore.tracking.BackgroundRun`)."""
+        return _client(self.tracking_uri)
 
     def _experiment_id(self, name: str, create: bool) -> str | None:
         experiment = self._client.get_experiment_by_name(name)
@@ -107,7 +117,7 @@ class MlflowRecorder:
         """Open a run in ``experiment`` (created if needed)."""
         experiment_id = self._experiment_id(experiment, create=True)
         run = self._client.create_run(experiment_id, run_name=run_name)
-        return MlflowRun(self._client, run.info.run_id)
+        return MlflowRun(self._client, run.info.run_id, run.info.artifact_uri)
 
     def list_runs(self, experiment: str | None = None) -> list[dict[str, Any]]:
         """Run summaries, newest first."""
