@@ -204,7 +204,10 @@ class ExpressionEngine:
         block = np.empty((len(rows), len(plan.roots)), dtype=np.float32, order="F")
 
         def emit(i: int, value: np.ndarray) -> None:
-            block[:, i] = np.take(np.ascontiguousarray(value).reshape(-1), flat)
+            # float32 first (the same rounding as casting after), then gather straight into the block's column;
+            # every position in ``flat`` is valid, so "clip" never clips: it only skips numpy's slower raise path
+            cells = np.ascontiguousarray(value, dtype=np.float32).reshape(-1)
+            np.take(cells, flat, mode="clip", out=block[:, i])
 
         self._compute(plan, instruments, grid, emit)
         index = pd.MultiIndex(

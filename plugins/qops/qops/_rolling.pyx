@@ -342,6 +342,18 @@ cdef extern from "_rowkernels.h" nogil:
     int QP_LASTB, QP_ODD, QP_FLAG
     double qops_pair_value(double n, double sa, double sb, double saa, double sbb, double sab, double runa,
                            double runb, int mode, double atol)
+    int QOPS_REG_FIELDS
+    int QR_K, QR_R0, QR_N, QR_SU, QR_SUU, QR_SUE, QR_S1, QR_S2, QR_PK, QR_LAST, QR_RUN, QR_FLAG
+    double qops_reg_value(double n, double r0, double su, double suu, double sue, double K, double s1, double s2,
+                          double last, double run, double v, double row, double start, int mode, double atol)
+    int qops_slope_row(const double* xr, const double* xo, double* yr, double* S, Py_ssize_t B, double row,
+                       double row_out, double start, double atol)
+    int qops_rsquare_row(const double* xr, const double* xo, double* yr, double* S, Py_ssize_t B, double row,
+                         double row_out, double start, double atol)
+    int qops_resi_row(const double* xr, const double* xo, double* yr, double* S, Py_ssize_t B, double row,
+                      double row_out, double start, double atol)
+    int qops_wma_row(const double* xr, const double* xo, double* yr, double* S, Py_ssize_t B, double row,
+                     double row_out, double start, double atol)
     int qops_cov_row(const double* ar, const double* br, const double* ao, const double* bo, double* yr,
                      double* S, Py_ssize_t B, double atol)
     int qops_corr_row(const double* ar, const double* br, const double* ao, const double* bo, double* yr,
@@ -866,24 +878,6 @@ cdef inline void _reg_rebuild(const double* x, Py_ssize_t st, Py_ssize_t lo, Py_
             A.sue = A.sue + u * d
 
 
-cdef inline void _reg_add(Reg* A, Py_ssize_t row, double v) noexcept nogil:
-    cdef double u = <double>(row - A.r0)
-    cdef double d = _ser_add(&A.e, v)
-    A.n += 1
-    A.su = A.su + u
-    A.suu = A.suu + u * u
-    A.sue = A.sue + u * d
-
-
-cdef inline void _reg_remove(Reg* A, Py_ssize_t row, double v) noexcept nogil:
-    cdef double u = <double>(row - A.r0)
-    cdef double d = _ser_remove(&A.e, v)
-    A.n -= 1
-    A.su = A.su - u
-    A.suu = A.suu - u * u
-    A.sue = A.sue - u * d
-
-
 cdef inline bint _reg_stale(Reg* A) noexcept nogil:
     cdef double susq = A.su * A.su
     if susq > DRIFT * (A.n * A.suu - susq) and fabs(A.su) >= A.n:
@@ -891,112 +885,77 @@ cdef inline bint _reg_stale(Reg* A) noexcept nogil:
     return _ser_stale(&A.e, A.n)
 
 
-cdef struct RegState:
-    Reg A
-    double last
-    Py_ssize_t run
-    Py_ssize_t since
-
-
-cdef inline double _reg_step(RegState* c, const double* xcol, Py_ssize_t st, Py_ssize_t t, Py_ssize_t lo,
-                             double v, double vo, bint has_out, Py_ssize_t every, int mode,
-                             double atol) noexcept nogil:
-    """Advance one column by one row (mode: 0 slope, 1 rsquare, 2 resi, 3 wma).
-
-    With ``atol >= 0``, r-squared is NaN where the window's sample std of the values is <= atol (Qlib's guard).
-    """
-    cdef Reg* A = &c.A
-    cdef Py_ssize_t s = lo if lo > 0 else 0
-    cdef bint fin = c_isfinite(v)
-    cdef double mu, me, cuu, cue, cee, slope, wc
-    if fin:
-        if v == c.last:
-            c.run += 1
-        else:
-            c.run = 1
-        c.last = v
-    if c.since < every:
-        if has_out and c_isfinite(vo):
-            _reg_remove(A, lo - 1, vo)
-        if fin:
-            _reg_add(A, t, v)
-        c.since += 1
-        if A.n == 0:
-            A.su = 0.0
-            A.suu = 0.0
-            A.sue = 0.0
-            _ser_reset(&A.e, A.e.K)
-        elif _reg_stale(A):
-            c.since = every
-    if c.since >= every:
-        _reg_rebuild(xcol, st, s, t, A)
-        c.since = 0
-    if mode == 3:
-        if A.n == 0:
-            return NAN
-        if c.run >= A.n:
-            return c.last
-        # the weight of row i is i - s + 1 = u_i + wc
-        wc = <double>(A.r0 - s + 1)
-        return A.e.K + (A.sue + wc * A.e.s1) / (A.su + wc * A.n)
-    if A.n < 2 or (mode == 2 and not fin):
-        return NAN
-    if c.run >= A.n:
-        # constant window: flat line, nothing to explain
-        return NAN if mode == 1 else 0.0
-    mu = A.su / A.n
-    me = A.e.s1 / A.n
-    cuu = A.suu - A.su * mu
-    cue = A.sue - A.su * me
-    slope = cue / cuu
-    if mode == 0:
-        return slope
-    if mode == 1:
-        cee = A.e.s2 - A.e.s1 * me
-        if atol >= 0 and sqrt(cee / (A.n - 1)) <= atol:
-            return NAN
-        return (cue * cue) / (cuu * cee) if cee > 0 else NAN
-    return (v - A.e.K) - (me + slope * (<double>(t - A.r0) - mu))
+ctypedef int (*reg_row_t)(const double* xr, const double* xo, double* yr, double* S, Py_ssize_t B, double row,
+                         double row_out, double start, double atol) noexcept nogil
 
 
 cdef inline int _rm_regression(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0,
                                Py_ssize_t j1, Py_ssize_t w, int mode, double atol=-1.0) noexcept nogil:
-    cdef Py_ssize_t B = j1 - j0, b, t, lo, every = REBUILD_EVERY * w
-    cdef RegState* cs
+    """Slope (mode 0), r-squared (1), residual (2) or WMA (3) of columns j0..j1-1, row by row.
+
+    A vectorised pass per row (qops_*_row in _rowkernels.h) updates every column and flags the columns whose
+    sums look stale; a scalar pass rebuilds those from the window (re-checking with the anchor's rounding
+    level), and every column every REBUILD_EVERY * w rows.
+    """
+    cdef Py_ssize_t B = j1 - j0, b, t, lo, s, every = REBUILD_EVERY * w
+    cdef double* S
+    cdef double* nan_row
+    cdef bint periodic
+    cdef Reg A
+    cdef reg_row_t row
+    if mode == 0:
+        row = qops_slope_row
+    elif mode == 1:
+        row = qops_rsquare_row
+    elif mode == 2:
+        row = qops_resi_row
+    else:
+        row = qops_wma_row
     if B <= 0:
         return 0
-    cs = <RegState*>malloc(B * sizeof(RegState))
-    if cs == NULL:
+    S = <double*>malloc((QOPS_REG_FIELDS + 1) * B * sizeof(double))
+    if S == NULL:
         return 1
+    nan_row = S + QOPS_REG_FIELDS * B
+    for b in range(QOPS_REG_FIELDS * B):
+        S[b] = 0.0
     for b in range(B):
-        cs[b].A.n = 0
-        cs[b].A.r0 = 0
-        cs[b].A.su = 0.0
-        cs[b].A.suu = 0.0
-        cs[b].A.sue = 0.0
-        _ser_reset(&cs[b].A.e, 0.0)
-        cs[b].last = NAN
-        cs[b].run = 0
-        cs[b].since = every
-    cdef RegState c
-    cdef const double* xc
-    cdef double* yc
-    cdef Py_ssize_t t0, t1
-    for t0 in range(0, T, ROW_BLOCK):
-        t1 = t0 + ROW_BLOCK if t0 + ROW_BLOCK < T else T
+        nan_row[b] = NAN
+    for t in range(T):
+        lo = t - w + 1
+        s = lo if lo > 0 else 0
+        periodic = t % every == 0
+        if not row(x + t * N + j0, x + (lo - 1) * N + j0 if lo > 0 else nan_row, y + t * N + j0, S, B, <double>t,
+                   <double>(lo - 1), <double>s, atol) and not periodic:
+            continue
         for b in range(B):
-            c = cs[b]
-            xc = x + j0 + b
-            yc = y + j0 + b
-            for t in range(t0, t1):
-                lo = t - w + 1
-                if lo > 0:
-                    yc[t * N] = _reg_step(&c, xc, N, t, lo, xc[t * N], xc[(lo - 1) * N], True, every, mode,
-                                          atol)
-                else:
-                    yc[t * N] = _reg_step(&c, xc, N, t, lo, xc[t * N], 0.0, False, every, mode, atol)
-            cs[b] = c
-    free(cs)
+            if not periodic and S[QR_FLAG * B + b] == 0:
+                continue
+            A.n = <Py_ssize_t>S[QR_N * B + b]
+            A.r0 = <Py_ssize_t>S[QR_R0 * B + b]
+            A.su = S[QR_SU * B + b]
+            A.suu = S[QR_SUU * B + b]
+            A.sue = S[QR_SUE * B + b]
+            A.e.K = S[QR_K * B + b]
+            A.e.s1 = S[QR_S1 * B + b]
+            A.e.s2 = S[QR_S2 * B + b]
+            A.e.peak = S[QR_PK * B + b]
+            if not periodic and (A.n == 0 or not _reg_stale(&A)):
+                continue
+            _reg_rebuild(x + j0 + b, N, s, t, &A)
+            S[QR_N * B + b] = <double>A.n
+            S[QR_R0 * B + b] = <double>A.r0
+            S[QR_SU * B + b] = A.su
+            S[QR_SUU * B + b] = A.suu
+            S[QR_SUE * B + b] = A.sue
+            S[QR_K * B + b] = A.e.K
+            S[QR_S1 * B + b] = A.e.s1
+            S[QR_S2 * B + b] = A.e.s2
+            S[QR_PK * B + b] = A.e.peak
+            y[t * N + j0 + b] = qops_reg_value(<double>A.n, <double>A.r0, A.su, A.suu, A.sue, A.e.K, A.e.s1, A.e.s2,
+                                               S[QR_LAST * B + b], S[QR_RUN * B + b], x[t * N + j0 + b], <double>t,
+                                               <double>s, mode, atol)
+    free(S)
     return 0
 
 

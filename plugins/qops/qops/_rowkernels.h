@@ -567,4 +567,122 @@ QOPS_CLONES static int qops_corr_row(const double *ar, const double *br, const d
     return qops_pair_row_body(ar, br, ao, bo, yr, S, B, 1, atol);
 }
 
+/*
+ * Least-squares line of the values on their row position, row by row across the columns of a chunk
+ * (vectorised): slope (mode 0), r-squared (1; NaN where the window's std is <= atol when atol >= 0), the
+ * newest value's residual (2) and the linear weighted mean (3). Positions are kept as u = row - r0 around an
+ * anchor row r0 and values as d = x - K around an anchor K (both set at the last rebuild, see _rolling.pyx);
+ * the state of B columns is QOPS_REG_FIELDS arrays of B doubles (see the enum). Runs of equal values make
+ * constant windows exact. The pass flags the columns whose sums look stale for the scalar pass.
+ */
+enum {
+    QR_K, QR_R0, QR_N, QR_SU, QR_SUU, QR_SUE, QR_S1, QR_S2, QR_PK, QR_LAST, QR_RUN, QR_FLAG, QOPS_REG_FIELDS
+};
+
+QOPS_FORCE_INLINE double qops_reg_value(double n, double r0, double su, double suu, double sue, double K,
+                                        double s1, double s2, double last, double run, double v, double row,
+                                        double start, int mode, double atol)
+{
+    if (mode == 3) { /* weights row - start + 1 = u + wc */
+        double wc = r0 - start + 1.0;
+        double out = K + (sue + wc * s1) / (su + wc * n);
+        out = run >= n ? last : out;
+        return n == 0.0 ? NAN : out;
+    }
+    double mu = su / n, me = s1 / n;
+    double cuu = suu - su * mu, cue = sue - su * me;
+    double slope = cue / cuu, out = slope;
+    if (mode == 1) {
+        double cee = s2 - s1 * me;
+        double sd = sqrt(cee / (n - 1.0));
+        out = (cue * cue) / (cuu * cee);
+        out = cee > 0.0 ? out : NAN;
+        out = sd <= atol ? NAN : out; /* atol < 0: no guard */
+    } else if (mode == 2) {
+        out = (v - K) - (me + slope * ((row - r0) - mu));
+    }
+    out = run >= n ? (mode == 1 ? NAN : 0.0) : out; /* constant window: a flat line */
+    if (mode == 2)
+        out = v - v == 0.0 ? out : NAN;
+    return n < 2.0 ? NAN : out;
+}
+
+/* The sums of one row: v enters at `row`, vo (NaN if none) leaves from `row_out`. */
+QOPS_FORCE_INLINE void qops_reg_sums(const double *restrict xr, const double *restrict xo, double row, double row_out,
+                                     const double *restrict Kk, const double *restrict R0, double *restrict Nn,
+                                     double *restrict Su, double *restrict Suu, double *restrict Sue,
+                                     double *restrict S1, double *restrict S2, double *restrict Pk,
+                                     double *restrict La, double *restrict Ru, ptrdiff_t B)
+{
+    for (ptrdiff_t b = 0; b < B; b++) {
+        double v = xr[b], vo = xo[b], k = Kk[b], r0 = R0[b], pk = Pk[b], last = La[b], run = Ru[b];
+        double fv = v - v == 0.0 ? 1.0 : 0.0, fo = vo - vo == 0.0 ? 1.0 : 0.0;
+        double xi = v - k, xq = vo - k;
+        double di = fv != 0.0 ? xi : 0.0, dq = fo != 0.0 ? xq : 0.0;
+        double ui = row - r0, uq = row_out - r0;
+        double n = Nn[b] + fv - fo;
+        double keep = n == 0.0 ? 0.0 : 1.0; /* an empty window restarts its sums (anchors stay) */
+        Nn[b] = n;
+        Su[b] = keep * (Su[b] + fv * ui - fo * uq);
+        Suu[b] = keep * (Suu[b] + fv * ui * ui - fo * uq * uq);
+        Sue[b] = keep * (Sue[b] + ui * di - uq * dq);
+        S1[b] = keep * (S1[b] + di - dq);
+        S2[b] = keep * (S2[b] + di * di - dq * dq);
+        Pk[b] = keep * (di * di > pk ? di * di : pk);
+        double sv = fv != 0.0 ? v : 0.0; /* finite stand-in: the runs blend with arithmetic */
+        double eq = sv == last ? 1.0 : 0.0;
+        Ru[b] = fv * (eq * run + 1.0) + (1.0 - fv) * run;
+        La[b] = fv * sv + (1.0 - fv) * last;
+    }
+}
+
+/* Flag the columns whose sums look stale (the scalar pass re-checks them); returns whether any is. */
+QOPS_FORCE_INLINE int qops_reg_flags(const double *restrict Nn, const double *restrict Su,
+                                     const double *restrict Suu, const double *restrict S1,
+                                     const double *restrict S2, const double *restrict Pk, double *restrict Fl,
+                                     ptrdiff_t B)
+{
+    double flag = 0.0;
+    for (ptrdiff_t b = 0; b < B; b++) {
+        double n = Nn[b], su = Su[b], s1 = S1[b], pk = Pk[b];
+        double D = n * S2[b] - s1 * s1, Du = n * Suu[b] - su * su;
+        double stale = s1 * s1 > QOPS_DRIFT * D ? 1.0 : 0.0;
+        stale = pk * n > QOPS_LOSS * D ? 1.0 : stale;
+        double drift = su * su > QOPS_DRIFT * Du ? 1.0 : 0.0; /* the positions' mean left the anchor row */
+        drift = fabs(su) >= n ? drift : 0.0;
+        stale = drift != 0.0 ? 1.0 : stale;
+        Fl[b] = stale;
+        flag += stale;
+    }
+    return flag != 0.0;
+}
+
+QOPS_FORCE_INLINE int qops_reg_row_body(const double *xr, const double *xo, double *yr, double *S, ptrdiff_t B,
+                                        double row, double row_out, double start, int mode, double atol)
+{
+    double *F[QOPS_REG_FIELDS];
+    for (int k = 0; k < QOPS_REG_FIELDS; k++)
+        F[k] = S + k * B;
+    qops_reg_sums(xr, xo, row, row_out, F[QR_K], F[QR_R0], F[QR_N], F[QR_SU], F[QR_SUU], F[QR_SUE], F[QR_S1],
+                  F[QR_S2], F[QR_PK], F[QR_LAST], F[QR_RUN], B);
+    int flag = qops_reg_flags(F[QR_N], F[QR_SU], F[QR_SUU], F[QR_S1], F[QR_S2], F[QR_PK], F[QR_FLAG], B);
+    for (ptrdiff_t b = 0; b < B; b++)
+        yr[b] = qops_reg_value(F[QR_N][b], F[QR_R0][b], F[QR_SU][b], F[QR_SUU][b], F[QR_SUE][b], F[QR_K][b],
+                               F[QR_S1][b], F[QR_S2][b], F[QR_LAST][b], F[QR_RUN][b], xr[b], row, start, mode,
+                               atol);
+    return flag;
+}
+
+#define QOPS_REG_ENTRY(name, mode)                                                                           \
+    QOPS_CLONES static int name(const double *xr, const double *xo, double *yr, double *S, ptrdiff_t B,      \
+                                double row, double row_out, double start, double atol)                       \
+    {                                                                                                        \
+        return qops_reg_row_body(xr, xo, yr, S, B, row, row_out, start, mode, atol);                         \
+    }
+
+QOPS_REG_ENTRY(qops_slope_row, 0)
+QOPS_REG_ENTRY(qops_rsquare_row, 1)
+QOPS_REG_ENTRY(qops_resi_row, 2)
+QOPS_REG_ENTRY(qops_wma_row, 3)
+
 #endif /* QOPS_ROWKERNELS_H */
