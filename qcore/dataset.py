@@ -145,13 +145,10 @@ class PanelDataset:
             raise QcoreError(f"unknown segment {segment!r} (segments: {known})")
         bounds = self.segments[segment]
         frame = self.frame(data_key)
+        if col_set != "__all":  # pick the columns first: only they are copied when the rows are cut
+            frame = frame[col_set] if isinstance(col_set, str) else frame.loc[:, list(col_set)]
         dates = frame.index.get_level_values("datetime")
-        rows = frame[(dates >= bounds.start) & (dates <= bounds.end)]
-        if col_set == "__all":
-            return rows
-        if isinstance(col_set, str):
-            return rows[col_set]
-        return rows.loc[:, list(col_set)]
+        return frame[(dates >= bounds.start) & (dates <= bounds.end)]
 
     def xy(self, segment: str, data_key: str | None = None) -> tuple[pd.DataFrame, pd.Series | None]:
         """Features and the first label of ``segment``.

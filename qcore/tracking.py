@@ -71,11 +71,12 @@ class BackgroundRun:
                 raise future.exception()  # type: ignore[misc]
         self._pending = [self._opened] + [f for f in self._pending[1:] if not f.done()]
 
-    def _submit(self, call: Callable[[Run], Any]) -> Future[Any]:
-        """Queue ``call(real run)`` after every earlier call."""
+    def _submit(self, call: Callable[[Run], Any], *, check: bool = True) -> Future[Any]:
+        """Queue ``call(real run)`` after every earlier call (first raising an earlier failure, with ``check``)."""
         if self._closed:
             raise RuntimeError("the run has ended")
-        self._raise_failure()
+        if check:
+            self._raise_failure()
         future = self._pool.submit(lambda: call(self._opened.result()))
         self._pending.append(future)
         return future
@@ -107,10 +108,11 @@ class BackgroundRun:
         return future.result()
 
     def end(self, status: str = "FINISHED") -> None:
-        """Queue :meth:`Run.end`, wait for every call, stop the worker; raise the first call's error, if any."""
+        """Queue :meth:`Run.end` (even after a failed call, so the store still closes the run), wait for every
+        call, stop the worker; raise the first failed call's error, if any."""
         if self._closed:
             return
-        self._submit(lambda run: run.end(status))
+        self._submit(lambda run: run.end(status), check=False)
         self._closed = True
         self.start()
         try:

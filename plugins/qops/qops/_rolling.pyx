@@ -645,42 +645,75 @@ cdef inline double _quantile_sorted(const double* a, Py_ssize_t n, double q) noe
     return vlow + (a[idx + 1] - vlow) * (iwf - idx)
 
 
-cdef int _col_order(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                    double q, int mode, double* work) noexcept nogil:
-    # mode: 0 median, 1 quantile(q), 2 pct rank of the newest value
-    cdef double* buf = work
-    cdef Py_ssize_t t, lo, n = 0, h, l, r
-    cdef double v, vo, res
+cdef inline double _order_value(const double* buf, Py_ssize_t n, double v, double q, int mode) noexcept nogil:
+    """Median (mode 0), q-quantile (1) or the pct rank of v (2) from the sorted window buffer."""
+    cdef Py_ssize_t h
+    if n == 0:
+        return NAN
+    if mode == 0:
+        h = n >> 1
+        return buf[h] if n & 1 else (buf[h - 1] + buf[h]) / 2
+    if mode == 1:
+        return _quantile_sorted(buf, n, q)
+    if not c_isfinite(v):
+        return NAN
+    return ((_bisect_left(buf, n, v) + 1 + _bisect_right(buf, n, v)) / 2.0) / n
+
+
+cdef inline int _rm_order(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1,
+                          Py_ssize_t w, double q, int mode) noexcept nogil:
+    """Median / quantile / rank of columns j0..j1-1 from one sorted buffer of its window's values per column.
+
+    Row by row, the columns of the chunk in turn: reads are contiguous, and the steps of different columns
+    are independent, so the processor overlaps their bisections instead of waiting on one column's chain.
+    """
+    cdef Py_ssize_t B = j1 - j0, b, t, lo, cap = w + 1
+    cdef double* bufs
+    cdef Py_ssize_t* counts
+    cdef double* buf
+    cdef double v, vo
+    if B <= 0:
+        return 0
+    bufs = <double*>malloc(B * cap * sizeof(double))
+    counts = <Py_ssize_t*>malloc(B * sizeof(Py_ssize_t))
+    if bufs == NULL or counts == NULL:
+        free(bufs)
+        free(counts)
+        return 1
+    for b in range(B):
+        counts[b] = 0
     for t in range(T):
         lo = t - w + 1
-        v = x[t * st]
-        vo = x[(lo - 1) * st] if lo > 0 else NAN
-        if c_isfinite(vo) and c_isfinite(v):
-            _sorted_replace(buf, n, vo, v)
-        else:
-            if c_isfinite(vo):
-                _sorted_remove(buf, &n, vo)
-            if c_isfinite(v):
-                _sorted_insert(buf, &n, v)
-        if n == 0:
-            res = NAN
-        elif mode == 0:
-            h = n >> 1
-            if n & 1:
-                res = buf[h]
+        for b in range(B):
+            buf = bufs + b * cap
+            v = x[t * N + j0 + b]
+            vo = x[(lo - 1) * N + j0 + b] if lo > 0 else NAN
+            if c_isfinite(vo) and c_isfinite(v):
+                _sorted_replace(buf, counts[b], vo, v)
             else:
-                res = (buf[h - 1] + buf[h]) / 2
-        elif mode == 1:
-            res = _quantile_sorted(buf, n, q)
-        else:
-            if c_isfinite(v):
-                l = _bisect_left(buf, n, v)
-                r = _bisect_right(buf, n, v)
-                res = ((l + 1 + r) / 2.0) / n
-            else:
-                res = NAN
-        y[t * st] = res
+                if c_isfinite(vo):
+                    _sorted_remove(buf, &counts[b], vo)
+                if c_isfinite(v):
+                    _sorted_insert(buf, &counts[b], v)
+            y[t * N + j0 + b] = _order_value(buf, counts[b], v, q, mode)
+    free(bufs)
+    free(counts)
     return 0
+
+
+cdef int _rm_median(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1,
+                    Py_ssize_t w, double p) noexcept nogil:
+    return _rm_order(x, y, T, N, j0, j1, w, p, 0)
+
+
+cdef int _rm_quantile(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1,
+                      Py_ssize_t w, double p) noexcept nogil:
+    return _rm_order(x, y, T, N, j0, j1, w, p, 1)
+
+
+cdef int _rm_rank_sorted(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1,
+                         Py_ssize_t w, double p) noexcept nogil:
+    return _rm_order(x, y, T, N, j0, j1, w, p, 2)
 
 
 # Windows up to this many rows rank by counting (qops_rank_rows, O(w) vectorised); longer ones, and expanding
@@ -693,21 +726,6 @@ cdef int _rm_rank(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssi
     if j1 > j0:
         qops_rank_rows(x, y, T, N, j0, j1 - j0, w)
     return 0
-
-
-cdef int _col_median(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                     double p, double* work) noexcept nogil:
-    return _col_order(x, y, T, st, w, p, 0, work)
-
-
-cdef int _col_quantile(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                       double p, double* work) noexcept nogil:
-    return _col_order(x, y, T, st, w, p, 1, work)
-
-
-cdef int _col_rank(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                   double p, double* work) noexcept nogil:
-    return _col_order(x, y, T, st, w, p, 2, work)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -1254,19 +1272,19 @@ def rolling_idxmin(const double[:, ::1] x, Py_ssize_t window, int num_threads=0,
 
 def rolling_median(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
     """Rolling median of the non-missing values."""
-    return _drive1(_col_median, x, window, 0.0, num_threads)
+    return _drive_rm1(_rm_median, x, window, 0.0, num_threads)
 
 
 def rolling_quantile(const double[:, ::1] x, Py_ssize_t window, double q, int num_threads=0):
     """Rolling q-quantile (linear interpolation) of the non-missing values."""
-    return _drive1(_col_quantile, x, window, q, num_threads)
+    return _drive_rm1(_rm_quantile, x, window, q, num_threads)
 
 
 def rolling_rank(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
     """Percentile rank (average ties) of the newest value among the window's values."""
     if 0 < window <= RANK_COUNT_MAX:
         return _drive_rm1(_rm_rank, x, window, 0.0, num_threads)
-    return _drive1(_col_rank, x, window, 0.0, num_threads)
+    return _drive_rm1(_rm_rank_sorted, x, window, 0.0, num_threads)
 
 
 def rolling_mad(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
