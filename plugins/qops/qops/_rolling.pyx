@@ -18,10 +18,13 @@ Conventions shared by every kernel here:
   ``REBUILD_EVERY * w`` rows (amortised O(1)), as soon as the window mean drifts far from the anchor, and
   when the sums have lost significance (a large value left the window), so a large offset (1e6 + noise) or
   a spike costs no precision. Constant windows come out exact (variance 0, slope 0, corr NaN).
-- Three ways of walking the panel: the sum/mean/var/std kernels go row by row with a branch-free pass over
-  the columns that the compiler vectorises (``_rowkernels.h``); the other running-sum kernels go through row
-  blocks column by column; the window-buffer kernels (max/min/idx*, median/quantile/rank, mad/skew/kurt,
-  Qlib's EMA(x, 0)) transpose tiles of 16 columns into contiguous buffers.
+- Two ways of walking the panel. Most kernels go row by row over a chunk of columns per thread: the
+  running-sum families (sum/mean/var/std, slope/rsquare/resi/wma, cov/corr), max/min/idxmax/idxmin (van Herk
+  / Gil-Werman blocks) and rank over short windows (direct counting) make one branch-free pass per row that
+  the compiler vectorises across the columns (``_rowkernels.h``), then fix the few columns that need it in a
+  scalar pass; median/quantile/long-window rank step one sorted buffer per column, the columns in turn. The
+  exact per-window kernels (mad/skew/kurt, Qlib's EMA(x, 0)) transpose tiles of 16 columns into contiguous
+  buffers.
 """
 
 import numpy as np
