@@ -95,6 +95,9 @@ class Operator:
     :ivar input_dtype: the dtype the operator computes in (``"float64"`` for compiled kernels), or None to take
         arrays as they come. The engine then hands every array argument as a C-contiguous array of that dtype,
         converting each subexpression's value at most once per evaluation however many operators read it.
+    :ivar overwrites_input: ``compute`` may write its result into an array argument that arrives writable and
+        return it (element-wise arithmetic). The engine hands writable only an intermediate that no other node
+        reads; every other array argument of such an operator arrives read-only.
     """
 
     name: str
@@ -105,6 +108,7 @@ class Operator:
     instrument_param: int | None = None
     fills_missing: bool = False
     input_dtype: str | None = None
+    overwrites_input: bool = False
 
     def bind(self, args: Sequence[Any]) -> tuple[Any, ...]:
         """Complete ``args`` with defaults; raise ``TypeError`` with a readable message on a wrong count."""

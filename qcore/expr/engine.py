@@ -371,13 +371,26 @@ class ExpressionEngine:
                 copies[dtype] = np.ascontiguousarray(value, dtype=dtype)
             return copies[dtype]
 
+        def handed(node: Node, op: Operator) -> Any:
+            """An argument as ``op`` receives it: writable only if ``op`` may overwrite it and nothing else needs it."""
+            value = argument(node, op.input_dtype)
+            if not op.overwrites_input or not isinstance(value, np.ndarray):
+                return value
+            # this node is the last reader of an intermediate (the count is only ever lowered, on this node's
+            # own completion or another reader's): hand it over; anything else goes read-only
+            if isinstance(node, Call) and consumers[node] == 1 and value is values.get(node):
+                return value
+            view = value.view()
+            view.flags.writeable = False
+            return view
+
         def compute(node: Call) -> np.ndarray:
             op = self._operators[node.op]
             bound = op.bind(node.args)
             if op.instrument_param is not None:
                 result = self._on_instrument(node, op, bound, context)
             else:
-                args = [argument(a, op.input_dtype) if isinstance(a, Node) else a for a in bound]
+                args = [handed(a, op) if isinstance(a, Node) else a for a in bound]
                 result = _as_panel_array(op.compute(context, *args), context)
                 # Rows before listing or after delisting do not exist for the instrument: blank them where a value
                 # could appear there (or flow back from there) at all.

@@ -138,6 +138,25 @@ def test_operators_get_inputs_in_their_dtype_converted_once(market: RandomMarket
     np.testing.assert_array_equal(frame["A($close)"].to_numpy(), frame["Raw($close)"].to_numpy())
 
 
+def test_only_an_intermediate_nothing_else_reads_is_handed_over_writable(market: RandomMarket, operators) -> None:
+    writable: list[bool] = []
+
+    def probe(ctx, x):
+        writable.append(x.flags.writeable)
+        return x * 1.0
+
+    ops = {name: operators.get(name) for name in operators.names()}
+    ops["P"] = Operator("P", ops["Abs"].params, probe, overwrites_input=True)
+    engine = ExpressionEngine(market, ops, num_threads=1)
+    exprs = ["P(Abs($close))", "P($close)", "P(Abs($volume))", "Mean(Abs($volume), 3)", "Log($close)/2 + 1"]
+    frame = engine.evaluate(exprs)
+    # last reader of an intermediate; a raw field; an intermediate that Mean still reads
+    assert writable == [True, False, False]
+    plain = ExpressionEngine(market, operators, num_threads=1)
+    reference = plain.evaluate(["Mean(Abs($volume), 3)", "Log($close)/2 + 1"])
+    pd.testing.assert_frame_equal(frame[reference.columns], reference)
+
+
 def test_results_do_not_depend_on_query_start(market: RandomMarket, operators) -> None:
     engine = ExpressionEngine(market, operators)
     exprs = ["Mean($close, 10)", "EMA($close, 5)", "Sum($volume, 0)", "Ref($close, 0)", "Std(Mean($close, 3), 4)",

@@ -18,20 +18,38 @@ X = Param("x", "expr")
 Y = Param("y", "expr")
 
 
-def _unary(name: str, fn: Any, description: str, fills_missing: bool = False) -> Operator:
+def _target(*args: Any) -> np.ndarray | None:
+    """A writable array argument that can hold the ufunc's result (its dtype and the result's shape), if any.
+
+    The engine hands an argument writable only when no other node reads it (``overwrites_input``), so writing
+    the result there saves allocating (and faulting in) a fresh panel.
+    """
+    dtype = np.result_type(*args)
+    shape = np.broadcast_shapes(*(np.shape(a) for a in args))
+    for a in args:
+        if isinstance(a, np.ndarray) and a.flags.writeable and a.dtype == dtype and a.shape == shape:
+            return a
+    return None
+
+
+def _unary(name: str, fn: Any, description: str, fills_missing: bool = False, ufunc: bool = False) -> Operator:
     def compute(ctx: OpContext, x: Any) -> np.ndarray:
         with np.errstate(all="ignore"):
-            return np.asarray(fn(x))
+            out = _target(x) if ufunc else None
+            return fn(x, out=out) if out is not None else np.asarray(fn(x))
 
-    return Operator(name, (X,), compute, description=description, fills_missing=fills_missing)
+    return Operator(name, (X,), compute, description=description, fills_missing=fills_missing, overwrites_input=ufunc)
 
 
-def _binary(name: str, fn: Any, description: str, fills_missing: bool = False) -> Operator:
+def _binary(name: str, fn: Any, description: str, fills_missing: bool = False, ufunc: bool = False) -> Operator:
     def compute(ctx: OpContext, x: Any, y: Any) -> np.ndarray:
         with np.errstate(all="ignore"):
-            return np.asarray(fn(x, y))
+            out = _target(x, y) if ufunc else None
+            return fn(x, y, out=out) if out is not None else np.asarray(fn(x, y))
 
-    return Operator(name, (X, Y), compute, description=description, fills_missing=fills_missing)
+    return Operator(
+        name, (X, Y), compute, description=description, fills_missing=fills_missing, overwrites_input=ufunc
+    )
 
 
 def _sign(x: Any) -> np.ndarray:
@@ -60,17 +78,17 @@ def _if(ctx: OpContext, cond: Any, a: Any, b: Any) -> np.ndarray:
 
 
 OPERATORS: tuple[Operator, ...] = (
-    _unary("Abs", np.abs, "Absolute value."),
+    _unary("Abs", np.abs, "Absolute value.", ufunc=True),
     _unary("Sign", _sign, "Sign (-1, 0, 1; NaN stays NaN)."),
-    _unary("Log", np.log, "Natural logarithm (0 gives -inf, negatives NaN)."),
+    _unary("Log", np.log, "Natural logarithm (0 gives -inf, negatives NaN).", ufunc=True),
     _unary("Not", _not, "Logical not (a non-zero value is true).", fills_missing=True),
-    _binary("Add", np.add, "x + y."),
-    _binary("Sub", np.subtract, "x - y."),
-    _binary("Mul", np.multiply, "x * y."),
-    _binary("Div", np.divide, "x / y (no guard against division by zero)."),
+    _binary("Add", np.add, "x + y.", ufunc=True),
+    _binary("Sub", np.subtract, "x - y.", ufunc=True),
+    _binary("Mul", np.multiply, "x * y.", ufunc=True),
+    _binary("Div", np.divide, "x / y (no guard against division by zero).", ufunc=True),
     _binary("Power", np.power, "x ** y.", fills_missing=True),
-    _binary("Greater", np.maximum, "Element-wise maximum; NaN propagates."),
-    _binary("Less", np.minimum, "Element-wise minimum; NaN propagates."),
+    _binary("Greater", np.maximum, "Element-wise maximum; NaN propagates.", ufunc=True),
+    _binary("Less", np.minimum, "Element-wise minimum; NaN propagates.", ufunc=True),
     _binary("Gt", np.greater, "x > y as 1.0/0.0 (NaN compares false).", fills_missing=True),
     _binary("Ge", np.greater_equal, "x >= y as 1.0/0.0.", fills_missing=True),
     _binary("Lt", np.less, "x < y as 1.0/0.0.", fills_missing=True),

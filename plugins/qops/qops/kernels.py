@@ -15,10 +15,11 @@ Semantics are Qlib's, i.e. pandas' with ``min_periods=1``:
   :func:`rolling_count` counts infinities, as pandas does.
 - A window without any value gives NaN (0.0 for :func:`rolling_count`).
 
-Every kernel is O(1) amortised per row (max/min/idxmax/idxmin included: van Herk / Gil-Werman blocks), except
-median/quantile (sorted window buffer, O(window) moves per row), rank (O(window) branch-free comparisons per
-row for windows up to 256 rows, the sorted buffer beyond), mad/skew/kurt (exact two-pass per window, O(window); expanding skew/kurt are O(1) online) and
-:func:`expanding_ema_qlib` (O(t) per row: its decay factor changes with every row). The running sums
+Every kernel is O(1) amortised per row (max/min/idxmax/idxmin included: van Herk / Gil-Werman blocks),
+except median/quantile (sorted window buffer, O(window) moves per row), rank (O(window) branch-free
+comparisons per row for windows up to 256 rows, the sorted buffer beyond), mad/skew/kurt (exact two-pass per
+window, O(window); expanding skew/kurt are O(1) online) and :func:`expanding_ema_qlib` (O(t) per row: its
+decay factor changes with every row). The running sums
 (sum/mean/var/std, slope/rsquare/resi/wma, corr/cov) are kept over values shifted by an anchor (the window
 mean) and rebuilt from the window every 16 windows, whenever the window mean drifts far from the anchor and
 whenever they lose significance (a large value left the window), so a 1e6 offset or a spike costs no
