@@ -377,8 +377,14 @@ class ExpressionEngine:
             if not op.overwrites_input or not isinstance(value, np.ndarray):
                 return value
             # this node is the last reader of an intermediate (the count is only ever lowered, on this node's
-            # own completion or another reader's): hand it over; anything else goes read-only
-            if isinstance(node, Call) and consumers[node] == 1 and value is values.get(node):
+            # own completion or another reader's) that is not an output (emit may have kept it): hand it over;
+            # anything else goes read-only
+            if (
+                isinstance(node, Call)
+                and consumers[node] == 1
+                and node not in root_slots
+                and value is values.get(node)
+            ):
                 return value
             view = value.view()
             view.flags.writeable = False

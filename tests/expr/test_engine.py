@@ -152,6 +152,11 @@ def test_only_an_intermediate_nothing_else_reads_is_handed_over_writable(market:
     frame = engine.evaluate(exprs)
     # last reader of an intermediate; a raw field; an intermediate that Mean still reads
     assert writable == [True, False, False]
+    # an output is never handed over, even to its last reader: evaluate_panel keeps the very array it emitted
+    panel, _ = engine.evaluate_panel(engine.plan(["Abs($close)", "P(Abs($close))"]))
+    assert writable[3:] == [False]
+    alone, _ = engine.evaluate_panel(engine.plan(["Abs($close)"]))
+    np.testing.assert_array_equal(panel["e0"], alone["e0"])
     plain = ExpressionEngine(market, operators, num_threads=1)
     reference = plain.evaluate(["Mean(Abs($volume), 3)", "Log($close)/2 + 1"])
     pd.testing.assert_frame_equal(frame[reference.columns], reference)
