@@ -15,6 +15,7 @@ from __future__ import annotations
 import heapq
 import math
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
@@ -312,7 +313,7 @@ class ExpressionEngine:
         emit: Callable[[int, np.ndarray], None],
     ) -> None:
         dates = calendar[load_lo : load_hi + 1]
-        raw = self.provider.load(list(plan.fields), symbols, dates[0], dates[-1], self.freq)
+        raw = _FieldsOnDemand(self.provider, symbols, dates, self.freq)
         data_range = clip_universe({s: sp for s, sp in self.provider.universe("all").items() if s in symbols})
         first_rows, last_rows = _data_rows(data_range, dates, symbols)
         market = instruments if isinstance(instruments, str) else None
@@ -323,7 +324,7 @@ class ExpressionEngine:
     def _evaluate_graph(
         self,
         plan: Plan,
-        raw: Panel,
+        raw: Panel | _FieldsOnDemand,
         context: OpContext,
         first_rows: np.ndarray,
         last_rows: np.ndarray,
@@ -475,6 +476,29 @@ class ExpressionEngine:
             for a in bound
         ]
         return np.array(_as_panel_array(op.compute(context, *args), context))
+
+
+class _FieldsOnDemand:
+    """Raw fields loaded one at a time, on first use, one load at a time (providers need not be thread-safe).
+
+    The first nodes start computing on the first field while the next ones load, instead of every worker
+    waiting for the whole batch of fields.
+    """
+
+    def __init__(self, provider: DataProvider, symbols: tuple[str, ...], dates: pd.DatetimeIndex, freq: str) -> None:
+        self._provider = provider
+        self._symbols = symbols
+        self._dates = dates
+        self._freq = freq
+        self._loaded: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, field: str) -> np.ndarray:
+        with self._lock:
+            if field not in self._loaded:
+                panel = self._provider.load([field], self._symbols, self._dates[0], self._dates[-1], self._freq)
+                self._loaded[field] = panel[field]
+            return self._loaded[field]
 
 
 def _run_concurrently(
