@@ -415,3 +415,19 @@ def test_std_guards_inside_corr_and_rsquare(threads: int) -> None:
         assert_close(K.rolling_rsquare(x, window, std_atol=atol, num_threads=threads), expected)
     with pytest.raises(ValueError, match="std_atol"):
         K.rolling_corr(x, y, 5, std_atol=-1)
+
+
+def test_malloc_tuning_respects_the_users_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    import platform
+
+    from qops import _malloc
+
+    for name in [n for n in __import__("os").environ if n.startswith("MALLOC_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("QOPS_TUNE_MALLOC", "0")
+    assert _malloc.tune() is False
+    monkeypatch.setenv("QOPS_TUNE_MALLOC", "1")
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # the user configured malloc: hands off
+    assert _malloc.tune() is False
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    assert _malloc.tune() is (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
