@@ -391,6 +391,21 @@ class ExpressionEngine:
             view.flags.writeable = False
             return view
 
+        def widened(bound: Sequence[Any], args: list[Any]) -> list[Any]:
+            """Element-wise arithmetic mixing float64 with float32 casts the float32 side first: take the float64
+            copy a kernel's input already made of it instead (exact, and the loop runs without casting)."""
+            if not any(isinstance(a, np.ndarray) and a.dtype == np.float64 for a in args):
+                return args
+            out = list(args)
+            for k, (node, value) in enumerate(zip(bound, args)):
+                if isinstance(value, np.ndarray) and value.dtype == np.float32 and isinstance(node, Node):
+                    wide = converted.get(node, {}).get("float64")
+                    if wide is not None:
+                        view = wide.view()
+                        view.flags.writeable = False
+                        out[k] = view
+            return out
+
         def compute(node: Call) -> np.ndarray:
             op = self._operators[node.op]
             bound = op.bind(node.args)
@@ -398,6 +413,8 @@ class ExpressionEngine:
                 result = self._on_instrument(node, op, bound, context)
             else:
                 args = [handed(a, op) if isinstance(a, Node) else a for a in bound]
+                if op.overwrites_input:
+                    args = widened(bound, args)
                 result = _as_panel_array(op.compute(context, *args), context)
                 # Rows before listing or after delisting do not exist for the instrument: blank them where a value
                 # could appear there (or flow back from there) at all.

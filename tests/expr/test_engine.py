@@ -270,7 +270,9 @@ BINARY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Greater": np.m
 def reference(node, frame: pd.DataFrame) -> pd.Series:
     kind = node[0]
     if kind == "field":
-        return frame[node[1]].astype(np.float64)
+        # fields stay float32 through element-wise arithmetic, as in the engine (and Qlib); rolling windows
+        # compute in float64. Rounding then makes the same ties on both sides.
+        return frame[node[1]]
     if kind == "abs":
         return reference(node[1], frame).abs()
     if kind in BINARY:
