@@ -275,13 +275,6 @@ cdef inline double _ser_add(Ser* S, double v) noexcept nogil:
     return d
 
 
-cdef inline double _ser_remove(Ser* S, double v) noexcept nogil:
-    cdef double d = v - S.K
-    S.s1 = S.s1 - d
-    S.s2 = S.s2 - d * d
-    return d
-
-
 cdef inline bint _ser_stale(Ser* S, Py_ssize_t n) noexcept nogil:
     """Whether the sums of a window of n >= 1 values must be rebuilt (drift or loss of significance)."""
     cdef double s1sq = S.s1 * S.s1

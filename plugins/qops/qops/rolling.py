@@ -27,7 +27,6 @@ X = Param("x", "expr")
 #: The compiled kernels compute in float64: the engine converts each input once and shares it.
 F64 = "float64"
 N = Param("N", "number")
-Kernel = Callable[..., np.ndarray]
 
 #: Qlib's float-noise guard on Corr and Rsquare: a rolling std this close to 0 makes the result NaN.
 STD_ATOL = 2e-5
