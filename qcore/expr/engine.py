@@ -81,7 +81,8 @@ class ExpressionEngine:
     :param operators: operator name → :class:`~qcore.operators.Operator` (a kernel's ``operator`` registry, or a
         plain mapping).
     :param freq: bar frequency.
-    :param num_threads: threads the operator kernels may use (0: their default).
+    :param num_threads: threads evaluating the graph (0: one per usable core). With more than one, independent
+        nodes run at the same time and each kernel on one thread; with 1, nodes run in order on one thread.
     :param cache: an on-disk cache of evaluated expressions (None: no caching).
     """
 
