@@ -39,13 +39,37 @@ cdef inline void _swap(double* a, Py_ssize_t* ix, Py_ssize_t i, Py_ssize_t j) no
         ix[j] = k
 
 
+cdef inline Py_ssize_t _partition(double* a, Py_ssize_t* ix, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """Hoare partition of a[lo..hi] around the median of its first, middle and last values (``ix`` carried
+    along, may be NULL); returns j with a[lo..j] <= pivot <= a[j + 1..hi]."""
+    cdef Py_ssize_t mid = lo + (hi - lo) // 2, i = lo - 1, j = hi + 1
+    cdef double p
+    if a[mid] < a[lo]:
+        _swap(a, ix, mid, lo)
+    if a[hi] < a[lo]:
+        _swap(a, ix, hi, lo)
+    if a[hi] < a[mid]:
+        _swap(a, ix, hi, mid)
+    p = a[mid]
+    while True:
+        i += 1
+        while a[i] < p:
+            i += 1
+        j -= 1
+        while a[j] > p:
+            j -= 1
+        if i >= j:
+            return j
+        _swap(a, ix, i, j)
+
+
 cdef void _sort(double* a, Py_ssize_t* ix, Py_ssize_t n) noexcept nogil:
     """Sort n doubles (no NaN) ascending, carrying ``ix`` (may be NULL) along: quicksort (median of three,
     Hoare partition, larger side pushed so the stack stays below 2 * 64 entries), insertion sort on short
     ranges."""
     cdef Py_ssize_t stack[128]
-    cdef Py_ssize_t top, lo, hi, mid, i, j, k
-    cdef double p, v
+    cdef Py_ssize_t top, lo, hi, i, j, k
+    cdef double v
     if n < 2:
         return
     stack[0] = 0
@@ -56,26 +80,7 @@ cdef void _sort(double* a, Py_ssize_t* ix, Py_ssize_t n) noexcept nogil:
         lo = stack[top]
         hi = stack[top + 1]
         while hi - lo > 16:
-            mid = lo + (hi - lo) // 2
-            if a[mid] < a[lo]:
-                _swap(a, ix, mid, lo)
-            if a[hi] < a[lo]:
-                _swap(a, ix, hi, lo)
-            if a[hi] < a[mid]:
-                _swap(a, ix, hi, mid)
-            p = a[mid]
-            i = lo - 1
-            j = hi + 1
-            while True:
-                i += 1
-                while a[i] < p:
-                    i += 1
-                j -= 1
-                while a[j] > p:
-                    j -= 1
-                if i >= j:
-                    break
-                _swap(a, ix, i, j)
+            j = _partition(a, ix, lo, hi)
             # [lo, j] and [j + 1, hi]: push the larger, keep going on the smaller
             if j - lo < hi - j - 1:
                 stack[top] = j + 1
@@ -103,29 +108,9 @@ cdef void _sort(double* a, Py_ssize_t* ix, Py_ssize_t n) noexcept nogil:
 cdef double _select(double* a, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
     """The k-th smallest (0-based) of n doubles (no NaN), partially reordering them (quickselect); afterwards
     a[k + 1:] holds only values >= a[k]."""
-    cdef Py_ssize_t lo = 0, hi = n - 1, mid, i, j
-    cdef double p
+    cdef Py_ssize_t lo = 0, hi = n - 1, j
     while hi - lo > 16:
-        mid = lo + (hi - lo) // 2
-        if a[mid] < a[lo]:
-            _swap(a, NULL, mid, lo)
-        if a[hi] < a[lo]:
-            _swap(a, NULL, hi, lo)
-        if a[hi] < a[mid]:
-            _swap(a, NULL, hi, mid)
-        p = a[mid]
-        i = lo - 1
-        j = hi + 1
-        while True:
-            i += 1
-            while a[i] < p:
-                i += 1
-            j -= 1
-            while a[j] > p:
-                j -= 1
-            if i >= j:
-                break
-            _swap(a, NULL, i, j)
+        j = _partition(a, NULL, lo, hi)
         if k <= j:
             hi = j
         else:

@@ -899,6 +899,29 @@ cdef inline bint _reg_stale(Reg* A) noexcept nogil:
     return _ser_stale(&A.e, A.n)
 
 
+cdef inline void _move(double* field, double* value, bint to_rows) noexcept nogil:
+    if to_rows:
+        field[0] = value[0]
+    else:
+        value[0] = field[0]
+
+
+cdef inline void _reg_copy(double* S, Py_ssize_t B, Reg* A, bint to_rows) noexcept nogil:
+    """Copy one column's sums between the row kernel's arrays (``S`` at the column, field k at S[k * B]) and A."""
+    cdef double n = <double>A.n if to_rows else 0.0, r0 = <double>A.r0 if to_rows else 0.0
+    _move(S + QR_N * B, &n, to_rows)
+    _move(S + QR_R0 * B, &r0, to_rows)
+    _move(S + QR_SU * B, &A.su, to_rows)
+    _move(S + QR_SUU * B, &A.suu, to_rows)
+    _move(S + QR_SUE * B, &A.sue, to_rows)
+    _move(S + QR_K * B, &A.e.K, to_rows)
+    _move(S + QR_S1 * B, &A.e.s1, to_rows)
+    _move(S + QR_S2 * B, &A.e.s2, to_rows)
+    _move(S + QR_PK * B, &A.e.peak, to_rows)
+    A.n = <Py_ssize_t>n
+    A.r0 = <Py_ssize_t>r0
+
+
 ctypedef int (*reg_row_t)(const double* xr, const double* xo, double* yr, double* S, Py_ssize_t B, double row,
                          double row_out, double start, double atol) noexcept nogil
 
@@ -945,27 +968,11 @@ cdef inline int _rm_regression(const double* x, double* y, Py_ssize_t T, Py_ssiz
         for b in range(B):
             if not periodic and S[QR_FLAG * B + b] == 0:
                 continue
-            A.n = <Py_ssize_t>S[QR_N * B + b]
-            A.r0 = <Py_ssize_t>S[QR_R0 * B + b]
-            A.su = S[QR_SU * B + b]
-            A.suu = S[QR_SUU * B + b]
-            A.sue = S[QR_SUE * B + b]
-            A.e.K = S[QR_K * B + b]
-            A.e.s1 = S[QR_S1 * B + b]
-            A.e.s2 = S[QR_S2 * B + b]
-            A.e.peak = S[QR_PK * B + b]
+            _reg_copy(S + b, B, &A, False)
             if not periodic and (A.n == 0 or not _reg_stale(&A)):
                 continue
             _reg_rebuild(x + j0 + b, N, s, t, &A)
-            S[QR_N * B + b] = <double>A.n
-            S[QR_R0 * B + b] = <double>A.r0
-            S[QR_SU * B + b] = A.su
-            S[QR_SUU * B + b] = A.suu
-            S[QR_SUE * B + b] = A.sue
-            S[QR_K * B + b] = A.e.K
-            S[QR_S1 * B + b] = A.e.s1
-            S[QR_S2 * B + b] = A.e.s2
-            S[QR_PK * B + b] = A.e.peak
+            _reg_copy(S + b, B, &A, True)
             y[t * N + j0 + b] = qops_reg_value(<double>A.n, <double>A.r0, A.su, A.suu, A.sue, A.e.K, A.e.s1, A.e.s2,
                                                S[QR_LAST * B + b], S[QR_RUN * B + b], x[t * N + j0 + b], <double>t,
                                                <double>s, mode, atol)
@@ -1054,6 +1061,22 @@ cdef inline double _own_var(const double* x, Py_ssize_t st, Py_ssize_t lo, Py_ss
     return acc / (c - 1)
 
 
+cdef inline void _pair_copy(double* S, Py_ssize_t B, Pair* A, bint to_rows) noexcept nogil:
+    """Copy one column's sums between the row kernel's arrays (``S`` at the column, field k at S[k * B]) and A."""
+    cdef double n = <double>A.n if to_rows else 0.0
+    _move(S + QP_N * B, &n, to_rows)
+    _move(S + QP_SAB * B, &A.sab, to_rows)
+    _move(S + QP_KA * B, &A.a.K, to_rows)
+    _move(S + QP_SA * B, &A.a.s1, to_rows)
+    _move(S + QP_SAA * B, &A.a.s2, to_rows)
+    _move(S + QP_PA * B, &A.a.peak, to_rows)
+    _move(S + QP_KB * B, &A.b.K, to_rows)
+    _move(S + QP_SB * B, &A.b.s1, to_rows)
+    _move(S + QP_SBB * B, &A.b.s2, to_rows)
+    _move(S + QP_PB * B, &A.b.peak, to_rows)
+    A.n = <Py_ssize_t>n
+
+
 ctypedef int (*pair_row_t)(const double* ar, const double* br, const double* ao, const double* bo, double* yr,
                           double* S, Py_ssize_t B, double atol) noexcept nogil
 
@@ -1094,29 +1117,11 @@ cdef inline int _rm_pair(const double* a, const double* bb, double* y, Py_ssize_
         for b in range(B):
             if not periodic and S[QP_FLAG * B + b] == 0:
                 continue
-            A.n = <Py_ssize_t>S[QP_N * B + b]
-            A.sab = S[QP_SAB * B + b]
-            A.a.K = S[QP_KA * B + b]
-            A.a.s1 = S[QP_SA * B + b]
-            A.a.s2 = S[QP_SAA * B + b]
-            A.a.peak = S[QP_PA * B + b]
-            A.b.K = S[QP_KB * B + b]
-            A.b.s1 = S[QP_SB * B + b]
-            A.b.s2 = S[QP_SBB * B + b]
-            A.b.peak = S[QP_PB * B + b]
+            _pair_copy(S + b, B, &A, False)
             rebuild = periodic or (A.n > 0 and (_ser_stale(&A.a, A.n) or _ser_stale(&A.b, A.n)))
             if rebuild:
                 _pair_rebuild(a + j0 + b, bb + j0 + b, N, s, t, &A)
-                S[QP_N * B + b] = <double>A.n
-                S[QP_SAB * B + b] = A.sab
-                S[QP_KA * B + b] = A.a.K
-                S[QP_SA * B + b] = A.a.s1
-                S[QP_SAA * B + b] = A.a.s2
-                S[QP_PA * B + b] = A.a.peak
-                S[QP_KB * B + b] = A.b.K
-                S[QP_SB * B + b] = A.b.s1
-                S[QP_SBB * B + b] = A.b.s2
-                S[QP_PB * B + b] = A.b.peak
+                _pair_copy(S + b, B, &A, True)
             if atol >= 0 and S[QP_ODD * B + b] > 0:
                 # the two sides miss different rows: the guard needs each side's own std
                 value = qops_pair_value(<double>A.n, A.a.s1, A.b.s1, A.a.s2, A.b.s2, A.sab, S[QP_RUNA * B + b],
