@@ -11,8 +11,8 @@ Each side runs in a fresh process of its own, so its peak resident memory (``ru_
   it, end to end (best of ``--repeat`` processes). Memory: the ``ru_maxrss`` growth over the process's state after
   importing numpy, pandas and qcore, and (in one more process) the ``tracemalloc`` peak, both set against the size
   of the output frame (values + index).
-- Qlib (pyqlib 0.9.7 in its own environment: ``--qlib-python``, default ``$QLIB_PYTHON`` or
-  ``/tmp/qlib-baseline/bin/python``): after ``qlib.init(provider_uri=STORE, region="cn", expression_cache=None,
+- Qlib (pyqlib 0.9.7 in its own environment: ``--qlib-python``, default ``$QLIB_PYTHON`` or the checkout's
+  ``.bench/qlib-baseline/bin/python``): after ``qlib.init(provider_uri=STORE, region="cn", expression_cache=None,
   dataset_cache=None, kernels=2)``, ``Alpha158(instruments="all", start_time, end_time, infer_processors=[],
   learn_processors=[]).fetch(col_set="__all", data_key="raw")`` is timed (handler construction + fetch, one run).
 
@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _common import default_qlib_python, ensure_store, store_path
 
 QCORE_SCRIPT = r"""
 import json, resource, sys, time
@@ -99,27 +99,6 @@ print("QLIB_RESULT", json.dumps({"seconds": elapsed, "cpu_s": cpu_s, "rows": fra
 """
 
 
-def _default_qlib_python() -> str:
-    return os.environ.get("QLIB_PYTHON", "/tmp/qlib-baseline/bin/python")
-
-
-def ensure_store(path: Path, instruments: int, days: int, seed: int) -> Path:
-    """The benchmark store, built when missing (``qcore data synth`` if available, else in-process)."""
-    if (path / "calendars" / "day.txt").exists():
-        return path
-    exe = shutil.which("qcore") or str(Path(sys.executable).with_name("qcore"))
-    cmd = [exe, "data", "synth", "--out", str(path), "--instruments", str(instruments), "--days", str(days),
-           "--seed", str(seed)]  # fmt: skip
-    if path.exists():
-        cmd.append("--overwrite")
-    if Path(exe).exists() and subprocess.run(cmd, capture_output=True).returncode == 0:
-        return path
-    from qdata_cn.synth import synthesize
-
-    synthesize(path, instruments=instruments, days=days, seed=seed, overwrite=path.exists())
-    return path
-
-
 def _run(cmd: list[str], tag: str) -> dict[str, float]:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -167,13 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", type=Path, default=None, help="store to use (built if missing)")
     parser.add_argument("--no-qlib", action="store_true", help="skip Qlib")
     parser.add_argument("--check", action="store_true", help="compare every column with Qlib's")
-    parser.add_argument("--qlib-python", default=_default_qlib_python())
+    parser.add_argument("--qlib-python", default=default_qlib_python())
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = parser.parse_args(argv)
 
-    store = args.store or Path(tempfile.gettempdir()) / "qcore-bench" / (
-        f"synth_{args.instruments}x{args.days}_s{args.seed}"
-    )
+    store = args.store or store_path(args.instruments, args.days, args.seed)
     ensure_store(store, args.instruments, args.days, args.seed)
     result: dict[str, object] = {"store": str(store), "cpu_count": os.cpu_count(), "python": platform.python_version()}
     result["loadavg_1m_start"] = os.getloadavg()[0]

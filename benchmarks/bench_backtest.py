@@ -2,7 +2,7 @@
 
 Both engines run the same store, the same scores and Qlib's benchmark exchange settings (limit 0.095, close price,
 open 0.0005 / close 0.0015 / min 5, lots of 100, 1e8 cash, SH000300). Qlib runs in its own environment (see
-``/work/shared/tools/qlib-baseline-env.sh``) through this same file (``--qlib-worker``); only the
+``../shared/tools/qlib-baseline-env.sh``) through this same file (``--qlib-worker``); only the
 ``qlib.backtest.backtest(...)`` call is timed there, and only ``run_backtest(...)`` here (both load their quotes
 inside the timed call). The reports must agree to 1e-6 relative on every column and date.
 
@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _common import default_qlib_python, ensure_store, store_path
 
 TOPK, N_DROP = 50, 5
 ACCOUNT = 1e8
@@ -89,10 +91,10 @@ def compare(ours, theirs) -> tuple[bool, float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--store", default="/tmp/qcore-bench/synth300x1000")
+    parser.add_argument("--store", default=None, help="store to use (built if missing)")
     parser.add_argument("--instruments", type=int, default=300)
     parser.add_argument("--days", type=int, default=1000)
-    parser.add_argument("--qlib-python", default="/tmp/qlib-baseline/bin/python")
+    parser.add_argument("--qlib-python", default=default_qlib_python())
     parser.add_argument("--skip-qlib", action="store_true", help="time qcore only")
     parser.add_argument("--repeat", type=int, default=3, help="qcore runs (the best is reported)")
     parser.add_argument("--qlib-worker", nargs=5, metavar=("STORE", "SCORE", "START", "END", "OUT"),
@@ -108,11 +110,8 @@ def main() -> None:
 
     from qcore.kernel import Kernel
 
-    store = Path(args.store)
-    if not (store / "calendars" / "day.txt").exists():
-        from qdata_cn.synth import synthesize
-
-        synthesize(store, instruments=args.instruments, days=args.days, seed=0)
+    store = Path(args.store) if args.store else store_path(args.instruments, args.days, 0)
+    ensure_store(store, args.instruments, args.days, 0)
     score_path = store.parent / f"{store.name}_score.parquet"
     if not score_path.exists():
         make_scores(store, score_path)

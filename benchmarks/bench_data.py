@@ -5,11 +5,12 @@
 
 1. ``qcore data synth`` timing: the market is generated and written in-process into a fresh folder, and once more
    through the ``qcore`` command (wall time including interpreter start-up).
-2. A cached store (``$TMPDIR/qcore-bench/synth_<N>x<D>_s<seed>``, built when missing) is read whole: all fields,
-   all instruments, the full calendar, with ``QlibBinProvider.load`` (first call and best of ``--repeat``).
+2. A cached store (the checkout's ``.bench/stores/synth_<N>x<D>_s<seed>``, built when missing) is read whole: all
+   fields, all instruments, the full calendar, with ``QlibBinProvider.load`` (first call and best of ``--repeat``).
 3. The same read with Qlib (pyqlib 0.9.7, in its own environment: ``--qlib-python``, default ``$QLIB_PYTHON`` or
-   ``/tmp/qlib-baseline/bin/python``): ``D.features(D.instruments('all'), ['$open', ..., '$change'], freq='day')``
-   after ``qlib.init(provider_uri=STORE, region="cn", expression_cache=None, dataset_cache=None, kernels=2)``,
+   the checkout's ``.bench/qlib-baseline/bin/python``):
+   ``D.features(D.instruments('all'), ['$open', ..., '$change'], freq='day')`` after
+   ``qlib.init(provider_uri=STORE, region="cn", expression_cache=None, dataset_cache=None, kernels=2)``,
    each run in a fresh process (Qlib's in-memory cache would otherwise serve repeats); only the ``D.features`` call
    is timed. Qlib's values are then compared with qcore's for every row Qlib returns.
 """
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _common import default_qlib_python, ensure_store, store_path
 
 QLIB_SCRIPT = r"""
 import sys, time
@@ -43,10 +45,6 @@ if out != "-":
     frame.to_parquet(out)
 print("QLIB_SECONDS", elapsed, frame.shape[0], frame.shape[1])
 """
-
-
-def _default_qlib_python() -> str:
-    return os.environ.get("QLIB_PYTHON", "/tmp/qlib-baseline/bin/python")
 
 
 def time_synth(instruments: int, days: int, seed: int) -> dict[str, float]:
@@ -66,15 +64,6 @@ def time_synth(instruments: int, days: int, seed: int) -> dict[str, float]:
             subprocess.run(cmd, check=True, capture_output=True)
             out["synth_cli_wall_s"] = time.perf_counter() - began
     return out
-
-
-def ensure_store(path: Path, instruments: int, days: int, seed: int) -> Path:
-    """The cached benchmark store, built when missing."""
-    if not (path / "calendars" / "day.txt").exists():
-        from qdata_cn.synth import synthesize
-
-        synthesize(path, instruments=instruments, days=days, seed=seed, overwrite=path.exists())
-    return path
 
 
 def time_qcore(store: Path, repeat: int):
@@ -137,13 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", type=Path, default=None, help="store to use (built if missing)")
     parser.add_argument("--no-qlib", action="store_true", help="skip the Qlib comparison")
     parser.add_argument("--no-synth", action="store_true", help="skip timing `qcore data synth`")
-    parser.add_argument("--qlib-python", default=_default_qlib_python())
+    parser.add_argument("--qlib-python", default=default_qlib_python())
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = parser.parse_args(argv)
 
-    store = args.store or Path(tempfile.gettempdir()) / "qcore-bench" / (
-        f"synth_{args.instruments}x{args.days}_s{args.seed}"
-    )
+    store = args.store or store_path(args.instruments, args.days, args.seed)
     result: dict[str, object] = {
         "instruments": args.instruments,
         "days": args.days,

@@ -34,13 +34,13 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from _common import ensure_store, store_path
 
 from qcore.dataset import PanelDataset, make_processor
 from qcore.expr.engine import ExpressionEngine
@@ -90,16 +90,8 @@ def runs(feature_sets: Sequence[str]) -> list[tuple[str, str, str, dict[str, Any
 
 def build_store(args: argparse.Namespace) -> Path:
     """The synthetic store, built when missing."""
-    if args.store:
-        store = Path(args.store)
-    else:
-        store = Path(tempfile.gettempdir()) / "qcore-bench" / f"synth_{args.instruments}x{args.days}_s{args.seed}"
-    if not (store / "calendars" / "day.txt").is_file():
-        from qdata_cn.synth import synthesize
-
-        print(f"building the synthetic store {store} ...", file=sys.stderr)
-        synthesize(store, instruments=args.instruments, days=args.days, seed=args.seed)
-    return store
+    store = Path(args.store) if args.store else store_path(args.instruments, args.days, args.seed)
+    return ensure_store(store, args.instruments, args.days, args.seed)
 
 
 def segments(calendar: pd.DatetimeIndex) -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:

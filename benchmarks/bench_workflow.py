@@ -9,7 +9,7 @@ recording everything.
 * qcore: ``.venv/bin/qcore run CONFIG`` with ``QCORE_DATA=STORE`` (CONFIG defaults to
   ``examples/workflow_lightgbm_alpha158.yaml``).
 * Qlib: its own ``qrun`` in the separate baseline environment (pyqlib 0.9.7, built by
-  ``/work/shared/tools/qlib-baseline-env.sh``) on ``benchmarks/qlib_workflow_lightgbm_alpha158.yaml``, the same job
+  ``../shared/tools/qlib-baseline-env.sh``) on ``benchmarks/qlib_workflow_lightgbm_alpha158.yaml``, the same job
   in Qlib's format (``kernels: 2``, no expression or dataset cache), with ``MLFLOW_ALLOW_FILE_STORE=true``; should
   mlflow still refuse the file store, it is rerun with a sqlite tracking uri.
 
@@ -32,7 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _common import ROOT, baseline_hint, default_qlib_env
+
 QLIB_CONFIG = Path(__file__).resolve().parent / "qlib_workflow_lightgbm_alpha158.yaml"
 TARGET = 5.0
 # (label, qcore metric, Qlib metric): the headline numbers of each side's records.
@@ -110,8 +111,7 @@ def run_qcore(config: Path, store: Path, work: Path) -> tuple[float, float, dict
 def check_qlib_env(qlib_env: Path) -> list[str]:
     """The command that runs a Qlib workflow config in ``qlib_env``, or a clear error if that env is unusable."""
     python = qlib_env / "bin" / "python"
-    hint = ("build it with /work/shared/tools/qlib-baseline-env.sh "
-            f"{qlib_env}, pass --qlib-env DIR, or run with --no-qlib")  # fmt: skip
+    hint = f"{baseline_hint(qlib_env)}, pass --qlib-env DIR, or run with --no-qlib"
     if not python.exists():
         raise SystemExit(f"Qlib baseline environment not found at {qlib_env}: {hint}")
     probe = subprocess.run([str(python), "-c", "import qlib, lightgbm, mlflow; print(qlib.__version__)"],
@@ -165,7 +165,7 @@ def main() -> None:
     parser.add_argument("--config", default=str(ROOT / "examples" / "workflow_lightgbm_alpha158.yaml"),
                         help="qcore's workflow config")  # fmt: skip
     parser.add_argument("--qlib-config", default=str(QLIB_CONFIG), help="the same job in Qlib's format")
-    parser.add_argument("--qlib-env", default="/tmp/qlib-baseline", help="Qlib's baseline environment")
+    parser.add_argument("--qlib-env", default=str(default_qlib_env()), help="Qlib's baseline environment")
     parser.add_argument("--no-qlib", action="store_true", help="time qcore only")
     parser.add_argument("--keep", action="store_true", help="keep the temporary working directories")
     args = parser.parse_args()

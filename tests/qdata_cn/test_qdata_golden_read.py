@@ -14,9 +14,8 @@ from qcore.protocols import DataProvider
 from qcore.types import Span, clip_universe, membership_mask
 
 FIELDS = ["open", "high", "low", "close", "vwap", "volume", "amount", "factor", "change"]
-INFO = json.loads((Path("/work/shared/golden/market_info.json")).read_text()) if Path(
-    "/work/shared/golden/market_info.json"
-).exists() else None
+GOLDEN_FILES = Path(__file__).resolve().parents[1] / "data" / "golden"
+INFO = json.loads((GOLDEN_FILES / "market_info.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -124,10 +123,7 @@ def test_multiple_spans_and_membership(provider: QlibBinProvider, golden: Path) 
 
 def test_membership_matches_qlib_rows(provider: QlibBinProvider) -> None:
     """Qlib's D.features(D.instruments('csi_like')) rows are exactly the membership mask cells with data spans."""
-    golden_values = Path("/work/shared/golden/csi_like_values.parquet")
-    if not golden_values.exists():
-        pytest.skip("golden parquet not available")
-    frame = pd.read_parquet(golden_values)
+    frame = pd.read_parquet(GOLDEN_FILES / "csi_like_values.parquet")
     uni = provider.universe("csi_like")
     cal = provider.calendar()
     symbols = sorted(uni)
@@ -153,7 +149,6 @@ def test_clip_universe(provider: QlibBinProvider) -> None:
             assert span.start >= pd.Timestamp("2018-07-01") and span.end <= pd.Timestamp("2018-09-30")
 
 
-@pytest.mark.skipif(INFO is None, reason="market_info.json not available")
 def test_late_listings_and_delistings(provider: QlibBinProvider, panel) -> None:
     cal = provider.calendar()
     uni = provider.universe("all")
@@ -170,7 +165,6 @@ def test_late_listings_and_delistings(provider: QlibBinProvider, panel) -> None:
         assert uni[sym][-1].end == pd.Timestamp(day)
 
 
-@pytest.mark.skipif(INFO is None, reason="market_info.json not available")
 def test_long_suspension_is_all_nan(provider: QlibBinProvider, panel) -> None:
     j = panel.instruments.index(INFO["long_suspension"])
     rows = np.isnan(panel["close"][:, j])

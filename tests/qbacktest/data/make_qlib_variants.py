@@ -1,6 +1,6 @@
 """Write Qlib's daily reports for the variant backtests of ``qlib_variants.json`` (run with Qlib's own Python).
 
-    /tmp/qlib-baseline/bin/python tests/qbacktest/data/make_qlib_variants.py
+    .bench/qlib-baseline/bin/python tests/qbacktest/data/make_qlib_variants.py
 
 Every variant is the golden backtest (golden store and scores, 2018-10-17..2019-04-22, SH000300, 0.095 limit,
 close price, costs 0.0005/0.0015/5, lots of 100, 1e8 cash) with the strategy/exchange/executor/account changes the
