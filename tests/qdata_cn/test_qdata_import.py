@@ -297,3 +297,140 @@ def test_minute_bars_import(tmp_path: Path) -> None:
     panel = provider.load(["close"], ["SH600000", "SH600001"], freq="1min", end="2020-01-02")
     assert panel.shape == (4, 2)
     assert np.isnan(panel["close"][2, 0]) and panel["close"][2, 1] == 3
+
+
+# -- one date format per file, and values float32 cannot hold (issue 12) ------------------------------------------
+
+
+def _import_dates(tmp_path: Path, dates: list[str], **kwargs) -> list[str]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "SH600000.csv"
+    path.write_text("date,close\n" + "".join(f"{d},{k + 1}\n" for k, d in enumerate(dates)))
+    store = tmp_path / "store"
+    import_data(path, store, sort=True, **kwargs)
+    return list(QlibBinProvider(store).calendar().strftime("%Y-%m-%d"))
+
+
+@pytest.mark.parametrize(
+    ("dates", "expected"),
+    [
+        (["02/01/2020", "13/01/2020"], ["2020-01-02", "2020-01-13"]),  # 13 can only be a day: day-first file
+        (["13.01.2020", "02.01.2020"], ["2020-01-02", "2020-01-13"]),
+        (["01/13/2020", "02/01/2020"], ["2020-01-13", "2020-02-01"]),  # 13 can only be a day: month-first file
+        (["12-31-2019", "01-02-2020"], ["2019-12-31", "2020-01-02"]),
+        (["2020/01/02", "2020/01/13"], ["2020-01-02", "2020-01-13"]),
+        (["01/01/2020", "05/05/2020"], ["2020-01-01", "2020-05-05"]),  # both readings agree
+        (["2 Jan 2020", "Feb 1 2020", "03-Feb-2020"], ["2020-01-02", "2020-02-01", "2020-02-03"]),
+    ],
+)
+def test_one_date_format_per_file(tmp_path: Path, dates: list[str], expected: list[str]) -> None:
+    assert _import_dates(tmp_path, dates) == expected
+
+
+@pytest.mark.parametrize(
+    "dates",
+    [
+        ["02/01/2020", "03/01/2020"],
+        ["02.01.2020", "03.01.2020"],
+        ["02-01-2020 09:30", "03-01-2020 09:30"],
+        ["13/01/2020", "01/13/2020"],  # each reading fails a row: the file mixes both orders
+        ["2020-01-02", "05/01/2020"],
+    ],
+)
+def test_ambiguous_dates_are_refused_naming_file_and_column(tmp_path: Path, dates: list[str]) -> None:
+    path = tmp_path / "data.csv"
+    path.write_text("Day,symbol,close\n" + "".join(f"{d},SH600000,{k + 1}\n" for k, d in enumerate(dates)))
+    store = tmp_path / "store"
+    with pytest.raises(DataError) as info:
+        import_data(path, store, date_col="day", freq="day")
+    message = str(info.value)
+    assert info.value.path == str(path) and info.value.row in (2, 3)
+    assert "ambiguous dates in column 'Day'" in message and "--date-format" in message
+    assert not store.exists()
+    with pytest.raises(DataError, match="ambiguous"):
+        import_data(path, store, date_col="day", skip_bad_rows=True, report=tmp_path / "r.csv")
+
+
+def test_date_format_decides(tmp_path: Path) -> None:
+    dates = ["02/01/2020", "03/01/2020"]
+    assert _import_dates(tmp_path / "d", dates, date_format="%d/%m/%Y") == ["2020-01-02", "2020-01-03"]
+    assert _import_dates(tmp_path / "m", dates, date_format="%m/%d/%Y") == ["2020-02-01", "2020-03-01"]
+    with pytest.raises(DataError, match=r"bad date '2020-01-06' \(the file's dates are %d/%m/%Y\)") as info:
+        _import_dates(tmp_path / "x", [*dates, "2020-01-06"], date_format="%d/%m/%Y")
+    assert info.value.row == 4
+    with pytest.raises(DataError, match="invalid --date-format"):
+        _import_dates(tmp_path / "y", dates, date_format="%Q")
+    with pytest.raises(DataError, match="invalid --date-format"):
+        _import_dates(tmp_path / "z", dates, date_format="daily")
+
+
+def test_date_format_on_the_command_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from qcore.cli import ExitCode, cli
+
+    path = tmp_path / "SH600000.csv"
+    path.write_text("date,close\n02/01/2020,1\n03/01/2020,2\n")
+    runner = CliRunner()
+    refused = runner.invoke(cli, ["data", "import", str(path), "--to", str(tmp_path / "s")])
+    assert refused.exit_code == ExitCode.DATA and "--date-format" in refused.output and str(path) in refused.output
+    done = runner.invoke(cli, ["data", "import", str(path), "--to", str(tmp_path / "s"), "--date-format", "%d/%m/%Y"])
+    assert done.exit_code == 0, done.output
+    assert (tmp_path / "s" / "calendars" / "day.txt").read_text() == "2020-01-02\n2020-01-03\n"
+
+
+def test_rows_off_the_file_format_are_bad_rows(tmp_path: Path) -> None:
+    path = tmp_path / "SH600000.csv"
+    path.write_text("date,close\n02/01/2020,1\n13/01/2020,2\n2020-01-14,3\n")
+    with pytest.raises(DataError, match=r"bad date '2020-01-14' \(the file's dates are %d/%m/%Y\)") as info:
+        import_data(path, tmp_path / "store")
+    assert info.value.row == 4
+
+
+@pytest.mark.parametrize(
+    ("value", "column"),
+    [("1e39", "close"), ("-4e38", "open"), ("3.5e38", "volume"), ("1.7976931348623157e308", "amount")],
+)
+def test_values_beyond_float32_are_refused(tmp_path: Path, value: str, column: str) -> None:
+    path = tmp_path / "data.csv"
+    path.write_text(f"date,symbol,{column}\n2020-01-02,SH600000,1\n2020-01-03,SH600000,{value}\n")
+    store = tmp_path / "store"
+    with pytest.raises(DataError) as info:
+        import_data(path, store)
+    message = str(info.value)
+    assert info.value.path == str(path) and info.value.row == 3
+    assert f"column '{column}'" in message and "beyond float32's range" in message
+    assert not store.exists()
+
+
+def test_float32_edge_values_and_nan_are_kept(tmp_path: Path) -> None:
+    big = float(np.finfo(np.float32).max)
+    path = tmp_path / "SH600000.csv"
+    path.write_text(f"date,change,volume\n2020-01-02,{big!r},1\n2020-01-03,nan,\n2020-01-06,-{big!r},2\n")
+    import_data(path, tmp_path / "store")
+    raw = np.fromfile(tmp_path / "store" / "features" / "sh600000" / "change.day.bin", "<f4")
+    assert raw[1] == np.float32(big) and np.isnan(raw[2]) and raw[3] == -np.float32(big)
+
+
+def test_parquet_values_beyond_float32_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "SH600000.parquet"
+    pd.DataFrame({"date": pd.to_datetime(["2020-01-02", "2020-01-03"]), "close": [1.0, 1e300]}).to_parquet(path)
+    with pytest.raises(DataError, match=r"close value 1e\+300 .* beyond float32's range") as info:
+        import_data(path, tmp_path / "store")
+    assert info.value.row == 2
+    summary = import_data(path, tmp_path / "store", skip_bad_rows=True, report=tmp_path / "report.csv")
+    assert summary["skipped_rows"] == 1
+
+
+def test_every_imported_instrument_gets_every_field(tmp_path: Path) -> None:
+    """Per-symbol files with different columns: missing fields are NaN bins, so `check` finds no missing file."""
+    from qdata_cn.check import check_store
+
+    src = tmp_path / "src"
+    for k, sym in enumerate(("SH600000", "SH600001", "SH600002")):
+        _write_csv(src / f"{sym}.csv", [{"date": "2020-01-02", "close": 1.0 + k, **({"vwap": 1.0} if k else {})}])
+    store = tmp_path / "store"
+    import_data(src, store)
+    vwap = np.fromfile(store / "features" / "sh600000" / "vwap.day.bin", "<f4")
+    assert vwap[0] == 0 and np.isnan(vwap[1:]).all()
+    assert [f for f in check_store(store) if f.check == "missing-field"] == []

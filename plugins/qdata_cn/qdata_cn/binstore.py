@@ -6,15 +6,19 @@ The layout (see Qlib's ``scripts/dump_bin.py``)::
     <root>/instruments/<market>.txt             SYMBOL<TAB>start<TAB>end, several rows (spans) per symbol allowed
     <root>/features/<inst>/<field>.<freq>.bin   little-endian float32; element 0 = start index into the calendar
 
-Every malformed input raises :class:`qcore.errors.DataError` naming the file and the line or element.
+Every malformed input raises :class:`qcore.errors.DataError` naming the file and the line or element: also a
+folder, a special file or an unreadable file where a bin should be. Symbols (and market names) become file names,
+so one that could name another place (``../x``, ``a/b``) is an error naming the instrument file and the line.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import math
 import os
+import stat
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -32,13 +36,15 @@ from qdata_cn.naming import (
     field_order,
     is_daily,
     normalise_fields,
+    symbol_problem,
 )
 
 logger = logging.getLogger(__name__)
 
 _O_BINARY = getattr(os, "O_BINARY", 0)
 _HAS_PREADV = hasattr(os, "preadv")
-_READ_FLAGS = os.O_RDONLY | _O_BINARY
+#: ``O_NONBLOCK``: opening a FIFO planted where a bin should be must not hang (no effect on regular files).
+_READ_FLAGS = os.O_RDONLY | _O_BINARY | getattr(os, "O_NONBLOCK", 0)
 _HEADER = struct.Struct("<f")
 #: Float32 represents every integer exactly up to 2**24; a larger header cannot be a calendar index.
 _MAX_HEADER = float(2**24)
@@ -67,6 +73,21 @@ def _parse_dates(texts: Sequence[str], freq_format: str | None) -> pd.DatetimeIn
     return pd.DatetimeIndex(pd.to_datetime(values, format="ISO8601", errors="coerce")).as_unit("ns")
 
 
+def _read_text(path: Path) -> str:
+    """A text file's UTF-8 content; a folder, FIFO or device in its place is an ``OSError`` (never a hang)."""
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EISDIR if stat.S_ISDIR(info.st_mode) else errno.EINVAL,
+                          "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file")  # fmt: skip
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read()
+    finally:
+        os.close(fd)
+    return data.decode("utf-8")
+
+
 def read_calendar(path: str | os.PathLike[str], freq: str = "day") -> pd.DatetimeIndex:
     """The timestamps of a calendar file, checked to be valid and strictly increasing.
 
@@ -74,7 +95,7 @@ def read_calendar(path: str | os.PathLike[str], freq: str = "day") -> pd.Datetim
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_text(path)
     except FileNotFoundError:
         raise DataError(f"calendar file for freq {freq!r} not found", path=str(path)) from None
     except (OSError, UnicodeDecodeError) as error:
@@ -114,7 +135,7 @@ def read_instruments(path: str | os.PathLike[str]) -> dict[str, tuple[Span, ...]
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_text(path)
     except FileNotFoundError:
         raise DataError("instrument file not found", path=str(path)) from None
     except (OSError, UnicodeDecodeError) as error:
@@ -133,6 +154,9 @@ def read_instruments(path: str | os.PathLike[str]) -> dict[str, tuple[Span, ...]
             raise DataError(
                 f"expected SYMBOL<TAB>START<TAB>END, got {line.strip()!r}", path=str(path), row=number
             )
+        problem = symbol_problem(parts[0]) if parts[0].strip() else None
+        if problem is not None:
+            raise DataError(problem, path=str(path), row=number)
         symbols.append(parts[0].strip().upper())
         starts.append(parts[1].strip())
         ends.append(parts[2].strip())
@@ -206,13 +230,70 @@ def _check_extent(start: int, length: int, path: str, calendar_length: int | Non
         )
 
 
+def _os_error(error: OSError, name: str) -> DataError:
+    """A read failure of a bin as a :class:`DataError` naming the file."""
+    if isinstance(error, IsADirectoryError):
+        return DataError("is a folder, not a feature file", path=name)
+    if isinstance(error, NotADirectoryError):
+        return DataError("a file stands where the instrument's folder should be", path=name)
+    return DataError(f"cannot read feature file: {error.strerror or error}", path=name)
+
+
+def _open_bin(name: str) -> tuple[int, int]:
+    """An open descriptor and the size of a regular bin file.
+
+    :raises FileNotFoundError: it does not exist.
+    :raises DataError: it is a folder or special file, or cannot be read.
+    """
+    try:
+        fd = os.open(name, _READ_FLAGS)
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        raise _os_error(error, name) from None
+    try:
+        info = os.fstat(fd)
+    except OSError as error:  # pragma: no cover - fstat of an open descriptor
+        os.close(fd)
+        raise _os_error(error, name) from None
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        what = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file (a FIFO, socket or device)"
+        raise DataError(f"is {what}; a feature file was expected", path=name)
+    return fd, info.st_size
+
+
+def _read_exact(fd: int, out: np.ndarray, offset: int, name: str) -> None:
+    """Fill ``out`` (a contiguous array) from byte ``offset`` of the open file."""
+    view = memoryview(out).cast("B")
+    got = 0
+    while got < len(view):
+        try:
+            if _HAS_PREADV:
+                n = os.preadv(fd, [view[got:]], offset + got)
+            else:  # pragma: no cover - platforms without preadv
+                chunk = _pread(fd, len(view) - got, offset + got)
+                n = len(chunk)
+                view[got : got + n] = chunk
+        except OSError as error:
+            raise _os_error(error, name) from None
+        if n == 0:
+            raise DataError(f"file changed while reading ({got} of {len(view)} bytes read)", path=name)
+        got += n
+
+
 def bin_extent(path: str | os.PathLike[str], calendar_length: int | None = None) -> tuple[int, int]:
     """``(start_index, number_of_values)`` of a bin file, validated like :func:`read_bin`."""
     name = os.fspath(path)
-    fd = os.open(name, os.O_RDONLY | _O_BINARY)
     try:
-        length = _check_size(os.fstat(fd).st_size, name)
-        start = check_header(_pread(fd, 4, 0), name, calendar_length)
+        fd, size = _open_bin(name)
+    except FileNotFoundError:
+        raise DataError("feature file not found", path=name) from None
+    try:
+        length = _check_size(size, name)
+        head = np.empty(1, dtype="<f4")
+        _read_exact(fd, head, 0, name)
+        start = check_header(head.tobytes(), name, calendar_length)
     finally:
         os.close(fd)
     _check_extent(start, length, name, calendar_length)
@@ -223,13 +304,19 @@ def read_bin(path: str | os.PathLike[str], calendar_length: int | None = None) -
     """``(start_index, values)`` of a whole bin file; values are little-endian float32, exactly as stored.
 
     :param calendar_length: when given, a header or data running past it is a :class:`DataError`.
+    :raises DataError: the file is missing, a folder, unreadable, truncated or its header is not a calendar index.
     """
     name = os.fspath(path)
     try:
-        raw = np.fromfile(name, dtype="<f4")
+        fd, size = _open_bin(name)
     except FileNotFoundError:
         raise DataError("feature file not found", path=name) from None
-    _check_size(os.path.getsize(name), name)
+    try:
+        _check_size(size, name)
+        raw = np.empty(size // 4, dtype="<f4")
+        _read_exact(fd, raw, 0, name)
+    finally:
+        os.close(fd)
     start = check_header(raw[:1].tobytes(), name, calendar_length)
     values = raw[1:]
     _check_extent(start, len(values), name, calendar_length)
@@ -244,11 +331,10 @@ def read_bin_into(path: str, row: np.ndarray, lo: int, hi: int, calendar_length:
     does not exist (``row`` is left untouched).
     """
     try:
-        fd = os.open(path, _READ_FLAGS)
+        fd, size = _open_bin(path)
     except FileNotFoundError:
         return None
     try:
-        size = os.fstat(fd).st_size
         if size % 4 or size < 4:
             _check_size(size, path)
         value = _HEADER.unpack(_pread(fd, 4, 0))[0]
@@ -263,12 +349,15 @@ def read_bin_into(path: str, row: np.ndarray, lo: int, hi: int, calendar_length:
         if a < b:
             offset = 4 * (1 + a - start)
             target = row[a - lo : b - lo]
-            if _HAS_PREADV:
-                got = os.preadv(fd, [memoryview(target).cast("B")], offset)
-            else:  # pragma: no cover - platforms without preadv
-                raw = _pread(fd, 4 * (b - a), offset)
-                got = len(raw)
-                target[: got // 4] = np.frombuffer(raw, "<f4", count=got // 4)
+            try:
+                if _HAS_PREADV:
+                    got = os.preadv(fd, [memoryview(target).cast("B")], offset)
+                else:  # pragma: no cover - platforms without preadv
+                    raw = _pread(fd, 4 * (b - a), offset)
+                    got = len(raw)
+                    target[: got // 4] = np.frombuffer(raw, "<f4", count=got // 4)
+            except OSError as error:
+                raise _os_error(error, path) from None
             if got != 4 * (b - a):
                 raise DataError(f"file changed while reading ({got} of {4 * (b - a)} bytes read)", path=path)
     finally:
@@ -384,8 +473,14 @@ class QlibBinProvider:
         return ["all"] + [n for n in names if n != "all"]
 
     def instruments_path(self, market: str) -> Path:
-        """``<root>/instruments/<market>.txt``."""
-        return self.root / "instruments" / f"{market.lower()}.txt"
+        """``<root>/instruments/<market>.txt``.
+
+        :raises DataError: ``market`` could name a file elsewhere (``../x``, ``a/b``).
+        """
+        problem = symbol_problem(market)
+        if problem is not None:
+            raise DataError(f"invalid market name {market!r}: " + problem.split(": ", 1)[-1])
+        return self.root / "instruments" / f"{market.strip().lower()}.txt"
 
     def universe(self, market: str = "all") -> Universe:
         """Instruments of ``market`` and their membership spans, as stored in ``instruments/<market>.txt``."""
@@ -409,12 +504,17 @@ class QlibBinProvider:
         features = self.root_for(freq) / "features"
         names: set[str] = set()
         if features.is_dir():
-            with os.scandir(features) as dirs:
-                for entry in dirs:
-                    if not entry.is_dir():
-                        continue
-                    with os.scandir(entry.path) as files:
-                        names |= {f.name[: -len(suffix)] for f in files if f.name.endswith(suffix)}
+            folder = str(features)
+            try:
+                with os.scandir(features) as dirs:
+                    for entry in dirs:
+                        if not entry.is_dir():
+                            continue
+                        folder = entry.path
+                        with os.scandir(entry.path) as files:
+                            names |= {f.name[: -len(suffix)] for f in files if f.name.endswith(suffix)}
+            except OSError as error:
+                raise DataError(f"cannot list the folder: {error.strerror or error}", path=folder) from None
         return field_order(n for n in names if n and not n.startswith("."))
 
     def load(
@@ -500,11 +600,14 @@ def _hash_dir(digest: hashlib.blake2b, folder: Path) -> None:
     if not folder.is_dir():
         digest.update(b"-")
         return
-    with os.scandir(folder) as it:
-        rows = []
-        for entry in it:
-            if entry.name.startswith(".") or not entry.is_file():
-                continue
-            st = entry.stat()
-            rows.append(f"{entry.name}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}")
+    try:
+        with os.scandir(folder) as it:
+            rows = []
+            for entry in it:
+                if entry.name.startswith(".") or not entry.is_file():
+                    continue
+                st = entry.stat()
+                rows.append(f"{entry.name}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}")
+    except OSError as error:
+        raise DataError(f"cannot list the folder: {error.strerror or error}", path=str(folder)) from None
     digest.update("|".join(sorted(rows)).encode())

@@ -1,16 +1,21 @@
 """Health check of a bin store (``qcore data check``).
 
 Errors (the command exits non-zero): a missing or malformed calendar or instrument file, bins that are truncated,
-have a bad header or run past the calendar, negative prices or volumes, instruments listed in ``all.txt`` without
-feature files, an interrupted write. Warnings: fields of one instrument covering different ranges, ``all.txt`` spans
-that disagree with the bins, long all-NaN runs, rows where only some price fields are NaN, implausible jumps of the
-close, high below low or prices outside ``[low, high]``, a missing or NaN ``$factor``, infinite values, feature
-folders not listed in ``all.txt``.
+have a bad header, run past the calendar or cannot be read (a folder, a special or unreadable file), negative prices
+or volumes, instruments listed in ``all.txt`` without feature files, damage that reads as NaN (a feature folder or
+bin whose name is not the lower-case one readers open, a field file missing for one instrument only, or for a few
+while 90% of the instruments have it), an interrupted write, and a write journal naming anything but the store's
+own files (reported without advising ``recover``, which refuses it). Warnings: fields of one instrument covering
+different ranges, fields some instruments lack, ``all.txt`` spans that disagree with the bins, long all-NaN runs,
+rows where only some price fields are NaN, implausible jumps of the close, high below low or prices outside
+``[low, high]``, a missing or NaN ``$factor``, infinite values, feature folders not listed in ``all.txt``, temporary
+files and folders left by an interrupted write.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,11 +25,23 @@ import numpy as np
 import pandas as pd
 
 from qcore.errors import DataError
-from qdata_cn.naming import BIN_SUFFIX, check_freq, date_format, field_order, fname_to_code, is_daily
+from qdata_cn.naming import (
+    BIN_SUFFIX,
+    check_freq,
+    code_to_fname,
+    date_format,
+    field_order,
+    fname_to_code,
+    is_daily,
+    symbol_problem,
+)
 
 SEVERITIES = ("error", "warning", "info")
 PRICE_FIELDS = ("open", "high", "low", "close")
 NON_NEGATIVE = ("open", "high", "low", "close", "vwap", "volume", "amount", "factor")
+#: A field file missing for an instrument is an error when it is the only one without it, or when at least this
+#: share of the instruments has the field (otherwise a warning: stores may hold fields for some instruments only).
+MISSING_FIELD_ERROR = 0.9
 
 
 @attrs.frozen
@@ -68,7 +85,6 @@ def check_store(
     :param max_nan_run: all-NaN runs longer than this many rows are reported (default 250 days, or 5 days of bars).
     """
     from qdata_cn.binstore import bin_extent, read_bin, read_calendar, read_instruments
-    from qdata_cn.writer import JOURNAL_NAME
 
     freq = check_freq(freq)
     root = Path(root).expanduser()
@@ -78,8 +94,7 @@ def check_store(
         return report.findings
     if max_nan_run is None:
         max_nan_run = 250 if is_daily(freq) else 5 * 240
-    if (root / JOURNAL_NAME).exists():
-        report.add("error", "journal", JOURNAL_NAME, "an interrupted write is pending; run `qcore data recover`")
+    journal_ok = _check_journal(report, root)
 
     fmt = date_format(freq)
     cal_path = root / "calendars" / f"{freq}.txt"
@@ -116,10 +131,7 @@ def check_store(
     suffix = f".{freq}{BIN_SUFFIX}"
     folders: dict[str, Path] = {}
     if features.is_dir():
-        with os.scandir(features) as it:
-            for entry in it:
-                if entry.is_dir() and not entry.name.startswith("."):
-                    folders[fname_to_code(entry.name)] = Path(entry.path)
+        folders = _feature_folders(report, root, features)
     else:
         report.add("error", "features", "features/", "missing")
     n_cal = None if calendar is None else len(calendar)
@@ -131,9 +143,11 @@ def check_store(
             report.add("warning", "instruments", symbol, "feature folder not listed in instruments/all.txt")
 
     checked = files = 0
+    present: dict[str, set[str]] = {}
     for symbol in sorted(folders):
         folder = folders[symbol]
-        paths = sorted(folder.glob(f"*{suffix}"))
+        paths, names = _bin_paths(report, root, folder, suffix)
+        present[symbol] = names
         if not paths:
             if symbol in listed:
                 report.add("error", "features", symbol, f"no *{suffix} files")
@@ -150,6 +164,8 @@ def check_store(
                 report.add("error", "bin", _rel(path, root), error.message)
         if data and calendar is not None:
             _check_instrument(report, symbol, data, calendar, listed.get(symbol), fmt, max_jump, max_nan_run)
+    _check_missing_fields(report, root, folders, present, suffix)
+    _check_temporaries(report, root, journal_ok)
 
     errors = sum(f.severity == "error" for f in report.findings)
     warnings = sum(f.severity == "warning" for f in report.findings)
@@ -263,6 +279,140 @@ def _check_instrument(
         gaps = int((np.isnan(factor) & ~missing).sum())
         if gaps:
             report.add("warning", "factor", symbol, f"{gaps} rows with a close but no $factor")
+
+
+def _check_journal(report: _Report, root: Path) -> bool:
+    """Report a pending write journal; ``False`` when the journal is one that ``recover`` refuses."""
+    from qdata_cn.writer import JOURNAL_NAME, JournalError, read_journal
+
+    try:
+        plan = read_journal(root)
+    except JournalError as error:
+        report.add("error", "journal", JOURNAL_NAME,
+                   f"the write journal is not one qcore wrote for this store: {error.entry} {error.problem}. Do not "
+                   "use this store as it is: `qcore data recover` refuses to replay such a journal (it would move or "
+                   "remove files it names); the store may be damaged or come from an untrusted source, so compare it "
+                   "with where it came from, and delete the journal by hand only once its files check out")  # fmt: skip
+        return False
+    if plan is not None:
+        report.add("error", "journal", JOURNAL_NAME,
+                   f"an interrupted write is pending ({len(plan['renames'])} renames, {len(plan['deletes'])} removals "
+                   "inside the store); run `qcore data recover` to complete it")  # fmt: skip
+    return True
+
+
+def _feature_folders(report: _Report, root: Path, features: Path) -> dict[str, Path]:
+    """``{SYMBOL: folder}`` of the folders readers can find; misnamed folders are errors (reads of them are NaN)."""
+    found: dict[str, Path] = {}
+    try:
+        with os.scandir(features) as it:
+            entries = sorted((e.name, e.is_dir()) for e in it if not e.name.startswith("."))
+    except OSError as error:
+        report.add("error", "features", "features/", f"cannot list the folder: {error.strerror or error}")
+        return found
+    for name, is_dir in entries:
+        if not is_dir:
+            continue
+        path = features / name
+        code = fname_to_code(name)
+        problem = symbol_problem(code)
+        if problem is not None:
+            report.add("error", "features", _rel(path, root), f"folder name is not a symbol: {problem}")
+            continue
+        expected = code_to_fname(code)
+        if name != expected:
+            canonical = features / expected
+            if canonical.is_dir() and os.path.samefile(canonical, path):  # a case-insensitive file system
+                report.add("warning", "features", _rel(path, root),
+                           f"folder name is not the lower-case symbol: readers on case-sensitive file systems look "
+                           f"for features/{expected}/ and read NaN")  # fmt: skip
+            else:
+                report.add("error", "features", _rel(path, root),
+                           f"folder name is not what readers open for {code} (features/{expected}/, lower case): "
+                           f"every read of {code} from it is NaN; rename it")  # fmt: skip
+                continue
+        if code in found:
+            report.add("error", "features", _rel(path, root), f"a second folder for {code}")
+            continue
+        found[code] = path
+    return found
+
+
+def _bin_paths(report: _Report, root: Path, folder: Path, suffix: str) -> tuple[list[Path], set[str]]:
+    """The readable ``*<suffix>`` files of an instrument folder, and the fields it has an entry for (readable or not).
+
+    Folders, special files and names readers do not open (not lower case) where bins should be are errors.
+    """
+    paths: list[Path] = []
+    names: set[str] = set()
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as error:
+        report.add("error", "features", _rel(folder, root), f"cannot list the folder: {error.strerror or error}")
+        return paths, names
+    for entry in entries:
+        name = entry.name
+        if not name.lower().endswith(suffix) or name.startswith("."):
+            continue
+        names.add(name[: -len(suffix)].lower())
+        path = Path(entry.path)
+        if name != name.lower():
+            report.add("error", "bin", _rel(path, root),
+                       f"file name is not lower case: readers open {name.lower()} and read NaN; rename it")  # fmt: skip
+            continue
+        try:
+            mode = os.stat(entry.path).st_mode
+        except OSError as error:
+            report.add("error", "bin", _rel(path, root), f"cannot read: {error.strerror or error}")
+            continue
+        if not stat.S_ISREG(mode):
+            what = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+            report.add("error", "bin", _rel(path, root), f"is {what} where a feature file should be")
+            continue
+        paths.append(path)
+    return paths, names
+
+
+def _check_missing_fields(
+    report: _Report, root: Path, folders: dict[str, Path], present: dict[str, set[str]], suffix: str
+) -> None:
+    """A field file one instrument lacks while the others have it reads as NaN without a word: report it."""
+    with_bins = {s: f for s, f in present.items() if f}
+    if len(with_bins) < 2:
+        return
+    counts: dict[str, int] = {}
+    for names in with_bins.values():
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+    total = len(with_bins)
+    for field in field_order(counts):
+        lacking = sorted(s for s, names in with_bins.items() if field not in names)
+        if not lacking:
+            continue
+        if len(lacking) == 1 or counts[field] >= MISSING_FIELD_ERROR * total:
+            for symbol in lacking:
+                path = _rel(folders[symbol] / f"{field}{suffix}", root)
+                report.add("error", "missing-field", path,
+                           f"missing while {counts[field]} of {total} instruments have ${field}: reads of {symbol}'s "
+                           f"${field} are NaN (a deleted file?)")  # fmt: skip
+        else:
+            sample = ", ".join(_rel(folders[s] / f"{field}{suffix}", root) for s in lacking[:3])
+            more = f" and {len(lacking) - 3} more" if len(lacking) > 3 else ""
+            report.add("warning", "missing-field", f"${field}",
+                       f"{len(lacking)} of {total} instruments have no {field}{suffix} (reads are NaN): "
+                       f"{sample}{more}")  # fmt: skip
+
+
+def _check_temporaries(report: _Report, root: Path, journal_ok: bool) -> None:
+    from qdata_cn.writer import find_temporaries
+
+    stale = find_temporaries(root)
+    if stale:
+        advice = "`qcore data recover` removes them" if journal_ok else \
+            "`qcore data recover` removes them once the journal problem above is resolved"  # fmt: skip
+        report.add("warning", "temporary", stale[0],
+                   f"{len(stale)} temporary files or folders left by an interrupted write (first: {stale[0]}); "
+                   f"{advice}")  # fmt: skip
 
 
 def _rel(path: Path, root: Path) -> str:

@@ -53,6 +53,9 @@ def synth_command(out: str, instruments: int, days: int, seed: int, freq: str, s
 @click.option("--symbol-col", default="symbol", show_default=True,
               help="Column with the symbol; without it the file name (stem) is the symbol.")  # fmt: skip
 @click.option("--date-col", default="date", show_default=True, help="Column with the date or timestamp.")
+@click.option("--date-format", default=None,
+              help="strftime format of the dates (e.g. %d/%m/%Y); default: inferred once per file, ambiguity is an "
+                   "error.")  # fmt: skip
 @click.option("--include-fields", multiple=True, help="Only these fields (comma-separated or repeated).")
 @click.option("--exclude-fields", multiple=True, help="Leave out these fields (comma-separated or repeated).")
 @click.option("--mode", default="all", show_default=True, type=click.Choice(["all", "update"]),
@@ -72,6 +75,7 @@ def import_command(
     freq: str,
     symbol_col: str,
     date_col: str,
+    date_format: str | None,
     include_fields: tuple[str, ...],
     exclude_fields: tuple[str, ...],
     mode: str,
@@ -91,6 +95,7 @@ def import_command(
         freq=freq,
         symbol_col=symbol_col,
         date_col=date_col,
+        date_format=date_format,
         include_fields=_split(include_fields) or None,
         exclude_fields=_split(exclude_fields),
         mode=mode,
@@ -190,11 +195,21 @@ def info_command(store: str, as_json: bool) -> None:
 
 @data_group.command("recover")
 @click.argument("store", type=click.Path(exists=True, file_okay=False))
-def recover_command(store: str) -> None:
-    """Finish a write that was interrupted while publishing, and remove stale temporary files."""
+@click.option("--lock-timeout", default=0.0, show_default=True, type=float,
+              help="Seconds to wait for a running writer to finish.")  # fmt: skip
+def recover_command(store: str, lock_timeout: float) -> None:
+    """Finish a write that was interrupted while publishing, and remove stale temporary files and folders.
+
+    The journal is checked first: one that names anything but the store's own files is refused and nothing changes.
+    """
     from qdata_cn.writer import StoreTransaction
 
-    txn = StoreTransaction(store)
+    txn = StoreTransaction(store, lock_timeout=lock_timeout)
     txn.open()  # opening recovers; nothing is staged
     txn.rollback()
+    done = txn.recovered
+    if done["renamed"] or done["deleted"] or done["swept"]:
+        click.echo(f"completed an interrupted write ({done['renamed']} files renamed, {done['deleted']} removed) "
+                   f"and removed {done['swept']} temporary files and folders" if done["renamed"] or done["deleted"]
+                   else f"removed {done['swept']} temporary files and folders")  # fmt: skip
     click.echo(f"store {store} is consistent")

@@ -15,12 +15,23 @@ Modes:
   which replaces them; a date inside the calendar that is not one of its days is an error (it would shift every
   stored bin).
 
-Bad input (unparsable or missing dates, duplicate dates of a symbol, non-numeric or infinite values, negative prices
-or volumes) is a :class:`DataError` naming the file and the row: the line number for CSV files (the header is line
-1), the 1-based row for Parquet. With ``skip_bad_rows`` such rows are left out and listed in a report CSV
-(``file,row,reason``). Rows of a symbol must be in date order unless ``sort`` is given.
+Dates: one format per file. ISO dates (``2020-01-02``, ``2020/01/02``, with or without a time) and ``20200102`` are
+read as such; numeric day/month dates (``02/01/2020``) are read day-first or month-first for the whole file, as the
+file's other dates decide (``13/01/2020`` means day-first); a file whose dates read both ways is a :class:`DataError`
+naming the file and the column and asking for ``date_format`` (``--date-format %d/%m/%Y``), which is then used for
+every row. A date the file's format does not read is a bad row.
 
-Everything is written in one :class:`~qdata_cn.writer.StoreTransaction`: a failure leaves the store unchanged.
+Bad input (unparsable or missing dates, duplicate dates of a symbol, non-numeric or infinite values, values beyond
+float32's range, negative prices or volumes, symbols that cannot be a folder name such as ``../x``) is a
+:class:`DataError` naming the file and the row: the line number for CSV files (the header is line 1), the 1-based
+row for Parquet. With ``skip_bad_rows`` such rows are left out and listed in a report CSV (``file,row,reason``).
+Rows of a symbol must be in date order unless ``sort`` is given. Each imported instrument gets a bin for every
+field of the import (NaN where its rows have none) and keeps its stored fields, so fields never go missing for
+some instruments only.
+
+Everything is written in one :class:`~qdata_cn.writer.StoreTransaction`, and everything it writes is decided after
+its lock is held, on the store as it is then (another import may have changed it meanwhile): a failure leaves the
+store unchanged.
 """
 
 from __future__ import annotations
@@ -28,7 +39,9 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import warnings
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +59,7 @@ from qdata_cn.naming import (
     fname_to_code,
     is_daily,
     normalise_field,
+    symbol_problem,
 )
 
 logger = logging.getLogger(__name__)
@@ -53,6 +67,15 @@ logger = logging.getLogger(__name__)
 SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 #: Exact decimal → float64 parsing: pandas 3 parses exactly by default (and deprecates the option).
 _CSV_FLOATS = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
+#: Values at or beyond this magnitude become inf as float32 (the largest float32 plus half its last step).
+FLOAT32_OVERFLOW = float(2**128 - 2**103)
+#: Year-first formats tried when a file's dates are not ISO 8601 (unambiguous: nobody writes year-day-month).
+_YEAR_FIRST = ("%Y/%m/%d", "%Y.%m.%d", "%Y%m%d")
+#: Day-first and month-first readings of the same numeric dates; a file must settle which one it uses.
+_DAY_MONTH = ("%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%m.%d.%Y", "%d-%m-%Y", "%m-%d-%Y")
+_TIMES = ("", " %H:%M:%S", " %H:%M", "T%H:%M:%S", "T%H:%M", " %H:%M:%S.%f")
+#: How many distinct dates decide which formats are worth parsing the whole column with.
+_SAMPLE = 64
 #: Fields that can never be negative.
 NON_NEGATIVE = frozenset({"open", "high", "low", "close", "vwap", "adjclose", "factor", "volume", "amount", "money"})
 
@@ -134,27 +157,156 @@ def _read_frame(path: Path, date_col: str, symbol_col: str) -> tuple[pd.DataFram
     return frame, rows, True
 
 
-def _parse_dates(values: pd.Series, daily: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Timestamps (ns) and a mask of rows whose date could not be parsed."""
+def _date_candidates() -> list[str]:
+    return [d + t for d in (*_YEAR_FIRST, *_DAY_MONTH) for t in _TIMES]
+
+
+def _order(fmt: str) -> str:
+    """``day-first``/``month-first``/``year-first`` of a candidate format (for messages)."""
+    if fmt.startswith("%d"):
+        return "day-first"
+    if fmt.startswith("%m"):
+        return "month-first"
+    return "year-first"
+
+
+class _DateColumn:
+    """One file's date column: picks the file's date format and parses every row with it."""
+
+    def __init__(self, text: pd.Series, file: str, column: str, rows: np.ndarray) -> None:
+        self.text = text
+        self.file = file
+        self.column = column
+        self.rows = rows
+        self.present = ~text.isna().to_numpy(dtype=bool)
+        self.n_present = int(self.present.sum())
+
+    def parse(self, fmt: str) -> pd.DatetimeIndex:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pd.DatetimeIndex(pd.to_datetime(self.text, format=fmt, errors="coerce"))
+
+    def infer(self) -> tuple[pd.DatetimeIndex, str | None]:
+        """The parsed column and the format that read it (``None`` for ISO 8601 or textual dates)."""
+        values = self.text[self.present]
+        if self.n_present and values.str.fullmatch(r"\d{8}").all():
+            return self.parse("%Y%m%d"), "%Y%m%d"
+        iso = self.parse("ISO8601")
+        if int((~iso.isna()).sum()) == self.n_present:
+            return iso, None
+        sample = values.drop_duplicates().head(_SAMPLE).tolist()
+        results: dict[str, pd.DatetimeIndex] = {"ISO8601": iso}
+        for fmt in _date_candidates():
+            if any(_strptime_ok(v, fmt) for v in sample):
+                results[fmt] = self.parse(fmt)
+        counts = {fmt: int((~stamps.isna()).sum()) for fmt, stamps in results.items()}
+        best = max(counts.values())
+        winners = [fmt for fmt, n in counts.items() if n == best and n > 0]
+        if not winners:  # no numeric format reads any row: textual dates (``2 Jan 2020``), row by row
+            mixed = self._mixed(0)
+            return (iso, None) if mixed is None else (mixed, None)
+        self._refuse_disagreement(winners, results)
+        fmt = winners[0]
+        return results[fmt], None if fmt == "ISO8601" else fmt
+
+    def _mixed(self, best: int) -> pd.DatetimeIndex | None:
+        """Row-by-row parsing (textual dates such as ``Jan 2, 2020``) if it reads more rows than ``best``.
+
+        Used only when no single format reads any row, so numeric dates are never guessed row by row.
+
+        Day-first and month-first row-by-row readings must agree on every row: a disagreement is ambiguous.
+        """
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                a = pd.DatetimeIndex(pd.to_datetime(self.text, format="mixed", dayfirst=False, errors="coerce"))
+                b = pd.DatetimeIndex(pd.to_datetime(self.text, format="mixed", dayfirst=True, errors="coerce"))
+            except (ValueError, TypeError, OverflowError):
+                return None
+        if a.tz is not None or b.tz is not None or int((~a.isna()).sum()) <= best:
+            return None
+        differ = np.flatnonzero(~a.isna() & ~b.isna() & (a.asi8 != b.asi8))
+        if differ.size:
+            k = int(differ[0])
+            self._ambiguous(k, f"reads as {a[k]:%Y-%m-%d} month-first and as {b[k]:%Y-%m-%d} day-first")
+        return a
+
+    def _refuse_disagreement(self, winners: list[str], results: dict[str, pd.DatetimeIndex]) -> None:
+        first = results[winners[0]]
+        for fmt in winners[1:]:
+            other = results[fmt]
+            differ = np.flatnonzero((first.asi8 != other.asi8) & ~first.isna() & ~other.isna())
+            if differ.size:
+                k = int(differ[0])
+                self._ambiguous(
+                    k,
+                    f"reads as {first[k]:%Y-%m-%d} {_order(winners[0])} ({winners[0]}) and as {other[k]:%Y-%m-%d} "
+                    f"{_order(fmt)} ({fmt}), and no date in the file tells which",
+                )
+            split = np.flatnonzero(first.isna() != other.isna())
+            if split.size:  # as many rows read each way: the file mixes both orders
+                k = int(split[0])
+                self._ambiguous(k, f"reads only {_order(winners[0]) if other.isna()[k] else _order(fmt)} while as many "
+                                   "other dates of the file read only the other way")  # fmt: skip
+
+    def _ambiguous(self, k: int, what: str) -> None:
+        raise DataError(
+            f"ambiguous dates in column {self.column!r}: {self.text.iloc[k]!r} {what}; pass the file's format "
+            "with --date-format (e.g. %d/%m/%Y for day-first, %m/%d/%Y for month-first)",
+            path=self.file,
+            row=int(self.rows[k]),
+        )
+
+
+def _strptime_ok(value: str, fmt: str) -> bool:
+    try:
+        datetime.strptime(value, fmt)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_dates(
+    values: pd.Series,
+    daily: bool,
+    *,
+    date_format: str | None = None,
+    file: str = "",
+    column: str = "date",
+    rows: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """Timestamps (ns), a mask of rows whose date could not be parsed, and the format used (``None``: ISO).
+
+    :raises DataError: the column's dates read both day-first and month-first (naming ``file``, ``column`` and a
+        row), or ``date_format`` is not a valid format.
+    """
+    fmt: str | None = None
     if pd.api.types.is_datetime64_any_dtype(values):
         stamps = pd.DatetimeIndex(values)
         if stamps.tz is not None:
             stamps = stamps.tz_localize(None)
     else:
         text = values.astype("string").str.strip()
-        compact = text.str.fullmatch(r"\d{8}").fillna(False).to_numpy(dtype=bool)
-        if compact.all() and len(text):
-            stamps = pd.DatetimeIndex(pd.to_datetime(text, format="%Y%m%d", errors="coerce"))
+        text = text.mask(text == "")
+        column_dates = _DateColumn(text, file, column, np.arange(len(text)) if rows is None else rows)
+        if date_format is not None:
+            fmt = date_format
+            try:
+                stamps = column_dates.parse(date_format)
+            except (ValueError, TypeError) as error:
+                raise DataError(f"invalid --date-format {date_format!r}: {error}") from None
         else:
-            stamps = pd.DatetimeIndex(pd.to_datetime(text, format="ISO8601", errors="coerce"))
-            if stamps.isna().any():
-                retry = pd.DatetimeIndex(pd.to_datetime(text, format="mixed", errors="coerce"))
-                stamps = stamps.where(~stamps.isna(), retry)
+            try:
+                stamps, fmt = column_dates.infer()
+            except (TypeError, OverflowError) as error:
+                raise DataError(f"cannot read the dates of column {column!r}: {error}", path=file or None) from None
+        if stamps.tz is not None:
+            stamps = stamps.tz_convert(None)
     stamps = stamps.as_unit("ns")
     if daily:
         stamps = stamps.normalize()
     bad = np.asarray(stamps.isna())
-    return stamps.values, bad
+    return stamps.values, bad, fmt
 
 
 def _numeric(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -191,6 +343,7 @@ class ImportOptions:
     sort: bool = False
     report: str | os.PathLike[str] | None = None
     lock_timeout: float = 0.0
+    date_format: str | None = None
 
 
 class _Collector:
@@ -226,13 +379,18 @@ class _Collector:
             raise DataError(
                 f"no date column {self.date_col!r} (columns: {', '.join(columns)}); use --date-col", path=file
             )
-        dates, bad_date = _parse_dates(frame[columns[self.date_col]], self.daily)
+        date_name = str(columns[self.date_col])
+        dates, bad_date, fmt = _parse_dates(
+            frame[columns[self.date_col]], self.daily, date_format=self.opt.date_format, file=file, column=date_name,
+            rows=rows,
+        )  # fmt: skip
         keep = ~bad_date
         if bad_date.any():
-            raw = frame[columns[self.date_col]].astype("string").to_numpy()
-            self.add_bad(
-                file, rows[bad_date], [f"bad date {v!r}" if v is not pd.NA else "missing date" for v in raw[bad_date]]
-            )
+            raw = frame[columns[self.date_col]].astype("string").str.strip().to_numpy()
+            hint = f" (the file's dates are {fmt})" if fmt else ""
+            self.add_bad(file, rows[bad_date], [
+                f"bad date {v!r}{hint}" if v is not pd.NA and v != "" else "missing date" for v in raw[bad_date]
+            ])  # fmt: skip
         if self.symbol_col in columns:
             symbols = frame[columns[self.symbol_col]].astype("string").str.strip().str.upper()
             missing = symbols.isna().to_numpy() | (symbols.fillna("") == "").to_numpy()
@@ -240,8 +398,14 @@ class _Collector:
                 self.add_bad(file, rows[missing & keep], "missing symbol")
                 keep &= ~missing
             symbol_values = symbols.fillna("").to_numpy(dtype=object)
+            self._check_symbols(file, rows, symbol_values, keep)
         else:
-            symbol_values = np.full(len(frame), fname_to_code(_strip_suffix(path.name)), dtype=object)
+            stem = fname_to_code(_strip_suffix(path.name))
+            problem = symbol_problem(stem)
+            if problem is not None:
+                raise DataError(f"the file name gives no usable symbol: {problem}; name the file after the symbol "
+                                "or add a symbol column", path=file)  # fmt: skip
+            symbol_values = np.full(len(frame), stem, dtype=object)
 
         names = [k for k in columns if k not in (self.date_col, self.symbol_col)]
         if self.include is not None:
@@ -263,6 +427,14 @@ class _Collector:
             if inf.any():
                 self.add_bad(file, rows[inf], [f"infinite {field} value" for _ in range(int(inf.sum()))])
                 keep &= ~inf
+            with np.errstate(invalid="ignore"):
+                huge = (np.abs(data) >= FLOAT32_OVERFLOW) & keep
+            if huge.any():
+                self.add_bad(file, rows[huge], [
+                    f"{field} value {v:g} (column {str(columns[key])!r}) is beyond float32's range (±3.4e38) and would "
+                    "be stored as inf" for v in data[huge]
+                ])  # fmt: skip
+                keep &= ~huge
             if field in NON_NEGATIVE:
                 neg = (data < 0) & keep
                 if neg.any():
@@ -288,6 +460,15 @@ class _Collector:
             )
             self._check_order(part, symbol)
             self.parts.setdefault(symbol, []).append(part)
+
+    def _check_symbols(self, file: str, rows: np.ndarray, symbols: np.ndarray, keep: np.ndarray) -> None:
+        """Rows whose symbol cannot be a folder name (``../X``, ``A/B``, ``..``) are bad rows."""
+        for symbol in pd.unique(symbols[keep]):
+            problem = symbol_problem(symbol)
+            if problem is not None:
+                hit = keep & (symbols == symbol)
+                self.add_bad(file, rows[hit], problem)
+                keep &= ~hit
 
     def _check_order(self, part: _Part, symbol: str) -> None:
         step = np.diff(part.dates.astype(np.int64))
@@ -330,7 +511,23 @@ class _Collector:
                 values = {f: v[keep] for f, v in values.items()}
             if len(dates):
                 out[symbol] = SymbolData(symbol, dates, rows, [parts[i].file for i in file_idx], values)
+        _check_folders(out)
         return out
+
+
+def _check_folders(data: dict[str, SymbolData]) -> None:
+    """Two symbols stored in one folder (``CON`` and ``_QLIB_CON``) would overwrite each other: an error."""
+    owners: dict[str, str] = {}
+    for symbol in sorted(data):
+        folder = code_to_fname(symbol)
+        other = owners.setdefault(folder, symbol)
+        if other != symbol:
+            sym = data[symbol]
+            raise DataError(
+                f"symbols {other} and {symbol} would both be stored in features/{folder}/; rename one of them",
+                path=sym.files[0],
+                row=int(sym.rows[0]),
+            )
 
 
 def _write_report(path: Path, bad: list[BadRow]) -> None:
@@ -357,25 +554,18 @@ def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def import_data(src: str | os.PathLike[str], to: str | os.PathLike[str], **kwargs: Any) -> dict[str, Any]:
     """Import CSV/Parquet bars from ``src`` into the bin store ``to``; keyword arguments as in :class:`ImportOptions`.
 
-    Returns a summary (instruments added/updated, dates added, files written, skipped rows and report path).
+    The sources are read and checked first; then the store is locked, and whether it exists, its calendar, its
+    instruments and its bins are read under the lock (another import may have changed them while this one read or
+    waited). Returns a summary (instruments added/updated, dates added, files written, skipped rows, report path).
     """
-    from qdata_cn.binstore import read_bin, read_calendar, read_instruments
-    from qdata_cn.writer import StoreTransaction, format_calendar, format_instruments
-
     opt = ImportOptions(**kwargs)
     opt.freq = check_freq(opt.freq)
     if opt.mode not in ("all", "update"):
         raise DataError(f"mode must be 'all' or 'update', not {opt.mode!r}")
+    _check_date_format(opt.date_format)
     root = Path(to).expanduser()
     cal_rel = f"calendars/{opt.freq}.txt"
-    has_store = (root / cal_rel).exists()
-    if opt.mode == "all" and has_store and not opt.overwrite:
-        raise DataError(
-            f"a store with a {opt.freq} calendar exists; use --mode update to add data or --overwrite to replace it",
-            path=str(root),
-        )
-    if opt.mode == "update" and not has_store:
-        raise DataError(f"no {opt.freq} store to update (use --mode all to create one)", path=str(root / cal_rel))
+    seen_store = _check_mode(opt, root, cal_rel, None)  # early answer; decided again under the lock
 
     collector = _Collector(opt)
     for path in source_files(src):
@@ -391,6 +581,71 @@ def import_data(src: str | os.PathLike[str], to: str | os.PathLike[str], **kwarg
     if not data:
         raise DataError("no rows to import", path=str(src))
 
+    from qdata_cn.writer import StoreTransaction
+
+    with StoreTransaction(root, lock_timeout=opt.lock_timeout) as txn:
+        _check_mode(opt, root, cal_rel, seen_store)
+        summary = _publish(txn, opt, root, data, collector)
+    summary["skipped_rows"] = len(collector.bad)
+    summary["report"] = None if report_path is None else str(report_path)
+    return summary
+
+
+def _check_date_format(fmt: str | None) -> None:
+    if fmt is None:
+        return
+    if not isinstance(fmt, str) or "%" not in fmt:
+        raise DataError(f"invalid --date-format {fmt!r}: use strftime codes such as %d/%m/%Y")
+    try:
+        datetime.strptime(datetime(2020, 1, 2).strftime(fmt), fmt)
+    except ValueError as error:
+        raise DataError(f"invalid --date-format {fmt!r}: {error}") from None
+
+
+def _check_mode(opt: ImportOptions, root: Path, cal_rel: str, seen_before: bool | None) -> bool:
+    """Whether a store with this calendar exists, refusing what ``mode`` cannot do with it.
+
+    :param seen_before: what the check before the lock found (``None`` for that check itself): a store that
+        appeared or vanished meanwhile is named as the work of another writer.
+    """
+    has_store = (root / cal_rel).is_file()
+    changed = seen_before is not None and seen_before != has_store
+    if opt.mode == "all" and has_store and not opt.overwrite:
+        why = " (another writer created it while this import read its sources or waited for the lock)" if changed \
+            else ""  # fmt: skip
+        raise DataError(
+            f"a store with a {opt.freq} calendar exists{why}; use --mode update to add data or --overwrite to replace "
+            "it",
+            path=str(root),
+        )
+    if opt.mode == "update" and not has_store:
+        why = " (it was removed while this import read its sources or waited for the lock)" if changed else ""
+        raise DataError(f"no {opt.freq} store to update{why} (use --mode all to create one)",
+                        path=str(root / cal_rel))  # fmt: skip
+    return has_store
+
+
+def _store_fields(root: Path, suffix: str) -> list[str]:
+    """Fields (of one frequency) that every instrument folder of the store holds."""
+    features = root / "features"
+    common: set[str] | None = None
+    if features.is_dir():
+        with os.scandir(features) as dirs:
+            for entry in dirs:
+                if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
+                    with os.scandir(entry.path) as files:
+                        names = {f.name[: -len(suffix)] for f in files if f.name.endswith(suffix)}
+                    if names:
+                        common = names if common is None else common & names
+    return sorted(common or ())
+
+
+def _publish(txn: Any, opt: ImportOptions, root: Path, data: dict[str, SymbolData], collector: _Collector) -> dict:
+    """Stage the import into ``txn`` (already holding the lock); everything about the store is read here."""
+    from qdata_cn.binstore import read_bin, read_calendar, read_instruments
+    from qdata_cn.writer import format_calendar, format_instruments
+
+    cal_rel = f"calendars/{opt.freq}.txt"
     fmt = date_format(opt.freq)
     new_dates = np.unique(np.concatenate([d.dates for d in data.values()]))
     update = opt.mode == "update"
@@ -437,76 +692,79 @@ def import_data(src: str | os.PathLike[str], to: str | os.PathLike[str], **kwarg
         "files": 0,
         "calendar": [pd.Timestamp(calendar[0]).strftime(fmt), pd.Timestamp(calendar[-1]).strftime(fmt), n_cal],
         "new_dates": int(n_cal - len(old_cal)),
-        "skipped_rows": len(collector.bad),
-        "report": None if report_path is None else str(report_path),
         "skipped_columns": sorted(collector.skipped_columns),
     }
     suffix = f".{opt.freq}.bin"
     written: set[str] = set()
-    with StoreTransaction(root, lock_timeout=opt.lock_timeout) as txn:
-        if not update or n_cal != len(old_cal):
-            txn.write_text(cal_rel, format_calendar(pd.DatetimeIndex(calendar), fmt))
-        for symbol in sorted(data):
-            sym = data[symbol]
-            pos = np.searchsorted(calendar, sym.dates)
-            folder = root / "features" / code_to_fname(symbol)
-            old: dict[str, tuple[int, np.ndarray]] = {}
-            if update and folder.is_dir():
-                for path in sorted(folder.glob(f"*{suffix}")):
-                    old[path.name[: -len(suffix)]] = read_bin(path, len(old_cal))
-            lo, hi = int(pos[0]), int(pos[-1])
-            for start, values in old.values():
-                if len(values):
-                    lo, hi = min(lo, start), max(hi, start + len(values) - 1)
-            changed = False
-            for field in [*sym.values, *(f for f in old if f not in sym.values)]:
-                arr = np.full(hi - lo + 1, np.nan, dtype=np.float32)
-                before = old.get(field)
+    if n_cal != len(old_cal) or not update:
+        txn.write_text(cal_rel, format_calendar(pd.DatetimeIndex(calendar), fmt))
+    store_fields: list[str] | None = None
+    for symbol in sorted(data):
+        sym = data[symbol]
+        pos = np.searchsorted(calendar, sym.dates)
+        folder = root / "features" / code_to_fname(symbol)
+        old: dict[str, tuple[int, np.ndarray]] = {}
+        if update and folder.is_dir():
+            for path in sorted(folder.glob(f"*{suffix}")):
+                old[path.name[: -len(suffix)]] = read_bin(path, len(old_cal))
+        if update and not old and store_fields is None:
+            store_fields = _store_fields(root, suffix)
+        lo, hi = int(pos[0]), int(pos[-1])
+        for start, values in old.values():
+            if len(values):
+                lo, hi = min(lo, start), max(hi, start + len(values) - 1)
+        changed = False
+        fields = [*sym.values, *(f for f in old if f not in sym.values)]
+        extra = collector.fields if old or not update else [*collector.fields, *(store_fields or ())]
+        fields += [f for f in dict.fromkeys(extra) if f not in fields]  # NaN bins: no field missing for some only
+        for field in fields:
+            arr = np.full(hi - lo + 1, np.nan, dtype=np.float32)
+            before = old.get(field)
+            if before is not None:
+                start, values = before
+                arr[start - lo : start - lo + len(values)] = values
+            if field in sym.values:
+                new = sym.values[field]
+                at = pos - lo
                 if before is not None:
                     start, values = before
-                    arr[start - lo : start - lo + len(values)] = values
-                if field in sym.values:
-                    new = sym.values[field]
-                    at = pos - lo
-                    if before is not None:
-                        start, values = before
-                        stored = (pos >= start) & (pos < start + len(values))
-                        clash = stored & ~_same(arr[at], new)
-                        if clash.any() and not opt.overwrite_overlap:
-                            k = int(np.flatnonzero(clash)[0])
-                            raise DataError(
-                                f"{symbol} {field} on {pd.Timestamp(sym.dates[k]).strftime(fmt)} is {new[k]!r} but "
-                                f"the store holds {arr[at[k]]!r}; use --overwrite-overlap to replace stored values",
-                                path=sym.files[k],
-                                row=int(sym.rows[k]),
-                            )
-                    arr[at] = new
-                rel = f"features/{code_to_fname(symbol)}/{bin_name(field, opt.freq)}"
-                same = before is not None and before[0] == lo and len(before[1]) == len(arr)
-                if same and _same(before[1], arr).all():
-                    written.add(rel)
-                    continue
-                txn.write_bin(rel, lo, arr)
+                    stored = (pos >= start) & (pos < start + len(values))
+                    clash = stored & ~_same(arr[at], new)
+                    if clash.any() and not opt.overwrite_overlap:
+                        k = int(np.flatnonzero(clash)[0])
+                        raise DataError(
+                            f"{symbol} {field} on {pd.Timestamp(sym.dates[k]).strftime(fmt)} is {new[k]!r} but "
+                            f"the store holds {arr[at[k]]!r}; use --overwrite-overlap to replace stored values",
+                            path=sym.files[k],
+                            row=int(sym.rows[k]),
+                        )
+                arr[at] = new
+            rel = f"features/{code_to_fname(symbol)}/{bin_name(field, opt.freq)}"
+            same = before is not None and before[0] == lo and len(before[1]) == len(arr)
+            if same and _same(before[1], arr).all():
                 written.add(rel)
-                summary["files"] += 1
-                changed = True
-            if not old:
-                summary["added"] += 1
-            elif changed:
-                summary["updated"] += 1
-            else:
-                summary["unchanged"] += 1
-            span = (pd.Timestamp(calendar[lo]), pd.Timestamp(calendar[hi]))
-            if span_fmt == DAY_FORMAT:
-                span = (span[0].normalize(), span[1].normalize())
-            previous = spans.get(symbol)
-            if previous and (update or other_freqs):
-                span = (min(span[0], *(a for a, _ in previous)), max(span[1], *(b for _, b in previous)))
-            spans[symbol] = [span]
-        if opt.mode == "all" and opt.overwrite and (root / "features").is_dir():
-            for path in (root / "features").glob(f"*/*{suffix}"):
-                rel = path.relative_to(root).as_posix()
-                if rel not in written:
-                    txn.delete(rel)
-        txn.write_text("instruments/all.txt", format_instruments(spans, span_fmt))
+                continue
+            txn.write_bin(rel, lo, arr)
+            written.add(rel)
+            summary["files"] += 1
+            changed = True
+        if not old:
+            summary["added"] += 1
+        elif changed:
+            summary["updated"] += 1
+        else:
+            summary["unchanged"] += 1
+        span = (pd.Timestamp(calendar[lo]), pd.Timestamp(calendar[hi]))
+        if span_fmt == DAY_FORMAT:
+            span = (span[0].normalize(), span[1].normalize())
+        previous = spans.get(symbol)
+        if previous and (update or other_freqs):
+            span = (min(span[0], *(a for a, _ in previous)), max(span[1], *(b for _, b in previous)))
+        spans[symbol] = [span]
+    if opt.mode == "all" and opt.overwrite and (root / "features").is_dir():
+        for path in (root / "features").glob(f"*/*{suffix}"):
+            rel = path.relative_to(root).as_posix()
+            if rel not in written and path.is_file():
+                txn.delete(rel)
+    txn.write_text("instruments/all.txt", format_instruments(spans, span_fmt))
     return summary

@@ -4,6 +4,9 @@ Qlib stores instrument ``SH600000`` under ``features/sh600000/`` and field ``$cl
 ``close.day.bin``. Windows reserved names (``CON``, ``PRN``, ``AUX``, ``NUL``, ``COM0``-``COM9``,
 ``LPT0``-``LPT9``) get the prefix ``_qlib_``. Qlib removes that prefix with ``str.lstrip("_qlib_")``, which strips
 a *character set* (``_qlib_lpt1`` becomes ``pt1``); here the exact prefix is removed.
+
+Symbols become folder names, so a symbol that could name another place (``../x``, ``a/b``, a NUL byte, ``..``) is
+a :class:`DataError`: nothing a store or a source file says can make qcore read or write outside the store.
 """
 
 from __future__ import annotations
@@ -28,11 +31,38 @@ HIGH_FREQ_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 _FIELD_RE = re.compile(r"^[a-z0-9_][a-z0-9_.\-]*$")
 _FREQ_RE = re.compile(r"^[a-z0-9_]+$")
+#: Characters a symbol may not hold: path separators, NUL and the other control characters.
+_UNSAFE_SYMBOL_RE = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
+def symbol_problem(code: object) -> str | None:
+    """Why ``code`` cannot be an instrument symbol (it would not be one folder under ``features/``), or ``None``."""
+    if not isinstance(code, str):
+        return f"symbol {code!r} is not text"
+    text = code.strip()
+    if not text:
+        return "empty symbol"
+    if _UNSAFE_SYMBOL_RE.search(text):
+        return f"invalid symbol {code!r}: symbols cannot hold '/', '\\' or control characters"
+    if text.strip(".") == "":
+        return f"invalid symbol {code!r}: a symbol cannot be made of dots only"
+    return None
+
+
+def check_symbol(code: object) -> str:
+    """``code`` stripped, if it can name an instrument folder; else a :class:`DataError`."""
+    problem = symbol_problem(code)
+    if problem is not None:
+        raise DataError(problem)
+    return str(code).strip()
 
 
 def code_to_fname(code: str) -> str:
-    """The directory name of instrument ``code`` under ``features/`` (lower case, reserved names prefixed)."""
-    text = str(code).strip()
+    """The directory name of instrument ``code`` under ``features/`` (lower case, reserved names prefixed).
+
+    :raises DataError: ``code`` would not be a single folder name (``../x``, ``a/b``, ``..``, control characters).
+    """
+    text = check_symbol(code)
     if text.upper() in RESERVED_NAMES:
         text = QLIB_PREFIX + text
     return text.lower()

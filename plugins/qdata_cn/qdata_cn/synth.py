@@ -631,6 +631,9 @@ def write_market(
         raise DataError("a store already exists here; pass --overwrite to replace it", path=str(out))
     freqs = ["day", "1min"] if intraday else ["day"]
     with StoreTransaction(out, lock_timeout=lock_timeout) as txn:
+        if _existing_store(out) and not overwrite:  # again under the lock: another writer may have been first
+            raise DataError("another writer created a store here meanwhile; pass --overwrite to replace it",
+                            path=str(out))  # fmt: skip
         written: set[str] = set()
         dates = market.dates
         txn.write_text("calendars/day.txt", format_calendar(dates, DAY_FORMAT))
