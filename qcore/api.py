@@ -53,8 +53,14 @@ def evaluate(
     :param expressions: expression strings (columns named by the text) or a mapping of column name → expression.
     :param provider: an opened data provider (:func:`open_provider`).
     :param instruments: a market name (``all``, ``csi300``...) or a list of symbols.
+    :param start: first date (text such as ``2020-01-31``, a date or a Timestamp); an invalid date is a
+        :class:`~qcore.dates.DateError` naming ``start``.
+    :param end: last date, likewise.
     """
+    from qcore.dates import parse_optional_date
     from qcore.expr.engine import ExpressionEngine
+
+    start, end = parse_optional_date(start, "start"), parse_optional_date(end, "end")
 
     kernel = kernel or load_kernel()
     engine = ExpressionEngine(provider, kernel.registry("operator"), freq=freq)

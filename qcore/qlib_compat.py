@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
+
 from qcore.config import Document
+from qcore.dates import DateError, parse_date
 from qcore.errors import ConfigError
 
 #: ``qlib_init`` keys that only tune Qlib's own caching and parallelism: accepted and ignored.
@@ -43,8 +46,12 @@ def _fail(doc: Document, message: str, path: str) -> ConfigError:
 
 def _mapping(doc: Document, value: Any, path: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise _fail(doc, f"expected a mapping, got {type(value).__name__}", path)
+        raise _fail(doc, f"expected a mapping, got {_kind(value)}", path)
     return value
+
+
+def _kind(value: Any) -> str:
+    return "nothing (null)" if value is None else type(value).__name__
 
 
 def _component(doc: Document, value: Any, path: str, allowed_kwargs: tuple[str, ...] | None = None) -> dict[str, Any]:
@@ -53,8 +60,10 @@ def _component(doc: Document, value: Any, path: str, allowed_kwargs: tuple[str, 
     unknown = set(body) - {"class", "module_path", "kwargs"}
     if unknown:
         raise _fail(doc, f"unsupported key(s) {', '.join(sorted(map(str, unknown)))}", path)
-    if not isinstance(body.get("class"), str):
-        raise _fail(doc, "expected a 'class' name", f"{path}.class")
+    if not isinstance(body.get("class"), str) or not body["class"].strip():
+        raise _fail(doc, f"expected a 'class' name, got {body.get('class')!r}", f"{path}.class")
+    if body.get("module_path") is not None and not isinstance(body["module_path"], str):
+        raise _fail(doc, f"expected a module path, got {_kind(body['module_path'])}", f"{path}.module_path")
     kwargs = body.get("kwargs") or {}
     _mapping(doc, kwargs, f"{path}.kwargs")
     if allowed_kwargs is not None:
@@ -65,12 +74,31 @@ def _component(doc: Document, value: Any, path: str, allowed_kwargs: tuple[str, 
     return {"name": body["class"], "kwargs": dict(kwargs)}
 
 
-def _processors(doc: Document, items: Any, path: str) -> list[dict[str, Any]]:
+class _Origins:
+    """Where each translated key came from: qcore key path → the Qlib key path it was read from."""
+
+    def __init__(self) -> None:
+        self.paths: dict[str, str] = {}
+
+    def component(self, target: str, source: str) -> None:
+        """A ``{class, kwargs}`` entry at ``source`` became ``{name, kwargs}`` at ``target``."""
+        self.paths[target] = source
+        self.paths[f"{target}.name"] = f"{source}.class"
+
+    def __setitem__(self, target: str, source: str) -> None:
+        self.paths[target] = source
+
+
+def _processors(doc: Document, items: Any, path: str, target: str, origins: _Origins) -> list[dict[str, Any]]:
     if items is None:
         return []
     if not isinstance(items, list):
-        raise _fail(doc, "expected a list of processors", path)
-    return [_component(doc, item, f"{path}.{i}") for i, item in enumerate(items)]
+        raise _fail(doc, f"expected a list of processors, got {_kind(items)}", path)
+    out = []
+    for i, item in enumerate(items):
+        out.append(_component(doc, item, f"{path}.{i}"))
+        origins.component(f"{target}.{i}", f"{path}.{i}")
+    return out
 
 
 def _label(doc: Document, value: Any, path: str) -> dict[str, str]:
@@ -79,13 +107,20 @@ def _label(doc: Document, value: Any, path: str) -> dict[str, str]:
         exprs, names = value
         if len(exprs) != len(names):
             raise _fail(doc, "label expressions and names differ in length", path)
+        for i, (expr, name) in enumerate(zip(exprs, names)):
+            if not isinstance(expr, str) or not expr.strip():
+                raise _fail(doc, f"expected a label expression, got {expr!r}", f"{path}.0.{i}")
+            if not isinstance(name, str) or not name.strip():
+                raise _fail(doc, f"expected a label name, got {name!r}", f"{path}.1.{i}")
+        if len(set(names)) != len(names):
+            raise _fail(doc, "label names must differ", f"{path}.1")
         return dict(zip(names, exprs))
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+    if isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value):
         return {v: v for v in value}
     raise _fail(doc, "expected a list of label expressions or [expressions, names]", path)
 
 
-def _dataset(doc: Document, value: Any, path: str) -> dict[str, Any]:
+def _dataset(doc: Document, value: Any, path: str, origins: _Origins) -> dict[str, Any]:
     body = _component(doc, value, path)
     if body["name"] not in ("DatasetH", "TSDatasetH"):
         raise _fail(doc, f"unsupported dataset class {body['name']!r} (supported: DatasetH, TSDatasetH)",
@@ -93,94 +128,126 @@ def _dataset(doc: Document, value: Any, path: str) -> dict[str, Any]:
     kwargs = body["kwargs"]
     extra = [k for k in kwargs if k not in ("handler", "segments", "step_len")]
     if extra:
-        raise _fail(doc, f"unsupported key(s) {', '.join(extra)}", f"{path}.kwargs.{extra[0]}")
-    handler = _component(doc, kwargs.get("handler"), f"{path}.kwargs.handler", _HANDLER_KEYS)
+        raise _fail(doc, f"unsupported key(s) {', '.join(map(str, extra))}", f"{path}.kwargs.{extra[0]}")
+    if kwargs.get("segments") is None:
+        raise _fail(doc, "missing required key 'segments'", f"{path}.kwargs")
+    step_len = kwargs.get("step_len")
+    if step_len is not None and (isinstance(step_len, bool) or not isinstance(step_len, int) or step_len < 1):
+        raise _fail(doc, f"expected a positive integer, got {step_len!r}", f"{path}.kwargs.step_len")
+    where = f"{path}.kwargs.handler"
+    handler = _component(doc, kwargs.get("handler"), where, _HANDLER_KEYS)
     hk = handler["kwargs"]
+    for key in ("start_time", "end_time"):
+        if hk.get(key) is not None:
+            try:
+                parse_date(hk[key], f"{where}.kwargs.{key}")
+            except DateError as exc:
+                raise _fail(doc, exc.message, f"{where}.kwargs.{key}") from None
     features_kwargs: dict[str, Any] = {}
+    origins["dataset"] = path
+    origins.component("dataset.features", where)
+    origins["dataset.segments"] = f"{path}.kwargs.segments"
     if "label" in hk:
-        features_kwargs["label"] = _label(doc, hk["label"], f"{path}.kwargs.handler.kwargs.label")
+        features_kwargs["label"] = _label(doc, hk["label"], f"{where}.kwargs.label")
+        origins["dataset.features.kwargs.label"] = f"{where}.kwargs.label"
     default_infer, default_learn = _HANDLER_DEFAULTS.get(handler["name"], ([], []))
-    where = f"{path}.kwargs.handler.kwargs"
-    dataset: dict[str, Any] = {
-        "features": {"name": handler["name"], "kwargs": features_kwargs},
-        "segments": kwargs.get("segments"),
-        "infer_processors": (
-            _processors(doc, hk["infer_processors"], f"{where}.infer_processors")
-            if "infer_processors" in hk else [dict(p) for p in default_infer]
-        ),
-        "learn_processors": (
-            _processors(doc, hk["learn_processors"], f"{where}.learn_processors")
-            if "learn_processors" in hk else [dict(p) for p in default_learn]
-        ),
-    }
-    if hk.get("instruments") is not None:
-        dataset["instruments"] = hk["instruments"]
-    if hk.get("fit_start_time") is not None:
-        dataset["fit_start"] = hk["fit_start_time"]
-    if hk.get("fit_end_time") is not None:
-        dataset["fit_end"] = hk["fit_end_time"]
+    dataset: dict[str, Any] = {"features": {"name": handler["name"], "kwargs": features_kwargs},
+                               "segments": kwargs.get("segments")}
+    for group, default in (("infer_processors", default_infer), ("learn_processors", default_learn)):
+        origins[f"dataset.{group}"] = f"{where}.kwargs.{group}" if group in hk else where
+        dataset[group] = (_processors(doc, hk[group], f"{where}.kwargs.{group}", f"dataset.{group}", origins)
+                          if group in hk else [dict(p) for p in default])  # fmt: skip
+    for key, target in (("instruments", "instruments"), ("fit_start_time", "fit_start"), ("fit_end_time", "fit_end")):
+        if hk.get(key) is not None:
+            dataset[target] = hk[key]
+            origins[f"dataset.{target}"] = f"{where}.kwargs.{key}"
     return dataset
 
 
-def _backtest(doc: Document, value: Any, path: str) -> dict[str, Any]:
+_BACKTEST_RENAMES = {"start_time": "start", "end_time": "end", "exchange_kwargs": "exchange"}
+
+
+def _backtest(doc: Document, value: Any, path: str, origins: _Origins) -> dict[str, Any]:
     body = _mapping(doc, value, path)
     unknown = set(body) - {"strategy", "backtest", "executor"}
     if unknown:
-        raise _fail(doc, f"unsupported key(s) {', '.join(sorted(unknown))}", path)
+        raise _fail(doc, f"unsupported key(s) {', '.join(sorted(map(str, unknown)))}", path)
+    origins["backtest"] = path
     strategy = _component(doc, body.get("strategy"), f"{path}.strategy")
+    origins.component("backtest.strategy", f"{path}.strategy")
     strategy["kwargs"].pop("signal", None)  # <MODEL>/<DATASET> placeholders: the run supplies the predictions
     out: dict[str, Any] = {"strategy": strategy}
-    if "executor" in body:
+    if body.get("executor") is not None:
         out["executor"] = _component(doc, body["executor"], f"{path}.executor")
+        origins.component("backtest.executor", f"{path}.executor")
     options = _mapping(doc, body.get("backtest") or {}, f"{path}.backtest")
-    renames = {"start_time": "start", "end_time": "end", "exchange_kwargs": "exchange"}
     for key, item in options.items():
-        target = renames.get(key, key)
+        target = _BACKTEST_RENAMES.get(key, key)
         if target not in ("start", "end", "account", "benchmark", "exchange", "pos_type"):
             raise _fail(doc, f"unsupported backtest key {key!r}", f"{path}.backtest.{key}")
         out[target] = item
+        origins[f"backtest.{target}"] = f"{path}.backtest.{key}"
     return out
 
 
 def translate(doc: Document) -> Document:
-    """A Qlib workflow document as a qcore workflow document (same source and line map)."""
+    """A Qlib workflow document as a qcore workflow document (same source and line map).
+
+    The result's :attr:`~qcore.config.Document.origins` map every translated key to the Qlib key it came from, so
+    later errors name ``task.model.kwargs.num_leavs`` (and its line), not qcore's ``model.kwargs.num_leavs``.
+    """
     data = doc.data
+    origins = _Origins()
     init = _mapping(doc, data.get("qlib_init") or {}, "qlib_init")
     for key in init:
         if key not in _INIT_KEYS:
             raise _fail(doc, f"unsupported qlib_init key {key!r}", f"qlib_init.{key}")
     if "provider_uri" not in init:
         raise _fail(doc, "missing required key 'provider_uri'", "qlib_init")
+    uri = init["provider_uri"]
+    if not isinstance(uri, str) or not uri.strip():
+        raise _fail(doc, f"expected the store's folder, got {uri!r}", "qlib_init.provider_uri")
     region = init.get("region", "cn")
-    if region not in _REGIONS:
+    if not isinstance(region, str) or region not in _REGIONS:
         raise _fail(doc, f"unsupported region {region!r} (supported: {', '.join(_REGIONS)})", "qlib_init.region")
     if "sys" in data:
         raise _fail(doc, "'sys' (extra import paths) is not supported: install your code as a plugin instead", "sys")
     task = _mapping(doc, data.get("task"), "task")
     unknown = set(task) - {"model", "dataset", "record"}
     if unknown:
-        raise _fail(doc, f"unsupported task key(s) {', '.join(sorted(unknown))}", "task")
+        raise _fail(doc, f"unsupported task key(s) {', '.join(sorted(map(str, unknown)))}", "task")
     out: dict[str, Any] = {
         "experiment": data.get("experiment_name", "workflow"),
         "data": {
-            "provider": {"name": "qlib_bin", "kwargs": {"provider_uri": init["provider_uri"]}},
+            "provider": {"name": "qlib_bin", "kwargs": {"provider_uri": uri}},
             "market_rules": _REGIONS[region],
         },
         "model": _component(doc, task.get("model"), "task.model"),
-        "dataset": _dataset(doc, task.get("dataset"), "task.dataset"),
+        "dataset": _dataset(doc, task.get("dataset"), "task.dataset", origins),
     }
+    origins["experiment"] = "experiment_name"
+    origins["data.provider"] = "qlib_init.provider_uri"
+    origins["data.market_rules"] = "qlib_init.region"
+    origins.component("model", "task.model")
     if isinstance(out["dataset"].get("instruments"), str):
         out["data"]["universe"] = out["dataset"]["instruments"]
+        origins["data.universe"] = origins.paths["dataset.instruments"]
     records = []
-    for i, item in enumerate(task.get("record") or []):
+    items = task.get("record") or []
+    if isinstance(items, dict):
+        items = [items]  # Qlib accepts one record given as a mapping
+    if not isinstance(items, list):
+        raise _fail(doc, f"expected a list of records, got {_kind(items)}", "task.record")
+    for i, item in enumerate(items):
         record = _component(doc, item, f"task.record.{i}")
+        origins.component(f"records.{len(records)}", f"task.record.{i}")
         if record["name"] == "PortAnaRecord":
             config = record["kwargs"].pop("config", None)
             if config is None:
                 raise _fail(doc, "PortAnaRecord needs kwargs.config", f"task.record.{i}.kwargs")
-            out["backtest"] = _backtest(doc, config, f"task.record.{i}.kwargs.config")
+            out["backtest"] = _backtest(doc, config, f"task.record.{i}.kwargs.config", origins)
         record["kwargs"] = {k: v for k, v in record["kwargs"].items() if k not in ("model", "dataset")}
         records.append(record)
     if records:
         out["records"] = records
-    return Document(out, doc.lines, doc.source)
+    return attrs.evolve(doc, data=out, origins={**doc.origins, **origins.paths})

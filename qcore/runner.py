@@ -7,10 +7,17 @@ coverage) → dataset (evaluate the feature set, fit processors) → model (fit,
 (:class:`qcore.tracking.BackgroundRun`), so a slow tracking store does not hold the steps up: the worker starts
 when the model begins training (native code that leaves the interpreter to the worker), or before the records
 when there is no model.
+
+Before any step reads data, the run is checked (:func:`check_components`, which ``qcore validate`` runs too):
+component names, each component's keyword arguments, the universes, fields and date ranges against the store,
+and each record's own ``check(context)``. Components take part through two optional conventions: a registered
+factory's ``check_kwargs(kwargs)`` attribute, and a record object's ``check(context)`` method.
 """
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import logging
 import platform
 from collections.abc import Mapping
@@ -21,8 +28,9 @@ from typing import Any
 import attrs
 import numpy as np
 
-from qcore.config import WorkflowConfig
-from qcore.errors import ConfigError, QcoreError, UnknownComponentError
+from qcore.config import ComponentSpec, WorkflowConfig
+from qcore.dates import parse_date
+from qcore.errors import ConfigError, DataError, QcoreError, UnknownComponentError
 from qcore.kernel import Kernel
 from qcore.protocols import DataProvider, Run
 from qcore.tracking import BackgroundRun
@@ -60,13 +68,205 @@ class RunResult:
     artifacts: Mapping[str, str]
 
 
-def check_components(config: WorkflowConfig, kernel: Kernel) -> None:
+def check_components(config: WorkflowConfig, kernel: Kernel, *, store: bool = True) -> None:
+    """Check everything about ``config`` that can be checked without running it; raise at the first problem.
+
+    In order: every component name exists (:func:`check_names`); every component's keyword arguments
+    (:func:`check_arguments`); then, with ``store``, what needs the data: the data provider is opened (opening
+    reads the store's calendar and lists, nothing more) and :func:`check_store` and :func:`check_records` run. A
+    provider that cannot be opened here is reported as a warning and the store checks are skipped (``qcore run``
+    then fails opening it); the records' checks still run without it. Every :class:`ConfigError` names the key as
+    the config file wrote it, with its line.
+    """
+    check_names(config, kernel)
+    check_arguments(config, kernel)
+    if not store:
+        return
+    context = RunContext(config=config, kernel=kernel, run=None)  # type: ignore[arg-type]
+    spec = config.data.provider
+    try:
+        context.provider = build_component(config, kernel, "data_provider", spec, "data.provider")
+    except DataError as exc:  # a store that is not there (yet): the config itself may still be right
+        logger.warning("the data provider cannot be opened, so the checks that need the store were skipped: %s", exc)
+    if context.provider is not None:
+        check_store(context)
+    if config.data.market_rules is not None:
+        build_component(config, kernel, "market_rules", config.data.market_rules, "data.market_rules")
+    check_records(context)
+
+
+def check_names(config: WorkflowConfig, kernel: Kernel) -> None:
     """Every component the config names exists; an unknown one is a :class:`ConfigError` at its key."""
     for path, kind, name in config.components():
         try:
             kernel.registry(kind).entry(name)
         except UnknownComponentError as exc:
-            raise ConfigError(str(exc), path=path, source=config.source) from None
+            raise config.error(str(exc), path) from None
+
+
+def relocate(config: WorkflowConfig, error: ConfigError, prefix: str) -> ConfigError:
+    """``error`` raised by a component about its own arguments (``path`` relative to them, no file yet), placed at
+    ``prefix`` of the config with the file's line. An error that already names its file is returned as it is."""
+    if error.source is not None:
+        return error
+    path = f"{prefix}.{error.path}" if error.path else prefix
+    return config.error(error.message, path)
+
+
+def _specs(config: WorkflowConfig) -> list[tuple[str, str, ComponentSpec]]:
+    """Every component spec of ``config`` as ``(key path, registry kind, spec)``."""
+    specs = [("data.provider", "data_provider", config.data.provider)]
+    if config.data.market_rules is not None:
+        specs.append(("data.market_rules", "market_rules", config.data.market_rules))
+    if config.dataset is not None:
+        specs.append(("dataset.features", "feature_set", config.dataset.features))
+        for group in ("infer_processors", "learn_processors"):
+            specs += [(f"dataset.{group}.{i}", "processor", p) for i, p in enumerate(getattr(config.dataset, group))]
+    if config.model is not None:
+        specs.append(("model", "model", config.model))
+    if config.backtest is not None:
+        specs.append(("backtest.strategy", "strategy", config.backtest.strategy))
+        specs.append(("backtest.executor", "executor", config.backtest.executor))
+    specs += [(f"records.{i}", "record", spec) for i, spec in enumerate(config.records)]
+    specs.append(("recorder", "recorder", config.recorder))
+    return specs
+
+
+def check_arguments(config: WorkflowConfig, kernel: Kernel) -> None:
+    """Every component's keyword arguments, checked before any data is read.
+
+    A registered factory may carry a ``check_kwargs(kwargs)`` attribute: it raises a :class:`ConfigError` whose
+    ``path`` is relative to the arguments (``num_leaves``), which is reported at ``<component>.kwargs.num_leaves``
+    with the line (the model zoo's models check every argument this way). Otherwise a factory whose signature
+    lists its parameters (no ``**kwargs``) gets unknown names refused with the accepted ones. Feature sets and
+    processors, plain values by contract, are built once so their own argument checks run too.
+    """
+    from qcore.dataset import make_processor
+
+    for path, kind, spec in _specs(config):
+        factory = kernel.registry(kind).get(spec.name)
+        where = f"{path}.kwargs"
+        try:
+            check = getattr(factory, "check_kwargs", None)
+            if callable(check):
+                check(dict(spec.kwargs))
+            else:
+                _check_signature(factory, spec.kwargs, f"{kind} {spec.name!r}")
+            if kind == "feature_set":
+                factory(**spec.kwargs)
+            elif kind == "processor":
+                for key in ("fit_start_time", "fit_end_time"):
+                    if spec.kwargs.get(key) is not None:
+                        parse_date(spec.kwargs[key], key)
+                make_processor(factory, spec.kwargs, None, None)
+        except ConfigError as exc:
+            raise relocate(config, exc, where) from None
+        except QcoreError:
+            raise
+        except Exception as exc:
+            raise config.error(f"invalid arguments for {kind} {spec.name!r}: {type(exc).__name__}: {exc}",
+                               where if spec.kwargs else path) from None  # fmt: skip
+
+
+def _check_signature(factory: Any, kwargs: Mapping[str, Any], component: str) -> None:
+    """Unknown keyword arguments of a factory whose signature names them all, with a did-you-mean."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    for key in kwargs:
+        if key not in accepted:
+            close = difflib.get_close_matches(str(key), accepted, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            listing = ", ".join(accepted) or "none"
+            raise ConfigError(f"unknown keyword argument {key!r} for {component}{hint} (accepted: {listing})",
+                              path=str(key))  # fmt: skip
+
+
+def build_component(config: WorkflowConfig, kernel: Kernel, kind: str, spec: ComponentSpec, path: str) -> Any:
+    """``kernel.create(kind, spec.name, **spec.kwargs)``; an error building it names the config key.
+
+    A :class:`ConfigError` with a path relative to the arguments is placed under ``<path>.kwargs``; an unexpected
+    exception (a ``TypeError`` from a wrong argument type...) becomes a :class:`ConfigError` at ``path``.
+    """
+    try:
+        return kernel.create(kind, spec.name, **spec.kwargs)
+    except ConfigError as exc:
+        raise relocate(config, exc, f"{path}.kwargs") from None
+    except QcoreError:
+        raise
+    except Exception as exc:
+        raise config.error(f"cannot build {kind} {spec.name!r} from its arguments: {type(exc).__name__}: {exc}",
+                           path) from exc  # fmt: skip
+
+
+def check_store(context: RunContext) -> None:
+    """What the config says about the store, checked against it: universes, fields and every date range."""
+    config, provider = context.config, context.provider
+    assert provider is not None
+    data = config.data
+    markets = list(provider.markets())
+    universes = [("data.universe", data.universe)]
+    if config.dataset is not None and config.dataset.instruments is not None:
+        universes.append(("dataset.instruments", config.dataset.instruments))
+    for path, name in universes:
+        if name not in markets:
+            raise config.error(str(UnknownComponentError("universe", name, markets)), path)
+    try:
+        calendar = provider.calendar(data.freq)
+    except DataError as exc:
+        raise config.error(f"the store has no {data.freq!r} calendar ({exc})", "data.freq") from None
+    if not len(calendar):
+        raise config.error("the store's calendar is empty", "data.provider")
+    first, last = calendar[0], calendar[-1]
+    span = f"the store's calendar is {first.date()}..{last.date()}"
+    if data.fields:
+        stored = {f.lower() for f in provider.fields(data.freq)}
+        for i, name in enumerate(data.fields):
+            if name not in stored:
+                raise config.error(f"the store has no field {name!r} (fields: {', '.join(sorted(stored))})",
+                                   f"data.fields.{i}")  # fmt: skip
+    _check_range(config, calendar, data.start, data.end, "data.start", "data.end", "the data range", span)
+    if not clip_universe(provider.universe(data.universe), data.start, data.end):
+        raise config.error(f"universe {data.universe!r} has no member between {data.start} and {data.end}",
+                           "data.universe")  # fmt: skip
+    if config.dataset is not None:
+        for name, (start, end) in config.dataset.segments.items():
+            path = f"dataset.segments.{name}"
+            _check_range(config, calendar, start, end, f"{path}.0", f"{path}.1", f"the {name} segment", span)
+        spec = config.dataset
+        _check_range(config, calendar, spec.fit_start, spec.fit_end, "dataset.fit_start", "dataset.fit_end",
+                     "the fit window", span)  # fmt: skip
+
+
+def _check_range(config: WorkflowConfig, calendar: Any, start: Any, end: Any, start_path: str, end_path: str,
+                 what: str, span: str) -> None:
+    """``[start, end]`` (either may be None) must hold at least one day of ``calendar``."""
+    if start is not None and start > calendar[-1]:
+        raise config.error(f"{what} starts on {start.date()}, after the store's last day ({span})", start_path)
+    if end is not None and end < calendar[0]:
+        raise config.error(f"{what} ends on {end.date()}, before the store's first day ({span})", end_path)
+    lo = 0 if start is None else int(calendar.searchsorted(start, "left"))
+    hi = len(calendar) if end is None else int(calendar.searchsorted(end, "right"))
+    if hi <= lo:
+        raise config.error(f"{what} holds no trading day of the store ({span})", start_path if start else end_path)
+
+
+def check_records(context: RunContext) -> None:
+    """Build every record (records are plain values by contract) and run its ``check(context)`` if it has one.
+
+    A record's ``check`` raises before any step runs; ``context.provider`` is None when the store could not be
+    opened (``qcore validate``), so checks that need the store are skipped then.
+    """
+    config = context.config
+    for i, spec in enumerate(config.records):
+        record = build_component(config, context.kernel, "record", spec, f"records.{i}")
+        check = getattr(record, "check", None)
+        if callable(check):
+            check(context)  # its errors name the config keys themselves (context.config.error)
 
 
 def _data_step(context: RunContext) -> tuple[dict[str, float], dict[str, Any]]:
@@ -74,9 +274,8 @@ def _data_step(context: RunContext) -> tuple[dict[str, float], dict[str, Any]]:
     provider = context.provider
     assert provider is not None
     if cfg.universe not in provider.markets():
-        raise ConfigError(
-            str(UnknownComponentError("universe", cfg.universe, provider.markets())), path="data.universe"
-        )
+        raise context.config.error(str(UnknownComponentError("universe", cfg.universe, provider.markets())),
+                                   "data.universe")  # fmt: skip
     calendar = provider.calendar(cfg.freq)
     universe = clip_universe(provider.universe(cfg.universe), cfg.start, cfg.end)
     instruments = sorted(universe)
@@ -119,7 +318,7 @@ def _dataset_step(context: RunContext) -> tuple[dict[str, float], dict[str, Any]
     config, kernel = context.config, context.kernel
     spec = config.dataset
     assert spec is not None and context.provider is not None
-    feature_set = kernel.create("feature_set", spec.features.name, **spec.features.kwargs)
+    feature_set = build_component(config, kernel, "feature_set", spec.features, "dataset.features")
     train = spec.segments["train"]
     fit_start = spec.fit_start or train[0]
     fit_end = spec.fit_end or train[1]
@@ -152,7 +351,7 @@ def _model_step(context: RunContext) -> tuple[dict[str, float], dict[str, Any]]:
     config, kernel = context.config, context.kernel
     assert config.model is not None
     dataset = context.state["dataset"]
-    model = kernel.create("model", config.model.name, **config.model.kwargs)
+    model = build_component(config, kernel, "model", config.model, "model")
     _start_tracking(context)
     model.fit(dataset)
     segment = "test" if "test" in dataset.segments else list(dataset.segments)[-1]
@@ -190,19 +389,22 @@ def _record_step(spec: Any) -> Any:
 
 def run_workflow(config: WorkflowConfig, kernel: Kernel, *, run_name: str | None = None) -> RunResult:
     """Execute ``config`` with the components of ``kernel``, tracked by the configured recorder."""
-    check_components(config, kernel)
-    recorder = kernel.create("recorder", config.recorder.name, **config.recorder.kwargs)
+    check_names(config, kernel)
+    check_arguments(config, kernel)
+    recorder = build_component(config, kernel, "recorder", config.recorder, "recorder")
     run = BackgroundRun(lambda: recorder.start_run(config.experiment, run_name), start=False)
     context = RunContext(config=config, kernel=kernel, run=run)
     try:
         run.log_params(config.params())
         run.set_tags(_tags(kernel))
         np.random.seed(config.seed)
-        context.provider = kernel.create("data_provider", config.data.provider.name, **config.data.provider.kwargs)
+        context.provider = build_component(config, kernel, "data_provider", config.data.provider, "data.provider")
         if config.data.market_rules is not None:
-            spec = config.data.market_rules
-            context.market_rules = kernel.create("market_rules", spec.name, **spec.kwargs)
+            context.market_rules = build_component(config, kernel, "market_rules", config.data.market_rules,
+                                                   "data.market_rules")  # fmt: skip
         kernel.before_run(context)
+        check_store(context)  # every check that needs the store, before any data is read
+        check_records(context)
         metrics: dict[str, float] = {}
         stored: dict[str, Future[Path | str]] = {}
         steps = [_data_step]

@@ -27,6 +27,7 @@ from qmodel_zoo._base import (
     write_state,
 )
 from qmodel_zoo._lgb import booster_params, read_booster, training_arrays, write_booster
+from qmodel_zoo.gbdt import check_extra_names, check_lightgbm_values
 
 DEFAULT_SAMPLE_RATIOS = (0.8, 0.7, 0.6, 0.5, 0.4)
 
@@ -76,21 +77,32 @@ class DEnsembleModel:
         check_number("epochs", epochs, low=1, integer=True)
         for name, value in (("alpha1", alpha1), ("alpha2", alpha2)):
             check_number(name, value)
+        check_choice("enable_sr", enable_sr, (True, False))
+        check_choice("enable_fs", enable_fs, (True, False))
+        if early_stopping_rounds is not None:
+            check_number("early_stopping_rounds", early_stopping_rounds, low=0, integer=True)
+        for name, values in (("sample_ratios", sample_ratios), ("sub_weights", sub_weights)):
+            if values is not None and (isinstance(values, str | bytes) or not isinstance(values, Sequence)):
+                raise ConfigError(f"{name} must be a list of numbers, got {values!r}", path=name)
         sample_ratios = list(DEFAULT_SAMPLE_RATIOS if sample_ratios is None else sample_ratios)
         sub_weights = [1.0] * int(num_models) if sub_weights is None else list(sub_weights)
         if len(sample_ratios) != bins_fs:
-            raise ConfigError(f"sample_ratios needs bins_fs={bins_fs} values, got {len(sample_ratios)}")
+            raise ConfigError(f"sample_ratios needs bins_fs={bins_fs} values, got {len(sample_ratios)}",
+                              path="sample_ratios")  # fmt: skip
         if len(sub_weights) != num_models:
-            raise ConfigError(f"sub_weights needs num_models={num_models} values, got {len(sub_weights)}")
+            raise ConfigError(f"sub_weights needs num_models={num_models} values, got {len(sub_weights)}",
+                              path="sub_weights")  # fmt: skip
         for ratio in sample_ratios:
-            check_number("each sample_ratios value", ratio, low=0.0, high=1.0, low_open=True)
+            check_number("each sample_ratios value", ratio, low=0.0, high=1.0, low_open=True, path="sample_ratios")
         for weight in sub_weights:
-            check_number("each sub_weights value", weight, low=0.0)
+            check_number("each sub_weights value", weight, low=0.0, path="sub_weights")
         if sum(sub_weights) <= 0:
-            raise ConfigError("sub_weights must not all be 0")
+            raise ConfigError("sub_weights must not all be 0", path="sub_weights")
         if seed is not None:
             check_number("seed", seed, low=0, integer=True)
+        check_extra_names("the double_ensemble model", type(self), kwargs)
         self.params = booster_params("the double_ensemble model", loss, kwargs)
+        check_lightgbm_values("the double_ensemble model", self.params, kwargs)
         if seed is not None:
             self.params.setdefault("seed", int(seed))
         self.base_model, self.loss = base_model, loss

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +10,12 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from qcore.errors import ConfigError
 from qcore.modelio import write_manifest
 from qcore.protocols import Dataset
 from qmodel_zoo._base import (
+    check_choice,
+    check_known,
     check_number,
     feature_matrix,
     has_segment,
@@ -22,9 +26,83 @@ from qmodel_zoo._base import (
     score_series,
     write_state,
 )
-from qmodel_zoo._lgb import booster_params, read_booster, training_arrays, write_booster
+from qmodel_zoo._lgb import LOSSES, booster_params, read_booster, training_arrays, write_booster
 
 MODEL_FILE = "model.txt"
+#: LightGBM parameters whose check needs the real data (feature counts, column names, files): not probed early.
+_DATA_DEPENDENT = ("categorical_feature", "monotone_constraints", "interaction_constraints", "feature_contri",
+                   "forcedsplits_filename", "forcedbins_filename", "max_bin_by_feature", "cegb_penalty_feature_lazy",
+                   "cegb_penalty_feature_coupled", "input_model", "output_model", "saved_feature_importance_type",
+                   "label_column", "weight_column", "group_column", "ignore_column", "init_score_file", "valid")
+
+
+def _data_dependent() -> set[str]:
+    """The parameters of :data:`_DATA_DEPENDENT` with every LightGBM alias of each."""
+    names: set[str] = set()
+    for name in _DATA_DEPENDENT:
+        try:
+            names |= set(lgb.basic._ConfigAliases.get(name))
+        except Exception:  # a LightGBM without the alias listing
+            names.add(name)
+    return names
+
+
+def _probe(params: dict[str, Any]) -> str | None:
+    """LightGBM's complaint about ``params``, from building a 4-row dataset with them (its parameter parser runs
+    there), or None. LightGBM's own fatal-error print on stderr is kept out of the user's terminal."""
+    import contextlib
+    import io
+    import os
+    import tempfile
+
+    x, y = np.zeros((4, 1)), np.zeros(4)
+    with tempfile.TemporaryFile() as sink, contextlib.redirect_stdout(io.StringIO()):
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            lgb.Dataset(x, label=y, params=params, free_raw_data=True).construct()
+        except (lgb.basic.LightGBMError, TypeError, ValueError) as exc:
+            return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    return None
+
+
+def check_extra_names(component: str, cls: type, given: dict[str, Any]) -> None:
+    """Refuse a keyword that is neither one of ``cls``'s own arguments nor a LightGBM parameter, suggesting the
+    closest of both (``epoch`` → ``epochs``, ``num_leavs`` → ``num_leaves``)."""
+    import inspect
+
+    from qmodel_zoo._lgb import lightgbm_parameter_names
+
+    lgb_names = lightgbm_parameter_names()
+    if not lgb_names:
+        return
+    own = [n for n, p in inspect.signature(cls).parameters.items() if p.kind is not p.VAR_KEYWORD]
+    check_known(component, given, [*own, *lgb_names])
+
+
+def check_lightgbm_values(component: str, params: dict[str, Any], given: dict[str, Any]) -> None:
+    """Refuse values LightGBM would refuse at training (``num_leaves: five``, ``learning_rate: -1``), now.
+
+    LightGBM parses its parameters when it builds a dataset, so a 4-row one is built with them (a few
+    milliseconds). The error names the argument: the one LightGBM's message names, else the first that fails
+    alone. Parameters that depend on the real data (:data:`_DATA_DEPENDENT`) are left to training.
+    """
+    skip = _data_dependent()
+    probed = {k: v for k, v in params.items() if k not in skip}
+    problem = _probe({**probed, "verbosity": -1})
+    if problem is None:
+        return
+    culprit = next((k for k in given if k not in skip and re.search(rf"\b{re.escape(str(k))}\b", problem)), None)
+    if culprit is None:
+        base = {k: v for k, v in probed.items() if k not in given}
+        culprit = next((k for k in given if k not in skip and _probe({**base, k: given[k], "verbosity": -1})), None)
+    cleaned = re.sub(r" at [^ ]+\.(cpp|h), line \d+ ?\.?$", "", problem)
+    key = culprit or ""
+    shown = f"{culprit}={given[culprit]!r}" if culprit else "the parameters"
+    raise ConfigError(f"LightGBM refuses {shown} for {component}: {cleaned}", path=key)
 
 
 class LGBModel:
@@ -49,7 +127,10 @@ class LGBModel:
         verbose_eval: int = 0,
         **kwargs: Any,
     ) -> None:
+        check_choice("loss", loss, tuple(LOSSES))
+        check_extra_names("the lightgbm model", type(self), kwargs)
         self.params = booster_params("the lightgbm model", loss, kwargs)
+        check_lightgbm_values("the lightgbm model", self.params, kwargs)
         check_number("num_boost_round", num_boost_round, low=1, integer=True)
         if early_stopping_rounds is not None:
             check_number("early_stopping_rounds", early_stopping_rounds, low=0, integer=True)

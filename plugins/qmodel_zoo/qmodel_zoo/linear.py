@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from qcore.errors import QcoreError
+from qcore.errors import ConfigError, QcoreError
 from qcore.modelio import write_manifest
 from qcore.protocols import Dataset
 from qmodel_zoo._base import (
@@ -58,11 +58,11 @@ class LinearModel:
         max_iter: int = 1000,
         tol: float = 1e-6,
     ) -> None:
-        if estimator not in ESTIMATORS:
-            raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
+        check_choice("estimator", estimator, ESTIMATORS)
         check_number("alpha", alpha, low=0.0)
         if alpha and estimator not in ("ridge", "lasso"):
-            raise ValueError(f"alpha applies to ridge and lasso only; the {estimator} estimator takes alpha=0")
+            raise ConfigError(f"alpha applies to ridge and lasso only; the {estimator} estimator takes alpha=0",
+                              path="alpha")  # fmt: skip
         check_number("max_iter", max_iter, low=1, integer=True)
         check_number("tol", tol, low=0.0, low_open=True)
         check_choice("fit_intercept", fit_intercept, (True, False))

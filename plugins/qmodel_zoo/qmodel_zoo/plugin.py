@@ -1,19 +1,44 @@
 """Hook implementations of the model zoo.
 
 Nothing heavy is imported here: each factory imports its model module (and LightGBM or torch) when a model is
-built, so listing or validating components never loads them, and a missing torch only matters to torch models.
+built, so listing components never loads them, and a missing torch only matters to torch models.
+
+Every factory has a ``check_kwargs(kwargs)`` attribute (the kernel's convention, see :mod:`qcore.runner`): it
+builds the model once with the arguments, which reads no data and trains nothing, so every argument check a
+model makes (names with a did-you-mean, types, ranges, LightGBM's own parameter parser) runs when a workflow is
+validated, before any data is read. Errors carry the argument as their ``path``.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from qcore import hookimpl
 from qcore.errors import OptionalDependencyError
 
 TORCH_INSTALL = "pip install 'qmodel-zoo[torch]'"
+
+
+def _check_names(component: str, cls: type, kwargs: Mapping[str, Any]) -> None:
+    """Refuse unknown keyword arguments of a model class that lists all of its parameters (no ``**kwargs``)."""
+    from qmodel_zoo._base import check_known
+
+    params = inspect.signature(cls).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        check_known(component, kwargs, params)
+
+
+def _checked(factory: Callable[..., Any]) -> Callable[..., Any]:
+    """Give ``factory`` its ``check_kwargs``: build the model once with the arguments and drop it."""
+
+    def check_kwargs(kwargs: Mapping[str, Any]) -> None:
+        factory(**kwargs)
+
+    factory.check_kwargs = check_kwargs  # type: ignore[attr-defined]
+    return factory
 
 
 def _linear(**kwargs: Any) -> Any:
@@ -23,6 +48,17 @@ def _linear(**kwargs: Any) -> Any:
     return LinearModel(**kwargs)
 
 
+def _check_linear(kwargs: Mapping[str, Any]) -> None:
+    from qmodel_zoo.linear import LinearModel
+
+    _check_names("the linear model", LinearModel, kwargs)
+    LinearModel(**kwargs)
+
+
+_linear.check_kwargs = _check_linear  # type: ignore[attr-defined]
+
+
+@_checked
 def _lightgbm(**kwargs: Any) -> Any:
     """LightGBM trees, early-stopped on the valid segment (Qlib's LGBModel)."""
     from qmodel_zoo.gbdt import LGBModel
@@ -30,6 +66,7 @@ def _lightgbm(**kwargs: Any) -> Any:
     return LGBModel(**kwargs)
 
 
+@_checked
 def _double_ensemble(**kwargs: Any) -> Any:
     """DoubleEnsemble: LightGBM sub-models with sample re-weighting and feature selection."""
     from qmodel_zoo.double_ensemble import DEnsembleModel
@@ -50,7 +87,7 @@ def _torch_factory(name: str, class_name: str, description: str) -> Callable[...
 
     factory.__name__ = f"_{name}"
     factory.__doc__ = description
-    return factory
+    return _checked(factory)
 
 
 #: registry name, model class in :mod:`qmodel_zoo.nn.models`, Qlib's class name, description.

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from qcore.errors import QcoreError
+from qcore.errors import ConfigError, QcoreError
 from qcore.modelio import write_manifest
 from qcore.protocols import Dataset
 from qmodel_zoo._base import (
@@ -75,8 +75,8 @@ class TorchModel:
         check_choice("metric", metric, METRICS)
         if seed is not None:
             check_number("seed", seed, low=0, integer=True)
-        if GPU is not None and not str(GPU).lstrip("-").isdigit():
-            raise QcoreError(f"GPU must be a device index (or None for the CPU), got {GPU!r}")
+        if GPU is not None and (isinstance(GPU, bool | float) or not str(GPU).strip().lstrip("-").isdigit()):
+            raise ConfigError(f"GPU must be a device index (or None for the CPU), got {GPU!r}", path="GPU")
         self.init_params = params
         self.batch_size = int(batch_size)
         self.seed = None if seed is None else int(seed)

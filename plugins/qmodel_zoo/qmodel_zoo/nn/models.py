@@ -43,15 +43,16 @@ class MLPModel(TorchModel):
         params = collect_params(locals())
         check_number("max_steps", max_steps, low=1, integer=True)
         check_number("eval_steps", eval_steps, low=1, integer=True)
+        check_number("early_stop_rounds", early_stop_rounds, low=1, integer=True)
         check_number("dropout", dropout, low=0.0, high=0.99)
-        if output_dim != 1:
-            raise ConfigError(f"output_dim must be 1 (one score per sample), got {output_dim!r}")
+        if output_dim != 1 or isinstance(output_dim, bool):
+            raise ConfigError(f"output_dim must be 1 (one score per sample), got {output_dim!r}", path="output_dim")
         if input_dim is not None:
             check_number("input_dim", input_dim, low=1, integer=True)
-        if isinstance(layers, int | str) or not layers:
-            raise ConfigError(f"layers must be a non-empty list of layer widths, got {layers!r}")
+        if not isinstance(layers, list | tuple) or not layers:
+            raise ConfigError(f"layers must be a non-empty list of layer widths, got {layers!r}", path="layers")
         for width in layers:
-            check_number("each layers value", width, low=1, integer=True)
+            check_number("each layers value", width, low=1, integer=True, path="layers")
         super().__init__(params, kwargs, n_epochs=math.ceil(max_steps / eval_steps), lr=lr, batch_size=batch_size,
                          early_stop=early_stop_rounds, loss=loss, optimizer=optimizer, metric=metric, GPU=GPU,
                          seed=seed, weight_decay=weight_decay)
@@ -186,8 +187,9 @@ class TransformerModel(SequenceModel):
         check_number("num_layers", num_layers, low=1, integer=True)
         check_number("dropout", dropout, low=0.0, high=0.99)
         check_number("dim_feedforward", dim_feedforward, low=1, integer=True)
+        check_number("reg", reg, low=0.0)
         if d_model % nhead:
-            raise ConfigError(f"d_model={d_model} must be a multiple of nhead={nhead}")
+            raise ConfigError(f"d_model={d_model} must be a multiple of nhead={nhead}", path="nhead")
         super().__init__(params, kwargs, n_epochs=n_epochs, lr=lr, batch_size=batch_size, early_stop=early_stop,
                          loss=loss, optimizer=optimizer, metric=metric, GPU=GPU, seed=seed, weight_decay=reg)
         self._sequence_setup(d_feat, step_len, batching)
