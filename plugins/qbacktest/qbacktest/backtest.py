@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from qbacktest.account import Account
+from qbacktest.config import check_account, check_benchmark, plain_fail
 from qbacktest.exchange import Exchange
 from qbacktest.executor import SimulatorExecutor
 from qbacktest.quote import benchmark_returns
@@ -80,9 +81,14 @@ def bar_range(calendar: pd.DatetimeIndex, start: object, end: object) -> tuple[i
                            "the run ends on %s", calendar[-1].date(), calendar[-2].date())  # fmt: skip
         hi = len(calendar) - 2
     if hi < lo:
-        raise ConfigError(f"no bar between {start} and {end} in the store's calendar "
+        between = f"{_day(start) or 'the start'} and {_day(end) or 'the end'}"
+        raise ConfigError(f"no bar between {between} in the store's calendar "
                           f"({calendar[0].date()}..{calendar[-2].date()} can be bars)")  # fmt: skip
     return lo, hi
+
+
+def _day(value: object) -> str | None:
+    return None if value is None else str(pd.Timestamp(value).date())
 
 
 def default_range(calendar: pd.DatetimeIndex, score_dates: pd.DatetimeIndex) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -157,6 +163,9 @@ def run_backtest(
     :param region: Qlib region of the defaults (``cn``, ``us``, ``tw``) in Qlib-compatible mode.
     :param kernel: the kernel whose operators evaluate expressions (default: a freshly loaded one).
     """
+    fail = plain_fail("backtest.")
+    check_account(account, fail)
+    check_benchmark(benchmark, fail)
     calendar = provider.calendar("day")
     signal = getattr(strategy, "signal", None)
     if (start is None or end is None) and signal is not None and len(signal.dates):

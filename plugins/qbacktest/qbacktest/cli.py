@@ -61,32 +61,35 @@ def backtest_command(ctx: click.Context, provider_name: str, provider_uri: str, 
     from qbacktest.signal import Signal, read_scores
     from qcore import atomic
     from qcore.cli import get_kernel
+    from qcore.tables import write_table
 
     kernel = get_kernel(ctx)
     spec = load_backtest_config(config_path)
-    provider = kernel.create("data_provider", provider_name, provider_uri=provider_uri)
     scores = read_scores(score_path)
+    provider = kernel.create("data_provider", provider_name, provider_uri=provider_uri)
     signal = Signal(scores, unknown=unknown_instruments, source=score_path)
+    # everything the inputs can get wrong is found before the backtest runs
+    signal.check_dates(provider.calendar("day"))
+    signal.check_instruments(provider.universe("all"))
+    label = _labels(provider, kernel, scores, label_expr) if label_expr else None
     result = backtest_from_spec(spec, provider, kernel, signal=signal, provider_uri=provider_uri)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, frame in (("report", result.report), ("positions", result.positions),
                         ("indicators", result.indicators), ("fills", result.fills)):  # fmt: skip
-        with atomic.atomic_path(out / f"{name}.parquet") as tmp:
-            frame.to_parquet(tmp)
+        write_table(frame, out / f"{name}.parquet")
         written.append(f"{name}.parquet")
     risk = result.risk()
     atomic.write_text(out / "risk.json", json.dumps(_clean(risk), indent=1))
     written.append("risk.json")
     ic = None
-    label = None
-    if label_expr:
-        label = _labels(provider, kernel, scores, label_expr)
     if label is not None:
         ic = ic_frame(scores, label)
-        with atomic.atomic_path(out / "ic.parquet") as tmp:
-            ic.to_parquet(tmp)
+        if not ic["IC"].notna().any():
+            click.echo(f"Warning: the label {label_expr!r} gives no IC on any date (it is missing or constant "
+                       "where the scores are)", err=True)  # fmt: skip
+        write_table(ic, out / "ic.parquet")
         written.append("ic.parquet")
     if with_html:
         from qbacktest.html_report import write_html

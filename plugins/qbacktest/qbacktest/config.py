@@ -28,15 +28,23 @@ Shape (the whole file, or its ``port_analysis_config`` key)::
 
 from __future__ import annotations
 
-import datetime as dt
+import difflib
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
 import pandas as pd
 
 from qcore.config import Document, parse_yaml, read_yaml
+from qcore.dates import DateError, parse_date
+from qcore.errors import ConfigError
+
+#: ``fail(message, key)``: the error to raise about ``key``, a backtest key in the form of :class:`BacktestSpec`
+#: (``account``, ``benchmark``, ``start``, ``end``, ``codes``, ``region``, ``exchange.deal_price``,
+#: ``strategy.kwargs.topk``, ``executor.kwargs.trade_type``); each config style maps it to its own key path.
+Fail = Callable[[str, str], Exception]
 
 _BACKTEST_KEYS = ("start_time", "end_time", "account", "benchmark", "exchange_kwargs", "pos_type", "market_rules",
                   "codes", "region")  # fmt: skip
@@ -65,6 +73,14 @@ class BacktestSpec:
     market_rules: ComponentRef | None = None
     codes: Any = "all"
     region: str = "cn"
+    #: the ``BT.yaml`` it was read from and the key prefix there (``port_analysis_config.``), so later checks name
+    #: keys with their lines
+    document: Document | None = attrs.field(default=None, eq=False, repr=False)
+    prefix: str = attrs.field(default="", eq=False, repr=False)
+
+    def fail(self) -> Fail:
+        """The :data:`Fail` that names this spec's keys where they were written."""
+        return bt_yaml_fail(self.document, self.prefix) if self.document is not None else plain_fail()
 
 
 def _component(doc: Document, value: Any, path: str) -> ComponentRef:
@@ -87,12 +103,10 @@ def _component(doc: Document, value: Any, path: str) -> ComponentRef:
 def _date(doc: Document, value: Any, path: str) -> pd.Timestamp | None:
     if value is None:
         return None
-    if isinstance(value, (dt.date, str, pd.Timestamp)):
-        try:
-            return pd.Timestamp(value)
-        except ValueError:
-            pass
-    raise doc.error(f"expected a date, got {value!r}", path)
+    try:
+        return parse_date(value, path)
+    except DateError as exc:
+        raise doc.error(exc.message, path) from None
 
 
 def _tuples(value: Any) -> Any:
@@ -143,7 +157,7 @@ def parse_backtest(doc: Document) -> BacktestSpec:
     for key in ("model", "dataset"):
         if isinstance(kwargs.get(key), str) and kwargs[key].startswith("<"):
             kwargs.pop(key)
-    return BacktestSpec(
+    spec = BacktestSpec(
         strategy=ComponentRef(strategy.name, kwargs),
         executor=executor,
         start=_date(doc, body.get("start_time"), prefix + "backtest.start_time"),
@@ -153,8 +167,191 @@ def parse_backtest(doc: Document) -> BacktestSpec:
         exchange_kwargs=_tuples(dict(exchange)) if exchange is not None else None,
         market_rules=rules_ref,
         codes=body.get("codes", "all"),
-        region=str(body.get("region", "cn")),
+        region=body.get("region", "cn"),
+        document=doc,
+        prefix=prefix,
     )
+    check_spec(spec, spec.fail())
+    return spec
+
+
+#: Where each key of :class:`BacktestSpec` sits in a ``BT.yaml`` (below its optional ``port_analysis_config``).
+_BT_YAML_KEYS = {"start": "backtest.start_time", "end": "backtest.end_time", "exchange": "backtest.exchange_kwargs",
+                 "account": "backtest.account", "benchmark": "backtest.benchmark", "codes": "backtest.codes",
+                 "region": "backtest.region", "market_rules": "backtest.market_rules"}  # fmt: skip
+
+
+def bt_yaml_fail(doc: Document, prefix: str = "") -> Fail:
+    """The :data:`Fail` of a ``BT.yaml`` document: keys become its paths, with their lines."""
+
+    def fail(message: str, key: str) -> Exception:
+        head, dot, rest = key.partition(".")
+        path = _BT_YAML_KEYS.get(head, head) + (dot + rest if dot else "")
+        return doc.error(message, prefix + path)
+
+    return fail
+
+
+def plain_fail(prefix: str = "backtest.") -> Fail:
+    """A :data:`Fail` without a file: a :class:`ConfigError` whose path is ``prefix`` + the key."""
+    return lambda message, key: ConfigError(message, path=prefix + key)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Checks that need no data: types, ranges and names of every backtest option
+# ---------------------------------------------------------------------------------------------------------------
+
+#: ``exchange_kwargs`` keys Qlib accepts that the runner sets itself: accepted and ignored.
+EXCHANGE_IGNORED = ("freq", "start_time", "end_time", "codes", "subscribe_fields", "extra_quote", "quote_cls")
+#: Every ``exchange_kwargs`` key the Qlib-compatible exchange takes.
+EXCHANGE_KEYS = ("deal_price", "limit_threshold", "volume_threshold", "open_cost", "close_cost", "min_cost",
+                 "impact_cost", "trade_unit")  # fmt: skip
+REGIONS = ("cn", "us", "tw")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def is_number(value: Any) -> bool:
+    """A real, finite number (not a boolean, not NaN or infinite)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_number(value: Any, key: str, fail: Fail, *, low: float = 0.0, high: float | None = None,
+                 low_open: bool = False, integer: bool = False, what: str = "a number") -> None:
+    """Raise ``fail`` unless ``value`` is a finite number (an integer with ``integer``) within the bounds."""
+    if integer and not (isinstance(value, int) and not isinstance(value, bool)):
+        raise fail(f"expected an integer, got {_shown(value)}", key)
+    if not is_number(value):
+        raise fail(f"expected {what}, got {_shown(value)}", key)
+    if value < low or (low_open and value == low) or (high is not None and value > high):
+        bounds = f"{'>' if low_open else '>='} {low}" + (f" and <= {high}" if high is not None else "")
+        raise fail(f"expected {what} {bounds}, got {_shown(value)}", key)
+
+
+def check_account(account: Any, fail: Fail) -> None:
+    """Starting cash (a positive number), or ``{cash: x, SYMBOL: amount | {amount, price}}``."""
+    if isinstance(account, Mapping):
+        if "cash" not in account:
+            raise fail("an account mapping needs a 'cash' entry", "account")
+        check_number(account["cash"], "account.cash", fail, what="cash")
+        for name, holding in account.items():
+            if name == "cash":
+                continue
+            key = f"account.{name}"
+            if not isinstance(name, str) or not name.strip():
+                raise fail(f"holdings are keyed by instrument code, got {_shown(name)}", "account")
+            if isinstance(holding, Mapping):
+                unknown = sorted(map(str, set(holding) - {"amount", "price"}))
+                if unknown or "amount" not in holding:
+                    raise fail(f"a holding is an amount or {{amount, price}}, got {_shown(dict(holding))}", key)
+                check_number(holding["amount"], f"{key}.amount", fail, low_open=True, what="an amount")
+                if holding.get("price") is not None:
+                    check_number(holding["price"], f"{key}.price", fail, low_open=True, what="a price")
+            else:
+                check_number(holding, key, fail, low_open=True, what="an amount")
+        return
+    if not is_number(account):
+        raise fail(f"expected starting cash (a positive number) or {{cash: ..., SYMBOL: amount}}, "
+                   f"got {_shown(account)}", "account")  # fmt: skip
+    if account <= 0:
+        raise fail(f"starting cash must be > 0, got {_shown(account)}", "account")
+
+
+def check_benchmark(benchmark: Any, fail: Fail) -> None:
+    """A code, a non-empty list of codes, or null."""
+    if benchmark is None or isinstance(benchmark, pd.Series):
+        return
+    codes = [benchmark] if isinstance(benchmark, str) else benchmark
+    if not isinstance(codes, list | tuple) or not codes:
+        raise fail(f"expected an instrument code, a list of codes or null, got {_shown(benchmark)}", "benchmark")
+    for i, code in enumerate(codes):
+        if not isinstance(code, str) or not code.strip():
+            raise fail(f"expected an instrument code, got {_shown(code)}", "benchmark" if len(codes) == 1 else
+                       f"benchmark.{i}")  # fmt: skip
+
+
+def _expression(value: Any, key: str, fail: Fail, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise fail(f"expected {what} (a field such as $close or an expression), got {_shown(value)}", key)
+    return value
+
+
+def deal_price_expressions(deal_price: Any, fail: Fail, key: str = "exchange.deal_price") -> list[str]:
+    """The one or two expressions of a ``deal_price`` (``close``, ``$vwap``, or ``(buy, sell)``)."""
+    if isinstance(deal_price, list | tuple):
+        if len(deal_price) != 2:
+            raise fail(f"expected a price or (buy price, sell price), got {_shown(deal_price)}", key)
+        return [_expression(v, f"{key}.{i}", fail, "a price") for i, v in enumerate(deal_price)]
+    return [_expression(deal_price, key, fail, "a price")]
+
+
+def check_exchange(kwargs: Mapping[str, Any], fail: Fail) -> None:
+    """Qlib's ``exchange_kwargs``: known keys, and each value of the right type and range."""
+    for key in kwargs:
+        if key not in EXCHANGE_KEYS and key not in EXCHANGE_IGNORED:
+            close = difflib.get_close_matches(str(key), EXCHANGE_KEYS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise fail(f"unknown exchange option {key!r}{hint} (known: {', '.join(EXCHANGE_KEYS)})",
+                       f"exchange.{key}")  # fmt: skip
+    if kwargs.get("deal_price") is not None:
+        deal_price_expressions(kwargs["deal_price"], fail)
+    limit = kwargs.get("limit_threshold")
+    if isinstance(limit, list | tuple):
+        if len(limit) != 2:
+            raise fail("expected a number, (buy limit expression, sell limit expression) or null",
+                       "exchange.limit_threshold")  # fmt: skip
+        for i, item in enumerate(limit):
+            _expression(item, f"exchange.limit_threshold.{i}", fail, "a limit expression")
+    elif limit is not None:
+        check_number(limit, "exchange.limit_threshold", fail, low_open=True, high=1.0,
+                     what="a price-limit ratio (0.095 for ±9.5%)")  # fmt: skip
+    for name in ("open_cost", "close_cost", "impact_cost"):
+        if kwargs.get(name) is not None:
+            check_number(kwargs[name], f"exchange.{name}", fail, high=1.0, what="a cost rate")
+    if kwargs.get("min_cost") is not None:
+        check_number(kwargs["min_cost"], "exchange.min_cost", fail, what="a minimum cost")
+    unit = kwargs.get("trade_unit")
+    if unit is not None:
+        check_number(unit, "exchange.trade_unit", fail, low_open=True, integer=True, what="a lot size")
+    volume = kwargs.get("volume_threshold")
+    if volume is not None:
+        _check_volume(volume, fail)
+
+
+def _check_volume(spec: Any, fail: Fail) -> None:
+    key = "exchange.volume_threshold"
+    items = {"all": spec} if isinstance(spec, list | tuple) else spec
+    if not isinstance(items, Mapping):
+        raise fail("expected (kind, expression) or a mapping of all/buy/sell to one", key)
+    for side, limit in items.items():
+        where = key if items is not spec else f"{key}.{side}"
+        if side not in ("all", "buy", "sell"):
+            raise fail(f"unknown volume_threshold side {side!r} (all, buy, sell)", where)
+        if not isinstance(limit, list | tuple) or len(limit) != 2 or limit[0] not in ("cum", "current"):
+            raise fail(f"expected ('cum' or 'current', expression), got {_shown(limit)}", where)
+        _expression(limit[1], where, fail, "a volume expression")
+
+
+def check_spec(spec: BacktestSpec, fail: Fail) -> None:
+    """Every option of ``spec`` that can be checked without the store; the first problem raises ``fail``."""
+    check_account(spec.account, fail)
+    check_benchmark(spec.benchmark, fail)
+    if spec.start is not None and spec.end is not None and spec.end < spec.start:
+        raise fail(f"the backtest ends ({spec.end.date()}) before it starts ({spec.start.date()})", "end")
+    if spec.exchange_kwargs is not None:
+        if not isinstance(spec.exchange_kwargs, Mapping):
+            raise fail(f"expected a mapping of exchange options, got {_shown(spec.exchange_kwargs)}", "exchange")
+        check_exchange(spec.exchange_kwargs, fail)
+    if not isinstance(spec.region, str) or spec.region not in REGIONS:
+        raise fail(f"region must be one of {', '.join(REGIONS)}, got {_shown(spec.region)}", "region")
+    codes = spec.codes
+    if not (isinstance(codes, str) and codes.strip()) and not (
+        isinstance(codes, list | tuple) and codes and all(isinstance(c, str) and c.strip() for c in codes)
+    ):
+        raise fail(f"expected a market name or a list of instrument codes, got {_shown(codes)}", "codes")
 
 
 def load_backtest_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> BacktestSpec:

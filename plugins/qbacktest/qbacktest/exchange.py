@@ -32,6 +32,7 @@ import attrs
 import numpy as np
 import pandas as pd
 
+from qbacktest.config import check_exchange
 from qbacktest.quote import field_name, load_arrays, normalise_price
 from qcore.errors import ConfigError
 from qcore.trading import Direction
@@ -79,8 +80,11 @@ class Fees:
 
     def __attrs_post_init__(self) -> None:
         for name in ("open_cost", "close_cost", "min_cost", "impact_cost", "buy_extra"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value}", path=f"exchange.{name}")
+        if not all(math.isfinite(x) and x >= 0 for x in self.sell_extra):
+            raise ConfigError("sell fees must be finite numbers >= 0", path="exchange.sell_extra")
 
 
 def _volume_limits(spec: Any) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -191,6 +195,7 @@ class Exchange:
         if unknown:
             raise ConfigError(f"unknown exchange_kwargs: {', '.join(sorted(unknown))} "
                               f"(known: {', '.join(QLIB_EXCHANGE_DEFAULTS)})", path="backtest.exchange_kwargs")
+        check_exchange(kwargs, _exchange_fail)
         opts = {**QLIB_EXCHANGE_DEFAULTS, **kwargs}
         buy_expr, sell_expr = _deal_price_exprs(opts["deal_price"])
         limit = opts["limit_threshold"]
@@ -471,6 +476,11 @@ class Exchange:
         if value <= 1e-5:
             cost = 0.0
         return deal, price, value, cost
+
+
+def _exchange_fail(message: str, key: str) -> ConfigError:
+    """Errors about ``exchange_kwargs`` given to :meth:`Exchange.qlib` directly (no config file to point at)."""
+    return ConfigError(message, path="backtest.exchange_kwargs" + key.removeprefix("exchange"))
 
 
 def _deal_price_exprs(deal_price: Any) -> tuple[str, str]:

@@ -28,10 +28,17 @@ class PortAnaRecord:
         if unknown:
             raise ConfigError(f"PortAnaRecord: unsupported option(s) {', '.join(unknown)}")
 
+    def check(self, context: Any) -> None:
+        """Before the run (and at ``qcore validate``): the workflow's backtest section, against the store if open."""
+        from qbacktest.api import check_workflow
+
+        check_workflow(context)
+
     def generate(self, context: Any) -> Any:
         from qbacktest.api import backtest_from_spec
         from qbacktest.config import BacktestSpec, ComponentRef
         from qbacktest.html_report import render_html
+        from qbacktest.signal import Signal
         from qcore.runner import RecordOutput
 
         config = context.config
@@ -55,7 +62,8 @@ class PortAnaRecord:
             market_rules=ComponentRef(rules.name, dict(rules.kwargs)) if rules is not None else ComponentRef("cn"),
         )
         provider_uri = config.data.provider.kwargs.get("provider_uri")
-        result = backtest_from_spec(spec, context.provider, context.kernel, signal=pred, provider_uri=provider_uri)
+        signal = Signal(pred, source=f"the predictions of model {config.model.name!r}" if config.model else None)
+        result = backtest_from_spec(spec, context.provider, context.kernel, signal=signal, provider_uri=provider_uri)
         risk = _finite(result.risk())
         context.state["backtest"] = result
         metrics: dict[str, float] = {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -86,13 +88,18 @@ def trade_summary(fills: pd.DataFrame) -> dict[str, float]:
 def ic_frame(scores: pd.Series, label: pd.Series) -> pd.DataFrame:
     """Per-date ``IC`` (Pearson) and ``RankIC`` (Spearman) of scores against a label (Qlib's ``calc_ic``).
 
-    Both Series are indexed ``(datetime, instrument)``; rows missing from either side are left out.
+    Both Series are indexed ``(datetime, instrument)``; rows missing from either side are left out. A date where
+    either side is constant or has fewer than two rows has a NaN IC (quietly: no numpy warning per date).
     """
     frame = pd.DataFrame({"pred": scores, "label": label}).dropna(how="all")
     frame = frame[frame["pred"].notna()]
+    if frame.empty:
+        return pd.DataFrame({"IC": [], "RankIC": []}, index=pd.DatetimeIndex([], name="datetime"), dtype=np.float64)
     grouped = frame.groupby(level="datetime")
-    ic = grouped.apply(lambda g: g["pred"].corr(g["label"]))
-    rank_ic = grouped.apply(lambda g: g["pred"].corr(g["label"], method="spearman"))
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore")
+        ic = grouped.apply(lambda g: g["pred"].corr(g["label"]))
+        rank_ic = grouped.apply(lambda g: g["pred"].corr(g["label"], method="spearman"))
     out = pd.DataFrame({"IC": ic, "RankIC": rank_ic})
     out.index.name = "datetime"
     return out

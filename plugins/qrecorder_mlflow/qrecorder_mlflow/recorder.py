@@ -1,22 +1,26 @@
 """A :class:`qcore.protocols.Recorder` backed by MLflow.
 
 The default backend is a sqlite database in the working directory (``sqlite:///mlflow.db``): MLflow's file store
-is deprecated and refused by recent versions. Artifacts go to ``mlartifacts/`` beside the database unless the
-experiment already has a location. Everything goes through one :class:`mlflow.tracking.MlflowClient`, so no
-global MLflow state (active run, tracking URI) is touched.
+is deprecated and refused by recent versions. Artifacts go to ``mlartifacts/<experiment folder>/`` (the
+experiment's name made a safe file name, so ``../x`` or ``/abs`` stay inside) unless the experiment already has a
+location; an artifact's file name is made safe the same way. Everything goes through one
+:class:`mlflow.tracking.MlflowClient`, so no global MLflow state (active run, tracking URI) is touched, and
+anything MLflow refuses (a parameter or tag name it does not allow, a name over its length limits) becomes a
+:class:`~qcore.errors.RunError` saying what was being logged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from qcore.errors import OptionalDependencyError, UnknownComponentError
-from qcore.recorders.common import flatten, write_artifact
+from qcore.errors import OptionalDependencyError, RunError, UnknownComponentError
+from qcore.recorders.common import flatten, inside, safe_component, write_artifact
 
 #: MLflow rejects longer parameter values.
 _MAX_PARAM_LENGTH = 6000
@@ -33,7 +37,35 @@ def _client(tracking_uri: str) -> Any:
         from mlflow.tracking import MlflowClient
     except ImportError as exc:  # pragma: no cover - the distribution depends on mlflow
         raise OptionalDependencyError("the mlflow recorder", "mlflow", "pip install qrecorder-mlflow") from exc
-    return MlflowClient(tracking_uri=tracking_uri)
+    with _refused(f"open the tracking store {tracking_uri}"):
+        return MlflowClient(tracking_uri=tracking_uri)
+
+
+def _store_errors() -> tuple[type[BaseException], ...]:
+    """The errors of a tracking store that refuses a call or cannot be opened (a file that is not a database)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+    except ImportError:  # pragma: no cover - mlflow's sqlite store needs SQLAlchemy
+        return (MlflowException, UnicodeEncodeError)
+    return (MlflowException, SQLAlchemyError, UnicodeEncodeError)  # a lone surrogate cannot be stored
+
+
+@contextlib.contextmanager
+def _refused(what: str) -> Iterator[None]:
+    """Turn an error MLflow raises on purpose into a :class:`RunError` that says ``what`` was being done."""
+    try:
+        yield
+    except _store_errors() as exc:
+        reason = getattr(exc, "message", None) or str(exc).splitlines()[0]
+        raise RunError(f"mlflow refused to {what}: {reason}") from None
+
+
+def _short(name: str) -> str:
+    """``repr(name)``, cut to 60 characters for messages."""
+    text = repr(name)
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 class MlflowRun:
@@ -52,8 +84,9 @@ class MlflowRun:
         from mlflow.entities import Param
 
         items = [Param(k, str(v)[:_MAX_PARAM_LENGTH]) for k, v in flatten(params).items()]
-        for start in range(0, len(items), 100):
-            self._client.log_batch(self.run_id, params=items[start : start + 100])
+        with _refused(f"log the params of run {self.run_id}"):
+            for start in range(0, len(items), 100):
+                self._client.log_batch(self.run_id, params=items[start : start + 100])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Log numeric metrics at ``step`` (0 when not given)."""
@@ -63,25 +96,31 @@ class MlflowRun:
 
         now = int(time.time() * 1000)
         items = [Metric(str(k), float(v), now, step or 0) for k, v in metrics.items()]
-        for start in range(0, len(items), 500):
-            self._client.log_batch(self.run_id, metrics=items[start : start + 500])
+        with _refused(f"log the metrics of run {self.run_id}"):
+            for start in range(0, len(items), 500):
+                self._client.log_batch(self.run_id, metrics=items[start : start + 500])
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Set string tags."""
         from mlflow.entities import RunTag
 
-        self._client.log_batch(self.run_id, tags=[RunTag(str(k), str(v)) for k, v in tags.items()])
+        with _refused(f"set the tags of run {self.run_id}"):
+            self._client.log_batch(self.run_id, tags=[RunTag(str(k), str(v)) for k, v in tags.items()])
 
     def log_artifact(self, name: str, obj: Any) -> str:
-        """Serialise ``obj`` as the local recorder does (Parquet, JSON, text, a copied file) and upload it."""
+        """Serialise ``obj`` as the local recorder does (Parquet, JSON, text, a copied file) and upload it
+        directly into the run's artifact folder (under a safe file name, see
+        :func:`~qcore.recorders.common.safe_component`)."""
         with tempfile.TemporaryDirectory(prefix="qcore-artifact-") as tmp:
             path = write_artifact(Path(tmp), name, obj)
-            self._client.log_artifact(self.run_id, str(path))
+            with _refused(f"store artifact {_short(name)} of run {self.run_id}"):
+                self._client.log_artifact(self.run_id, str(path))
             return f"{self.artifact_uri}/{path.name}"
 
     def end(self, status: str = "FINISHED") -> None:
         """Terminate the run with ``status``."""
-        self._client.set_terminated(self.run_id, status=status)
+        with _refused(f"end run {self.run_id}"):
+            self._client.set_terminated(self.run_id, status=status)
 
 
 class MlflowRecorder:
@@ -102,21 +141,36 @@ class MlflowRecorder:
         seconds, which a workflow spends while its first steps run (see :class:`qcore.tracking.BackgroundRun`)."""
         return _client(self.tracking_uri)
 
+    def artifact_location(self, experiment: str) -> Path:
+        """Where a new experiment of a local store keeps its artifacts: a safe folder inside ``artifact_root``.
+
+        :raises RunError: a link there leads outside ``artifact_root``.
+        """
+        folder = self.artifact_root / safe_component(experiment, "experiment")
+        if os.path.lexists(folder) and not inside(folder, self.artifact_root):
+            raise RunError(f"the artifact folder of experiment {_short(experiment)} ({folder}) leads outside "
+                           f"{self.artifact_root}; remove the link or choose another experiment name")  # fmt: skip
+        return folder
+
     def _experiment_id(self, name: str, create: bool) -> str | None:
-        experiment = self._client.get_experiment_by_name(name)
+        with _refused(f"look up experiment {_short(name)}"):
+            experiment = self._client.get_experiment_by_name(name)
         if experiment is not None:
             return experiment.experiment_id
         if not create:
             return None
         location = None
         if not self.tracking_uri.startswith(("http://", "https://", "databricks")):
-            location = (self.artifact_root / name).as_uri()
-        return self._client.create_experiment(name, artifact_location=location)
+            location = self.artifact_location(name).as_uri()
+        with _refused(f"create experiment {_short(name)}"):
+            return self._client.create_experiment(name, artifact_location=location)
 
     def start_run(self, experiment: str, run_name: str | None = None) -> MlflowRun:
         """Open a run in ``experiment`` (created if needed)."""
+        safe_component(experiment, "experiment")  # a string, not empty
         experiment_id = self._experiment_id(experiment, create=True)
-        run = self._client.create_run(experiment_id, run_name=run_name)
+        with _refused(f"start a run in experiment {_short(experiment)}"):
+            run = self._client.create_run(experiment_id, run_name=run_name)
         return MlflowRun(self._client, run.info.run_id, run.info.artifact_uri)
 
     def list_runs(self, experiment: str | None = None) -> list[dict[str, Any]]:
@@ -124,11 +178,13 @@ class MlflowRecorder:
         if experiment is not None:
             ids = [i for i in [self._experiment_id(experiment, create=False)] if i is not None]
         else:
-            ids = [e.experiment_id for e in self._client.search_experiments()]
+            with _refused("list the experiments"):
+                ids = [e.experiment_id for e in self._client.search_experiments()]
         if not ids:
             return []
-        runs = self._client.search_runs(ids, order_by=["attributes.start_time DESC"])
-        return [self._summary(r) for r in runs]
+        with _refused("list the runs"):
+            runs = self._client.search_runs(ids, order_by=["attributes.start_time DESC"])
+            return [self._summary(r) for r in runs]
 
     def _summary(self, run: Any) -> dict[str, Any]:
         experiment = self._client.get_experiment(run.info.experiment_id)
@@ -151,11 +207,11 @@ class MlflowRecorder:
             run = self._client.get_run(run_id)
         except MlflowException:
             raise UnknownComponentError("run", run_id, [r["run_id"] for r in self.list_runs()]) from None
-        summary = self._summary(run)
-        summary["params"] = dict(run.data.params)
-        summary["metrics"] = {
-            key: [[m.step, m.value] for m in self._client.get_metric_history(run_id, key)] for key in run.data.metrics
-        }
-        summary["artifacts"] = sorted(a.path for a in self._client.list_artifacts(run_id))
+        with _refused(f"read run {_short(run_id)}"):
+            summary = self._summary(run)
+            summary["params"] = dict(run.data.params)
+            summary["metrics"] = {key: [[m.step, m.value] for m in self._client.get_metric_history(run_id, key)]
+                                  for key in run.data.metrics}  # fmt: skip
+            summary["artifacts"] = sorted(a.path for a in self._client.list_artifacts(run_id))
         summary["path"] = run.info.artifact_uri
         return summary
