@@ -120,6 +120,15 @@ class QcoreGroup(click.Group):
             pass
         return sorted(names)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # A process's arguments are C strings and cannot hold NUL; one given through the API (CliRunner, main(argv))
+        # would reach os.stat() and friends as a ValueError, so it is refused here for every command at once.
+        for number, arg in enumerate(args, start=1):
+            if isinstance(arg, str) and "\x00" in arg:
+                shown = arg if len(arg) <= 60 else f"{arg[:60]}..."
+                raise click.UsageError(f"argument {number} ({shown!r}) contains a NUL character", ctx=ctx)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -284,25 +293,154 @@ def _print_run_summary(config: Any, result: Any) -> None:
         click.echo(f"browse runs: mlflow ui --backend-store-uri {uri}")
 
 
+#: Largest ``--fields-file`` read (a file of expressions is a few kilobytes; anything near this is a mistake).
+MAX_FIELDS_FILE_BYTES = 16 * 1024 * 1024
+
+#: Column names the output's index already uses.
+INDEX_NAMES = ("instrument", "datetime")
+
+
+def _fields_file_text(path: str) -> str:
+    """The file's text, refusing unreadable, oversized and non-UTF-8 files with the line of the bad byte."""
+    try:
+        size = Path(path).stat().st_size
+        if size > MAX_FIELDS_FILE_BYTES:
+            raise ConfigError(f"file is {size} bytes; a fields file may have at most {MAX_FIELDS_FILE_BYTES}",
+                              source=path)
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the file: {exc.strerror or exc}", source=path) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"not UTF-8 text: byte 0x{raw[exc.start]:02x} cannot be decoded (save the file as UTF-8)",
+            source=path,
+            line=line,
+        ) from None
+
+
 def _read_fields_file(path: str) -> dict[str, str]:
-    """``name,expression`` rows (a header row ``name,expression`` is skipped; the expression may be unquoted)."""
+    """``name,expression`` rows (a header row ``name,expression`` is skipped; the expression may be unquoted).
+
+    :raises ConfigError: naming the file and line of a malformed row, a duplicate or reserved name, an unreadable
+        or non-UTF-8 file, or a field longer than the CSV reader's limit.
+    """
     import csv
+    import io
 
     out: dict[str, str] = {}
-    with open(path, newline="", encoding="utf-8") as handle:
-        for lineno, row in enumerate(csv.reader(handle), start=1):
-            if not row or row[0].startswith("#") or (lineno == 1 and row[:2] == ["name", "expression"]):
+    reader = csv.reader(io.StringIO(_fields_file_text(path), newline=""))
+    lineno = 0
+    try:
+        for row in reader:
+            lineno = reader.line_num
+            if not row or row[0].startswith("#") or (not out and row[:2] == ["name", "expression"]):
                 continue
             if len(row) > 2:  # an unquoted expression with commas: everything after the name is the expression
                 row = [row[0], ",".join(row[1:])]
             if len(row) != 2 or not row[0].strip() or not row[1].strip():
                 raise ConfigError("expected 'name,expression'", source=path, line=lineno)
-            if row[0].strip() in out:
-                raise ConfigError(f"duplicate name {row[0].strip()!r}", source=path, line=lineno)
-            out[row[0].strip()] = row[1].strip()
+            name = row[0].strip()
+            if name in out:
+                raise ConfigError(f"duplicate name {name!r}", source=path, line=lineno)
+            if name in INDEX_NAMES:
+                raise ConfigError(f"name {name!r} is taken by the output's index ({', '.join(INDEX_NAMES)})",
+                                  source=path, line=lineno)
+            out[name] = row[1].strip()
+    except csv.Error as exc:  # a field over csv.field_size_limit(), an unterminated quote at the end...
+        raise ConfigError(f"malformed CSV: {exc}", source=path, line=reader.line_num or lineno + 1) from None
     if not out:
         raise ConfigError("no expression in file", source=path)
     return out
+
+
+def _unique_fields(field_exprs: Sequence[str]) -> list[str]:
+    """The ``--field`` expressions; the same text twice would give two columns of one name, so it is refused."""
+    seen: dict[str, int] = {}
+    for number, text in enumerate(field_exprs, start=1):
+        if text in seen:
+            raise click.BadParameter(
+                f"{text!r} is given twice (occurrences {seen[text]} and {number}); each --field is a column named "
+                "by its text, so give it once (or use --fields-file to name columns)",
+                param_hint="'--field'",
+            )
+        seen[text] = number
+    return list(field_exprs)
+
+
+def _check_output(out_path: str, store: str | None = None) -> None:
+    """``--out`` can be written without losing anything: it is not inside the ``store`` being read, it replaces no
+    file but a Parquet or Arrow file, no existing part of its folder is a file, and the nearest existing folder is
+    writable. Checked before any evaluation; missing folders are created when the result is written."""
+    import os
+
+    from qcore.tables import is_table_file
+
+    target = Path(out_path)
+    if target.is_dir():
+        raise click.BadParameter(f"{out_path} is a folder; give a file name such as out.parquet",
+                                 param_hint="'--out'")
+    if store and _inside(target, Path(store).expanduser()):
+        raise click.BadParameter(f"{out_path} is inside the store being read ({store}); write the result elsewhere",
+                                 param_hint="'--out'")
+    if target.is_file() and not is_table_file(target):
+        raise click.BadParameter(f"{out_path} exists and is not a Parquet or Arrow file; it is left alone (remove it, "
+                                 "or choose another name)", param_hint="'--out'")
+    folder = target.parent
+    while not os.path.lexists(folder) and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"{folder} is not a folder, so {out_path} cannot be created", param_hint="'--out'")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"folder {folder} is not writable", param_hint="'--out'")
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` (once links are resolved) lies under the existing folder ``folder``."""
+    try:
+        return folder.is_dir() and path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):  # a link loop: not provably inside
+        return False
+
+
+def _dates(params: dict[str, Any]) -> tuple[Any, Any]:
+    """``--start`` and ``--end`` as timestamps (None when omitted), refusing bad dates and an empty range."""
+    from qcore.dates import parse_optional_date
+
+    start = parse_optional_date(params["start"], "--start")
+    end = parse_optional_date(params["end"], "--end")
+    if start is not None and end is not None and end < start:
+        raise ConfigError(f"--start {start.date()} is after --end {end.date()}")
+    return start, end
+
+
+def _instruments(provider: Any, text: str) -> str | list[str]:
+    """``--instruments``: a market name, one symbol, or comma-separated symbols (checked by the engine)."""
+    if "," in text:
+        symbols = list(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+        if not symbols:
+            raise click.BadParameter(f"{text!r} names no instrument", param_hint="'--instruments'")
+        return symbols
+    name = text.strip()
+    if not name:
+        raise click.BadParameter("give a market name or symbols", param_hint="'--instruments'")
+    markets = provider.markets()
+    if name in markets:
+        return name
+    symbols = provider.universe("all")
+    if name in symbols:
+        return [name]
+    import difflib
+
+    upper = {symbol.upper(): symbol for symbol in symbols}
+    close = [upper[name.upper()]] if name.upper() in upper else difflib.get_close_matches(name, [*markets, *symbols])
+    hint = f"; did you mean {' or '.join(repr(c) for c in close[:3])}?" if close else ""
+    raise click.BadParameter(
+        f"{name!r} is neither a market nor a symbol of the store{hint} (markets: {', '.join(markets)})",
+        param_hint="'--instruments'",
+    )
 
 
 def _store_options(command: Any) -> Any:
@@ -312,29 +450,59 @@ def _store_options(command: Any) -> Any:
         click.option("--provider-uri", required=True, help="The store's location (a Qlib data directory)."),
         click.option("--instruments", default="all", show_default=True,
                      help="A market name or comma-separated symbols."),
-        click.option("--start", default=None, help="First date."),
-        click.option("--end", default=None, help="Last date."),
+        click.option("--start", default=None, help="First date (YYYY-MM-DD)."),
+        click.option("--end", default=None, help="Last date (YYYY-MM-DD)."),
         click.option("--freq", default="day", show_default=True),
-        click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Output .parquet."),
+        click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+                     help="Output file (.parquet, or .arrow for Arrow IPC)."),
+        click.option("--format", "out_format", type=click.Choice(["parquet", "arrow"]), default=None,
+                     help="Output format [default: from the --out suffix, else parquet]."),
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
-def _evaluate_to_parquet(ctx: click.Context, expressions: Any, params: dict[str, Any]) -> None:
-    from qcore import api, atomic
+def _check_takes_uri(kernel: Any, name: str) -> None:
+    """The data provider ``--provider`` names accepts a ``provider_uri`` (a toy in-memory market does not)."""
+    import inspect
 
+    factory = kernel.registry("data_provider").get(name)
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: let the provider itself judge
+        return
+    if any(p.kind is p.VAR_KEYWORD or p.name == "provider_uri" for p in parameters):
+        return
+    accepted = ", ".join(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+    raise click.BadParameter(
+        f"data provider {name!r} takes no provider_uri (it takes: {accepted or 'no arguments'}), so it cannot "
+        "read --provider-uri",
+        param_hint="'--provider'",
+    )
+
+
+def _evaluate_to_parquet(ctx: click.Context, expressions: Any, params: dict[str, Any]) -> None:
+    """Check every argument (dates, output path, store, instruments) cheaply, then evaluate and write atomically."""
+    from qcore import api
+    from qcore.tables import write_table
+
+    start, end = _dates(params)
+    out_path = params["out_path"]
+    _check_output(out_path, params["provider_uri"])
     kernel = get_kernel(ctx)
+    _check_takes_uri(kernel, params["provider_name"])
     provider = api.open_provider(params["provider_name"], kernel=kernel, provider_uri=params["provider_uri"])
-    instruments = params["instruments"]
-    universe: Any = instruments if "," not in instruments else [s.strip() for s in instruments.split(",") if s.strip()]
-    frame = api.evaluate(expressions, provider, instruments=universe, start=params["start"], end=params["end"],
-                         freq=params["freq"], kernel=kernel)
+    provider.calendar(params["freq"])  # a folder that is no store fails here, naming what is missing
+    universe = _instruments(provider, params["instruments"])
+    frame = api.evaluate(expressions, provider, instruments=universe, start=start, end=end, freq=params["freq"],
+                         kernel=kernel)
     frame = frame.swaplevel().sort_index()
-    with atomic.atomic_path(params["out_path"]) as tmp:
-        frame.to_parquet(tmp)
-    click.echo(f"{params['out_path']}: {len(frame)} rows x {frame.shape[1]} columns")
+    try:
+        write_table(frame, out_path, params["out_format"])
+    except OSError as exc:
+        raise DataError(f"cannot write the output: {exc.strerror or exc}", path=out_path) from None
+    click.echo(f"{out_path}: {len(frame)} rows x {frame.shape[1]} columns")
 
 
 @cli.command("expr")
@@ -346,7 +514,7 @@ def expr_command(ctx: click.Context, field_exprs: tuple[str, ...], fields_file: 
     """Evaluate expressions into a Parquet file (index instrument, datetime; a column per expression)."""
     if bool(field_exprs) == bool(fields_file):
         raise click.UsageError("give expressions with --field (repeatable) or --fields-file, not both")
-    expressions: Any = _read_fields_file(fields_file) if fields_file else list(field_exprs)
+    expressions: Any = _read_fields_file(fields_file) if fields_file else _unique_fields(field_exprs)
     _evaluate_to_parquet(ctx, expressions, params)
 
 
@@ -377,6 +545,13 @@ def runs_group(ctx: click.Context, recorder_name: str, uri: str | None) -> None:
     ctx.obj = kernel.create("recorder", recorder_name, **kwargs)
 
 
+def _json(value: Any) -> str:
+    """Strict JSON for ``--json`` output: NaN and infinities become null, dates ISO strings."""
+    from qcore.recorders.common import jsonable
+
+    return json.dumps(jsonable(value), indent=2)
+
+
 def _metric_value(value: Any) -> Any:
     """The last value of a metric, whether a recorder gives a value or a ``[[step, value], ...]`` history."""
     if isinstance(value, list) and value and isinstance(value[-1], list):
@@ -392,14 +567,14 @@ def runs_list(recorder: Any, experiment: str | None, as_json: bool) -> None:
     """Runs, newest first, with their status and headline metrics."""
     runs = recorder.list_runs(experiment)
     if as_json:
-        click.echo(json.dumps(runs, indent=2, default=str))
+        click.echo(_json(runs))
         return
     if not runs:
         click.echo("no runs")
         return
     for run in runs:
         metrics = run.get("metrics", {})
-        headline = ", ".join(f"{k}={_metric_value(v):.4g}" for k, v in sorted(metrics.items())[:4])
+        headline = ", ".join(f"{k}={_fmt(_metric_value(v))}" for k, v in sorted(metrics.items())[:4])
         click.echo(f"{run['run_id']}  {run.get('experiment', '')}  {run.get('status', '')}  {headline}")
 
 
@@ -411,7 +586,7 @@ def runs_show(recorder: Any, run_id: str, as_json: bool) -> None:
     """Everything recorded about RUN_ID: params, metrics, tags, artifacts."""
     run = recorder.get_run(run_id)
     if as_json:
-        click.echo(json.dumps(run, indent=2, default=str))
+        click.echo(_json(run))
         return
     click.echo(f"run {run['run_id']} ({run.get('experiment', '')}, {run.get('status', '')})")
     for section in ("params", "metrics", "tags"):
@@ -442,7 +617,7 @@ def runs_compare(recorder: Any, run_ids: tuple[str, ...], as_json: bool) -> None
         "params": {p: [run.get("params", {}).get(p) for run in runs] for p in differing},
     }
     if as_json:
-        click.echo(json.dumps(table, indent=2, default=str))
+        click.echo(_json(table))
         return
     width = max([len(n) for n in [*metric_names, *differing]] + [6])
     click.echo(f"{'':<{width}}  " + "  ".join(f"{r[:18]:>18}" for r in run_ids))

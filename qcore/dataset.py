@@ -52,17 +52,53 @@ class Segment:
 
 
 def _segments(value: Mapping[str, Sequence[Any]]) -> dict[str, Segment]:
+    """Named ``[start, end]`` pairs as segments; a malformed pair or date is a :class:`ConfigError` naming it."""
+    from qcore.dates import parse_date
+
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"segments must map names to [start, end], got {type(value).__name__}",
+                          path="dataset.segments")
     out = {}
     for name, bounds in value.items():
-        if len(bounds) != 2:
-            raise ConfigError(f"segment {name!r} must be [start, end], got {bounds!r}", path=f"segments.{name}")
-        segment = Segment(*bounds)
+        path = f"dataset.segments.{name}"
+        if isinstance(bounds, (str, bytes)) or not isinstance(bounds, Sequence) or len(bounds) != 2:
+            shown = repr(bounds) if len(repr(bounds)) <= 80 else f"{repr(bounds)[:80]}..."
+            raise ConfigError(f"segment {name!r} must be [start, end], got {shown}", path=path)
+        segment = Segment(parse_date(bounds[0], f"{path}.0"), parse_date(bounds[1], f"{path}.1"))
         if segment.end < segment.start:
-            raise ConfigError(f"segment {name!r} ends before it starts", path=f"segments.{name}")
+            raise ConfigError(f"segment {name!r} ends before it starts", path=path)
         out[name] = segment
     if not out:
-        raise ConfigError("a dataset needs at least one segment", path="segments")
+        raise ConfigError("a dataset needs at least one segment", path="dataset.segments")
     return out
+
+
+def _check_segments_have_data(engine: Any, instruments: str | Sequence[str], segments: Mapping[str, Segment]) -> None:
+    """Every segment holds trading days of the store and members of the universe; checked before evaluating.
+
+    Only an engine with a ``provider`` (an :class:`~qcore.expr.engine.ExpressionEngine`) can be checked.
+    """
+    provider = getattr(engine, "provider", None)
+    if provider is None:
+        return
+    calendar = provider.calendar(getattr(engine, "freq", "day"))
+    for name, segment in segments.items():
+        path = f"dataset.segments.{name}"
+        lo = int(calendar.searchsorted(segment.start, "left"))
+        hi = int(calendar.searchsorted(segment.end, "right"))
+        if hi <= lo:
+            span = f"{calendar[0].date()} to {calendar[-1].date()}" if len(calendar) else "nothing (it is empty)"
+            raise ConfigError(
+                f"segment {name!r} ({segment.start.date()} .. {segment.end.date()}) has no trading day in the "
+                f"store, whose calendar runs from {span}",
+                path=path,
+            )
+        if hasattr(engine, "universe") and not engine.universe(instruments, calendar[lo], calendar[hi - 1]):
+            raise ConfigError(
+                f"segment {name!r} ({segment.start.date()} .. {segment.end.date()}) has no member of "
+                f"{instruments if isinstance(instruments, str) else 'the given instruments'}",
+                path=path,
+            )
 
 
 def make_processor(factory: Callable[..., Any], kwargs: Mapping[str, Any], fit_start: Any, fit_end: Any) -> Any:
@@ -105,8 +141,12 @@ class PanelDataset:
             raise QcoreError("dataset frames need two-level columns (group, name)")
         self.segments = _segments(segments)
         train = self.segments.get("train")
-        self.fit_start = pd.Timestamp(fit_start) if fit_start is not None else (train.start if train else None)
-        self.fit_end = pd.Timestamp(fit_end) if fit_end is not None else (train.end if train else None)
+        from qcore.dates import parse_date
+
+        self.fit_start = parse_date(fit_start, "dataset.fit_start") if fit_start is not None else (
+            train.start if train else None)
+        self.fit_end = parse_date(fit_end, "dataset.fit_end") if fit_end is not None else (
+            train.end if train else None)
         for processor in infer_processors:
             if not processor.is_for_infer():
                 raise ConfigError(f"{type(processor).__name__} cannot be an infer processor (it is for learning only)")
@@ -239,6 +279,7 @@ def build_dataset(
 ) -> PanelDataset:
     """Evaluate ``feature_set`` with ``engine`` over the span of ``segments`` and wrap it in a dataset."""
     parsed = _segments(segments)
+    _check_segments_have_data(engine, instruments, parsed)
     start = min(s.start for s in parsed.values())
     end = max(s.end for s in parsed.values())
     expressions = {**feature_set.features, **feature_set.labels}

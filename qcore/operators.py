@@ -37,13 +37,18 @@ class Param:
 
     :ivar name: shown in error messages (``N``, ``q``...).
     :ivar kind: one of :data:`PARAM_KINDS`; ``number`` accepts ints and floats, ``expr`` also accepts a number
-        (broadcast to the panel) unless the operator says otherwise.
+        (broadcast to the panel) unless ``accepts_constant`` is False.
     :ivar default: value when omitted; :data:`REQUIRED` (the default) makes it required.
+    :ivar accepts_constant: for an ``expr`` parameter, whether a number written in its place is accepted (and
+        handed to ``compute`` as that number, which must then broadcast it). Time-series and cross-sectional
+        operators say False: Qlib rejects ``Ref(2, 5)`` or ``Mean(3, 5)``, and a rolling window over a single
+        number is not the window over a constant series. The engine then refuses such a call, naming the argument.
     """
 
     name: str
     kind: str = attrs.field(validator=attrs.validators.in_(PARAM_KINDS))
     default: Any = REQUIRED
+    accepts_constant: bool = True
 
     @property
     def required(self) -> bool:
@@ -95,6 +100,9 @@ class Operator:
     :ivar input_dtype: the dtype the operator computes in (``"float64"`` for compiled kernels), or None to take
         arrays as they come. The engine then hands every array argument as a C-contiguous array of that dtype,
         converting each subexpression's value at most once per evaluation however many operators read it.
+    :ivar cross_sectional: ``compute`` reads other instruments' values on the same date (ranks, z-scores over the
+        universe's members). The engine then evaluates the history rows before the query start on every member of
+        those rows, not only on the query's members, so results do not depend on the query start.
     :ivar overwrites_input: ``compute`` may write its result into an array argument that arrives writable and
         return it (element-wise arithmetic). The engine hands writable only an intermediate that no other node
         reads; every other array argument of such an operator arrives read-only.
@@ -109,6 +117,7 @@ class Operator:
     fills_missing: bool = False
     input_dtype: str | None = None
     overwrites_input: bool = False
+    cross_sectional: bool = False
 
     def bind(self, args: Sequence[Any]) -> tuple[Any, ...]:
         """Complete ``args`` with defaults; raise ``TypeError`` with a readable message on a wrong count."""

@@ -7,11 +7,12 @@
 
 from qcore.expr.ast import Call, Const, Field, Node, Span, calls, fields, walk
 from qcore.expr.lexer import Token, tokenize
-from qcore.expr.parser import INFIX_OPERATORS, MAX_DEPTH, check_names, parse, parse_many
+from qcore.expr.parser import INFIX_OPERATORS, MAX_DEPTH, MAX_LENGTH, check_names, parse, parse_many
 
 __all__ = [
     "INFIX_OPERATORS",
     "MAX_DEPTH",
+    "MAX_LENGTH",
     "Call",
     "Const",
     "Field",

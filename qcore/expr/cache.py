@@ -8,16 +8,20 @@ lock, and readers never see a half-written file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from qcore.atomic import atomic_path
+
+logger = logging.getLogger(__name__)
 
 
 def _digest(*parts: object) -> str:
@@ -26,6 +30,11 @@ def _digest(*parts: object) -> str:
         h.update(repr(part).encode())
         h.update(b"\0")
     return h.hexdigest()
+
+
+def _is_digest(name: str) -> bool:
+    """Whether ``name`` is a folder name :func:`_digest` gives (32 lower-case hex digits)."""
+    return len(name) == 32 and all(c in "0123456789abcdef" for c in name)
 
 
 class ExpressionCache:
@@ -55,19 +64,33 @@ class ExpressionCache:
         return value
 
     def put(self, version: str, key: str, value: np.ndarray) -> None:
-        """Store ``value`` atomically; drop entries of other data versions."""
+        """Store ``value`` atomically; drop entries of other data versions.
+
+        A cache that cannot be written (a file where its folder should be, no space, no permission, a lock held
+        too long) costs only the caching: a warning is logged and the evaluation goes on.
+        """
         folder = self._folder(version)
-        folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{key}.npy"
-        with FileLock(str(path) + ".lock", timeout=60), atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            np.save(handle, np.ascontiguousarray(value, dtype=np.float32), allow_pickle=False)
-        self._prune(folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(path) + ".lock", timeout=60), atomic_path(path) as tmp, open(tmp, "wb") as handle:
+                np.save(handle, np.ascontiguousarray(value, dtype=np.float32), allow_pickle=False)
+            self._prune(folder)
+        except (OSError, Timeout) as exc:
+            logger.warning("expression cache %s not written: %s", self.root, exc)
 
     def _prune(self, keep: Path) -> None:
+        # only folders this cache made (named by a version digest): a root shared with other files loses none
         for other in self.root.iterdir():
-            if other.is_dir() and other != keep:
+            if other != keep and _is_digest(other.name) and other.is_dir() and not other.is_symlink():
                 shutil.rmtree(other, ignore_errors=True)
 
     def clear(self) -> None:
-        """Remove every entry."""
-        shutil.rmtree(self.root, ignore_errors=True)
+        """Remove every entry (the folders this cache made; anything else under ``root`` is left alone)."""
+        if not self.root.is_dir():
+            return
+        for folder in self.root.iterdir():
+            if _is_digest(folder.name) and folder.is_dir() and not folder.is_symlink():
+                shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.root.rmdir()  # only if now empty

@@ -12,9 +12,11 @@ only the query rows of each instrument's universe membership.
 
 from __future__ import annotations
 
+import difflib
 import heapq
 import math
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -24,7 +26,8 @@ import attrs
 import numpy as np
 import pandas as pd
 
-from qcore.errors import ExpressionError, QcoreError, UnknownComponentError
+from qcore.dates import parse_optional_date
+from qcore.errors import DataError, ExpressionError, QcoreError, UnknownComponentError
 from qcore.expr.ast import Call, Const, Field, Node, walk
 from qcore.expr.cache import ExpressionCache
 from qcore.expr.parser import check_names, parse
@@ -74,6 +77,32 @@ def _span_start(node: Node) -> int:
     return node.span[0] if node.span is not None else 0
 
 
+def _short(value: object, limit: int = 40) -> str:
+    """``repr`` of a constant, cut to ``limit`` characters (an integer may have a thousand digits)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
+def _check_constant(node: Const, text: str) -> None:
+    """A number the panels cannot hold (an integer beyond float64's range) is refused where it was written."""
+    value = node.value
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > sys.float_info.max:
+        raise ExpressionError(
+            f"number {_short(value)} is out of range (beyond {sys.float_info.max:.4g})", text, _span_start(node)
+        )
+
+
+def _check_root(root: Node, text: str) -> None:
+    """A whole expression must denote numbers: a string literal only ever names something inside a call."""
+    if isinstance(root, Const) and isinstance(root.value, str):
+        raise ExpressionError(
+            f"a string literal ({root}) is not an expression; strings are only arguments of calls such as "
+            f"ChangeInstrument('SH000300', $close), and fields are written $close",
+            text,
+            _span_start(root),
+        )
+
+
 class ExpressionEngine:
     """Evaluate expressions over a data provider with operators from a registry.
 
@@ -120,12 +149,17 @@ class ExpressionEngine:
         order: dict[Call, None] = {}
         extents: dict[Node, tuple[float, float]] = {}
         blank: set[Node] = set()
+        if not self._fields:  # a folder that is no store (or lacks this frequency) says so, not "unknown field"
+            self.provider.calendar(self.freq)
         for text in texts:
             root = parse(text)
+            _check_root(root, text)
             check_names(root, operators=self._operators, fields=self._fields, expression=text)
             for node in walk(root):
                 if node in extents:
                     continue
+                if isinstance(node, Const):
+                    _check_constant(node, text)
                 if isinstance(node, Call):
                     extents[node] = self._check_call(node, text, extents)
                     order[node] = None
@@ -153,6 +187,13 @@ class ExpressionEngine:
                     raise ExpressionError(
                         f"{op.name} argument {param.name!r} must be an expression", text, _span_start(arg)
                     )
+                if isinstance(arg, Const) and not param.accepts_constant:
+                    raise ExpressionError(
+                        f"{op.name} argument {param.name!r} must be a series (a field such as $close, or an "
+                        f"expression of fields), not the constant {_short(arg.value)}",
+                        text,
+                        _span_start(arg),
+                    )
                 constants.append(arg.value if isinstance(arg, Const) else None)
                 continue
             if not isinstance(arg, Const):
@@ -172,14 +213,29 @@ class ExpressionEngine:
                     f"{op.name} argument {param.name!r} must be a {param.kind}, got {value!r}", text, _span_start(arg)
                 )
             constants.append(value)
+        if op.instrument_param is not None:
+            self._check_instrument(op, node.args[op.instrument_param], text)
         try:
             own_left, own_right = op.lookback(*constants)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, ArithmeticError) as exc:
             raise ExpressionError(f"{op.name}: {exc}", text, _span_start(node)) from None
         children = [extents[a] for a in node.args if not isinstance(a, Const)]
         child_left = max((c[0] for c in children), default=0.0)
         child_right = max((c[1] for c in children), default=0.0)
         return (own_left + child_left, own_right + child_right)
+
+    def _check_instrument(self, op: Operator, arg: Node, text: str) -> None:
+        """The instrument a ``ChangeInstrument``-style call names exists (its upper-case form counts, as in
+        evaluation); otherwise an error at the argument, before any data is read."""
+        if not isinstance(arg, Const) or not isinstance(arg.value, str):
+            return  # the parameter's kind check has refused it already
+        every = self.provider.universe("all")
+        symbol = arg.value
+        if symbol in every or symbol.upper() in every:
+            return
+        close = difflib.get_close_matches(symbol.upper(), sorted(every), n=3)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise ExpressionError(f"{op.name}: unknown instrument {symbol!r}{hint}", text, _span_start(arg))
 
     # -- evaluating --------------------------------------------------------------------------------------------
 
@@ -229,17 +285,28 @@ class ExpressionEngine:
             everything = self.provider.universe("all")
             missing = [s for s in instruments if s not in everything]
             if missing:
-                raise QcoreError(f"unknown instruments: {', '.join(missing[:10])}")
+                raise QcoreError(f"unknown instruments: {_unknown_symbols(missing, everything)}")
             universe = {s: everything[s] for s in instruments}
         return clip_universe(universe, start, end)
 
     def _grid(self, instruments: str | Sequence[str], start: object, end: object) -> _Grid:
         """The query's calendar rows and its members."""
+        first = parse_optional_date(start, "start")
+        last = parse_optional_date(end, "end")
+        if first is not None and last is not None and last < first:
+            raise QcoreError(f"start {first.date()} is after end {last.date()}")
         calendar = self.provider.calendar(self.freq)
-        lo = 0 if start is None else int(calendar.searchsorted(pd.Timestamp(start), "left"))
-        hi = len(calendar) - 1 if end is None else int(calendar.searchsorted(pd.Timestamp(end), "right")) - 1
+        if len(calendar) == 0:
+            raise DataError(f"the {self.freq} calendar is empty")
+        lo = 0 if first is None else int(calendar.searchsorted(first, "left"))
+        hi = len(calendar) - 1 if last is None else int(calendar.searchsorted(last, "right")) - 1
         if hi < lo:
-            raise QcoreError(f"no trading day between {start} and {end}")
+            since = "the beginning" if first is None else first.date()
+            asked = f"{since} .. {'the end' if last is None else last.date()}"
+            raise QcoreError(
+                f"no trading day in {asked}: the {self.freq} calendar runs from {calendar[0].date()} "
+                f"to {calendar[-1].date()}"
+            )
         universe = self.universe(instruments, calendar[lo], calendar[hi])
         symbols = tuple(sorted(universe))
         if not symbols:
@@ -283,7 +350,7 @@ class ExpressionEngine:
             missing = []
             for i, key in enumerate(keys):
                 cached = self.cache.get(version, key)
-                if cached is None:
+                if cached is None or cached.shape != (len(dates), len(symbols)):  # absent, or not this grid's
                     missing.append(i)
                 else:
                     emit(i, cached)
@@ -293,15 +360,27 @@ class ExpressionEngine:
         load_lo = 0 if math.isinf(todo.left) else max(0, lo - int(todo.left))
         load_hi = len(calendar) - 1 if math.isinf(todo.right) else min(len(calendar) - 1, hi + int(todo.right))
         keep = slice(lo - load_lo, hi - load_lo + 1)
+        run_symbols = self._run_symbols(todo, instruments, symbols, calendar[load_lo], calendar[load_hi])
+        columns = None if run_symbols == symbols else np.searchsorted(np.array(run_symbols), np.array(symbols))
 
         def emit_rows(j: int, value: np.ndarray) -> None:
             i = missing[j]
-            rows_value = value[keep]
+            rows_value = value[keep] if columns is None else value[keep][:, columns]
             if self.cache is not None:
                 self.cache.put(self.provider.version, keys[i], rows_value)
             emit(i, rows_value)
 
-        self._run(todo, symbols, calendar, load_lo, load_hi, instruments, emit_rows)
+        self._run(todo, run_symbols, calendar, load_lo, load_hi, instruments, emit_rows)
+
+    def _run_symbols(self, plan: Plan, instruments: str | Sequence[str], symbols: tuple[str, ...],
+                     load_start: pd.Timestamp, load_end: pd.Timestamp) -> tuple[str, ...]:
+        """The columns to evaluate on: the query's members, plus, when a cross-sectional operator reads the history
+        rows, every member of the market on the loaded rows (a stock that left before the query start still counts
+        in a rank of those rows, as it would in a query that starts earlier)."""
+        if not isinstance(instruments, str) or not any(self._operators[n.op].cross_sectional for n in plan.order):
+            return symbols
+        loaded = clip_universe(self.provider.universe(instruments), load_start, load_end)
+        return tuple(sorted(set(symbols).union(loaded)))
 
     def _run(
         self,
@@ -438,7 +517,11 @@ class ExpressionEngine:
         for root, slots in root_slots.items():  # roots that need no computation: fields and constants
             if not isinstance(root, Call):
                 value = value_of(root)
-                array = value if isinstance(value, np.ndarray) else np.full(shape, value, dtype=np.float32)
+                if isinstance(value, np.ndarray):
+                    array = value
+                else:
+                    with np.errstate(over="ignore"):  # a constant beyond float32's range is ±inf, as a cast gives
+                        array = np.full(shape, value, dtype=np.float32)
                 for i in slots:
                     emit(i, array)
         if workers <= 1 or len(plan.order) <= 1:
@@ -517,6 +600,19 @@ class _FieldsOnDemand:
                 panel = self._provider.load([field], self._symbols, self._dates[0], self._dates[-1], self._freq)
                 self._loaded[field] = panel[field]
             return self._loaded[field]
+
+
+def _unknown_symbols(missing: Sequence[str], known: Mapping[str, Any]) -> str:
+    """The first unknown symbols, each with the closest known one (``'sh600000' (did you mean 'SH600000'?)``)."""
+    names = sorted(known)
+    upper = {name.upper(): name for name in names}
+    parts = []
+    for symbol in missing[:10]:
+        text = str(symbol)
+        close = [upper[text.upper()]] if text.upper() in upper else difflib.get_close_matches(text, names, n=1)
+        parts.append(f"{text} (did you mean {close[0]!r}?)" if close else text)
+    more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+    return ", ".join(parts) + more
 
 
 def _run_concurrently(

@@ -31,7 +31,7 @@ builds. This module reproduces that tree with a tokenizer and a precedence-climb
   is an error. Backslash escapes are not supported.
 * **Nesting is limited** to :data:`MAX_DEPTH` levels (parentheses, call arguments, unary operators and
   the depth of the resulting tree), so hostile input gives an ``ExpressionError`` instead of a
-  ``RecursionError``.
+  ``RecursionError``; the text to :data:`MAX_LENGTH` characters.
 * Names not followed by ``(`` (``close``, ``True``, ``and``) are errors: fields are written ``$close``;
   point-in-time ``$$fields`` and keyword arguments are not supported.
 
@@ -54,6 +54,9 @@ from qcore.expr.lexer import COMMA, END, FIELD, LPAREN, NAME, NUMBER, OP, RPAREN
 
 MAX_DEPTH = 100
 """Deepest nesting accepted, both in the source (parentheses, calls, unary operators) and in the tree."""
+
+MAX_LENGTH = 100_000
+"""Longest expression accepted, in characters (Alpha158's longest is under 200); longer text is refused unread."""
 
 INFIX_OPERATORS: dict[str, str] = {
     "+": "Add",
@@ -366,6 +369,11 @@ def parse(expression: str) -> Node:
     """
     if not isinstance(expression, str):
         raise TypeError(f"expression must be a str, not {type(expression).__name__}")
+    if len(expression) > MAX_LENGTH:
+        excerpt = f"{expression[:60]}..."
+        raise ExpressionError(
+            f"expression is {len(expression)} characters long; at most {MAX_LENGTH} are accepted", excerpt, 0
+        )
     return _Parser(expression).parse()
 
 
@@ -419,7 +427,7 @@ def check_names(
             problems.append((position, order, f"unknown operator {current.op!r}{hint}"))
         elif isinstance(current, Field) and known_fields is not None and current.name.lower() not in known_fields:
             close = difflib.get_close_matches(current.name.lower(), sorted(known_fields), n=3)
-            hint = _did_you_mean([f"${known_fields[c]}" for c in close])
+            hint = _did_you_mean([f"${known_fields[c]}" for c in close]) if known_fields else " (no field is known)"
             problems.append((position, order, f"unknown field '${current.name}'{hint}"))
     if problems:
         position, _, message = min(problems)

@@ -34,6 +34,20 @@ def test_expr_fields_and_names_file(tmp_path: Path) -> None:
     pd.testing.assert_series_equal(named["ma5"].loc[frame.index], frame["Mean($close, 5)"], check_names=False)
 
 
+def test_expr_writes_arrow_ipc_by_suffix_or_option(tmp_path: Path) -> None:
+    import pyarrow.ipc as ipc
+
+    args = ("expr", "--provider-uri", str(STORE), "--instruments", "SH600000", "--field", "Mean($close, 5)")
+    parquet = tmp_path / "x.parquet"
+    assert run(*args, "--out", str(parquet)).exit_code == 0
+    expected = pd.read_parquet(parquet)
+    for out, extra in [(tmp_path / "x.arrow", ()), (tmp_path / "y.bin", ("--format", "arrow"))]:
+        result = run(*args, "--out", str(out), *extra)
+        assert result.exit_code == 0, result.output
+        with ipc.open_file(str(out)) as reader:
+            pd.testing.assert_frame_equal(reader.read_pandas(), expected)
+
+
 def test_expr_errors(tmp_path: Path) -> None:
     out = tmp_path / "x.parquet"
     bad = run("expr", "--provider-uri", str(STORE), "--field", "Mean($close 5)", "--out", str(out))

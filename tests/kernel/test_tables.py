@@ -52,3 +52,15 @@ def test_bad_targets_name_the_path_and_keep_old_file(frame: pd.DataFrame, tmp_pa
         write_table(pd.DataFrame({"a": [object()]}), old)
     assert old.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.parquet"]
+
+
+def test_table_files_are_recognised(frame: pd.DataFrame, tmp_path: Path) -> None:
+    from qcore.tables import is_table_file
+
+    assert is_table_file(write_table(frame, tmp_path / "x.parquet"))
+    assert is_table_file(write_table(frame, tmp_path / "x.arrow"))
+    (tmp_path / "empty").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("precious")
+    assert is_table_file(tmp_path / "empty")
+    assert not is_table_file(tmp_path / "notes.txt")
+    assert not is_table_file(tmp_path / "missing")

@@ -244,15 +244,44 @@ def test_spike_leaving_the_window() -> None:
     assert_close(K.rolling_cov(x, y, w)[sl], R.rolling_cov(x, y, w)[sl], rtol=1e-8, atol=1e-8)
 
 
+def _exact_zero_panel(T: int) -> np.ndarray:
+    """Columns whose sums are exactly 0 in many windows, on a grid (integers) and off it (0.1 steps)."""
+    t = np.arange(T)
+    return np.column_stack(
+        [
+            np.resize([1.0, -1.0, 2.0, -2.0], T),
+            np.resize([0.1, -0.1, 0.3, -0.3], T) + 0.0 * t,
+            np.resize([0.1, 0.2, -0.3], T),
+            np.where(t % 40 < 20, 1e9 * np.sin(t), 0.0),
+        ]
+    )
+
+
 def test_narrow_and_wide_panels_agree() -> None:
-    """Narrow panels run column by column, wide ones row by row: the same column gets the same bits."""
-    x = make_panel(200, 8)
+    """Narrow panels run column by column, wide ones row by row: the same column gets the same bits, including
+    where a sum within its rounding bound of 0 is recomputed from the window."""
+    x = np.concatenate([make_panel(200, 8), _exact_zero_panel(200)], axis=1)
     wide = np.concatenate([x, x, x], axis=1)
     for name in ["sum", "mean", "var", "std"]:
         fn = getattr(K, f"rolling_{name}")
-        for window in [0, 1, 7, 30]:
+        for window in [0, 1, 2, 3, 7, 30]:
             narrow = np.column_stack([fn(x[:, j], window) for j in range(x.shape[1])])
             np.testing.assert_array_equal(fn(wide, window)[:, : x.shape[1]], narrow)
+
+
+def test_exact_zero_sums_come_out_zero_whatever_the_start() -> None:
+    """A window whose values cancel exactly sums to 0.0 (grid data) and gives the same bits and the same sign
+    from any first row (off-grid data: recomputed from the window)."""
+    x = _exact_zero_panel(400)
+    for window in (2, 4, 8, 12):  # the integer column's pattern cancels in these
+        full = K.rolling_sum(x, window)
+        exact = R.exact_rolling(x[:, 0], window, "sum")
+        zero = np.array([v == 0 for v in exact])
+        assert zero[window:].any() and np.all(full[zero, 0] == 0.0)
+        for start in (1, 5, 17, 101):
+            sub = K.rolling_sum(x[start:], window)[window - 1 :]
+            np.testing.assert_array_equal(np.sign(sub), np.sign(full[start + window - 1 :]))
+            np.testing.assert_array_equal(sub[:, 0], full[start + window - 1 :, 0])
 
 
 def test_expanding_with_large_offset() -> None:
@@ -319,6 +348,14 @@ def test_threads_do_not_change_results() -> None:
         np.testing.assert_array_equal(fn(x, 10, num_threads=1), fn(x, 10, num_threads=2))
     y = x[::-1].copy()
     np.testing.assert_array_equal(K.rolling_corr(x, y, 10, num_threads=1), K.rolling_corr(x, y, 10, num_threads=3))
+    # columns where results sit at exact values (recomputed from the window) split across threads as well
+    z = np.concatenate([_exact_zero_panel(300)] * 5, axis=1)
+    for name in ["sum", "mean", "slope", "resi", "wma", "rsquare"]:
+        fn = getattr(K, f"rolling_{name}")
+        np.testing.assert_array_equal(fn(z, 4, num_threads=1), fn(z, 4, num_threads=3))
+    np.testing.assert_array_equal(
+        K.rolling_cov(z, z[::-1].copy(), 4, num_threads=1), K.rolling_cov(z, z[::-1].copy(), 4, num_threads=3)
+    )
     np.testing.assert_array_equal(K.cs_rank(x, num_threads=1), K.cs_rank(x, num_threads=2))
 
 

@@ -14,10 +14,16 @@ Conventions shared by every kernel here:
 - ``+-inf`` is a missing value like NaN (pandas' rolling/expanding/ewm replace inf by NaN before reducing);
   only ``rolling_count`` counts infinities, as pandas does.
 - Running-sum kernels (sum/mean/var/std, slope/rsquare/resi/wma, corr/cov) keep sums of values *shifted*
-  by an anchor (the window mean at the last rebuild) and rebuild them from the window every
-  ``REBUILD_EVERY * w`` rows (amortised O(1)), as soon as the window mean drifts far from the anchor, and
-  when the sums have lost significance (a large value left the window), so a large offset (1e6 + noise) or
-  a spike costs no precision. Constant windows come out exact (variance 0, slope 0, corr NaN).
+  by an anchor (the window's value nearest to its mean at the last rebuild) and rebuild them from the window
+  every ``REBUILD_EVERY * w`` rows (amortised O(1)), as soon as the window mean drifts far from the anchor,
+  and when the sums have lost significance (a large value left the window), so a large offset (1e6 + noise)
+  or a spike costs no precision. Constant windows come out exact (variance 0, slope 0, corr NaN).
+- Query-start invariance: a window's result must not depend on the rows before it (the engine starts the
+  panel at the query start minus the expression's lookback). The anchors are data values, so data on a common
+  grid (float32 fields, integers, ticks) has exact shifted sums and results that are the same bits whatever
+  the history; where rounding of other data could decide a comparison with an exact value (a sum, covariance,
+  slope, residual or weighted mean within its rounding bound of 0, an r-squared or correlation within it of
+  1), the window is rebuilt and the result computed from it alone (``qops_noise`` in _rowkernels.h).
 - Two ways of walking the panel. Most kernels go row by row over a chunk of columns per thread: the
   running-sum families (sum/mean/var/std, slope/rsquare/resi/wma, cov/corr), max/min/idxmax/idxmin (van Herk
   / Gil-Werman blocks) and rank over short windows (direct counting) make one branch-free pass per row that
@@ -30,7 +36,7 @@ Conventions shared by every kernel here:
 import numpy as np
 
 from cython.parallel cimport prange, threadid
-from libc.math cimport NAN, fabs, sqrt
+from libc.math cimport INFINITY, NAN, fabs, sqrt
 from libc.stdlib cimport free, malloc
 from libc.stdint cimport int64_t
 from libc.string cimport memmove
@@ -53,6 +59,10 @@ cdef extern from "_rowkernels.h" nogil:
     const double DRIFT "QOPS_DRIFT"
     const double LOSS "QOPS_LOSS"
     const double ANCHOR_RTOL "QOPS_ANCHOR_RTOL"
+    double qops_noise(double m, double w)
+    double qops_anchor_value(const double* x, Py_ssize_t st, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t* count)
+    double qops_anchor_rows(const double* x, Py_ssize_t st, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t* count,
+                            Py_ssize_t* rows)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -240,15 +250,19 @@ cdef object _drive_rm2(rm2_t f, const double[:, ::1] a, const double[:, ::1] b, 
 # ----------------------------------------------------------------------------------------------------------
 # shifted running sums
 #
-# A series is summed as d = x - K around an anchor K (the window mean at the last rebuild). The sums are
-# rebuilt from the window (two passes, O(w)):
+# A series is summed as d = x - K around an anchor K (the window's value nearest to its mean at the last
+# rebuild, see _rowkernels.h). The sums are rebuilt from the window (three passes, O(w)):
 #   - every REBUILD_EVERY * w rows, to bound the accumulated rounding of add/remove pairs;
 #   - when the window mean has drifted from K: (mean - K)^2 > DRIFT * variance (the one-pass variance then
 #     loses at most ~DRIFT * eps relatively), unless the drift is at the rounding level of K itself;
 #   - when the largest squared deviation added since the last rebuild exceeds LOSS times the current sum of
 #     squared deviations (a spike left the window and its rounding residue would dominate, or the window
-#     became constant around an anchor that is not its value).
-# Right after a rebuild none of these holds, so a rebuild is never repeated on the next row for nothing.
+#     became constant around an anchor that is not its value);
+#   - when the result is within its rounding bound of an exact value it could be compared with (0, or 1 for
+#     r-squared and correlation): the rebuilt sums give the result from the window alone, whatever the history.
+# Right after a rebuild neither of the first three holds, so a rebuild is never repeated on the next row for
+# nothing (the last one repeats only while results stay at an exact value, which rebuilt sums of an exact
+# window keep without a further rebuild for sums and moments).
 
 
 cdef struct Ser:
@@ -285,29 +299,12 @@ cdef inline bint _ser_stale(Ser* S, Py_ssize_t n) noexcept nogil:
     return S.peak * n > LOSS * D
 
 
-cdef inline Py_ssize_t _anchor(const double* x, Py_ssize_t st, Py_ssize_t lo, Py_ssize_t hi,
-                               double* K) noexcept nogil:
-    """Count the finite values of rows lo..hi and set K to their mean (exact for a constant window)."""
-    cdef Py_ssize_t i, c = 0
-    cdef double v, first = 0.0, acc = 0.0
-    for i in range(lo, hi + 1):
-        v = x[i * st]
-        if c_isfinite(v):
-            if c == 0:
-                first = v
-            else:
-                acc = acc + (v - first)
-            c += 1
-    K[0] = first + acc / c if c > 0 else 0.0
-    return c
-
-
 # ----------------------------------------------------------------------------------------------------------
 # sum / mean / var / std
 
 
 ctypedef int (*row_t)(const double* xr, const double* xo, double* yr, const double* K, double* s1, double* s2,
-                      double* peak, double* nn, Py_ssize_t B) noexcept nogil
+                      double* peak, double* nn, double* fl, Py_ssize_t B, double F) noexcept nogil
 
 
 cdef extern from "_rowkernels.h" nogil:
@@ -318,6 +315,7 @@ cdef extern from "_rowkernels.h" nogil:
         double n
     double qops_moment_out(const qops_acc* a, double K, int mode)
     int qops_moment_needs_rebuild(const qops_acc* a, double K)
+    int qops_moment_near(const qops_acc* a, double K, double F)
     void qops_moment_rebuild(const double* x, Py_ssize_t st, Py_ssize_t lo, Py_ssize_t hi, double* K,
                              qops_acc* a)
     void qops_moment_col(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w, Py_ssize_t every,
@@ -343,25 +341,25 @@ cdef extern from "_rowkernels.h" nogil:
     double qops_reg_value(double n, double r0, double su, double suu, double sue, double K, double s1, double s2,
                           double last, double run, double v, double row, double start, int mode, double atol)
     int qops_slope_row(const double* xr, const double* xo, double* yr, double* S, Py_ssize_t B, double row,
-                       double row_out, double start, double atol)
+                       double row_out, double start, double w, double atol, double F)
     int qops_rsquare_row(const double* xr, const double* xo, double* yr, double* S, Py_ssize_t B, double row,
-                         double row_out, double start, double atol)
+                         double row_out, double start, double w, double atol, double F)
     int qops_resi_row(const double* xr, const double* xo, double* yr, double* S, Py_ssize_t B, double row,
-                      double row_out, double start, double atol)
+                      double row_out, double start, double w, double atol, double F)
     int qops_wma_row(const double* xr, const double* xo, double* yr, double* S, Py_ssize_t B, double row,
-                     double row_out, double start, double atol)
+                     double row_out, double start, double w, double atol, double F)
     int qops_cov_row(const double* ar, const double* br, const double* ao, const double* bo, double* yr,
-                     double* S, Py_ssize_t B, double atol)
+                     double* S, Py_ssize_t B, double atol, double F)
     int qops_corr_row(const double* ar, const double* br, const double* ao, const double* bo, double* yr,
-                      double* S, Py_ssize_t B, double atol)
+                      double* S, Py_ssize_t B, double atol, double F)
     int qops_sum_row(const double* xr, const double* xo, double* yr, const double* K, double* s1, double* s2,
-                     double* peak, double* nn, Py_ssize_t B)
+                     double* peak, double* nn, double* fl, Py_ssize_t B, double F)
     int qops_mean_row(const double* xr, const double* xo, double* yr, const double* K, double* s1, double* s2,
-                      double* peak, double* nn, Py_ssize_t B)
+                      double* peak, double* nn, double* fl, Py_ssize_t B, double F)
     int qops_var_row(const double* xr, const double* xo, double* yr, const double* K, double* s1, double* s2,
-                     double* peak, double* nn, Py_ssize_t B)
+                     double* peak, double* nn, double* fl, Py_ssize_t B, double F)
     int qops_std_row(const double* xr, const double* xo, double* yr, const double* K, double* s1, double* s2,
-                     double* peak, double* nn, Py_ssize_t B)
+                     double* peak, double* nn, double* fl, Py_ssize_t B, double F)
 
 
 # Panels narrower than this run each column top to bottom (qops_moment_col); wider ones row by row.
@@ -372,10 +370,14 @@ cdef inline int _rm_moments(const double* x, double* y, Py_ssize_t T, Py_ssize_t
                             Py_ssize_t j1, Py_ssize_t w, int mode) noexcept nogil:
     """Rolling sum (mode 0), mean (1), var (2) or std (3) of columns j0..j1-1 (see _rowkernels.h).
 
-    Row by row: one branch-free, vectorised pass over the columns per row, then a scalar pass rebuilding the
-    sums of every column every REBUILD_EVERY * w rows, or of the columns whose sums went stale.
+    Row by row: one branch-free, vectorised pass over the columns per row, which also flags the columns that may
+    need a rebuild (sums that look stale, or for sum and mean a result within its rounding bound of 0), then a
+    scalar pass rebuilding the sums of every column every REBUILD_EVERY * w rows, and of the flagged columns
+    that do need it.
     """
     cdef Py_ssize_t B = j1 - j0, b, t, lo, every = REBUILD_EVERY * w
+    cdef double F
+    cdef bint exact_zero = mode <= 1
     cdef double* mem
     cdef double* K
     cdef double* s1
@@ -383,6 +385,7 @@ cdef inline int _rm_moments(const double* x, double* y, Py_ssize_t T, Py_ssize_t
     cdef double* peak
     cdef double* nn
     cdef double* nan_row
+    cdef double* fl
     cdef double* yr
     cdef bint periodic
     cdef qops_acc a
@@ -401,7 +404,7 @@ cdef inline int _rm_moments(const double* x, double* y, Py_ssize_t T, Py_ssize_t
         row = qops_var_row
     else:
         row = qops_std_row
-    mem = <double*>malloc(6 * B * sizeof(double))
+    mem = <double*>malloc(7 * B * sizeof(double))
     if mem == NULL:
         return 1
     K = mem
@@ -410,6 +413,7 @@ cdef inline int _rm_moments(const double* x, double* y, Py_ssize_t T, Py_ssize_t
     peak = mem + 3 * B
     nn = mem + 4 * B
     nan_row = mem + 5 * B
+    fl = mem + 6 * B
     for b in range(B):
         K[b] = 0.0
         s1[b] = 0.0
@@ -421,17 +425,22 @@ cdef inline int _rm_moments(const double* x, double* y, Py_ssize_t T, Py_ssize_t
         lo = t - w + 1
         yr = y + t * N + j0
         periodic = t % every == 0
-        if not row(x + t * N + j0, x + (lo - 1) * N + j0 if lo > 0 else nan_row, yr, K, s1, s2, peak, nn,
-                   B) and not periodic:
+        F = qops_noise(<double>(t % every), <double>w)
+        if not row(x + t * N + j0, x + (lo - 1) * N + j0 if lo > 0 else nan_row, yr, K, s1, s2, peak, nn, fl,
+                   B, F) and not periodic:
             continue
-        # scalar pass: periodic rebuild of every column, or of the columns whose sums went stale
+        # scalar pass: periodic rebuild of every column, or of the flagged ones whose sums are stale beyond the
+        # anchor's rounding level or whose sum is within its rounding bound of 0
         for b in range(B):
-            a.s1 = s1[b]
-            a.s2 = s2[b]
-            a.peak = peak[b]
-            a.n = nn[b]
-            if not periodic and not qops_moment_needs_rebuild(&a, K[b]):
-                continue
+            if not periodic:
+                if fl[b] == 0:
+                    continue
+                a.s1 = s1[b]
+                a.s2 = s2[b]
+                a.peak = peak[b]
+                a.n = nn[b]
+                if not qops_moment_needs_rebuild(&a, K[b]) and not (exact_zero and qops_moment_near(&a, K[b], F)):
+                    continue
             qops_moment_rebuild(x + j0 + b, N, lo if lo > 0 else 0, t, &K[b], &a)
             s1[b] = a.s1
             s2[b] = a.s2
@@ -726,7 +735,9 @@ cdef int _rm_rank(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssi
 
 # ----------------------------------------------------------------------------------------------------------
 # mad / skew / kurt: exact two-pass per window over a contiguous copy of the column (O(w) per step);
-# expanding skew/kurt use pandas' add-only online central moments (O(1) per step).
+# skew/kurt of a window that starts at the panel's first row (expanding windows, and the partial windows of the
+# first window - 1 rows) use pandas' add-only online central moments (O(1) per step). Which of the two a cell
+# gets depends only on its row and the window, never on the panel's length (the query's end).
 
 
 cdef inline double _skew_from(Py_ssize_t n, double m2, double m3) noexcept nogil:
@@ -749,8 +760,8 @@ cdef inline double _kurt_from(Py_ssize_t n, double m2, double m4) noexcept nogil
 
 
 cdef int _col_window_stats(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
-                           int mode, double* work) noexcept nogil:
-    # mode: 0 mad, 1 skew, 2 kurt
+                           int mode, double* work, Py_ssize_t t0=0) noexcept nogil:
+    # mode: 0 mad, 1 skew, 2 kurt; rows t0..T-1
     cdef const double* col = x
     cdef Py_ssize_t t, i, lo, c
     cdef double v, first, acc, mean, d, d2, m1, m2, m3, m4, res
@@ -758,7 +769,7 @@ cdef int _col_window_stats(const double* x, double* y, Py_ssize_t T, Py_ssize_t 
         for t in range(T):
             work[t] = x[t * st]
         col = work
-    for t in range(T):
+    for t in range(t0, T):
         lo = t - w + 1
         if lo < 0:
             lo = 0
@@ -805,7 +816,8 @@ cdef int _col_window_stats(const double* x, double* y, Py_ssize_t T, Py_ssize_t 
 
 
 cdef int _col_online_moments(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, int mode) noexcept nogil:
-    """Expanding skew (mode 1) / kurt (mode 2): pandas' moments_add_value, anchored on the first value."""
+    """Expanding skew (mode 1) / kurt (mode 2) of rows 0..T-1: pandas' moments_add_value, anchored on the first
+    value."""
     cdef Py_ssize_t t, n = 0
     cdef double v, origin = 0.0, mean = 0.0, m2 = 0.0, m3 = 0.0, m4 = 0.0, dn, delta, delta_n, term1
     for t in range(T):
@@ -835,18 +847,30 @@ cdef int _col_mad(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ss
     return _col_window_stats(x, y, T, st, w, 0, work)
 
 
+cdef int _col_higher_moment(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
+                            double window, int mode, double* work) noexcept nogil:
+    """Skew (mode 1) / kurt (mode 2): rows whose window starts at row 0 online, the others two-pass.
+
+    ``window`` is the requested window (0: expanding): rows before ``window - 1`` have a partial window
+    starting at row 0 whatever the panel's length, so they always take the online path.
+    """
+    cdef Py_ssize_t head = T
+    if window > 0 and window - 1 < T:
+        head = <Py_ssize_t>window - 1
+    _col_online_moments(x, y, head, st, mode)
+    if head < T:
+        _col_window_stats(x, y, T, st, w, mode, work, head)
+    return 0
+
+
 cdef int _col_skew(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
                    double p, double* work) noexcept nogil:
-    if w >= T:
-        return _col_online_moments(x, y, T, st, 1)
-    return _col_window_stats(x, y, T, st, w, 1, work)
+    return _col_higher_moment(x, y, T, st, w, p, 1, work)
 
 
 cdef int _col_kurt(const double* x, double* y, Py_ssize_t T, Py_ssize_t st, Py_ssize_t w,
                    double p, double* work) noexcept nogil:
-    if w >= T:
-        return _col_online_moments(x, y, T, st, 2)
-    return _col_window_stats(x, y, T, st, w, 2, work)
+    return _col_higher_moment(x, y, T, st, w, p, 2, work)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -868,12 +892,8 @@ cdef struct Reg:
 
 cdef inline void _reg_rebuild(const double* x, Py_ssize_t st, Py_ssize_t lo, Py_ssize_t hi,
                               Reg* A) noexcept nogil:
-    cdef Py_ssize_t i, c, rows = 0
-    cdef double v, u, d, K
-    c = _anchor(x, st, lo, hi, &K)
-    for i in range(lo, hi + 1):
-        if c_isfinite(x[i * st]):
-            rows += i
+    cdef Py_ssize_t i, c, rows
+    cdef double v, u, d, K = qops_anchor_rows(x, st, lo, hi, &c, &rows)
     A.n = c
     A.r0 = rows // c if c > 0 else hi
     A.su = 0.0
@@ -923,7 +943,7 @@ cdef inline void _reg_copy(double* S, Py_ssize_t B, Reg* A, bint to_rows) noexce
 
 
 ctypedef int (*reg_row_t)(const double* xr, const double* xo, double* yr, double* S, Py_ssize_t B, double row,
-                         double row_out, double start, double atol) noexcept nogil
+                         double row_out, double start, double w, double atol, double F) noexcept nogil
 
 
 cdef inline int _rm_regression(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0,
@@ -931,12 +951,14 @@ cdef inline int _rm_regression(const double* x, double* y, Py_ssize_t T, Py_ssiz
     """Slope (mode 0), r-squared (1), residual (2) or WMA (3) of columns j0..j1-1, row by row.
 
     A vectorised pass per row (qops_*_row in _rowkernels.h) updates every column and flags the columns whose
-    sums look stale; a scalar pass rebuilds those from the window (re-checking with the anchor's rounding
-    level), and every column every REBUILD_EVERY * w rows.
+    sums look stale (bit 1) or whose result is within its rounding bound of an exact value (bit 2); a scalar
+    pass rebuilds those from the window (re-checking stale ones with the anchor's rounding level), and every
+    column every REBUILD_EVERY * w rows.
     """
     cdef Py_ssize_t B = j1 - j0, b, t, lo, s, every = REBUILD_EVERY * w
     cdef double* S
     cdef double* nan_row
+    cdef double flag
     cdef bint periodic
     cdef Reg A
     cdef reg_row_t row
@@ -963,13 +985,15 @@ cdef inline int _rm_regression(const double* x, double* y, Py_ssize_t T, Py_ssiz
         s = lo if lo > 0 else 0
         periodic = t % every == 0
         if not row(x + t * N + j0, x + (lo - 1) * N + j0 if lo > 0 else nan_row, y + t * N + j0, S, B, <double>t,
-                   <double>(lo - 1), <double>s, atol) and not periodic:
+                   <double>(lo - 1), <double>s, <double>w, atol, qops_noise(<double>(t % every), <double>w)) \
+                and not periodic:
             continue
         for b in range(B):
-            if not periodic and S[QR_FLAG * B + b] == 0:
+            flag = S[QR_FLAG * B + b]
+            if not periodic and flag == 0:
                 continue
             _reg_copy(S + b, B, &A, False)
-            if not periodic and (A.n == 0 or not _reg_stale(&A)):
+            if not periodic and flag < 2 and (A.n == 0 or not _reg_stale(&A)):
                 continue
             _reg_rebuild(x + j0 + b, N, s, t, &A)
             _reg_copy(S + b, B, &A, True)
@@ -1013,8 +1037,12 @@ cdef struct Pair:
 
 cdef inline void _pair_rebuild(const double* a, const double* b, Py_ssize_t st, Py_ssize_t lo, Py_ssize_t hi,
                                Pair* A) noexcept nogil:
+    """Sums of the rows lo..hi where both sides have a value, each side anchored at its value nearest to its
+    mean over those rows (see _rowkernels.h)."""
     cdef Py_ssize_t i, c = 0
-    cdef double va, vb, fa = 0.0, fb = 0.0, acca = 0.0, accb = 0.0
+    cdef double va, vb, fa = 0.0, fb = 0.0, acca = 0.0, accb = 0.0, ma, mb, ka = 0.0, kb = 0.0
+    cdef double gapa = INFINITY, gapb = INFINITY, ga, gb
+    cdef bint ok
     for i in range(lo, hi + 1):
         va = a[i * st]
         vb = b[i * st]
@@ -1028,8 +1056,21 @@ cdef inline void _pair_rebuild(const double* a, const double* b, Py_ssize_t st, 
             c += 1
     A.n = c
     A.sab = 0.0
-    _ser_reset(&A.a, fa + acca / c if c > 0 else 0.0)
-    _ser_reset(&A.b, fb + accb / c if c > 0 else 0.0)
+    if c > 0:
+        ma = fa + acca / c
+        mb = fb + accb / c
+        for i in range(lo, hi + 1):  # selects rather than branches: which value is nearest is unpredictable
+            va = a[i * st]
+            vb = b[i * st]
+            ok = c_isfinite(va) & c_isfinite(vb)
+            ga = fabs(va - ma) if ok else INFINITY
+            gb = fabs(vb - mb) if ok else INFINITY
+            ka = va if ga < gapa else ka
+            gapa = ga if ga < gapa else gapa
+            kb = vb if gb < gapb else kb
+            gapb = gb if gb < gapb else gapb
+    _ser_reset(&A.a, ka)
+    _ser_reset(&A.b, kb)
     if c == 0:
         return
     for i in range(lo, hi + 1):
@@ -1078,7 +1119,7 @@ cdef inline void _pair_copy(double* S, Py_ssize_t B, Pair* A, bint to_rows) noex
 
 
 ctypedef int (*pair_row_t)(const double* ar, const double* br, const double* ao, const double* bo, double* yr,
-                          double* S, Py_ssize_t B, double atol) noexcept nogil
+                          double* S, Py_ssize_t B, double atol, double F) noexcept nogil
 
 
 cdef inline int _rm_pair(const double* a, const double* bb, double* y, Py_ssize_t T, Py_ssize_t N,
@@ -1087,13 +1128,14 @@ cdef inline int _rm_pair(const double* a, const double* bb, double* y, Py_ssize_
 
     A vectorised pass per row (qops_cov_row / qops_corr_row in _rowkernels.h) updates every column; a scalar
     pass follows on the rows where some column needs it: every REBUILD_EVERY * w rows all sums are rebuilt from
-    the window, stale ones in between, and where a correlation guard (atol >= 0) meets a window whose two
-    sides miss different rows, each side's own std is computed from its window directly.
+    the window, stale ones and those whose result is within its rounding bound of 0 (or of +-1 for corr) in
+    between, and where a correlation guard (atol >= 0) meets a window whose two sides miss different rows,
+    each side's own std is computed from its window directly.
     """
     cdef Py_ssize_t B = j1 - j0, b, t, lo, s, every = REBUILD_EVERY * w
     cdef double* S
     cdef double* nan_row
-    cdef double value
+    cdef double value, flag
     cdef bint periodic, rebuild
     cdef Pair A
     cdef pair_row_t row = qops_cov_row if mode == 0 else qops_corr_row
@@ -1112,13 +1154,15 @@ cdef inline int _rm_pair(const double* a, const double* bb, double* y, Py_ssize_
         s = lo if lo > 0 else 0
         periodic = t % every == 0
         if not row(a + t * N + j0, bb + t * N + j0, a + (lo - 1) * N + j0 if lo > 0 else nan_row,
-                   bb + (lo - 1) * N + j0 if lo > 0 else nan_row, y + t * N + j0, S, B, atol) and not periodic:
+                   bb + (lo - 1) * N + j0 if lo > 0 else nan_row, y + t * N + j0, S, B, atol,
+                   qops_noise(<double>(t % every), <double>w)) and not periodic:
             continue
         for b in range(B):
-            if not periodic and S[QP_FLAG * B + b] == 0:
+            flag = S[QP_FLAG * B + b]
+            if not periodic and flag == 0:
                 continue
             _pair_copy(S + b, B, &A, False)
-            rebuild = periodic or (A.n > 0 and (_ser_stale(&A.a, A.n) or _ser_stale(&A.b, A.n)))
+            rebuild = periodic or flag >= 2 or (A.n > 0 and (_ser_stale(&A.a, A.n) or _ser_stale(&A.b, A.n)))
             if rebuild:
                 _pair_rebuild(a + j0 + b, bb + j0 + b, N, s, t, &A)
                 _pair_copy(S + b, B, &A, True)
@@ -1295,12 +1339,12 @@ def rolling_mad(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
 
 def rolling_skew(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
     """Rolling adjusted Fisher-Pearson skewness; NaN below 3 values or for a constant window."""
-    return _drive1(_col_skew, x, window, 0.0, num_threads)
+    return _drive1(_col_skew, x, window, <double>window, num_threads)
 
 
 def rolling_kurt(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
     """Rolling bias-corrected excess kurtosis; NaN below 4 values or for a constant window."""
-    return _drive1(_col_kurt, x, window, 0.0, num_threads)
+    return _drive1(_col_kurt, x, window, <double>window, num_threads)
 
 
 def rolling_slope(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):

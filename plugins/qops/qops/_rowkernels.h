@@ -6,8 +6,19 @@
  * +-inf are missing); counts are doubles. The sums go stale when the anchor has drifted from the window mean
  * ((mean - K)^2 > drift * variance) or when the sum of squared deviations fell far below the largest squared
  * deviation it took in (peak > loss * variance: a large value left the window, or the window became constant
- * around an anchor that is not its value). Stale sums are rebuilt from the window with the window mean as
- * the new anchor, which also makes constant windows exact (variance 0, mean = the value).
+ * around an anchor that is not its value). Stale sums are rebuilt from the window.
+ *
+ * The anchor of a rebuild is the window's value nearest to its mean (not the mean itself): the deviations
+ * d = x - K of data on a common grid (float32 fields, integers, prices in ticks) are then exact, their sums too,
+ * and so is every result computed from them as n * (sum of products) - (sum) * (sum): exact inputs give the
+ * same bits whatever rows came before the window. Nearest to the mean, K stays within one standard deviation of
+ * it, so the one-pass variance keeps its precision.
+ *
+ * Results of other data carry rounding that depends on the rows before the window (where the sums were last
+ * rebuilt). Where that rounding could decide a comparison with an exact value (a sum, covariance or slope
+ * within its rounding bound of 0, an r-squared or correlation within it of 1), the window is rebuilt and the
+ * result computed from it alone (qops_noise gives the bound): comparisons such as Sign(Cov(a, b, N)) or
+ * Ge(1, Rsquare(x, N)) then do not depend on the query start, and an exactly zero moment comes out 0.
  *
  * Two drivers share the same arithmetic, so a column gets the same bits whichever one runs it:
  * qops_<stat>_row advances every column of a chunk by one row (branch-free, vectorised across columns; on
@@ -33,22 +44,48 @@
 #define QOPS_LOSS 1000.0
 #define QOPS_ANCHOR_RTOL 1e-13
 
+/* unit roundoff of double (2^-53) */
+#define QOPS_U 1.1102230246251565e-16
+
+/*
+ * Rounding bound of shifted sums over a window of w rows, m rows after the last periodic rebuild, relative to
+ * the largest term they took in (a term t of the window: |t| <= sqrt(peak) for d, sqrt(peak_a * peak_b) for
+ * da * db, and so on). The sums took in at most (m + w + 1) terms since their last rebuild, each addition
+ * rounding by at most u times a partial sum of at most (w + 2) such terms; the terms themselves and the final
+ * products and differences add a few u per window row. The factor 8 covers the recomputation the result is
+ * compared with and leaves a margin (the bound is first order): a result whose distance from an exact value
+ * exceeds F * scale has the sign of the exact one whatever the sums' history.
+ */
+static inline double qops_noise(double m, double w)
+{
+    return 8.0 * QOPS_U * ((m + w + 1.0) * (w + 2.0) + 10.0 * w);
+}
+
 typedef struct {
     double s1, s2, peak, n;
 } qops_acc;
 
 static inline double qops_moment_out(const qops_acc *a, double K, int mode)
 {
-    double n = a->n, q;
+    double n = a->n, q, S = n * K + a->s1;
     if (mode == QOPS_MODE_SUM)
-        return n == 0.0 ? NAN : n * K + a->s1;
-    if (mode == QOPS_MODE_MEAN)
-        return n == 0.0 ? NAN : K + a->s1 / n;
+        return n == 0.0 ? NAN : S;
+    if (mode == QOPS_MODE_MEAN) /* the sum divided once (exact sums give pandas' mean); s1 == 0: exactly K */
+        return n == 0.0 ? NAN : (a->s1 == 0.0 ? K : S / n);
     q = (n * a->s2 - a->s1 * a->s1) / (n * (n - 1.0));
     q = q < 0.0 ? 0.0 : q;
     if (mode == QOPS_MODE_STD)
         q = sqrt(q);
     return n < 2.0 ? NAN : q;
+}
+
+/* Whether a sum (or mean) is within its rounding bound of 0 (F from qops_noise): the result is then recomputed
+ * from the window. Strict comparisons: sums that took in only zero deviations (peak 0) around K = 0 are exact. */
+static inline int qops_moment_near(const qops_acc *a, double K, double F)
+{
+    /* |S| < F * (n |K| + sqrt(peak)) implies this (and is implied by it with F halved) */
+    double S = a->n * K + a->s1, nK = a->n * K;
+    return S * S < (2.0 * F * F) * (nK * nK + a->peak);
 }
 
 /* v enters the window and vo leaves it; returns whether the sums look stale (selects only). */
@@ -78,12 +115,13 @@ static inline int qops_moment_needs_rebuild(const qops_acc *a, double K)
     return (s1sq > QOPS_DRIFT * D && fabs(a->s1) > noise * a->n) || a->peak * a->n > QOPS_LOSS * D;
 }
 
-/* Recompute anchor and sums from rows lo..hi (inclusive) of a column with stride st. */
-static inline void qops_moment_rebuild(const double *x, ptrdiff_t st, ptrdiff_t lo, ptrdiff_t hi, double *K,
-                                       qops_acc *a)
+/* The finite value of rows lo..hi (stride st) nearest to their mean, the first one on ties; their count in *count
+ * and the sum of their row numbers in *rows (0.0 and 0 without any). Two passes. */
+static inline double qops_anchor_rows(const double *x, ptrdiff_t st, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t *count,
+                                      ptrdiff_t *rows)
 {
-    ptrdiff_t i, c = 0;
-    double v, first = 0.0, acc = 0.0, k = 0.0, d, s1 = 0.0, s2 = 0.0, peak = 0.0;
+    ptrdiff_t i, c = 0, r = 0;
+    double v, first = 0.0, acc = 0.0, mean, best = 0.0, gap = INFINITY;
     for (i = lo; i <= hi; i++) {
         v = x[i * st];
         if (v - v == 0.0) {
@@ -92,19 +130,44 @@ static inline void qops_moment_rebuild(const double *x, ptrdiff_t st, ptrdiff_t 
             else
                 acc += v - first;
             c++;
+            r += i;
         }
     }
-    if (c > 0) {
-        k = first + acc / (double)c;
-        for (i = lo; i <= hi; i++) {
-            v = x[i * st];
-            if (v - v == 0.0) {
-                d = v - k;
-                s1 += d;
-                s2 += d * d;
-                if (d * d > peak)
-                    peak = d * d;
-            }
+    *count = c;
+    *rows = r;
+    if (c == 0)
+        return 0.0;
+    mean = first + acc / (double)c;
+    for (i = lo; i <= hi; i++) { /* selects, not branches: which value is nearest is unpredictable */
+        v = x[i * st];
+        double g = v - v == 0.0 ? fabs(v - mean) : INFINITY;
+        best = g < gap ? v : best;
+        gap = g < gap ? g : gap;
+    }
+    return best;
+}
+
+/* qops_anchor_rows without the row numbers. */
+static inline double qops_anchor_value(const double *x, ptrdiff_t st, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t *count)
+{
+    ptrdiff_t rows;
+    return qops_anchor_rows(x, st, lo, hi, count, &rows);
+}
+
+/* Recompute anchor and sums from rows lo..hi (inclusive) of a column with stride st. */
+static inline void qops_moment_rebuild(const double *x, ptrdiff_t st, ptrdiff_t lo, ptrdiff_t hi, double *K,
+                                       qops_acc *a)
+{
+    ptrdiff_t i, c;
+    double v, k = qops_anchor_value(x, st, lo, hi, &c), d, s1 = 0.0, s2 = 0.0, peak = 0.0;
+    for (i = lo; c > 0 && i <= hi; i++) {
+        v = x[i * st];
+        if (v - v == 0.0) {
+            d = v - k;
+            s1 += d;
+            s2 += d * d;
+            if (d * d > peak)
+                peak = d * d;
         }
     }
     *K = k;
@@ -114,22 +177,29 @@ static inline void qops_moment_rebuild(const double *x, ptrdiff_t st, ptrdiff_t 
     a->n = (double)c;
 }
 
-/* One row for the columns of a chunk; the state is kept as arrays (structure of arrays). */
+/* One row for the columns of a chunk; the state is kept as arrays (structure of arrays). Flags (1.0 in fl) the
+ * columns the scalar pass must look at: sums that look stale (qops_moment_needs_rebuild decides), or (sum and
+ * mean) a result within the noise bound F of 0; returns whether any is flagged. */
 static inline int qops_moment_row(const double *restrict xr, const double *restrict xo, double *restrict yr,
                                   const double *restrict K, double *restrict s1, double *restrict s2,
-                                  double *restrict peak, double *restrict nn, ptrdiff_t B, int mode)
+                                  double *restrict peak, double *restrict nn, double *restrict fl, ptrdiff_t B,
+                                  int mode, double F)
 {
-    double any_stale = 0.0;
+    double any = 0.0;
     for (ptrdiff_t b = 0; b < B; b++) {
         qops_acc a = {s1[b], s2[b], peak[b], nn[b]};
-        any_stale = qops_moment_update(xr[b], xo[b], K[b], &a) ? 1.0 : any_stale;
+        int flag = qops_moment_update(xr[b], xo[b], K[b], &a);
+        if (mode == QOPS_MODE_SUM || mode == QOPS_MODE_MEAN)
+            flag |= qops_moment_near(&a, K[b], F);
+        fl[b] = flag ? 1.0 : 0.0;
+        any = flag ? 1.0 : any;
         s1[b] = a.s1;
         s2[b] = a.s2;
         peak[b] = a.peak;
         nn[b] = a.n;
         yr[b] = qops_moment_out(&a, K[b], mode);
     }
-    return any_stale != 0.0;
+    return any != 0.0;
 }
 
 /*
@@ -153,9 +223,10 @@ static inline int qops_moment_row(const double *restrict xr, const double *restr
 #define QOPS_ROW_ENTRY(name, mode)                                                                           \
     QOPS_CLONES static int name(const double *restrict xr, const double *restrict xo, double *restrict yr,  \
                                 const double *restrict K, double *restrict s1, double *restrict s2,          \
-                                double *restrict peak, double *restrict nn, ptrdiff_t B)                     \
+                                double *restrict peak, double *restrict nn, double *restrict fl, ptrdiff_t B, \
+                                double F)                                                                    \
     {                                                                                                        \
-        return qops_moment_row(xr, xo, yr, K, s1, s2, peak, nn, B, mode);                                    \
+        return qops_moment_row(xr, xo, yr, K, s1, s2, peak, nn, fl, B, mode, F);                             \
     }
 
 QOPS_ROW_ENTRY(qops_sum_row, QOPS_MODE_SUM)
@@ -175,23 +246,22 @@ static inline void qops_count_row(const double *restrict xr, const double *restr
 }
 
 /*
- * One column (stride st) from top to bottom: window w (1..T), sums rebuilt every `every` rows and when
- * stale. Same arithmetic as the row driver in _rolling.pyx.
+ * One column (stride st) from top to bottom: window w (1..T), sums rebuilt every `every` rows, when stale and
+ * (sum, mean) when the result is within its noise bound of 0. Same arithmetic as the row driver in _rolling.pyx.
  */
 static inline void qops_moment_col(const double *x, double *y, ptrdiff_t T, ptrdiff_t st, ptrdiff_t w,
                                    ptrdiff_t every, int mode)
 {
     qops_acc a = {0.0, 0.0, 0.0, 0.0};
     double K = 0.0;
-    ptrdiff_t next_rebuild = 0; /* rows 0, every, 2 * every, ... */
+    int exact_zero = mode == QOPS_MODE_SUM || mode == QOPS_MODE_MEAN;
     for (ptrdiff_t t = 0; t < T; t++) {
         ptrdiff_t lo = t - w + 1;
         double vo = lo > 0 ? x[(lo - 1) * st] : NAN;
         int stale = qops_moment_update(x[t * st], vo, K, &a);
-        if (t == next_rebuild || (stale && qops_moment_needs_rebuild(&a, K)))
+        if (t % every == 0 || (stale && qops_moment_needs_rebuild(&a, K)) ||
+            (exact_zero && qops_moment_near(&a, K, qops_noise((double)(t % every), (double)w))))
             qops_moment_rebuild(x, st, lo > 0 ? lo : 0, t, &K, &a);
-        if (t == next_rebuild)
-            next_rebuild += every;
         y[t * st] = qops_moment_out(&a, K, mode);
     }
 }
@@ -424,27 +494,39 @@ QOPS_CLONES static void qops_argmin_rows(const double *x, double *y, ptrdiff_t T
  * arrays, QOPS_PAIR_FIELDS arrays of B doubles (see the enum): anchors, shifted sums, the largest squared
  * deviation taken in since the last rebuild (peak), the count, runs of equal values (exact constant windows),
  * the count of rows where exactly one side has a value (odd) and a flag. One pass updates every column without
- * branches and flags the columns that need the scalar pass: sums gone stale (as in the moments above), or a
- * correlation guard that needs each side's own values (odd > 0, see _rolling.pyx).
+ * branches and flags the columns that need the scalar pass (bit 1: sums gone stale, as in the moments above,
+ * or a correlation guard that needs each side's own values, odd > 0, see _rolling.pyx; bit 2: a result within
+ * its rounding bound of 0, or a correlation within it of +-1, recomputed from the window).
  */
 enum {
     QP_KA, QP_KB, QP_SA, QP_SB, QP_SAA, QP_SBB, QP_SAB, QP_PA, QP_PB, QP_N, QP_RUNA, QP_RUNB, QP_LASTA,
     QP_LASTB, QP_ODD, QP_FLAG, QOPS_PAIR_FIELDS
 };
 
-/* The statistic from the sums; one comparison per select (vectorisable). With atol >= 0 (corr), NaN where
- * a side's std from the pair's sums is <= atol: right when odd == 0, else the scalar pass decides. */
-QOPS_FORCE_INLINE double qops_pair_value(double n, double sa, double sb, double saa, double sbb, double sab,
-                                     double runa, double runb, int mode, double atol)
+/* The statistic from the sums, as n * (sum of products) - (sum) * (sum): exact for exact sums. One comparison
+ * per select (vectorisable). With atol >= 0 (corr), NaN where a side's std from the pair's sums is <= atol:
+ * right when odd == 0, else the scalar pass decides. With F >= 0, *near tells whether the result is within its
+ * rounding bound (qops_noise) of 0, or (corr) of +-1; pa and pb are the peaks. */
+QOPS_FORCE_INLINE double qops_pair_eval(double n, double sa, double sb, double saa, double sbb, double sab,
+                                        double runa, double runb, double pa, double pb, int mode, double atol,
+                                        double F, double *near)
 {
-    double caa = saa - sa * (sa / n), cbb = sbb - sb * (sb / n), cab = sab - sa * (sb / n);
+    double caa = n * saa - sa * sa, cbb = n * sbb - sb * sb, cab = n * sab - sa * sb;
+    /* |cab| has at most F * n * sqrt(pa * pb) of rounding (the terms da * db are <= sqrt(pa * pb)) */
+    double close0 = cab * cab < (F * F) * (n * n) * (pa * pb) ? 1.0 : 0.0;
     if (mode == 0) {
-        double cov = cab / (n - 1.0);
+        double cov = cab / (n * (n - 1.0));
         cov = runa >= n ? 0.0 : cov;
         cov = runb >= n ? 0.0 : cov;
+        close0 = runa >= n ? 0.0 : close0;
+        close0 = runb >= n ? 0.0 : close0;
+        *near = n >= 2.0 ? close0 : 0.0;
         return n < 2.0 ? NAN : cov;
     }
     double r = cab / sqrt(caa * cbb);
+    /* near +-1: the loss rule keeps n * peak <= QOPS_LOSS * caa, so each of cab, caa and cbb carries at most
+     * F * QOPS_LOSS of relative rounding there */
+    double close1 = 1.0 - fabs(r) < 4.0 * QOPS_LOSS * F ? 1.0 : 0.0;
     r = r > 1.0 ? 1.0 : r;
     r = r < -1.0 ? -1.0 : r;
     r = caa <= 0.0 ? NAN : r;
@@ -452,10 +534,20 @@ QOPS_FORCE_INLINE double qops_pair_value(double n, double sa, double sb, double 
     r = runa >= n ? NAN : r;
     r = runb >= n ? NAN : r;
     r = n < 1.0 ? NAN : r;
-    double sda = sqrt(caa / (n - 1.0)), sdb = sqrt(cbb / (n - 1.0));
-    r = sda <= atol ? NAN : r; /* atol < 0: no guard (a std is never negative) */
-    r = sdb <= atol ? NAN : r;
+    double vaa = caa / (n * (n - 1.0)), vbb = cbb / (n * (n - 1.0));
+    r = sqrt(vaa) <= atol ? NAN : r; /* atol < 0: no guard (a std is never negative) */
+    r = sqrt(vbb) <= atol ? NAN : r;
+    close0 = close1 != 0.0 ? 1.0 : close0;
+    *near = r == r ? close0 : 0.0;
     return r;
+}
+
+/* The statistic alone (the scalar pass, after a rebuild). */
+static inline double qops_pair_value(double n, double sa, double sb, double saa, double sbb, double sab,
+                                     double runa, double runb, int mode, double atol)
+{
+    double near;
+    return qops_pair_eval(n, sa, sb, saa, sbb, sab, runa, runb, 0.0, 0.0, mode, atol, -1.0, &near);
 }
 
 /* The shifted sums of one row (restrict parameters rather than offsets into one block: GCC honours them and
@@ -514,57 +606,55 @@ QOPS_FORCE_INLINE void qops_pair_runs(const double *restrict ar, const double *r
     }
 }
 
-/* Flag (1.0 in Fl) the columns whose sums went stale or whose correlation guard needs each side's own values;
- * returns whether any is flagged. */
-QOPS_FORCE_INLINE int qops_pair_flags(const double *restrict Sa, const double *restrict Sb,
-                                      const double *restrict Saa, const double *restrict Sbb,
-                                      const double *restrict Pa, const double *restrict Pb,
-                                      const double *restrict Nn, const double *restrict Od, double *restrict Fl,
-                                      ptrdiff_t B, double atol)
+/* The statistic of every column, and its flag (Fl): 1 for sums gone stale or a correlation guard that needs
+ * each side's own values, plus 2 for a result within its rounding bound of an exact value; returns whether any
+ * column is flagged. One loop reads the state once; the stale test is integer logic rather than chained
+ * selects, which keeps the loop vectorisable without AVX2 too. */
+QOPS_FORCE_INLINE int qops_pair_values(const double *restrict Nn, const double *restrict Sa,
+                                       const double *restrict Sb, const double *restrict Saa,
+                                       const double *restrict Sbb, const double *restrict Sab,
+                                       const double *restrict Ra, const double *restrict Rb,
+                                       const double *restrict Pa, const double *restrict Pb,
+                                       const double *restrict Od, double *restrict Fl, double *restrict yr,
+                                       ptrdiff_t B, int mode, double atol, double F)
 {
-    double flag = 0.0;
+    double any = 0.0, guard = atol >= 0.0 ? 1.0 : 0.0;
     for (ptrdiff_t b = 0; b < B; b++) {
-        double n = Nn[b], sa = Sa[b], sb = Sb[b], pa = Pa[b], pb = Pb[b], odd = Od[b];
-        double Da = n * Saa[b] - sa * sa, Db = n * Sbb[b] - sb * sb;
-        double stale = sa * sa > QOPS_DRIFT * Da ? 1.0 : 0.0;
-        stale = pa * n > QOPS_LOSS * Da ? 1.0 : stale;
-        stale = sb * sb > QOPS_DRIFT * Db ? 1.0 : stale;
-        stale = pb * n > QOPS_LOSS * Db ? 1.0 : stale;
-        double guarded = atol >= 0.0 ? odd : 0.0;
-        stale = guarded > 0.0 ? 1.0 : stale;
-        Fl[b] = stale;
-        flag += stale;
+        double n = Nn[b], sa = Sa[b], sb = Sb[b], saa = Saa[b], sbb = Sbb[b], pa = Pa[b], pb = Pb[b], near;
+        double Da = n * saa - sa * sa, Db = n * sbb - sb * sb;
+        int stale = (sa * sa > QOPS_DRIFT * Da) | (pa * n > QOPS_LOSS * Da) | (sb * sb > QOPS_DRIFT * Db) |
+                    (pb * n > QOPS_LOSS * Db) | (guard * Od[b] > 0.0);
+        yr[b] = qops_pair_eval(n, sa, sb, saa, sbb, Sab[b], Ra[b], Rb[b], pa, pb, mode, atol, F, &near);
+        double flag = (stale ? 1.0 : 0.0) + 2.0 * near;
+        Fl[b] = flag;
+        any += flag;
     }
-    return flag != 0.0;
+    return any != 0.0;
 }
 
 QOPS_FORCE_INLINE int qops_pair_row_body(const double *ar, const double *br, const double *ao, const double *bo,
-                                         double *yr, double *S, ptrdiff_t B, int mode, double atol)
+                                         double *yr, double *S, ptrdiff_t B, int mode, double atol, double F)
 {
-    double *F[QOPS_PAIR_FIELDS];
+    double *F_[QOPS_PAIR_FIELDS];
     for (int k = 0; k < QOPS_PAIR_FIELDS; k++)
-        F[k] = S + k * B;
-    qops_pair_sums(ar, br, ao, bo, F[QP_KA], F[QP_KB], F[QP_SA], F[QP_SB], F[QP_SAA], F[QP_SBB], F[QP_SAB],
-                   F[QP_PA], F[QP_PB], F[QP_N], B);
-    qops_pair_runs(ar, br, ao, bo, F[QP_RUNA], F[QP_RUNB], F[QP_LASTA], F[QP_LASTB], F[QP_ODD], B);
-    int flag = qops_pair_flags(F[QP_SA], F[QP_SB], F[QP_SAA], F[QP_SBB], F[QP_PA], F[QP_PB], F[QP_N], F[QP_ODD],
-                               F[QP_FLAG], B, atol);
-    for (ptrdiff_t b = 0; b < B; b++)
-        yr[b] = qops_pair_value(F[QP_N][b], F[QP_SA][b], F[QP_SB][b], F[QP_SAA][b], F[QP_SBB][b], F[QP_SAB][b],
-                                F[QP_RUNA][b], F[QP_RUNB][b], mode, atol);
-    return flag;
+        F_[k] = S + k * B;
+    qops_pair_sums(ar, br, ao, bo, F_[QP_KA], F_[QP_KB], F_[QP_SA], F_[QP_SB], F_[QP_SAA], F_[QP_SBB],
+                   F_[QP_SAB], F_[QP_PA], F_[QP_PB], F_[QP_N], B);
+    qops_pair_runs(ar, br, ao, bo, F_[QP_RUNA], F_[QP_RUNB], F_[QP_LASTA], F_[QP_LASTB], F_[QP_ODD], B);
+    return qops_pair_values(F_[QP_N], F_[QP_SA], F_[QP_SB], F_[QP_SAA], F_[QP_SBB], F_[QP_SAB], F_[QP_RUNA],
+                            F_[QP_RUNB], F_[QP_PA], F_[QP_PB], F_[QP_ODD], F_[QP_FLAG], yr, B, mode, atol, F);
 }
 
 QOPS_CLONES static int qops_cov_row(const double *ar, const double *br, const double *ao, const double *bo,
-                                    double *yr, double *S, ptrdiff_t B, double atol)
+                                    double *yr, double *S, ptrdiff_t B, double atol, double F)
 {
-    return qops_pair_row_body(ar, br, ao, bo, yr, S, B, 0, atol);
+    return qops_pair_row_body(ar, br, ao, bo, yr, S, B, 0, atol, F);
 }
 
 QOPS_CLONES static int qops_corr_row(const double *ar, const double *br, const double *ao, const double *bo,
-                                     double *yr, double *S, ptrdiff_t B, double atol)
+                                     double *yr, double *S, ptrdiff_t B, double atol, double F)
 {
-    return qops_pair_row_body(ar, br, ao, bo, yr, S, B, 1, atol);
+    return qops_pair_row_body(ar, br, ao, bo, yr, S, B, 1, atol, F);
 }
 
 /*
@@ -573,38 +663,72 @@ QOPS_CLONES static int qops_corr_row(const double *ar, const double *br, const d
  * newest value's residual (2) and the linear weighted mean (3). Positions are kept as u = row - r0 around an
  * anchor row r0 and values as d = x - K around an anchor K (both set at the last rebuild, see _rolling.pyx);
  * the state of B columns is QOPS_REG_FIELDS arrays of B doubles (see the enum). Runs of equal values make
- * constant windows exact. The pass flags the columns whose sums look stale for the scalar pass.
+ * constant windows exact. The pass flags the columns that need the scalar pass (bit 1: sums that look stale;
+ * bit 2: a result within its rounding bound of 0, or an r-squared within it of 1, recomputed from the window).
  */
 enum {
     QR_K, QR_R0, QR_N, QR_SU, QR_SUU, QR_SUE, QR_S1, QR_S2, QR_PK, QR_LAST, QR_RUN, QR_FLAG, QOPS_REG_FIELDS
 };
 
-QOPS_FORCE_INLINE double qops_reg_value(double n, double r0, double su, double suu, double sue, double K,
-                                        double s1, double s2, double last, double run, double v, double row,
-                                        double start, int mode, double atol)
+/* The statistic from the sums, every difference taken as n * (sum of products) - (sum) * (sum) (exact for exact
+ * sums; positions are integers, so their sums are exact). With F >= 0, *near tells whether the result is within
+ * its rounding bound of 0 (of 1 too for r-squared): sums of terms u * d carry at most F * g * sqrt(peak) of
+ * rounding, g = |row - r0| + w bounding the positions taken in since the rebuild. */
+QOPS_FORCE_INLINE double qops_reg_eval(double n, double r0, double su, double suu, double sue, double K, double s1,
+                                       double s2, double pk, double last, double run, double v, double row,
+                                       double start, double w, int mode, double atol, double F, double *near)
 {
+    double g = fabs(row - r0) + w, close;
     if (mode == 3) { /* weights row - start + 1 = u + wc */
         double wc = r0 - start + 1.0;
-        double out = K + (sue + wc * s1) / (su + wc * n);
+        double den = su + wc * n, S = K * den + (sue + wc * s1);
+        double out = S / den;
+        close = fabs(S) < F * fabs(K) * den ? 1.0 : 0.0;
+        close = S * S < (F * F) * (g * g) * (n * n) * pk ? 1.0 : close;
+        close = run >= n ? 0.0 : close;
+        *near = n == 0.0 ? 0.0 : close;
         out = run >= n ? last : out;
         return n == 0.0 ? NAN : out;
     }
-    double mu = su / n, me = s1 / n;
-    double cuu = suu - su * mu, cue = sue - su * me;
+    double cuu = n * suu - su * su, cue = n * sue - su * s1;
     double slope = cue / cuu, out = slope;
+    double ng2 = (n * g) * (n * g), A = (16.0 * F * F) * ng2 * pk; /* (rounding bound of cue)^2 */
+    close = cue * cue < A ? 1.0 : 0.0;
     if (mode == 1) {
-        double cee = s2 - s1 * me;
-        double sd = sqrt(cee / (n - 1.0));
+        double cee = n * s2 - s1 * s1;
+        double sd = sqrt(cee / (n * (n - 1.0)));
         out = (cue * cue) / (cuu * cee);
+        /* near 1: cee carries at most F * QOPS_LOSS of relative rounding (the loss rule), cue at most sqrt(A)
+         * absolutely; 1 - r^2 within twice the sum of the relative errors is recomputed */
+        double gap = 1.0 - out;
+        close = gap < 8.0 * QOPS_LOSS * F ? 1.0 : close;
+        close = (gap * gap) * (cue * cue) < 32.0 * A ? 1.0 : close;
+        out = out > 1.0 ? 1.0 : out; /* cue^2 <= cuu * cee: r-squared never exceeds 1 */
         out = cee > 0.0 ? out : NAN;
         out = sd <= atol ? NAN : out; /* atol < 0: no guard */
     } else if (mode == 2) {
-        out = (v - K) - (me + slope * ((row - r0) - mu));
+        double ut = row - r0, dt = v - K;
+        double R = cuu * (n * dt - s1) - cue * (n * ut - su);
+        out = R / (n * cuu);
+        close = R * R < 16.0 * A * ng2 ? 1.0 : 0.0;
     }
     out = run >= n ? (mode == 1 ? NAN : 0.0) : out; /* constant window: a flat line */
     if (mode == 2)
         out = v - v == 0.0 ? out : NAN;
+    close = run >= n ? 0.0 : close;
+    close = n < 2.0 ? 0.0 : close;
+    *near = out == out ? close : 0.0;
     return n < 2.0 ? NAN : out;
+}
+
+/* The statistic alone (the scalar pass, after a rebuild). */
+static inline double qops_reg_value(double n, double r0, double su, double suu, double sue, double K, double s1,
+                                    double s2, double last, double run, double v, double row, double start,
+                                    int mode, double atol)
+{
+    double near;
+    return qops_reg_eval(n, r0, su, suu, sue, K, s1, s2, 0.0, last, run, v, row, start, 0.0, mode, atol, -1.0,
+                         &near);
 }
 
 /* The sums of one row: v enters at `row`, vo (NaN if none) leaves from `row_out`. */
@@ -636,48 +760,53 @@ QOPS_FORCE_INLINE void qops_reg_sums(const double *restrict xr, const double *re
     }
 }
 
-/* Flag the columns whose sums look stale (the scalar pass re-checks them); returns whether any is. */
-QOPS_FORCE_INLINE int qops_reg_flags(const double *restrict Nn, const double *restrict Su,
-                                     const double *restrict Suu, const double *restrict S1,
-                                     const double *restrict S2, const double *restrict Pk, double *restrict Fl,
-                                     ptrdiff_t B)
+/* The statistic of every column, and its flag (Fl): 1 for sums that look stale (the scalar pass re-checks them),
+ * plus 2 for a result within its rounding bound of an exact value; returns whether any column is flagged. One
+ * loop reads the state once. */
+QOPS_FORCE_INLINE int qops_reg_values(const double *restrict Nn, const double *restrict R0,
+                                      const double *restrict Su, const double *restrict Suu,
+                                      const double *restrict Sue, const double *restrict Kk,
+                                      const double *restrict S1, const double *restrict S2,
+                                      const double *restrict Pk, const double *restrict La,
+                                      const double *restrict Ru, const double *restrict xr, double *restrict Fl,
+                                      double *restrict yr, ptrdiff_t B, double row, double start, double w, int mode,
+                                      double atol, double F)
 {
-    double flag = 0.0;
+    double any = 0.0;
     for (ptrdiff_t b = 0; b < B; b++) {
-        double n = Nn[b], su = Su[b], s1 = S1[b], pk = Pk[b];
-        double D = n * S2[b] - s1 * s1, Du = n * Suu[b] - su * su;
+        double n = Nn[b], su = Su[b], suu = Suu[b], s1 = S1[b], s2 = S2[b], pk = Pk[b], near;
+        double D = n * s2 - s1 * s1, Du = n * suu - su * su;
         double stale = s1 * s1 > QOPS_DRIFT * D ? 1.0 : 0.0;
         stale = pk * n > QOPS_LOSS * D ? 1.0 : stale;
         double drift = su * su > QOPS_DRIFT * Du ? 1.0 : 0.0; /* the positions' mean left the anchor row */
         drift = fabs(su) >= n ? drift : 0.0;
         stale = drift != 0.0 ? 1.0 : stale;
-        Fl[b] = stale;
-        flag += stale;
+        yr[b] = qops_reg_eval(n, R0[b], su, suu, Sue[b], Kk[b], s1, s2, pk, La[b], Ru[b], xr[b], row, start, w, mode,
+                              atol, F, &near);
+        Fl[b] = stale + 2.0 * near;
+        any += Fl[b];
     }
-    return flag != 0.0;
+    return any != 0.0;
 }
 
 QOPS_FORCE_INLINE int qops_reg_row_body(const double *xr, const double *xo, double *yr, double *S, ptrdiff_t B,
-                                        double row, double row_out, double start, int mode, double atol)
+                                        double row, double row_out, double start, double w, int mode, double atol,
+                                        double F)
 {
-    double *F[QOPS_REG_FIELDS];
+    double *F_[QOPS_REG_FIELDS];
     for (int k = 0; k < QOPS_REG_FIELDS; k++)
-        F[k] = S + k * B;
-    qops_reg_sums(xr, xo, row, row_out, F[QR_K], F[QR_R0], F[QR_N], F[QR_SU], F[QR_SUU], F[QR_SUE], F[QR_S1],
-                  F[QR_S2], F[QR_PK], F[QR_LAST], F[QR_RUN], B);
-    int flag = qops_reg_flags(F[QR_N], F[QR_SU], F[QR_SUU], F[QR_S1], F[QR_S2], F[QR_PK], F[QR_FLAG], B);
-    for (ptrdiff_t b = 0; b < B; b++)
-        yr[b] = qops_reg_value(F[QR_N][b], F[QR_R0][b], F[QR_SU][b], F[QR_SUU][b], F[QR_SUE][b], F[QR_K][b],
-                               F[QR_S1][b], F[QR_S2][b], F[QR_LAST][b], F[QR_RUN][b], xr[b], row, start, mode,
-                               atol);
-    return flag;
+        F_[k] = S + k * B;
+    qops_reg_sums(xr, xo, row, row_out, F_[QR_K], F_[QR_R0], F_[QR_N], F_[QR_SU], F_[QR_SUU], F_[QR_SUE], F_[QR_S1],
+                  F_[QR_S2], F_[QR_PK], F_[QR_LAST], F_[QR_RUN], B);
+    return qops_reg_values(F_[QR_N], F_[QR_R0], F_[QR_SU], F_[QR_SUU], F_[QR_SUE], F_[QR_K], F_[QR_S1], F_[QR_S2],
+                           F_[QR_PK], F_[QR_LAST], F_[QR_RUN], xr, F_[QR_FLAG], yr, B, row, start, w, mode, atol, F);
 }
 
 #define QOPS_REG_ENTRY(name, mode)                                                                           \
     QOPS_CLONES static int name(const double *xr, const double *xo, double *yr, double *S, ptrdiff_t B,      \
-                                double row, double row_out, double start, double atol)                       \
+                                double row, double row_out, double start, double w, double atol, double F)   \
     {                                                                                                        \
-        return qops_reg_row_body(xr, xo, yr, S, B, row, row_out, start, mode, atol);                         \
+        return qops_reg_row_body(xr, xo, yr, S, B, row, row_out, start, w, mode, atol, F);                   \
     }
 
 QOPS_REG_ENTRY(qops_slope_row, 0)

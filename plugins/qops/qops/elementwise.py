@@ -3,11 +3,14 @@
 Arithmetic keeps numpy's dtype rules (float32 fields stay float32, as in Qlib); comparisons give 1.0/0.0 with NaN
 comparing False (``Ne`` True); ``Greater``/``Less`` propagate NaN; division by zero gives ±inf or NaN unguarded;
 ``If`` treats a NaN condition as true. The engine stores boolean results as 0.0/1.0 floats, so the logical
-operators read any non-zero value as true.
+operators read any non-zero value as true. An integer constant is taken as the float it denotes (numpy's scalar
+rules keep a float32 field float32 either way), so ``Power(9, 387420489)`` is ``inf`` as in float arithmetic,
+not a wrapped-around int64.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -16,6 +19,16 @@ from qcore.operators import OpContext, Operator, Param
 
 X = Param("x", "expr")
 Y = Param("y", "expr")
+
+
+def _real(value: Any) -> Any:
+    """A Python ``int`` constant as a float (±inf beyond float64's range); anything else as it is."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.copysign(math.inf, value)
+    return value
 
 
 def _target(*args: Any) -> np.ndarray | None:
@@ -34,6 +47,7 @@ def _target(*args: Any) -> np.ndarray | None:
 
 def _unary(name: str, fn: Any, description: str, fills_missing: bool = False, ufunc: bool = False) -> Operator:
     def compute(ctx: OpContext, x: Any) -> np.ndarray:
+        x = _real(x)
         with np.errstate(all="ignore"):
             out = _target(x) if ufunc else None
             return fn(x, out=out) if out is not None else np.asarray(fn(x))
@@ -43,6 +57,7 @@ def _unary(name: str, fn: Any, description: str, fills_missing: bool = False, uf
 
 def _binary(name: str, fn: Any, description: str, fills_missing: bool = False, ufunc: bool = False) -> Operator:
     def compute(ctx: OpContext, x: Any, y: Any) -> np.ndarray:
+        x, y = _real(x), _real(y)
         with np.errstate(all="ignore"):
             out = _target(x, y) if ufunc else None
             return fn(x, y, out=out) if out is not None else np.asarray(fn(x, y))
@@ -74,7 +89,7 @@ def _or(x: Any, y: Any) -> np.ndarray:
 
 
 def _if(ctx: OpContext, cond: Any, a: Any, b: Any) -> np.ndarray:
-    return np.where(_truth(cond), a, b)
+    return np.where(_truth(_real(cond)), _real(a), _real(b))
 
 
 OPERATORS: tuple[Operator, ...] = (

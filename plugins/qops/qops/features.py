@@ -30,7 +30,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from qcore.errors import ConfigError
 from qcore.types import FeatureSet
+
+
+class FeatureSetError(ConfigError):
+    """A feature-set argument is invalid; ``path`` is the argument's key (``rolling.windows``), relative to the
+    feature set's ``kwargs``. A ``ValueError``, as before."""
+
+
+class FeatureSetArgumentError(ConfigError, TypeError):
+    """An unexpected or wrongly typed feature-set argument (also a ``TypeError``, as Python's own would be)."""
 
 #: Qlib's default label of the Alpha158/Alpha360 handlers.
 DEFAULT_LABEL: Mapping[str, str] = {"LABEL0": "Ref($close, -2)/Ref($close, -1) - 1"}
@@ -106,14 +116,22 @@ def alpha158(*, config: Mapping[str, Any] | None = None, label: Any = DEFAULT_LA
     """Qlib's Alpha158: 158 features (default config) and the ``LABEL0`` label; see the module docstring."""
     unknown = sorted(set(groups) - set(GROUPS))
     if unknown:
-        raise TypeError(f"alpha158() got unexpected arguments: {', '.join(unknown)} (groups: {', '.join(GROUPS)})")
+        raise FeatureSetArgumentError(
+            f"alpha158() got unexpected arguments: {', '.join(unknown)} (groups: {', '.join(GROUPS)})", path=unknown[0]
+        )
     if config is not None:
         if groups:
-            raise TypeError("alpha158(): pass the groups either in config or as keywords, not both")
+            raise FeatureSetArgumentError("alpha158(): pass the groups either in config or as keywords, not both",
+                                          path="config")
+        if not isinstance(config, Mapping):
+            raise FeatureSetArgumentError(f"alpha158 config must be a mapping of groups, not {config!r}",
+                                          path="config")
         groups = dict(config)
-        unknown = sorted(set(groups) - set(GROUPS))
+        unknown = sorted(set(map(str, groups)) - set(GROUPS))
         if unknown:
-            raise ValueError(f"alpha158 config: unknown groups {', '.join(unknown)} (groups: {', '.join(GROUPS)})")
+            raise FeatureSetError(
+                f"alpha158 config: unknown groups {', '.join(unknown)} (groups: {', '.join(GROUPS)})", path="config"
+            )
     elif not groups:
         groups = dict(ALPHA158_DEFAULT_CONFIG)
     features: dict[str, str] = {}
@@ -124,7 +142,8 @@ def alpha158(*, config: Mapping[str, Any] | None = None, label: Any = DEFAULT_LA
     if groups.get("price") is not None:
         price = _group(groups["price"], "price", ("windows", "feature"))
         windows = _windows(price.get("windows", range(5)), "price", minimum=0)
-        for field in _names(price.get("feature", ("OPEN", "HIGH", "LOW", "CLOSE", "VWAP")), "price feature"):
+        for field in _names(price.get("feature", ("OPEN", "HIGH", "LOW", "CLOSE", "VWAP")), "price feature",
+                            "price.feature"):
             low = field.lower()
             for d in windows:
                 add(f"{field.upper()}{d}", f"Ref(${low}, {d})/$close" if d != 0 else f"${low}/$close")
@@ -167,29 +186,36 @@ def labels_of(label: Any) -> dict[str, str]:
         return {label: label}
     if isinstance(label, Mapping):
         return {str(k): str(v) for k, v in label.items()}
+    if isinstance(label, bytes) or not isinstance(label, Iterable):
+        raise FeatureSetArgumentError(
+            f"label must be an expression, a list of them, (expressions, names) or a mapping, not {label!r}",
+            path="label",
+        )
     items = list(label)
     if not items:
         return {}
     if len(items) == 2 and all(isinstance(x, (list, tuple)) for x in items):
         exprs, names = (list(x) for x in items)
         if len(exprs) != len(names):
-            raise ValueError(f"label: {len(exprs)} expressions but {len(names)} names")
+            raise FeatureSetError(f"label: {len(exprs)} expressions but {len(names)} names", path="label")
         return dict(zip(map(str, names), map(str, exprs)))
     if all(isinstance(x, str) for x in items):
         return {x: x for x in items}
-    raise TypeError(f"label must be an expression, a list of them, (expressions, names) or a mapping, not {label!r}")
+    raise FeatureSetArgumentError(
+        f"label must be an expression, a list of them, (expressions, names) or a mapping, not {label!r}", path="label"
+    )
 
 
 def _feature_set(features: dict[str, str], label: Any, what: str) -> FeatureSet:
     if not features:
-        raise ValueError(f"{what}: the configuration selects no feature")
+        raise FeatureSetError(f"{what}: the configuration selects no feature")
     return FeatureSet(features=features, labels=labels_of(label))
 
 
 def _adder(features: dict[str, str]) -> Any:
     def add(name: str, expression: str) -> None:
         if name in features:
-            raise ValueError(f"alpha158: the configuration gives two features named {name!r}")
+            raise FeatureSetError(f"alpha158: the configuration gives two features named {name!r}")
         features[name] = expression
 
     return add
@@ -197,42 +223,48 @@ def _adder(features: dict[str, str]) -> Any:
 
 def _group(value: Any, name: str, keys: Sequence[str]) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise TypeError(f"alpha158 {name} group must be a mapping (use {{}} for the defaults), not {value!r}")
-    unknown = sorted(set(value) - set(keys))
+        raise FeatureSetArgumentError(
+            f"alpha158 {name} group must be a mapping (use {{}} for the defaults), not {value!r}", path=name
+        )
+    unknown = sorted(set(map(str, value)) - set(keys))
     if unknown:
-        raise ValueError(f"alpha158 {name} group: unknown keys {', '.join(unknown)} (keys: {', '.join(keys)})")
+        raise FeatureSetError(
+            f"alpha158 {name} group: unknown keys {', '.join(unknown)} (keys: {', '.join(keys)})", path=name
+        )
     return value
 
 
 def _windows(value: Iterable[Any], name: str, *, minimum: int) -> list[int]:
-    windows = list(_as_list(value, f"{name} windows"))
+    windows = list(_as_list(value, f"{name} windows", f"{name}.windows"))
     for d in windows:
         if isinstance(d, bool) or not isinstance(d, int) or d < minimum:
-            raise ValueError(f"alpha158 {name} windows must be integers >= {minimum}, got {d!r}")
+            raise FeatureSetError(f"alpha158 {name} windows must be integers >= {minimum}, got {d!r}",
+                                  path=f"{name}.windows")
     return windows
 
 
-def _names(value: Any, what: str) -> list[str]:
-    names = _as_list(value, what)
+def _names(value: Any, what: str, path: str) -> list[str]:
+    names = _as_list(value, what, path)
     for n in names:
         if not isinstance(n, str) or not n.isidentifier():
-            raise ValueError(f"alpha158 {what} must be field names such as 'OPEN', got {n!r}")
+            raise FeatureSetError(f"alpha158 {what} must be field names such as 'OPEN', got {n!r}", path=path)
     return names
 
 
 def _keys(value: Any, what: str) -> list[str]:
-    keys = _as_list(value, f"rolling {what}")
+    keys = _as_list(value, f"rolling {what}", f"rolling.{what}")
     unknown = [k for k in keys if k not in ROLLING_KEYS]
     if unknown:
         hint = " (MIN's key is 'LOW', as in Qlib)" if "MIN" in unknown else ""
-        raise ValueError(
+        raise FeatureSetError(
             f"alpha158 rolling {what}: unknown groups {', '.join(map(str, unknown))}{hint}; "
-            f"groups: {' '.join(ROLLING_KEYS)}"
+            f"groups: {' '.join(ROLLING_KEYS)}",
+            path=f"rolling.{what}",
         )
     return keys
 
 
-def _as_list(value: Any, what: str) -> list[Any]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise TypeError(f"alpha158 {what} must be a list, not {value!r}")
+def _as_list(value: Any, what: str, path: str) -> list[Any]:
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise FeatureSetArgumentError(f"alpha158 {what} must be a list, not {value!r}", path=path)
     return list(value)

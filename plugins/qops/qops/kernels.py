@@ -18,13 +18,29 @@ Semantics are Qlib's, i.e. pandas' with ``min_periods=1``:
 Every kernel is O(1) amortised per row (max/min/idxmax/idxmin included: van Herk / Gil-Werman blocks),
 except median/quantile (sorted window buffer, O(window) moves per row), rank (O(window) branch-free
 comparisons per row for windows up to 256 rows, the sorted buffer beyond), mad/skew/kurt (exact two-pass per
-window, O(window); expanding skew/kurt are O(1) online) and :func:`expanding_ema_qlib` (O(t) per row: its
-decay factor changes with every row). The running sums
-(sum/mean/var/std, slope/rsquare/resi/wma, corr/cov) are kept over values shifted by an anchor (the window
-mean) and rebuilt from the window every 16 windows, whenever the window mean drifts far from the anchor and
-whenever they lose significance (a large value left the window), so a 1e6 offset or a spike costs no
-precision: they agree with an exact computation to ~1e-12 relative. A window whose values are all equal
-gives exact results (variance 0, mean = the value, slope 0).
+window, O(window); windows that start at row 0 -- expanding ones, and the first ``window - 1`` rows -- are
+O(1) online for skew/kurt) and :func:`expanding_ema_qlib` (O(t) per row: its decay factor changes with every
+row). The running sums (sum/mean/var/std, slope/rsquare/resi/wma, corr/cov) are kept over values shifted by an
+anchor (the window's value nearest to its mean) and rebuilt from the window every 16 windows, whenever the
+window mean drifts far from the anchor and whenever they lose significance (a large value left the window), so
+a 1e6 offset or a spike costs no precision: they agree with an exact computation to ~1e-12 relative. A window
+whose values are all equal gives exact results (variance 0, mean = the value, slope 0).
+
+Rows before the window (query-start invariance). A window's result does not depend on the rows above it,
+which change with the query start (the engine loads the lookback before it), where it matters:
+
+- data on a common grid -- float32 fields and float32 arithmetic on them, integers, prices in ticks -- has
+  exact shifted sums (the anchor is one of its values), so every running-sum result is the same bits whatever
+  the history, and an exact value comes out exact: a covariance, sum or slope that is 0 in exact arithmetic is
+  0.0, an r-squared of collinear points 1.0, a mean the exact sum divided once (pandas' value);
+- on other data a result whose distance from 0 (or, for r-squared and correlation, from 1) is within its
+  rounding bound is recomputed from the window alone, so ``Sign``, ``Gt(x, 0)``, ``Ge(1, Rsquare)`` and the
+  like give the same answer whatever the query start, and exact zeros are the same bits;
+- elsewhere such results can differ in the last bits (~1e-15 relative) from one query start to another, which
+  in rare cells moves the float32 the engine emits by one float32 ulp.
+
+Expanding windows, ``EMA`` and ``ewm_mean`` depend on all history by definition: the engine always computes
+them from the first row of the store. R-squared never exceeds 1 and correlations stay within [-1, 1].
 """
 
 from __future__ import annotations
@@ -189,7 +205,8 @@ def rolling_sum(x: ArrayLike, window: int, *, num_threads: int = 0) -> FloatArra
 def rolling_mean(x: ArrayLike, window: int, *, num_threads: int = 0) -> FloatArray:
     """Rolling mean of the non-missing values (pandas ``rolling(window, min_periods=1).mean()``).
 
-    An all-missing window gives NaN; a constant window gives the value exactly.
+    An all-missing window gives NaN; a constant window gives the value exactly; the sum of grid data (see the
+    module docstring) is exact and divided once, as pandas does.
     """
     return _run1(_rolling.rolling_mean, x, window, num_threads)
 
@@ -212,8 +229,8 @@ def rolling_skew(x: ArrayLike, window: int, *, num_threads: int = 0) -> FloatArr
     """Rolling skewness as pandas ``rolling(window, min_periods=1).skew()`` (adjusted Fisher-Pearson).
 
     NaN with fewer than 3 values and for a window whose values are all equal (pandas 3.x: 0/0). Each window
-    is computed exactly with two passes (O(window) per row); the expanding case (``window=0``) uses pandas'
-    online central-moment update.
+    is computed exactly with two passes (O(window) per row); windows that start at row 0 (``window=0``, and the
+    first ``window - 1`` rows) use pandas' online central-moment update, whatever the panel's length.
     """
     return _run1(_rolling.rolling_skew, x, window, num_threads)
 
@@ -303,8 +320,9 @@ def rolling_rsquare(
 ) -> FloatArray:
     """R-squared of the least-squares line of the values on their row position (Qlib's ``Rsquare``).
 
-    Fewer than 2 values or a constant window give NaN. ``std_atol`` adds Qlib's float-noise guard: NaN where
-    the window's sample std is within ``std_atol`` of 0 (computed from the kernel's own sums).
+    Fewer than 2 values or a constant window give NaN; the result never exceeds 1 (collinear points of grid
+    data give exactly 1). ``std_atol`` adds Qlib's float-noise guard: NaN where the window's sample std is
+    within ``std_atol`` of 0 (computed from the kernel's own sums).
     """
     return _run1(_rolling.rolling_rsquare, x, window, num_threads, _atol(std_atol))
 

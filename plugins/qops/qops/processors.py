@@ -13,6 +13,40 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from qcore.errors import ConfigError
+
+#: The column groups a dataset frame has (``feature`` and, when labelled, ``label``).
+GROUPS = ("feature", "label")
+
+
+class MissingColumnError(ConfigError, KeyError):
+    """``FilterCol`` names a column the frame lacks (a :class:`ConfigError`, and a ``KeyError`` as before)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return Exception.__str__(self)
+
+
+def _group_arg(owner: str, fields_group: Any) -> str | list[str] | None:
+    """Check ``fields_group``: None (every column), a group name, or a list of group names."""
+    if fields_group is None:
+        return None
+    groups = [fields_group] if isinstance(fields_group, str) else fields_group
+    if not isinstance(groups, (list, tuple)) or not all(isinstance(g, str) for g in groups):
+        raise ConfigError(f"{owner}: fields_group must be a group name ({', '.join(GROUPS)}) or a list of them, "
+                          f"got {fields_group!r}", path="fields_group")
+    unknown = [g for g in groups if g not in GROUPS]
+    if unknown:
+        names = ", ".join(map(repr, unknown))
+        raise ConfigError(f"{owner}: unknown fields_group {names} (groups: {', '.join(GROUPS)})", path="fields_group")
+    return fields_group if isinstance(fields_group, str) else list(groups)
+
+
+def _names_arg(owner: str, value: Any) -> list[str]:
+    """Check ``col_list``: a list of column names (a bare string would be read letter by letter)."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{owner}: col_list must be a list of column names, got {value!r}", path="col_list")
+    return list(value)
+
 
 def _columns(frame: pd.DataFrame, fields_group: str | Sequence[str] | None) -> pd.Index:
     if fields_group is None:
@@ -36,7 +70,7 @@ class DropnaLabel(_Base):
     """Drop rows whose label is NaN (training only)."""
 
     def __init__(self, fields_group: str = "label") -> None:
-        self.fields_group = fields_group
+        self.fields_group = _group_arg("DropnaLabel", fields_group)
 
     def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
         cols = _columns(frame, self.fields_group)
@@ -50,7 +84,7 @@ class DropnaProcessor(_Base):
     """Drop rows with a NaN in ``fields_group``."""
 
     def __init__(self, fields_group: str | None = None) -> None:
-        self.fields_group = fields_group
+        self.fields_group = _group_arg("DropnaProcessor", fields_group)
 
     def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
         return frame[frame[_columns(frame, self.fields_group)].notna().all(axis=1)]
@@ -60,7 +94,9 @@ class Fillna(_Base):
     """Replace NaN in ``fields_group`` (everything when None) with ``fill_value``."""
 
     def __init__(self, fields_group: str | None = None, fill_value: float = 0.0) -> None:
-        self.fields_group = fields_group
+        if isinstance(fill_value, bool) or not isinstance(fill_value, (int, float)):
+            raise ConfigError(f"Fillna: fill_value must be a number, got {fill_value!r}", path="fill_value")
+        self.fields_group = _group_arg("Fillna", fields_group)
         self.fill_value = fill_value
 
     def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -89,7 +125,7 @@ class _Fitted(_Base):
                  fields_group: str | None = None) -> None:
         self.fit_start_time = fit_start_time
         self.fit_end_time = fit_end_time
-        self.fields_group = fields_group
+        self.fields_group = _group_arg(type(self).__name__, fields_group)
         self._cols: pd.Index | None = None
 
     def _values(self, frame: pd.DataFrame) -> tuple[pd.Index, np.ndarray]:
@@ -127,6 +163,9 @@ class RobustZScoreNorm(_Fitted):
     def __init__(self, fit_start_time: Any = None, fit_end_time: Any = None, fields_group: str | None = None,
                  clip_outlier: bool = True) -> None:
         super().__init__(fit_start_time, fit_end_time, fields_group)
+        if not isinstance(clip_outlier, bool):
+            raise ConfigError(f"RobustZScoreNorm: clip_outlier must be true or false, got {clip_outlier!r}",
+                              path="clip_outlier")
         self.clip_outlier = clip_outlier
 
     def fit(self, frame: pd.DataFrame) -> None:
@@ -161,7 +200,7 @@ class MinMaxNorm(_Fitted):
 
 class _CrossSectional(_Base):
     def __init__(self, fields_group: str | None = None) -> None:
-        self.fields_group = fields_group
+        self.fields_group = _group_arg(type(self).__name__, fields_group)
 
     def _transform(self, part: pd.DataFrame) -> pd.DataFrame:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -179,7 +218,7 @@ class CSZScoreNorm(_CrossSectional):
 
     def __init__(self, fields_group: str | None = None, method: str = "zscore") -> None:
         if method not in ("zscore", "robust"):
-            raise ValueError(f"method must be 'zscore' or 'robust', got {method!r}")
+            raise ConfigError(f"CSZScoreNorm: method must be 'zscore' or 'robust', got {method!r}", path="method")
         super().__init__(fields_group)
         self.method = method
 
@@ -210,15 +249,16 @@ class FilterCol(_Base):
     """Keep only ``col_list`` among the columns of ``fields_group``."""
 
     def __init__(self, fields_group: str = "feature", col_list: Sequence[str] = ()) -> None:
-        self.fields_group = fields_group
-        self.col_list = list(col_list)
+        self.fields_group = _group_arg("FilterCol", fields_group)
+        self.col_list = _names_arg("FilterCol", col_list)
 
     def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
         cols = _columns(frame, self.fields_group)
         names = set(cols.get_level_values(1))
         missing = [c for c in self.col_list if c not in names]
         if missing:
-            raise KeyError(f"FilterCol: no column {', '.join(missing)} in group {self.fields_group!r}")
+            raise MissingColumnError(f"FilterCol: no column {', '.join(missing)} in group {self.fields_group!r}",
+                                     path="col_list")
         drop = [c for c in cols if c[1] not in self.col_list]
         return frame.drop(columns=drop)
 
@@ -227,7 +267,7 @@ class DropCol(_Base):
     """Drop the columns named in ``col_list`` (any group)."""
 
     def __init__(self, col_list: Sequence[str] = ()) -> None:
-        self.col_list = list(col_list)
+        self.col_list = _names_arg("DropCol", col_list)
 
     def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
         drop = [c for c in frame.columns if c[1] in self.col_list]

@@ -20,11 +20,16 @@ computed directly per window with numpy, as pandas 3 defines them:
 - var/std/cov carry no round-off from an online update; pandas 2's Welford update and its
   ``mean(xy) - mean(x) mean(y)`` drift past 1e-9 after a large value leaves a short window, where pandas 3
   recomputes the window.
+
+:func:`exact_rolling` and :func:`exact_rolling_pair` compute the running-sum statistics in exact rational
+arithmetic (every double is a rational): they tell where a window's true value is exactly 0 (or 1 for
+r-squared and the squared correlation) and the true sign everywhere, which tests hold the kernels to.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from fractions import Fraction
 
 import numpy as np
 import numpy.typing as npt
@@ -300,6 +305,92 @@ def _qlib_ema0(a: np.ndarray) -> float:
 def expanding_ema_qlib(x: npt.ArrayLike) -> FloatArray:
     """Qlib's ``EMA(x, 0)``: ``expanding(min_periods=1).apply(exp_weighted_mean, raw=True)``."""
     return _per_column(x, lambda s: s.expanding(min_periods=1).apply(_qlib_ema0, raw=True))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# exact values (rational arithmetic)
+
+#: statistics of :func:`exact_rolling`
+EXACT_SINGLE = ("sum", "mean", "var", "slope", "rsquare", "resi", "wma")
+#: statistics of :func:`exact_rolling_pair`; ``corr2`` is the signed squared correlation ``sign(r) * r**2``
+EXACT_PAIR = ("cov", "corr2")
+
+
+def _exact_window(col: np.ndarray, lo: int, hi: int) -> tuple[list[Fraction], list[Fraction]]:
+    """Positions (1..L inside the window) and values of the window's finite cells, as exact rationals."""
+    pos, val = [], []
+    for i in range(lo, hi + 1):
+        if np.isfinite(col[i]):
+            pos.append(Fraction(i - lo + 1))
+            val.append(Fraction(float(col[i])))
+    return pos, val
+
+
+def _centred_sums(u: list[Fraction], v: list[Fraction]) -> Fraction:
+    """``sum (u - mean u)(v - mean v)``, exactly."""
+    n = len(u)
+    mu, mv = sum(u, Fraction(0)) / n, sum(v, Fraction(0)) / n
+    return sum(((a - mu) * (b - mv) for a, b in zip(u, v)), Fraction(0))
+
+
+def _exact_stat(stat: str, pos: list[Fraction], val: list[Fraction], length: int, newest: bool) -> Fraction | None:
+    n = len(val)
+    if stat == "sum":
+        return sum(val, Fraction(0)) if n else None
+    if stat == "mean":
+        return sum(val, Fraction(0)) / n if n else None
+    if stat == "wma":
+        return sum((p * v for p, v in zip(pos, val)), Fraction(0)) / sum(pos, Fraction(0)) if n else None
+    if n < 2 or (stat == "resi" and not newest):
+        return None
+    if stat == "var":
+        return _centred_sums(val, val) / (n - 1)
+    suu, sue, see = _centred_sums(pos, pos), _centred_sums(pos, val), _centred_sums(val, val)
+    if stat == "slope":
+        return sue / suu
+    if stat == "rsquare":
+        return None if see == 0 else sue * sue / (suu * see)
+    mu, me = sum(pos, Fraction(0)) / n, sum(val, Fraction(0)) / n  # resi of the newest row (position L)
+    return val[-1] - (me + sue / suu * (Fraction(length) - mu))
+
+
+def exact_rolling(x: npt.ArrayLike, window: int, stat: str) -> np.ndarray:
+    """The exact value of ``stat`` (one of :data:`EXACT_SINGLE`) for every window, as Fractions in an object
+    array shaped like ``x``; None where the kernel gives NaN (too few values, a constant window's r-squared, a
+    missing newest value for ``resi``). ``+-inf`` is missing, as in the kernels."""
+    if stat not in EXACT_SINGLE:
+        raise ValueError(f"unknown exact statistic {stat!r}")
+    arr = _panel(x)
+    out = np.empty(arr.shape, dtype=object)
+    for j in range(arr.shape[1]):
+        col = arr[:, j]
+        for t, (lo, hi) in enumerate(_windows(len(col), window)):
+            pos, val = _exact_window(col, lo, hi)
+            out[t, j] = _exact_stat(stat, pos, val, hi - lo + 1, bool(np.isfinite(col[hi])))
+    return out.reshape(-1) if np.ndim(x) == 1 else out
+
+
+def exact_rolling_pair(a: npt.ArrayLike, b: npt.ArrayLike, window: int, stat: str) -> np.ndarray:
+    """The exact covariance (``cov``) or signed squared correlation (``corr2``) of every window over the rows
+    where both sides are finite, as in :func:`exact_rolling`; None where the kernel gives NaN (fewer than 2
+    rows, or a constant side for ``corr2``)."""
+    if stat not in EXACT_PAIR:
+        raise ValueError(f"unknown exact statistic {stat!r}")
+    aa, bb = _panel(a), _panel(b)
+    out = np.empty(aa.shape, dtype=object)
+    for j in range(aa.shape[1]):
+        for t, (lo, hi) in enumerate(_windows(aa.shape[0], window)):
+            rows = [i for i in range(lo, hi + 1) if np.isfinite(aa[i, j]) and np.isfinite(bb[i, j])]
+            u = [Fraction(float(aa[i, j])) for i in rows]
+            v = [Fraction(float(bb[i, j])) for i in rows]
+            if len(rows) < 2:
+                out[t, j] = None
+            elif stat == "cov":
+                out[t, j] = _centred_sums(u, v) / (len(rows) - 1)
+            else:
+                cuu, cvv, cuv = _centred_sums(u, u), _centred_sums(v, v), _centred_sums(u, v)
+                out[t, j] = None if cuu == 0 or cvv == 0 else (1 if cuv >= 0 else -1) * cuv * cuv / (cuu * cvv)
+    return out.reshape(-1) if np.ndim(a) == 1 else out
 
 
 # ----------------------------------------------------------------------------------------------------------

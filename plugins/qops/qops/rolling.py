@@ -23,7 +23,10 @@ import numpy as np
 from qcore.operators import UNBOUNDED, OpContext, Operator, Param
 from qops import kernels
 
-X = Param("x", "expr")
+#: A series argument: a number in its place is refused when the expression is checked (``Ref(2, 5)``, ``Mean(3, 5)``),
+#: as Qlib refuses it; a window over one number is not a window over a constant series.
+X = Param("x", "expr", accepts_constant=False)
+Y = Param("y", "expr", accepts_constant=False)
 #: The compiled kernels compute in float64: the engine converts each input once and shares it.
 F64 = "float64"
 N = Param("N", "number")
@@ -43,6 +46,12 @@ def _window(n: Any) -> int | float:
     if n >= 1 and float(n).is_integer():
         return int(n)
     raise ValueError(f"window N must be 0 (expanding) or a positive integer, got {n!r}")
+
+
+def _fit(window: int, rows: int) -> int:
+    """A rolling window no longer than the panel: the same result (windows have ``min_periods=1``), and a window of
+    any size (``Mean($close, 10**20)``) reaches the compiled kernels as a machine integer."""
+    return min(window, max(rows, 1))
 
 
 def _rolling_lookback(n: int | float) -> tuple[float, float]:
@@ -71,6 +80,7 @@ def _rolling(
         if isinstance(window, float):
             return kernels.ewm_mean(data, alpha=window, num_threads=ctx.num_threads)
         kernel = getattr(kernels, kernel_name)
+        window = _fit(window, data.shape[0])
         if from_first_row:
             return kernel(data, window, num_threads=ctx.num_threads, starts=ctx.first_rows)
         return kernel(data, window, num_threads=ctx.num_threads)
@@ -122,7 +132,9 @@ def _delta_lookback(_x: Any, n: Any) -> tuple[float, float]:
 
 
 def _quantile(ctx: OpContext, x: Any, n: Any, q: Any) -> np.ndarray:
-    return kernels.rolling_quantile(_as_float(x), _window(n), float(q), num_threads=ctx.num_threads)
+    data = _as_float(x)
+    window = _fit(int(_window(n)), data.shape[0])
+    return kernels.rolling_quantile(data, window, float(q), num_threads=ctx.num_threads)
 
 
 def _quantile_lookback(_x: Any, n: Any, q: Any) -> tuple[float, float]:
@@ -136,15 +148,16 @@ def _quantile_lookback(_x: Any, n: Any, q: Any) -> tuple[float, float]:
 
 def _rsquare(ctx: OpContext, x: Any, n: Any) -> np.ndarray:
     # Qlib's np.isclose(std, 0, atol=STD_ATOL) guard (rolling windows only), applied inside the kernel
-    window = int(_window(n))
+    data = _as_float(x)
+    window = _fit(int(_window(n)), data.shape[0])
     atol = STD_ATOL if window > 0 else None
-    return kernels.rolling_rsquare(_as_float(x), window, num_threads=ctx.num_threads, std_atol=atol)
+    return kernels.rolling_rsquare(data, window, num_threads=ctx.num_threads, std_atol=atol)
 
 
 def _pair(kernel_name: str, guard: bool) -> Callable[..., np.ndarray]:
     def compute(ctx: OpContext, a: Any, b: Any, n: Any) -> np.ndarray:
-        window = int(_window(n))
         shape = (len(ctx.dates), len(ctx.instruments))
+        window = _fit(int(_window(n)), shape[0])
         left = _as_float(np.broadcast_to(a, shape))
         right = _as_float(np.broadcast_to(b, shape))
         kernel = getattr(kernels, kernel_name)
@@ -262,7 +275,7 @@ OPERATORS: tuple[Operator, ...] = (
     ),
     Operator(
         "Corr",
-        (X, Param("y", "expr"), N),
+        (X, Y, N),
         _pair("rolling_corr", guard=True),
         _integer_lookback,
         "Rolling Pearson correlation of x and y.",
@@ -270,7 +283,7 @@ OPERATORS: tuple[Operator, ...] = (
     ),
     Operator(
         "Cov",
-        (X, Param("y", "expr"), N),
+        (X, Y, N),
         _pair("rolling_cov", guard=False),
         _integer_lookback,
         "Rolling sample covariance of x and y.",
@@ -291,13 +304,17 @@ OPERATORS: tuple[Operator, ...] = (
         instrument_param=1,
     ),
     Operator(
-        "CSRank", (X,), _cross("cs_rank"), description="Percentile rank across the universe on a date.", input_dtype=F64
+        "CSRank", (X,), _cross("cs_rank"), description="Percentile rank across the universe on a date.",
+        input_dtype=F64, cross_sectional=True,
     ),
     Operator(
-        "CSZScore", (X,), _cross("cs_zscore"), description="Z-score across the universe on each date.", input_dtype=F64
+        "CSZScore", (X,), _cross("cs_zscore"), description="Z-score across the universe on each date.",
+        input_dtype=F64, cross_sectional=True,
     ),
-    Operator("CSMean", (X,), _cross("cs_mean"), description="Mean across the universe on each date.", input_dtype=F64),
-    Operator("CSDemean", (X,), _cross("cs_demean"), description="x minus its cross-sectional mean.", input_dtype=F64),
+    Operator("CSMean", (X,), _cross("cs_mean"), description="Mean across the universe on each date.", input_dtype=F64,
+             cross_sectional=True),
+    Operator("CSDemean", (X,), _cross("cs_demean"), description="x minus its cross-sectional mean.", input_dtype=F64,
+             cross_sectional=True),
     Operator(
         "CSQuantile",
         (X, Param("q", "number")),
@@ -305,5 +322,6 @@ OPERATORS: tuple[Operator, ...] = (
         _cs_quantile_lookback,
         "Cross-sectional quantile on each date.",
         input_dtype=F64,
+        cross_sectional=True,
     ),
 )
