@@ -36,6 +36,16 @@ def format_for(path: str | os.PathLike[str], fmt: str | None = None) -> TableFor
     return fmt  # type: ignore[return-value]
 
 
+def is_table_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` holds a Parquet or Arrow IPC file (or is empty), i.e. may be replaced by a new result."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(6)
+    except OSError:
+        return False
+    return head[:4] == b"PAR1" or head == b"ARROW1" or head == b""
+
+
 def write_table(frame: pd.DataFrame, path: str | os.PathLike[str], fmt: str | None = None) -> Path:
     """Write ``frame`` (index kept) to ``path`` as Parquet or Arrow IPC, atomically; returns the path written.
 
