@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PLUGINS := plugins/qdata_cn plugins/qops plugins/qmodel_zoo plugins/qbacktest plugins/qrl plugins/qrecorder_mlflow
-TEST_PLUGINS := tests/plugins/qdata_toy
+TEST_PLUGINS := tests/plugins/qdata_toy tests/plugins/qrl_toy_algo
 STAMP := $(VENV)/.installed
 # Where `make run` keeps the embedded synthetic market.
 MARKET ?= data/synth_cn

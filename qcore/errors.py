@@ -6,7 +6,6 @@ turns a :class:`QcoreError` into a one-line message and an exit code, and nothin
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
@@ -45,6 +44,8 @@ class UnknownComponentError(QcoreError, LookupError):
         self.kind = kind
         self.name = name
         self.available = sorted(available)
+        import difflib  # only when an error is built: not at start-up
+
         close = difflib.get_close_matches(name, self.available, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         listing = ", ".join(self.available) if self.available else "none registered"
@@ -66,6 +67,27 @@ class DuplicateComponentError(QcoreError, ValueError):
             f"{kind} {name!r} is registered by both plugin {first_plugin!r} and plugin {second_plugin!r}; "
             f"pass override=True in {second_plugin!r} to replace it"
         )
+
+
+class ComponentContractError(QcoreError, TypeError):
+    """A registered factory built something that does not satisfy its kind's protocol."""
+
+    def __init__(
+        self, kind: str, name: str, plugin: str, built: str, protocol: str, missing: Iterable[str]
+    ) -> None:
+        self.kind = kind
+        self.name = name
+        self.plugin = plugin
+        self.built = built
+        self.protocol = protocol
+        self.missing = list(missing)
+        super().__init__(
+            f"{kind} {name!r} from plugin {plugin!r} built a {built}, which does not satisfy {protocol}: "
+            f"missing {', '.join(self.missing)}"
+        )
+
+    def __reduce__(self):  # keep the error picklable for worker processes
+        return (type(self), (self.kind, self.name, self.plugin, self.built, self.protocol, self.missing))
 
 
 class PluginLoadError(QcoreError):

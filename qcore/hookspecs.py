@@ -19,9 +19,10 @@ if TYPE_CHECKING:
     import click
 
     from qcore.kernel import Kernel
-    from qcore.registry import Registrar
+    from qcore.registry import KindRegistrar, Registrar
     from qcore.runner import RunContext, RunResult
 
+#: Marks a hook specification. Plugins that add hooks of their own use it too (``from qcore import hookspec``).
 hookspec = pluggy.HookspecMarker("qcore")
 
 # -------------------------------------------------------------------------
@@ -38,6 +39,20 @@ def qcore_addhooks(pluginmanager: pluggy.PluginManager) -> None:
     :param pluginmanager: the plugin manager of the kernel being built.
 
     .. note:: This hook is historic and cannot be implemented as a wrapper.
+    """
+
+
+@hookspec
+def qcore_register_kinds(register_kind: KindRegistrar) -> None:
+    """Declare component kinds (``rl_algorithm``, ``risk_model``...): each gets a registry like the built-in kinds.
+
+    Called once when plugins are loaded, before any component is registered. Each kind names the hook that fills
+    it; a plugin may specify that hook itself (``qcore_addhooks``), else the kernel adds ``hook_name(register)``.
+    Its components are then listed by ``qcore list KIND``, owned, checked for clashes and built by
+    ``kernel.create(KIND, name)``. The kernel's own kinds are declared through this hook too.
+
+    :param register_kind: ``register_kind(name, hook_name, description="", aliases=(), protocol=None)`` or
+        ``register_kind(KindSpec(...))``.
     """
 
 

@@ -9,52 +9,33 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
 import pluggy
 
-from qcore.errors import PluginLoadError, QcoreError, UnknownComponentError
+from qcore.builtin.kinds import BUILTIN_KINDS
+from qcore.errors import ComponentContractError, PluginLoadError, QcoreError, UnknownComponentError
 from qcore.plugins import LoadedPlugins, PluginInfo, PluginSelection, load_plugins
-from qcore.registry import Registrar, Registry
+from qcore.registry import KindSpec, Registrar, Registry, missing_members
 
 logger = logging.getLogger(__name__)
 
-#: Registry kinds and the hook that fills each.
-REGISTRY_HOOKS: Mapping[str, str] = {
-    "data_provider": "qcore_register_data_providers",
-    "market_rules": "qcore_register_market_rules",
-    "operator": "qcore_register_operators",
-    "feature_set": "qcore_register_feature_sets",
-    "processor": "qcore_register_processors",
-    "model": "qcore_register_models",
-    "strategy": "qcore_register_strategies",
-    "executor": "qcore_register_executors",
-    "recorder": "qcore_register_recorders",
-    "record": "qcore_register_records",
-}
+#: The kernel's own registry kinds and the hook that fills each (plugins may declare more: ``Kernel.kinds()``).
+REGISTRY_HOOKS: Mapping[str, str] = {spec.name: spec.hook_name for spec in BUILTIN_KINDS}
 
-#: Plural and short spellings accepted wherever a kind is named (``qcore list models``).
-KIND_ALIASES: Mapping[str, str] = {
-    "data_providers": "data_provider",
-    "providers": "data_provider",
-    "provider": "data_provider",
-    "data": "data_provider",
-    "markets": "market_rules",
-    "market": "market_rules",
-    "operators": "operator",
-    "ops": "operator",
-    "feature_sets": "feature_set",
-    "features": "feature_set",
-    "processors": "processor",
-    "models": "model",
-    "strategies": "strategy",
-    "executors": "executor",
-    "recorders": "recorder",
-    "records": "record",
-}
+#: Plural and short spellings of the kernel's own kinds (``qcore list models``).
+KIND_ALIASES: Mapping[str, str] = {alias: spec.name for spec in BUILTIN_KINDS for alias in spec.aliases}
+
+
+def _kind_key(kind: str) -> str:
+    return kind.strip().lower().replace("-", "_")
 
 
 def normalise_kind(kind: str) -> str:
-    """The canonical registry kind for ``kind`` (accepts plurals such as ``models``)."""
-    key = kind.strip().lower().replace("-", "_")
+    """The canonical name of one of the kernel's own kinds (accepts plurals such as ``models``).
+
+    Plugin-declared kinds need a kernel: :meth:`Kernel.kind`.
+    """
+    key = _kind_key(kind)
     key = KIND_ALIASES.get(key, key)
     if key not in REGISTRY_HOOKS:
         raise UnknownComponentError("component kind", kind, list(REGISTRY_HOOKS))
@@ -71,6 +52,8 @@ class Kernel:
     def __init__(self, loaded: LoadedPlugins) -> None:
         self._loaded = loaded
         self._registries: dict[str, Registry[Any]] | None = None
+        self._aliases = {alias: spec.name for spec in loaded.kinds.values() for alias in (spec.name, *spec.aliases)}
+        self._protocols: dict[str, type | None] = {}
 
     @classmethod
     def load(
@@ -103,13 +86,26 @@ class Kernel:
         """Plugins skipped because they failed to load (non-strict mode only)."""
         return dict(self._loaded.failures)
 
+    # -- kinds -----------------------------------------------------------------------------------------------------
+
+    def kinds(self) -> list[KindSpec]:
+        """Every component kind: the kernel's own first, then those plugins declared, in declaration order."""
+        return list(self._loaded.kinds.values())
+
+    def kind(self, kind: str) -> KindSpec:
+        """The kind named ``kind`` or one of its aliases (``models``); an unknown kind lists the known ones."""
+        name = self._aliases.get(_kind_key(kind))
+        if name is None:
+            raise UnknownComponentError("component kind", kind, list(self._loaded.kinds))
+        return self._loaded.kinds[name]
+
     # -- registries ---------------------------------------------------------------------------------------------
 
     def _build_registries(self) -> dict[str, Registry[Any]]:
         registries: dict[str, Registry[Any]] = {}
-        for kind, hook_name in REGISTRY_HOOKS.items():
-            registry: Registry[Any] = Registry(kind)
-            caller = getattr(self.pm.hook, hook_name)
+        for kind in self._loaded.kinds.values():
+            registry: Registry[Any] = Registry(kind.name)
+            caller = getattr(self.pm.hook, kind.hook_name)
             for impl in caller.get_hookimpls():
                 registrar = Registrar(registry, impl.plugin_name)
                 args = {"register": registrar}
@@ -120,35 +116,51 @@ class Kernel:
                 except Exception as exc:
                     info = self._loaded.infos.get(impl.plugin_name)
                     raise PluginLoadError(impl.plugin_name, info.distribution if info else None, exc) from exc
-            registries[kind] = registry
+            registries[kind.name] = registry
         return registries
 
     def registry(self, kind: str) -> Registry[Any]:
-        """The registry of ``kind`` (``model``, ``models``, ``strategy``...), built on first use."""
+        """The registry of ``kind`` (``model``, ``models``, ``strategy``, a plugin's ``rl_algorithm``...), built on
+        first use."""
+        spec = self.kind(kind)
         if self._registries is None:
             self._registries = self._build_registries()
-        return self._registries[normalise_kind(kind)]
+        return self._registries[spec.name]
 
     def create(self, kind: str, name: str, /, **kwargs: Any) -> Any:
-        """Build the component ``name`` of ``kind`` with ``kwargs``."""
-        return self.registry(kind).create(name, **kwargs)
+        """Build the component ``name`` of ``kind`` with ``kwargs``, checked against the kind's protocol.
+
+        A component that does not satisfy its kind's protocol raises :class:`ComponentContractError` naming the
+        plugin that registered it and the members it lacks.
+        """
+        registry = self.registry(kind)
+        entry = registry.entry(name)
+        built = registry.create(name, **kwargs)
+        protocol = self._protocol(registry.kind)
+        if protocol is not None:
+            missing = missing_members(built, protocol)
+            if missing:
+                raise ComponentContractError(registry.kind, entry.name, entry.plugin, type(built).__qualname__,
+                                             f"{protocol.__module__}.{protocol.__qualname__}", missing)
+        return built
+
+    def _protocol(self, kind: str) -> type | None:
+        if kind not in self._protocols:
+            self._protocols[kind] = self._loaded.kinds[kind].resolve_protocol()
+        return self._protocols[kind]
 
     # -- introspection --------------------------------------------------------------------------------------------
 
     def plugins(self) -> list[PluginInfo]:
         """Loaded plugins with their hooks and the components each registered, built-ins first."""
         owned: dict[str, dict[str, list[str]]] = {}
-        for kind in REGISTRY_HOOKS:
+        for kind in self._loaded.kinds:
             for entry in self.registry(kind):
                 owned.setdefault(entry.plugin, {}).setdefault(kind, []).append(entry.name)
         out = []
         for name, info in self._loaded.infos.items():
             components = {kind: tuple(names) for kind, names in owned.get(name, {}).items()}
-            out.append(
-                PluginInfo(
-                    info.name, info.module, info.distribution, info.version, info.builtin, info.hooks, components
-                )
-            )
+            out.append(attrs.evolve(info, components=components))
         return sorted(out, key=lambda i: (not i.builtin, i.name))
 
     def plugin_names(self) -> list[str]:

@@ -14,6 +14,7 @@ import importlib.metadata as metadata
 import importlib.util
 import logging
 import os
+import types
 import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -22,7 +23,8 @@ import attrs
 import pluggy
 
 from qcore import hookspecs
-from qcore.errors import PluginLoadError, PluginSelectionError
+from qcore.errors import DuplicateComponentError, PluginLoadError, PluginSelectionError, QcoreError
+from qcore.registry import KindRegistrar, KindSpec
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ ENV_PLUGINS = "QCORE_PLUGINS"
 ENV_NO_AUTOLOAD = "QCORE_DISABLE_PLUGIN_AUTOLOAD"
 
 hookimpl = pluggy.HookimplMarker(PROJECT)
+#: Marks a hook specification of a plugin's own (added to the kernel through ``qcore_addhooks``).
+hookspec = hookspecs.hookspec
 
 
 def _truthy(value: str | None) -> bool:
@@ -108,6 +112,7 @@ class PluginInfo:
     builtin: bool = False
     hooks: tuple[str, ...] = ()
     components: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+    kinds: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping (the stable ``qcore plugins --json`` schema)."""
@@ -119,6 +124,7 @@ class PluginInfo:
             "builtin": self.builtin,
             "hooks": list(self.hooks),
             "components": {kind: list(names) for kind, names in self.components.items()},
+            "kinds": list(self.kinds),
         }
 
 
@@ -156,6 +162,7 @@ class LoadedPlugins:
     pm: pluggy.PluginManager
     infos: dict[str, PluginInfo]
     failures: dict[str, PluginLoadError] = attrs.field(factory=dict)
+    kinds: dict[str, KindSpec] = attrs.field(factory=dict)
 
 
 def _hook_names(pm: pluggy.PluginManager, plugin: object) -> tuple[str, ...]:
@@ -172,24 +179,86 @@ def _register(pm: pluggy.PluginManager, plugin: object, name: str, dist: str | N
         raise PluginLoadError(name, dist, exc) from exc
 
 
+def _load_error(infos: Mapping[str, PluginInfo], plugin: str, cause: BaseException) -> PluginLoadError:
+    info = infos.get(plugin)
+    return PluginLoadError(plugin, info.distribution if info else None, cause)
+
+
+def _declare_kinds(
+    pm: pluggy.PluginManager, infos: Mapping[str, PluginInfo]
+) -> tuple[dict[str, KindSpec], dict[str, PluginLoadError]]:
+    """Call every ``qcore_register_kinds`` (built-ins first) and make sure each kind's hook has a spec.
+
+    Returns the kinds by name and one error per plugin whose declaration failed (a kind or alias another plugin
+    already declared, a bad spec, a hook that cannot take ``register``); a failed plugin's kinds are dropped.
+    """
+    kinds: dict[str, KindSpec] = {}
+    owners: dict[str, KindSpec] = {}  # every name and alias -> its kind
+    errors: dict[str, PluginLoadError] = {}
+
+    def declare(spec: KindSpec) -> None:
+        for key in (spec.name, *spec.aliases):
+            holder = owners.get(key)
+            if holder is not None:
+                raise DuplicateComponentError("component kind", key, holder.plugin, spec.plugin)
+        kinds[spec.name] = spec
+        owners.update(dict.fromkeys((spec.name, *spec.aliases), spec))
+
+    for impl in pm.hook.qcore_register_kinds.get_hookimpls():
+        before = dict(kinds)
+        try:
+            impl.function(**{n: KindRegistrar(impl.plugin_name, declare) for n in impl.argnames})
+            for spec in [k for name, k in kinds.items() if name not in before]:
+                _ensure_spec(pm, spec)
+        except Exception as exc:
+            errors[impl.plugin_name] = _load_error(infos, impl.plugin_name, exc)
+            for name in set(kinds) - set(before):
+                del kinds[name]
+            owners = {key: k for key, k in owners.items() if k.name in kinds}
+    return kinds, errors
+
+
+def _ensure_spec(pm: pluggy.PluginManager, kind: KindSpec) -> None:
+    """Add the spec ``hook_name(register)`` for ``kind`` unless a plugin specified the hook itself."""
+    caller = getattr(pm.hook, kind.hook_name, None)
+    if caller is not None and caller.has_spec():
+        if "register" not in caller.spec.argnames:
+            raise TypeError(f"kind {kind.name!r}: hook {kind.hook_name!r} does not take a 'register' argument")
+        return
+
+    def spec(register: Any) -> None:
+        """Register components."""
+
+    spec.__name__ = kind.hook_name
+    spec.__doc__ = f"Register {kind.name} components: ``register(name, factory, ...)``. {kind.description}".strip()
+    try:
+        pm.add_hookspecs(types.SimpleNamespace(**{kind.hook_name: hookspec(spec)}))
+    except pluggy.PluginValidationError as exc:  # an implementation that takes other arguments than register
+        raise QcoreError(f"kind {kind.name!r}: {exc}") from exc
+
+
 def _pending_errors(pm: pluggy.PluginManager, infos: Mapping[str, PluginInfo]) -> dict[str, PluginLoadError]:
-    """Hookimpls with no matching spec (misspelled hook names), as one error per offending plugin."""
-    specs = [n for n in dir(hookspecs) if n.startswith("qcore_")]
+    """Hookimpls with no matching spec (misspelled hook names), as one error per offending plugin.
+
+    A hook is checked when its prefix (``qcore_``, ``qrl_``...) is one some specified hook uses: the kernel's, or
+    that of a plugin that added hooks or declared kinds. A hook of a plugin that is not loaded stays optional.
+    """
+    specs = sorted(n for n in vars(pm.hook) if getattr(pm.hook, n).has_spec())
+    prefixes = {name.split("_", 1)[0] + "_" for name in specs}
     errors: dict[str, PluginLoadError] = {}
     for hook_name in list(vars(pm.hook)):
         caller = getattr(pm.hook, hook_name)
-        if not hook_name.startswith("qcore_") or caller.has_spec():
+        if caller.has_spec() or not hook_name.startswith(tuple(prefixes)):
             continue
         for impl in caller.get_hookimpls():
             if impl.optionalhook or impl.plugin_name in errors:
                 continue
-            info = infos.get(impl.plugin_name)
             close = difflib.get_close_matches(hook_name, specs, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             cause = pluggy.PluginValidationError(
                 impl.plugin, f"unknown hook {hook_name!r} in plugin {impl.plugin_name!r}{hint}"
             )
-            errors[impl.plugin_name] = PluginLoadError(impl.plugin_name, info.distribution if info else None, cause)
+            errors[impl.plugin_name] = _load_error(infos, impl.plugin_name, cause)
     return errors
 
 
@@ -267,19 +336,25 @@ def load_plugins(
         dist, version = _dist_of(ep)
         attempt(name, dist, version, ep.value, ep.load, False)
 
-    for name, error in _pending_errors(pm, infos).items():
-        if strict:
+    kinds, kind_errors = _declare_kinds(pm, infos)
+    for name, error in {**kind_errors, **_pending_errors(pm, infos)}.items():
+        if strict or name in ESSENTIAL_PLUGINS:
             raise error
         warnings.warn(str(error), RuntimeWarning, stacklevel=2)
         pm.unregister(name=name)
         infos.pop(name, None)
         failures[name] = error
+        kinds = {k: spec for k, spec in kinds.items() if spec.plugin != name}
+    for name, info in infos.items():
+        declared = tuple(k for k, spec in kinds.items() if spec.plugin == name)
+        if declared:
+            infos[name] = attrs.evolve(info, kinds=declared)
     logger.info(
         "loaded %d plugin(s): %s",
         len(infos),
         ", ".join(f"{n} ({i.distribution or i.module} {i.version or ''})".strip() for n, i in infos.items()),
     )
-    return LoadedPlugins(pm, infos, failures)
+    return LoadedPlugins(pm, infos, failures, kinds)
 
 
 def _importable(module: str) -> bool:

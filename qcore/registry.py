@@ -1,13 +1,21 @@
-"""Registries of named components, one per extension kind.
+"""Registries of named components, one per extension kind, and the kinds themselves.
 
 A plugin fills a registry from its ``qcore_register_*`` hook with *factories*: callables that build the component
 when it is first used. Heavy imports (torch, lightgbm, mlflow...) belong inside the factory, so listing what is
-available never imports them. Each entry remembers which plugin registered it.
+available never imports them; :func:`lazy` writes such a factory from a ``"package.module:Name"`` string. Each entry
+remembers which plugin registered it.
+
+A *kind* (``model``, ``strategy``, a plugin's ``rl_algorithm``...) is described by a :class:`KindSpec`: its name,
+the hook that fills it, aliases and an optional protocol every built component must satisfy. The kernel's own kinds
+and the kinds plugins declare (``qcore_register_kinds``) are the same thing.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import logging
+import re
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -18,6 +26,128 @@ from qcore.errors import DuplicateComponentError, UnknownComponentError
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+_KIND_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+def resolve(target: str) -> Any:
+    """The object ``"package.module:Name"`` (``Name`` may be dotted: ``"mod:Class.method"``) names, imported now."""
+    if not isinstance(target, str) or not _TARGET.match(target):
+        raise ValueError(f"expected 'package.module:Name', got {target!r}")
+    module_name, _, attr = target.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+class LazyFactory:
+    """A factory that imports ``"package.module:Name"`` when first called, then calls it with the arguments.
+
+    Build one with :func:`lazy`. ``target`` is kept (``qcore plugins`` and tests can read it) and :meth:`load`
+    returns the imported object without calling it.
+    """
+
+    def __init__(self, target: str, description: str = "") -> None:
+        if not isinstance(target, str) or not _TARGET.match(target):
+            raise ValueError(f"lazy() expects 'package.module:Name', got {target!r}")
+        self.target = target
+        self.__name__ = self.__qualname__ = target.rpartition(":")[2].rpartition(".")[2]
+        self.__doc__ = description or target
+        self._loaded: Any = None
+
+    def load(self) -> Any:
+        """The object the target names (imported on first use, then cached)."""
+        if self._loaded is None:
+            self._loaded = resolve(self.target)
+        return self._loaded
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.load()(*args, **kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        """The target's signature (importing it), so argument checks see the real parameters, not ``**kwargs``.
+
+        A target that cannot be imported here (an optional dependency missing) reads as ``(*args, **kwargs)``: the
+        error then comes, with its own message, when the component is built.
+        """
+        try:
+            return inspect.signature(self.load())
+        except ImportError:
+            return inspect.Signature([inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL),
+                                      inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)])  # fmt: skip
+
+    def __repr__(self) -> str:
+        return f"lazy({self.target!r})"
+
+
+def lazy(target: str, *, description: str = "") -> LazyFactory:
+    """A factory for ``register(...)`` that imports ``"package.module:Name"`` only when a component is built.
+
+    ``register("lightgbm", lazy("qmodel_zoo.gbdt:LGBModel", description="LightGBM"))`` keeps importing the plugin
+    module cheap: the module named by ``target`` (and whatever heavy package it needs) is imported on the first
+    call. The description is what ``qcore list`` shows (the target itself when not given).
+    """
+    return LazyFactory(target, description)
+
+
+@attrs.frozen
+class KindSpec:
+    """A component kind: its registry, the hook that fills it, how it may be spelled and what it must satisfy.
+
+    :ivar name: canonical name (``model``, ``rl_algorithm``): lower case, digits and underscores.
+    :ivar hook_name: the hook whose implementations receive a :class:`Registrar` for this kind
+        (``qcore_register_models``, ``qrl_register_algorithms``). A kind declared by a plugin may use a hook it
+        specified itself (through ``qcore_addhooks``); otherwise the kernel adds a spec ``hook_name(register)``.
+    :ivar description: one line shown by ``qcore list``.
+    :ivar aliases: other spellings (plurals: ``models``) accepted wherever a kind is named.
+    :ivar protocol: what every built component must satisfy: a ``runtime_checkable`` protocol (or any class), or
+        ``"package.module:Name"`` naming one (imported when the first component is built); ``None`` checks nothing.
+    :ivar plugin: the plugin that declared the kind (set by the kernel).
+    """
+
+    name: str
+    hook_name: str
+    description: str = ""
+    aliases: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    protocol: type | str | None = None
+    plugin: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        for key in (self.name, *self.aliases):
+            if not isinstance(key, str) or not _KIND_NAME.match(key):
+                raise ValueError(f"component kind names are lower-case identifiers, got {key!r}")
+        if not isinstance(self.hook_name, str) or not self.hook_name.isidentifier() or "_" not in self.hook_name:
+            raise ValueError(f"kind {self.name!r}: hook_name must be an identifier like 'myplugin_register_things', "
+                             f"got {self.hook_name!r}")  # fmt: skip
+
+    def resolve_protocol(self) -> type | None:
+        """The protocol class, importing it when it was given as a string."""
+        if isinstance(self.protocol, str):
+            return resolve(self.protocol)  # type: ignore[no-any-return]
+        return self.protocol
+
+
+def protocol_members(protocol: type) -> list[str]:
+    """Public attributes and methods a protocol (or class) declares, in definition order, its bases' included."""
+    names: list[str] = []
+    for klass in reversed(protocol.__mro__):
+        if klass is object or klass.__module__ in ("typing", "typing_extensions"):
+            continue
+        for name in (*getattr(klass, "__annotations__", {}), *vars(klass)):
+            if not name.startswith("_") and name not in names:
+                names.append(name)
+    return names
+
+
+def missing_members(obj: object, protocol: type) -> list[str]:
+    """Members of ``protocol`` that ``obj`` lacks (empty when it satisfies it)."""
+    if isinstance(obj, protocol):
+        return []
+    missing = [name for name in protocol_members(protocol) if not hasattr(obj, name)]
+    return missing or [f"(not an instance of {protocol.__qualname__})"]
 
 
 @attrs.frozen
@@ -161,6 +291,37 @@ class Registrar(Generic[T]):
     def names(self) -> list[str]:
         """Names registered so far (by every plugin)."""
         return self._registry.names()
+
+
+class KindRegistrar:
+    """What a ``qcore_register_kinds`` hook receives: declares component kinds owned by the calling plugin.
+
+    ``register_kind("rl_algorithm", "qrl_register_algorithms", description=..., aliases=("rl_algorithms",))`` or
+    ``register_kind(KindSpec(...))``.
+    """
+
+    def __init__(self, plugin: str, declare: Callable[[KindSpec], None]) -> None:
+        self.plugin = plugin
+        self._declare = declare
+
+    def __call__(
+        self,
+        kind: KindSpec | str,
+        hook_name: str | None = None,
+        *,
+        description: str = "",
+        aliases: tuple[str, ...] | list[str] = (),
+        protocol: type | str | None = None,
+    ) -> KindSpec:
+        """Declare ``kind`` (a :class:`KindSpec`, or its name and hook); returns the spec as recorded."""
+        if isinstance(kind, KindSpec):
+            spec = attrs.evolve(kind, plugin=self.plugin)
+        else:
+            if hook_name is None:
+                raise ValueError(f"kind {kind!r} needs a hook_name (the hook that fills its registry)")
+            spec = KindSpec(kind, hook_name, description, tuple(aliases), protocol, self.plugin)
+        self._declare(spec)
+        return spec
 
 
 Factory = Callable[..., Any]

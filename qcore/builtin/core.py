@@ -1,31 +1,28 @@
-"""The kernel's own plugin: the local recorder (runs are tracked without any extra package) and the signal record."""
+"""The kernel's own plugin: the built-in component kinds, the local recorder (runs are tracked without any extra
+package) and the signal record."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from qcore.builtin.kinds import BUILTIN_KINDS
 from qcore.plugins import hookimpl
-
-
-def _local_recorder(**kwargs: Any) -> Any:
-    """Runs stored as folders of JSON and Parquet files (no pickle), under ``uri`` (default ``./runs``)."""
-    from qcore.recorders.local import LocalRecorder
-
-    return LocalRecorder(**kwargs)
+from qcore.registry import KindRegistrar, Registrar, lazy
 
 
 @hookimpl
-def qcore_register_recorders(register: Any) -> None:
-    register("local", _local_recorder, aliases=("file",))
-
-
-def _signal_record(**kwargs: Any) -> Any:
-    """Store predictions and the raw label (Qlib's SignalRecord)."""
-    from qcore.builtin.records import SignalRecord
-
-    return SignalRecord(**kwargs)
+def qcore_register_kinds(register_kind: KindRegistrar) -> None:
+    for spec in BUILTIN_KINDS:
+        register_kind(spec)
 
 
 @hookimpl
-def qcore_register_records(register: Any) -> None:
-    register("signal", _signal_record, aliases=("SignalRecord",))
+def qcore_register_recorders(register: Registrar) -> None:
+    register("local", lazy("qcore.recorders.local:LocalRecorder",
+                           description="Runs stored as folders of JSON and Parquet files (no pickle), under ``uri`` "
+                                       "(default ``./runs``)."), aliases=("file",))  # fmt: skip
+
+
+@hookimpl
+def qcore_register_records(register: Registrar) -> None:
+    register("signal", lazy("qcore.builtin.records:SignalRecord",
+                            description="Store predictions and the raw label (Qlib's SignalRecord)."),
+             aliases=("SignalRecord",))  # fmt: skip

@@ -48,9 +48,28 @@ def fake_eps(monkeypatch: pytest.MonkeyPatch):
     return install
 
 
+class ConstantModel:
+    """Predicts one value (a minimal :class:`qcore.protocols.Model`)."""
+
+    def __init__(self, value: float = 0.0) -> None:
+        self.value = value
+
+    def fit(self, dataset: Any) -> ConstantModel:
+        return self
+
+    def predict(self, dataset: Any, segment: str = "test") -> Any:
+        return self.value
+
+    def save(self, folder: Any) -> None:
+        pass
+
+    def restore(self, folder: Any) -> None:
+        pass
+
+
 def good_plugin() -> types.ModuleType:
     def qcore_register_models(register: Any) -> None:
-        register("constant", lambda value=0.0: value)
+        register("constant", ConstantModel)
 
     return module("good", qcore_register_models=qcore_register_models)
 
@@ -70,7 +89,7 @@ def test_installed_plugins_are_all_listed(kernel: Kernel) -> None:
 def test_entry_point_plugin_registers_components(fake_eps) -> None:
     fake_eps(good=FakeEntryPoint("good", good_plugin, "good-dist"))
     kernel = Kernel(load_plugins(PluginSelection()))
-    assert kernel.create("model", "constant", value=2.5) == 2.5
+    assert kernel.create("model", "constant", value=2.5).value == 2.5
     assert kernel.registry("models").entry("constant").plugin == "good"
     info = next(i for i in kernel.plugins() if i.name == "good")
     assert (info.distribution, info.version, info.hooks) == ("good-dist", "9.9", ("qcore_register_models",))

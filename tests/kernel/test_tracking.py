@@ -128,6 +128,12 @@ class BrokenRecorderPlugin:
             def start_run(self, experiment: str, run_name: str | None = None) -> Any:
                 raise ConnectionError("tracking store unreachable")
 
+            def list_runs(self, experiment: str | None = None) -> list[dict[str, Any]]:
+                raise ConnectionError("tracking store unreachable")
+
+            def get_run(self, run_id: str) -> dict[str, Any]:
+                raise ConnectionError("tracking store unreachable")
+
         register("broken", Broken)
 
 

@@ -52,17 +52,23 @@ def test_ridge_shrinks_and_bad_estimator(kernel: Kernel) -> None:
 
 
 def test_topk_equal_weight(kernel: Kernel) -> None:
-    strategy = kernel.create("strategy", "topk_equal_weight", topk=2, risk_degree=0.9)
+    from qbacktest.topk import TopkEqualWeight
+
+    assert "topk_equal_weight" not in kernel.registry("strategy")  # a weights helper, not a strategy
+    strategy = TopkEqualWeight(topk=2, risk_degree=0.9)
     scores = pd.Series({"C": 0.3, "A": 0.5, "B": 0.5, "D": np.nan, "E": -1.0})
     weights = strategy.target_weights(scores)
     assert weights.to_dict() == {"A": 0.45, "B": 0.45}
     assert strategy.target_weights(pd.Series([np.nan], index=["X"])).empty
     with pytest.raises(ValueError, match="topk must be >= 1"):
-        kernel.create("strategy", "topk_equal_weight", topk=0)
+        TopkEqualWeight(topk=0)
 
 
 def test_twap_schedule(kernel: Kernel) -> None:
-    twap = kernel.create("executor", "twap", n_steps=4, lot_size=100)
+    from qrl.twap import TwapExecutor
+
+    assert "twap" not in kernel.registry("executor")  # a schedule, not an executor
+    twap = TwapExecutor(n_steps=4, lot_size=100)
     plan = twap.schedule(1050)
     assert plan.tolist() == [300.0, 300.0, 200.0, 250.0]
     assert plan.sum() == 1050

@@ -16,7 +16,7 @@ from qcore.trading import Direction, Executor, Fill, Order, Step, Strategy, Trad
 def test_strategies_and_executor_are_registered(session_kernel) -> None:
     strategies = session_kernel.registry("strategy")
     for name in ("TopkDropout", "topk_dropout", "TopkDropoutStrategy", "TargetWeight", "WeightStrategy", "SoftTopk",
-                 "SoftTopkStrategy", "OrderReplay", "FileOrderStrategy", "topk_equal_weight"):
+                 "SoftTopkStrategy", "OrderReplay", "FileOrderStrategy"):
         assert name in strategies, name
     assert strategies.entry("TopkDropoutStrategy").plugin == "qbacktest"
     executor = session_kernel.create("executor", "SimulatorExecutor", time_per_step="day", trade_type="parallel")

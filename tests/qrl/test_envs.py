@@ -98,34 +98,40 @@ def test_performance_metrics() -> None:
     [
         ("env: chess\ndata: {planted: {}}\n", "env", "env must be one of"),
         ("env: execution\n", "data", "needs 'planted'"),
-        ("env: execution\ndata: {planted: {}}\nalgorithm: {name: a3c}\n", "algorithm.name", "unknown algorithm"),
+        ("env: execution\ndata: {planted: {}}\nalgorithm: {name: a3c}\n", "algorithm.name", "unknown rl_algorithm"),
+        ("env: execution\ndata: {planted: {}}\nalgorithm: {name: sacc}\n", "algorithm.name", "did you mean 'sac'"),
         ("env: execution\ndata: {planted: {}}\ntrainer: {epochs: -1}\n", "trainer.epochs", "invalid value"),
         ("env: execution\ndata: {planted: {}}\ntrainer: {epoch: 1}\n", "trainer.epoch", "unknown key"),
     ],
 )
-def test_malformed_configs(text: str, path: str, message: str) -> None:
+def test_malformed_configs(text: str, path: str, message: str, kernel) -> None:
     from qrl.config import validate
 
     with pytest.raises(ConfigError, match=message) as info:
-        validate(parse_yaml(text, source="bad.yaml"))
+        validate(parse_yaml(text, source="bad.yaml"), kernel)
     assert info.value.path == path
 
 
-def test_bad_env_kwargs_are_config_errors() -> None:
+def test_bad_env_kwargs_are_config_errors(kernel) -> None:
     from qrl.config import validate
     from qrl.workflow import env_factory, load_data
 
-    cfg = validate(parse_yaml("env: execution\ndata: {planted: {days: 4}, train_days: 2}\nenv_kwargs: {side: hold}\n"))
+    text = "env: execution\ndata: {planted: {days: 4}, train_days: 2}\nenv_kwargs: {side: hold}\n"
+    cfg = validate(parse_yaml(text), kernel)
     with pytest.raises(ConfigError, match="side must be"):
-        env_factory(cfg, *load_data(cfg, None))
+        env_factory(cfg, *load_data(cfg, None), kernel)
+    bad_reward = text.replace("{side: hold}", "{reward: {name: pa_penalti}}")
+    with pytest.raises(ConfigError, match="unknown rl_reward 'pa_penalti'; did you mean 'pa_penalty'") as info:
+        env_factory(validate(parse_yaml(bad_reward), kernel), *load_data(cfg, None), kernel)
+    assert info.value.path == "env_kwargs"
 
 
-def test_checkpoint_from_another_env_is_rejected(tmp_path, intraday) -> None:
+def test_checkpoint_from_another_env_is_rejected(tmp_path, intraday, kernel) -> None:
     from qrl import checkpoint
     from qrl.trainer import TrainSpec, build_algorithm
 
     exec_env = ExecutionEnv(intraday)
-    alg = build_algorithm(TrainSpec(algorithm="ppo", hidden_sizes=(8,)), exec_env)
+    alg = build_algorithm(TrainSpec(algorithm="ppo", hidden_sizes=(8,)), exec_env, kernel)
     path = checkpoint.save(tmp_path / "p.pt", alg, {**checkpoint.env_spec("execution", exec_env), "algorithm": "ppo"})
     port = PortfolioEnv(planted_daily(days=30))
     with pytest.raises(QcoreError, match=r"trained on env 'execution'.*cannot be loaded into env 'portfolio'"):
@@ -136,18 +142,43 @@ def test_checkpoint_from_another_env_is_rejected(tmp_path, intraday) -> None:
     (tmp_path / "x.pt").write_bytes(b"junk")
     with pytest.raises(QcoreError, match="no sidecar"):
         checkpoint.read_meta(tmp_path / "x.pt")
-    bigger = build_algorithm(TrainSpec(algorithm="ppo", hidden_sizes=(16,)), exec_env)
+    bigger = build_algorithm(TrainSpec(algorithm="ppo", hidden_sizes=(16,)), exec_env, kernel)
     with pytest.raises(QcoreError, match="does not fit"):
         checkpoint.load(path, bigger)
 
 
-def test_plugin_registers_components_lazily() -> None:
-    from qrl.registry import components
+def test_rl_kinds_are_kernel_registries(kernel) -> None:
+    kinds = {spec.name: spec for spec in kernel.kinds()}
+    for name in ("rl_env", "rl_state_interpreter", "rl_action_interpreter", "rl_reward", "rl_baseline",
+                 "rl_algorithm"):
+        assert kinds[name].plugin == "qrl", name
+    algorithms = kernel.registry("rl_algorithms")
+    assert {"dqn", "ppo", "sac", "td3"} <= set(algorithms.names())
+    assert {algorithms.entry(n).plugin for n in ("dqn", "ppo", "sac", "td3")} == {"qrl"}
+    assert kernel.registry("rl_env").names() == ["execution", "portfolio"]
+    action = kernel.create("rl_action_interpreter", "categorical", n=3)
+    assert type(action).__name__ == "CategoricalAction"
 
-    from qcore.kernel import Kernel
 
-    kernel = Kernel.load(use_env=False)
-    reg = components(kernel)
-    assert reg.names("algorithm") == ["dqn", "ppo", "sac", "td3"]
-    assert {"execution", "portfolio"} <= set(reg.names("env"))
-    assert kernel.create("executor", "twap", n_steps=2).schedule(300).tolist() == [200.0, 100.0]
+def test_plugin_module_imports_no_heavy_package() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, qrl.plugin\n"
+            "from qcore.kernel import Kernel\n"
+            "k = Kernel.load(use_env=False, selection=None)\n"
+            "k.registry('rl_algorithm')\n"
+            "print(sorted(m for m in ('torch', 'tianshou', 'gymnasium') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_algorithm_of_the_wrong_type_names_its_plugin(kernel) -> None:
+    from qcore.errors import ComponentContractError
+
+    def not_an_algorithm(**kwargs):
+        return object()
+
+    kernel.registry("rl_algorithm").add("fake", not_an_algorithm, plugin="someone")
+    with pytest.raises(ComponentContractError, match=r"rl_algorithm 'fake' from plugin 'someone'.*Algorithm"):
+        kernel.create("rl_algorithm", "fake", obs_space=None, act_space=None)

@@ -54,7 +54,7 @@ def trained(tmp_path_factory, kernel):
                      hidden_sizes=(32, 32), warmup_steps=200, seed=0)
     out = tmp_path_factory.mktemp("rl_policy")
     meta = {"instruments": list(NAMES), "feature_names": list(FEATURES), "features": FEATURES}
-    res = train(make, "portfolio", spec, out_dir=out, extra_meta=meta)
+    res = train(make, "portfolio", spec, out_dir=out, extra_meta=meta, kernel=kernel)
     return provider, res.checkpoints["best"]
 
 

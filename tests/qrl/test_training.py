@@ -14,12 +14,19 @@ from qrl.execution.baselines import evaluate
 from qrl.portfolio.env import baselines, policy_metrics
 from qrl.trainer import TrainSpec, policy_fn, train
 
+from qcore.kernel import Kernel
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def _exec_factory():
+@pytest.fixture(scope="module")
+def kernel() -> Kernel:
+    return Kernel.load(use_env=False)
+
+
+def _exec_factory(kernel: Kernel):
     tr, te = planted_intraday(days=12, instruments=3, seed=0).split(8)
-    return lambda training: make_execution_env(tr if training else te, sequential=not training)
+    return lambda training: make_execution_env(tr if training else te, kernel=kernel, sequential=not training)
 
 
 def _portfolio_factory():
@@ -30,11 +37,11 @@ def _portfolio_factory():
 
 
 @pytest.mark.parametrize(("algorithm", "collect", "margin"), [("ppo", 200, 15.0), ("dqn", 100, 5.0)])
-def test_execution_policy_beats_twap(algorithm: str, collect: int, margin: float, tmp_path) -> None:
-    make = _exec_factory()
+def test_execution_policy_beats_twap(algorithm: str, collect: int, margin: float, tmp_path, kernel) -> None:
+    make = _exec_factory(kernel)
     spec = TrainSpec(algorithm=algorithm, epochs=3, epoch_steps=400, collect_steps=collect, test_episodes=12,
                      warmup_steps=200, seed=0)
-    res = train(make, "execution", spec, out_dir=tmp_path)
+    res = train(make, "execution", spec, out_dir=tmp_path, kernel=kernel)
     env = make(False)
     twap = evaluate(env, "twap")
     got = evaluate(env, policy_fn(res.algorithm))
@@ -44,11 +51,11 @@ def test_execution_policy_beats_twap(algorithm: str, collect: int, margin: float
 
 
 @pytest.mark.parametrize(("algorithm", "kwargs"), [("sac", {}), ("ppo", {"lr": 1e-3})])
-def test_portfolio_policy_beats_baselines(algorithm: str, kwargs: dict) -> None:
+def test_portfolio_policy_beats_baselines(algorithm: str, kwargs: dict, kernel) -> None:
     make = _portfolio_factory()
     spec = TrainSpec(algorithm=algorithm, algorithm_kwargs=kwargs, epochs=3, epoch_steps=400,
                      collect_steps=100 if algorithm == "sac" else 200, test_episodes=1, warmup_steps=200, seed=0)
-    res = train(make, "portfolio", spec)
+    res = train(make, "portfolio", spec, kernel=kernel)
     env = make(False)
     base = baselines(env)
     got = policy_metrics(env, policy_fn(res.algorithm))
@@ -56,18 +63,18 @@ def test_portfolio_policy_beats_baselines(algorithm: str, kwargs: dict) -> None:
     assert got["cumulative_return"] > best_base + 0.01, (got, base)
 
 
-def test_seeded_runs_reproduce_and_resume(tmp_path) -> None:
-    make = _exec_factory()
+def test_seeded_runs_reproduce_and_resume(tmp_path, kernel) -> None:
+    make = _exec_factory(kernel)
     spec = TrainSpec(algorithm="ppo", epochs=1, epoch_steps=100, collect_steps=100, test_episodes=2,
                      hidden_sizes=(16,), seed=7)
-    a = train(make, "execution", spec, out_dir=tmp_path / "a")
-    b = train(make, "execution", spec, out_dir=tmp_path / "b")
+    a = train(make, "execution", spec, out_dir=tmp_path / "a", kernel=kernel)
+    b = train(make, "execution", spec, out_dir=tmp_path / "b", kernel=kernel)
     for (ka, va), (kb, vb) in zip(a.algorithm.state_dict().items(), b.algorithm.state_dict().items(), strict=True):
         assert ka == kb
         if hasattr(va, "shape"):
             assert np.array_equal(va.numpy(), vb.numpy())
     spec.epochs = 2
-    c = train(make, "execution", spec, out_dir=tmp_path / "c", resume=tmp_path / "a" / "last.pt")
+    c = train(make, "execution", spec, out_dir=tmp_path / "c", resume=tmp_path / "a" / "last.pt", kernel=kernel)
     assert c.epochs == 2  # continued from epoch 1
     assert json.loads((tmp_path / "c" / "last.json").read_text())["env_step"] > 100
 

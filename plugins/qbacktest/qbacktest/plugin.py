@@ -1,60 +1,36 @@
 """Hook implementations of the backtest plugin: strategies, the simulator executor and ``qcore backtest``.
 
-Factories import their modules only when a component is built, so loading the plugin stays cheap.
+Factories import their modules only when a component is built (:func:`qcore.lazy`), so loading the plugin stays
+cheap.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from qcore import hookimpl
+from qcore import Registrar, hookimpl, lazy
 
-
-def _topk_equal_weight(**kwargs: Any) -> Any:
-    """Equal weights on the top-k scores."""
-    from qbacktest.topk import TopkEqualWeight
-
-    return TopkEqualWeight(**kwargs)
-
-
-def _topk_dropout(**kwargs: Any) -> Any:
-    """Qlib's TopkDropout: hold topk names, swap up to n_drop per bar (strict_topk fixes Qlib #809)."""
-    from qbacktest.strategies.topk_dropout import TopkDropout
-
-    return TopkDropout(**kwargs)
-
-
-def _target_weight(**kwargs: Any) -> Any:
-    """Trade to target weights given per date (Qlib's WeightStrategyBase)."""
-    from qbacktest.strategies.weight import TargetWeight
-
-    return TargetWeight(**kwargs)
-
-
-def _soft_topk(**kwargs: Any) -> Any:
-    """Qlib's SoftTopkStrategy: move weight from names leaving the top k to those entering it."""
-    from qbacktest.strategies.weight import SoftTopk
-
-    return SoftTopk(**kwargs)
-
-
-def _order_replay(**kwargs: Any) -> Any:
-    """Replay orders from a file (datetime, instrument, amount, direction), like Qlib's FileOrderStrategy."""
-    from qbacktest.strategies.replay import OrderReplay
-
-    return OrderReplay(**kwargs)
-
-
-def _simulator(**kwargs: Any) -> Any:
-    """Daily simulator executor (serial or parallel order execution), Qlib's SimulatorExecutor."""
-    from qbacktest.executor import SimulatorExecutor
-
-    return SimulatorExecutor(**kwargs)
+_topk_dropout = lazy("qbacktest.strategies.topk_dropout:TopkDropout",
+                     description="Qlib's TopkDropout: hold topk names, swap up to n_drop per bar (strict_topk fixes "
+                                 "Qlib #809).")  # fmt: skip
+_target_weight = lazy("qbacktest.strategies.weight:TargetWeight",
+                      description="Trade to target weights given per date (Qlib's WeightStrategyBase).")
+_soft_topk = lazy("qbacktest.strategies.weight:SoftTopk",
+                  description="Qlib's SoftTopkStrategy: move weight from names leaving the top k to those entering "
+                              "it.")  # fmt: skip
+_order_replay = lazy("qbacktest.strategies.replay:OrderReplay",
+                     description="Replay orders from a file (datetime, instrument, amount, direction), like Qlib's "
+                                 "FileOrderStrategy.")  # fmt: skip
+_simulator = lazy("qbacktest.executor:SimulatorExecutor",
+                  description="Daily simulator executor (serial or parallel order execution), Qlib's "
+                              "SimulatorExecutor.")  # fmt: skip
+_port_analysis = lazy("qbacktest.records:PortAnaRecord",
+                      description="Backtest the run's predictions and store Qlib's reports, risk analysis and an HTML "
+                                  "report.")  # fmt: skip
 
 
 @hookimpl
-def qcore_register_strategies(register: Any) -> None:
-    register("topk_equal_weight", _topk_equal_weight)
+def qcore_register_strategies(register: Registrar) -> None:
     register("TopkDropout", _topk_dropout, aliases=("topk_dropout", "TopkDropoutStrategy"))
     register("TargetWeight", _target_weight, aliases=("target_weight", "WeightStrategy", "WeightStrategyBase"))
     register("SoftTopk", _soft_topk, aliases=("soft_topk", "SoftTopkStrategy"))
@@ -62,7 +38,7 @@ def qcore_register_strategies(register: Any) -> None:
 
 
 @hookimpl
-def qcore_register_executors(register: Any) -> None:
+def qcore_register_executors(register: Registrar) -> None:
     register("simulator", _simulator, aliases=("SimulatorExecutor",))
 
 
@@ -73,13 +49,6 @@ def qcore_register_commands(cli: Any, kernel: Any) -> None:
     cli.add_command(backtest_command)
 
 
-def _port_analysis(**kwargs: Any) -> Any:
-    """Backtest the run's predictions and store Qlib's reports, risk analysis and an HTML report."""
-    from qbacktest.records import PortAnaRecord
-
-    return PortAnaRecord(**kwargs)
-
-
 @hookimpl
-def qcore_register_records(register: Any) -> None:
+def qcore_register_records(register: Registrar) -> None:
     register("port_analysis", _port_analysis, aliases=("PortAnaRecord",))

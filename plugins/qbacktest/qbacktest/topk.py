@@ -1,4 +1,8 @@
-"""Equal-weight top-k targets from a day's scores."""
+"""Equal-weight top-k targets from a day's scores.
+
+A helper for weight strategies, not a strategy itself: it has no ``reset``/``generate_trade_decision``, so it is not
+registered as one (the kernel checks every built strategy against :class:`qcore.trading.Strategy`).
+"""
 
 from __future__ import annotations
 

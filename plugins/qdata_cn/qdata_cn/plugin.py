@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from qcore import hookimpl
+from qcore import Registrar, hookimpl, lazy
 
 
 def open_qlib_bin(provider_uri: str | os.PathLike[str] | dict[str, str], region: str = "cn") -> Any:
@@ -39,15 +39,14 @@ def open_synth_cn(
     return QlibBinProvider(root, region=region)
 
 
-def cn_market_rules(**kwargs: Any) -> Any:
-    """China A-share rules: lot 100, T+1, price limits by board/ST/date, commission (min 5 CNY), stamp duty."""
-    from qdata_cn.rules import CNMarketRules
-
-    return CNMarketRules(**kwargs)
+#: China A-share rules: lot 100, T+1, price limits by board/ST/date, commission (min 5 CNY), stamp duty.
+cn_market_rules = lazy("qdata_cn.rules:CNMarketRules",
+                       description="China A-share rules: lot 100, T+1, board/ST price limits, commission and stamp "
+                                   "duty")  # fmt: skip
 
 
 @hookimpl
-def qcore_register_data_providers(register: Any) -> None:
+def qcore_register_data_providers(register: Registrar) -> None:
     register("qlib_bin", open_qlib_bin, aliases=("qlib", "bin"),
              description="Qlib bin store (provider_uri), read as whole panels")  # fmt: skip
     register("synth_cn", open_synth_cn,
@@ -55,9 +54,8 @@ def qcore_register_data_providers(register: Any) -> None:
 
 
 @hookimpl
-def qcore_register_market_rules(register: Any) -> None:
-    register("cn", cn_market_rules, aliases=("a_share", "china"),
-             description="China A-share rules: lot 100, T+1, board/ST price limits, commission and stamp duty")
+def qcore_register_market_rules(register: Registrar) -> None:
+    register("cn", cn_market_rules, aliases=("a_share", "china"))
 
 
 @hookimpl

@@ -16,7 +16,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from qcore import hookimpl
+from qcore import Registrar, hookimpl, lazy
 from qcore.errors import OptionalDependencyError
 
 TORCH_INSTALL = "pip install 'qmodel-zoo[torch]'"
@@ -41,11 +41,7 @@ def _checked(factory: Callable[..., Any]) -> Callable[..., Any]:
     return factory
 
 
-def _linear(**kwargs: Any) -> Any:
-    """Linear least squares: OLS, ridge, lasso, non-negative."""
-    from qmodel_zoo.linear import LinearModel
-
-    return LinearModel(**kwargs)
+_linear = lazy("qmodel_zoo.linear:LinearModel", description="Linear least squares: OLS, ridge, lasso, non-negative.")
 
 
 def _check_linear(kwargs: Mapping[str, Any]) -> None:
@@ -58,20 +54,11 @@ def _check_linear(kwargs: Mapping[str, Any]) -> None:
 _linear.check_kwargs = _check_linear  # type: ignore[attr-defined]
 
 
-@_checked
-def _lightgbm(**kwargs: Any) -> Any:
-    """LightGBM trees, early-stopped on the valid segment (Qlib's LGBModel)."""
-    from qmodel_zoo.gbdt import LGBModel
-
-    return LGBModel(**kwargs)
-
-
-@_checked
-def _double_ensemble(**kwargs: Any) -> Any:
-    """DoubleEnsemble: LightGBM sub-models with sample re-weighting and feature selection."""
-    from qmodel_zoo.double_ensemble import DEnsembleModel
-
-    return DEnsembleModel(**kwargs)
+_lightgbm = _checked(lazy("qmodel_zoo.gbdt:LGBModel",
+                           description="LightGBM trees, early-stopped on the valid segment (Qlib's LGBModel)."))
+_double_ensemble = _checked(lazy("qmodel_zoo.double_ensemble:DEnsembleModel",
+                                 description="DoubleEnsemble: LightGBM sub-models with sample re-weighting and "
+                                             "feature selection."))  # fmt: skip
 
 
 def _torch_factory(name: str, class_name: str, description: str) -> Callable[..., Any]:
@@ -101,7 +88,7 @@ TORCH_MODELS = (
 
 
 @hookimpl
-def qcore_register_models(register: Any) -> None:
+def qcore_register_models(register: Registrar) -> None:
     """Register the zoo's models under qcore names and Qlib's class names."""
     register("linear", _linear, aliases=("LinearModel",))
     register("lightgbm", _lightgbm, aliases=("LGBModel", "lgb"))
@@ -110,14 +97,9 @@ def qcore_register_models(register: Any) -> None:
         register(name, _torch_factory(name, class_name, description), aliases=(qlib_name,), description=description)
 
 
-def _sig_analysis(**kwargs: Any) -> Any:
-    """IC, ICIR, Rank IC and Rank ICIR of the predictions (Qlib's SigAnaRecord)."""
-    from qmodel_zoo.records import SigAnaRecord
-
-    return SigAnaRecord(**kwargs)
-
-
 @hookimpl
-def qcore_register_records(register: Any) -> None:
+def qcore_register_records(register: Registrar) -> None:
     """Register the signal-analysis record."""
-    register("sig_analysis", _sig_analysis, aliases=("SigAnaRecord",))
+    register("sig_analysis", lazy("qmodel_zoo.records:SigAnaRecord",
+                                  description="IC, ICIR, Rank IC and Rank ICIR of the predictions (Qlib's "
+                                              "SigAnaRecord)."), aliases=("SigAnaRecord",))  # fmt: skip

@@ -3,13 +3,11 @@ feature sets."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from qcore import hookimpl
+from qcore import Registrar, hookimpl, lazy
 
 
 @hookimpl
-def qcore_register_operators(register: Any) -> None:
+def qcore_register_operators(register: Registrar) -> None:
     from qops.elementwise import OPERATORS as ELEMENTWISE
     from qops.rolling import OPERATORS as ROLLING
 
@@ -18,28 +16,18 @@ def qcore_register_operators(register: Any) -> None:
 
 
 @hookimpl
-def qcore_register_processors(register: Any) -> None:
+def qcore_register_processors(register: Registrar) -> None:
     from qops.processors import PROCESSORS
 
     for processor in PROCESSORS:
         register(processor.__name__, processor)
 
 
-def _alpha158(**config: Any) -> Any:
-    """Qlib's Alpha158 feature set (158 features + LABEL0; Qlib's generator config knobs)."""
-    from qops.features import alpha158
-
-    return alpha158(**config)
-
-
-def _alpha360(**config: Any) -> Any:
-    """Qlib's Alpha360 feature set (60 days of normalised prices and volume + LABEL0)."""
-    from qops.features import alpha360
-
-    return alpha360(**config)
-
-
 @hookimpl
-def qcore_register_feature_sets(register: Any) -> None:
-    register("alpha158", _alpha158, aliases=("Alpha158",), description=_alpha158.__doc__)
-    register("alpha360", _alpha360, aliases=("Alpha360",), description=_alpha360.__doc__)
+def qcore_register_feature_sets(register: Registrar) -> None:
+    register("alpha158", lazy("qops.features:alpha158", description="Qlib's Alpha158 feature set (158 features + "
+                                                                     "LABEL0; Qlib's generator config knobs)."),
+             aliases=("Alpha158",))  # fmt: skip
+    register("alpha360", lazy("qops.features:alpha360", description="Qlib's Alpha360 feature set (60 days of "
+                                                                     "normalised prices and volume + LABEL0)."),
+             aliases=("Alpha360",))  # fmt: skip

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from qcore import hookimpl
-
-
-def _mlflow_recorder(**kwargs: Any) -> Any:
-    """MLflow tracking; a sqlite database ``./mlflow.db`` by default, any tracking URI works."""
-    from qrecorder_mlflow.recorder import MlflowRecorder
-
-    return MlflowRecorder(**kwargs)
+from qcore import Registrar, hookimpl, lazy
 
 
 @hookimpl
-def qcore_register_recorders(register: Any) -> None:
-    register("mlflow", _mlflow_recorder)
+def qcore_register_recorders(register: Registrar) -> None:
+    register("mlflow", lazy("qrecorder_mlflow.recorder:MlflowRecorder",
+                            description="MLflow tracking; a sqlite database ``./mlflow.db`` by default, any tracking "
+                                        "URI works."))  # fmt: skip

@@ -5,9 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-ON_POLICY = ("ppo",)
-OFF_POLICY = ("dqn", "sac", "td3")
-
 
 def _gaussian(loc_scale: Any) -> Any:
     import torch

@@ -34,8 +34,9 @@ def train_cmd(ctx: click.Context, config: str, resume: str | None, as_json: bool
     from qrl import config as cfgmod
     from qrl import workflow
 
-    cfg = cfgmod.load(config)
-    results = workflow.train(cfg, _kernel(ctx), resume=resume)
+    kernel = _kernel(ctx)
+    cfg = cfgmod.load(config, kernel)
+    results = workflow.train(cfg, kernel, resume=resume)
     click.echo(json.dumps(results, indent=2)) if as_json else _print(results)
 
 
@@ -49,6 +50,7 @@ def eval_cmd(ctx: click.Context, config: str, ckpt: str, as_json: bool) -> None:
     from qrl import config as cfgmod
     from qrl import workflow
 
-    cfg = cfgmod.load(config)
-    results = workflow.evaluate(cfg, ckpt, _kernel(ctx))
+    kernel = _kernel(ctx)
+    cfg = cfgmod.load(config, kernel)
+    results = workflow.evaluate(cfg, ckpt, kernel)
     click.echo(json.dumps(results, indent=2)) if as_json else _print(results)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qcore.config import Document, read_yaml
+from qcore.errors import UnknownComponentError
 from qrl.trainer import TrainSpec
+
+if TYPE_CHECKING:
+    from qcore.kernel import Kernel
 
 ENVS = ("execution", "portfolio")
 TOP = ("env", "data", "env_kwargs", "algorithm", "trainer", "output")
@@ -41,10 +45,12 @@ def _mapping(doc: Document, value: Any, path: str, allowed: tuple[str, ...]) -> 
     return dict(value)
 
 
-def validate(doc: Document) -> RLConfig:
-    """Check ``doc`` and build an :class:`RLConfig`; the first problem raises a ``ConfigError``."""
-    from qrl.registry import components
+def validate(doc: Document, kernel: Kernel) -> RLConfig:
+    """Check ``doc`` and build an :class:`RLConfig`; the first problem raises a ``ConfigError``.
 
+    :param kernel: the loaded kernel; the algorithm is looked up in its ``rl_algorithm`` registry, so another
+        plugin's algorithm validates like qrl's own.
+    """
     top = _mapping(doc, doc.data, "", TOP)
     env = top.get("env")
     if env not in ENVS:
@@ -55,9 +61,10 @@ def validate(doc: Document) -> RLConfig:
     env_kwargs = _mapping(doc, top.get("env_kwargs"), "env_kwargs", tuple(top.get("env_kwargs") or ()))
     alg = _mapping(doc, top.get("algorithm"), "algorithm", ("name", "kwargs", "hidden_sizes"))
     name = alg.get("name", "ppo")
-    known = components().names("algorithm")
-    if name not in known:
-        raise doc.error(f"unknown algorithm {name!r}; available: {', '.join(known)}", "algorithm.name")
+    try:
+        kernel.registry("rl_algorithm").entry(name)
+    except UnknownComponentError as exc:
+        raise doc.error(str(exc), "algorithm.name") from None
     hidden = alg.get("hidden_sizes", [64, 64])
     if not isinstance(hidden, list) or not all(isinstance(h, int) and h > 0 for h in hidden):
         raise doc.error("hidden_sizes must be a list of positive integers", "algorithm.hidden_sizes")
@@ -80,6 +87,6 @@ def validate(doc: Document) -> RLConfig:
                     output.get("recorder_uri"), str(output.get("experiment", f"rl_{env}")), doc.source)
 
 
-def load(path: str | Path) -> RLConfig:
-    """Read and validate the YAML config at ``path``."""
-    return validate(read_yaml(path))
+def load(path: str | Path, kernel: Kernel) -> RLConfig:
+    """Read and validate the YAML config at ``path`` against ``kernel``'s components."""
+    return validate(read_yaml(path), kernel)

@@ -1,36 +1,41 @@
-"""Environment factories: assemble an environment from data and named components (``{"name": ..., "kwargs": ...}``)."""
+"""Environment factories: assemble an environment from data and named components (``{"name": ..., "kwargs": ...}``),
+built through the kernel's ``rl_*`` registries so another plugin's interpreters and rewards can be named."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qrl.data import DailyData, IntradayData
 
+if TYPE_CHECKING:
+    from qcore.kernel import Kernel
 
-def _component(kind: str, spec: Mapping[str, Any] | None, default: str) -> Any:
-    from qrl.registry import components
 
+def _component(kernel: Kernel, kind: str, spec: Mapping[str, Any] | None, default: str) -> Any:
     spec = dict(spec or {})
-    return components().create(kind, spec.get("name", default), **dict(spec.get("kwargs") or {}))
+    return kernel.create(kind, spec.get("name", default), **dict(spec.get("kwargs") or {}))
 
 
 def make_execution_env(
-    data: IntradayData, *, state: Mapping[str, Any] | None = None, action: Mapping[str, Any] | None = None,
-    reward: Mapping[str, Any] | None = None, **kwargs: Any,
+    data: IntradayData, *, kernel: Kernel, state: Mapping[str, Any] | None = None,
+    action: Mapping[str, Any] | None = None, reward: Mapping[str, Any] | None = None, **kwargs: Any,
 ) -> Any:
-    """An :class:`~qrl.execution.env.ExecutionEnv` with named state/action interpreters and reward."""
+    """An :class:`~qrl.execution.env.ExecutionEnv` with named state/action interpreters and reward.
+
+    :param kernel: where the named ``rl_state_interpreter``, ``rl_action_interpreter`` and ``rl_reward`` come from.
+    """
     from qrl.execution.env import ExecutionEnv
 
     return ExecutionEnv(
-        data, state=_component("state_interpreter", state, "recent_bars"),
-        action=_component("action_interpreter", action, "categorical"),
-        reward=_component("reward", reward, "pa_penalty"), **kwargs,
+        data, state=_component(kernel, "rl_state_interpreter", state, "recent_bars"),
+        action=_component(kernel, "rl_action_interpreter", action, "categorical"),
+        reward=_component(kernel, "rl_reward", reward, "pa_penalty"), **kwargs,
     )
 
 
-def make_portfolio_env(data: DailyData, **kwargs: Any) -> Any:
-    """A :class:`~qrl.portfolio.env.PortfolioEnv`."""
+def make_portfolio_env(data: DailyData, *, kernel: Kernel | None = None, **kwargs: Any) -> Any:
+    """A :class:`~qrl.portfolio.env.PortfolioEnv` (it names no component, so it needs no kernel)."""
     from qrl.portfolio.env import PortfolioEnv
 
     return PortfolioEnv(data, **kwargs)

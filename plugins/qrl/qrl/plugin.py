@@ -4,27 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from qcore import hookimpl
+from qcore import KindSpec, Registrar, hookimpl, lazy
+from qcore.registry import KindRegistrar
 
-
-def _twap(**kwargs: Any) -> Any:
-    """TWAP baseline execution: equal lots over the window's steps."""
-    from qrl.twap import TwapExecutor
-
-    return TwapExecutor(**kwargs)
-
-
-def _rl_policy(**kwargs: Any) -> Any:
-    """A trained portfolio policy as a backtest strategy (``checkpoint``, ``config``, ``deterministic``,
-    ``risk_degree``)."""
-    from qrl.portfolio.strategy import RLPolicyStrategy
-
-    return RLPolicyStrategy(**kwargs)
-
-
-@hookimpl
-def qcore_register_strategies(register: Any) -> None:
-    register("rl_policy", _rl_policy)
+#: The component kinds qrl declares; other plugins fill them through the hooks of :mod:`qrl.hookspecs`.
+KINDS: tuple[KindSpec, ...] = (
+    KindSpec("rl_env", "qrl_register_envs", "RL environments built from data and env_kwargs.", ("rl_envs",),
+             "gymnasium:Env"),
+    KindSpec("rl_state_interpreter", "qrl_register_state_interpreters", "Execution-env observations.",
+             ("rl_state_interpreters",)),
+    KindSpec("rl_action_interpreter", "qrl_register_action_interpreters", "Execution-env actions to amounts.",
+             ("rl_action_interpreters",)),
+    KindSpec("rl_reward", "qrl_register_rewards", "Execution-env rewards.", ("rl_rewards",)),
+    KindSpec("rl_baseline", "qrl_register_baselines", "Baselines an RL policy is evaluated against, by env.",
+             ("rl_baselines",)),
+    KindSpec("rl_algorithm", "qrl_register_algorithms", "RL algorithms (tianshou 2) for an env's spaces.",
+             ("rl_algorithms",), "tianshou.algorithm:Algorithm"),
+)
 
 
 @hookimpl
@@ -35,8 +31,16 @@ def qcore_addhooks(pluginmanager: Any) -> None:
 
 
 @hookimpl
-def qcore_register_executors(register: Any) -> None:
-    register("twap", _twap)
+def qcore_register_kinds(register_kind: KindRegistrar) -> None:
+    for spec in KINDS:
+        register_kind(spec)
+
+
+@hookimpl
+def qcore_register_strategies(register: Registrar) -> None:
+    register("rl_policy", lazy("qrl.portfolio.strategy:RLPolicyStrategy",
+                               description="A trained portfolio policy as a backtest strategy (``checkpoint``, "
+                                           "``config``, ``deterministic``, ``risk_degree``)."))  # fmt: skip
 
 
 @hookimpl
@@ -46,27 +50,43 @@ def qcore_register_commands(cli: Any, kernel: Any) -> None:
     cli.add_command(rl)
 
 
-def _lazy(module: str, attr: str) -> Any:
-    def factory(*args: Any, **kwargs: Any) -> Any:
-        import importlib
-
-        return getattr(importlib.import_module(module), attr)(*args, **kwargs)
-
-    factory.__name__ = attr
-    factory.__doc__ = f"{module}.{attr}"
-    return factory
+@hookimpl
+def qrl_register_envs(register: Registrar) -> None:
+    register("execution", lazy("qrl.envs:make_execution_env", description="Liquidate or buy an order over a day's "
+                                                                           "minute bars."))  # fmt: skip
+    register("portfolio", lazy("qrl.envs:make_portfolio_env", description="Daily allocation over a basket with "
+                                                                          "lots and costs."))  # fmt: skip
 
 
 @hookimpl
-def qrl_register_components(register: Any) -> None:
-    """qrl's built-in environments, interpreters, rewards, baselines and algorithms."""
-    register("env", "execution", _lazy("qrl.envs", "make_execution_env"))
-    register("env", "portfolio", _lazy("qrl.envs", "make_portfolio_env"))
-    register("state_interpreter", "recent_bars", _lazy("qrl.execution.interpreters", "RecentBarsState"))
-    register("action_interpreter", "categorical", _lazy("qrl.execution.interpreters", "CategoricalAction"))
-    register("action_interpreter", "continuous", _lazy("qrl.execution.interpreters", "ContinuousAction"))
-    register("reward", "pa_penalty", _lazy("qrl.execution.reward", "PriceAdvantageReward"))
-    register("baseline", "execution", _lazy("qrl.execution.baselines", "baselines"))
-    register("baseline", "portfolio", _lazy("qrl.portfolio.env", "baselines"))
-    for name in ("ppo", "dqn", "sac", "td3"):
-        register("algorithm", name, _lazy("qrl.algorithms", f"build_{name}"))
+def qrl_register_state_interpreters(register: Registrar) -> None:
+    register("recent_bars", lazy("qrl.execution.interpreters:RecentBarsState",
+                                 description="The last ``window`` deal prices and the order's progress."))
+
+
+@hookimpl
+def qrl_register_action_interpreters(register: Registrar) -> None:
+    register("categorical", lazy("qrl.execution.interpreters:CategoricalAction",
+                                 description="Discrete action k trades k / (n - 1) * max_multiple TWAP slices."))
+    register("continuous", lazy("qrl.execution.interpreters:ContinuousAction",
+                                description="Action a in [0, 1] trades a * max_multiple TWAP slices."))
+
+
+@hookimpl
+def qrl_register_rewards(register: Registrar) -> None:
+    register("pa_penalty", lazy("qrl.execution.reward:PriceAdvantageReward",
+                                description="Price advantage over TWAP (bps) less a penalty on concentrated trading."))
+
+
+@hookimpl
+def qrl_register_baselines(register: Registrar) -> None:
+    register("execution", lazy("qrl.execution.baselines:baselines", description="TWAP and VWAP."))
+    register("portfolio", lazy("qrl.portfolio.env:baselines", description="Buy-and-hold and daily equal weight."))
+
+
+@hookimpl
+def qrl_register_algorithms(register: Registrar) -> None:
+    register("ppo", lazy("qrl.algorithms:build_ppo", description="PPO (discrete or continuous actions)."))
+    register("dqn", lazy("qrl.algorithms:build_dqn", description="Double DQN (discrete actions)."))
+    register("sac", lazy("qrl.algorithms:build_sac", description="SAC with twin critics (continuous actions)."))
+    register("td3", lazy("qrl.algorithms:build_td3", description="TD3 (continuous actions)."))

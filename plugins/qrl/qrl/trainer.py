@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from qrl import checkpoint
-from qrl.algorithms import ON_POLICY
 
-BUILDERS = ("ppo", "dqn", "sac", "td3")
+if TYPE_CHECKING:
+    from qcore.kernel import Kernel
 
 
 @dataclass
@@ -50,17 +50,22 @@ class TrainResult:
     checkpoints: dict[str, Path]
 
 
-def build_algorithm(spec: TrainSpec, env: Any, components: Any | None = None) -> Any:
-    """The tianshou algorithm ``spec.algorithm`` for ``env``'s spaces (built-ins or an RL ``algorithm`` component)."""
+def build_algorithm(spec: TrainSpec, env: Any, kernel: Kernel) -> Any:
+    """The tianshou algorithm ``spec.algorithm`` for ``env``'s spaces, built from ``kernel``'s ``rl_algorithm``
+    registry (qrl's own or another plugin's), checked to be a ``tianshou.algorithm.Algorithm``."""
     import torch
 
-    from qrl.registry import components as all_components
-
     torch.manual_seed(spec.seed)
-    reg = components or all_components()
-    factory = reg.get("algorithm", spec.algorithm)
-    return factory(env.observation_space, env.action_space, hidden_sizes=tuple(spec.hidden_sizes),
-                   **dict(spec.algorithm_kwargs))
+    return kernel.create("rl_algorithm", spec.algorithm, obs_space=env.observation_space,
+                         act_space=env.action_space, hidden_sizes=tuple(spec.hidden_sizes),
+                         **dict(spec.algorithm_kwargs))
+
+
+def is_on_policy(algorithm: Any) -> bool:
+    """Whether ``algorithm`` trains on-policy (tianshou's ``OnPolicyAlgorithm``: PPO, A2C...)."""
+    from tianshou.algorithm.algorithm_base import OnPolicyAlgorithm
+
+    return isinstance(algorithm, OnPolicyAlgorithm)
 
 
 def _logger(run: Any | None, spec: TrainSpec, saver: Callable[[int, int, int], None], restored: tuple[int, int, int]
@@ -110,10 +115,11 @@ def train(
     out_dir: str | Path | None = None,
     run: Any | None = None,
     resume: str | Path | None = None,
-    components: Any | None = None,
+    kernel: Kernel,
     extra_meta: Mapping[str, Any] | None = None,
 ) -> TrainResult:
-    """Train ``spec.algorithm`` on ``spec.n_envs`` copies of ``make_env(True)``, testing on ``make_env(False)``.
+    """Train ``spec.algorithm`` (from ``kernel``'s ``rl_algorithm`` registry) on ``spec.n_envs`` copies of
+    ``make_env(True)``, testing on ``make_env(False)``.
 
     Checkpoints ``last.pt`` (every epoch) and ``best.pt`` (best test reward) go to ``out_dir``; ``resume`` continues
     from a ``last.pt`` (networks, optimisers and counters). Training stops early when the mean test reward reaches
@@ -128,7 +134,8 @@ def train(
     np.random.seed(spec.seed)
     probe = make_env(True)
     expected = checkpoint.env_spec(env_name, probe)
-    algorithm = build_algorithm(spec, probe, components)
+    algorithm = build_algorithm(spec, probe, kernel)
+    on_policy = is_on_policy(algorithm)
     restored = (0, 0, 0)
     if resume is not None:
         meta = checkpoint.read_meta(resume)
@@ -161,7 +168,7 @@ def train(
     test_collector = Collector(algorithm, test_envs, ReplayBuffer(1))
     train_collector.reset()
     test_collector.reset()
-    if spec.warmup_steps and spec.algorithm not in ON_POLICY and resume is None:
+    if spec.warmup_steps and not on_policy and resume is None:
         train_collector.collect(n_step=spec.warmup_steps, random=True)
     stop = None if spec.stop_reward is None else (lambda r: r >= spec.stop_reward)
     common = {
@@ -171,7 +178,7 @@ def train(
         "save_best_fn": save_best, "logger": _logger(run, spec, save_last, restored),
         "resume_from_log": resume is not None, "verbose": False, "show_progress": False,
     }
-    if spec.algorithm in ON_POLICY:
+    if on_policy:
         params: Any = OnPolicyTrainerParams(**common, update_step_num_repetitions=spec.repeat)
     else:
         params = OffPolicyTrainerParams(**common, update_step_num_gradient_steps_per_sample=spec.updates_per_step)

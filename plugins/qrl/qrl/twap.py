@@ -1,4 +1,8 @@
-"""The TWAP baseline: split a parent order evenly over the steps of a trading window, in whole lots."""
+"""The TWAP baseline: split a parent order evenly over the steps of a trading window, in whole lots.
+
+A schedule, not an executor (it has no ``reset``/``execute``), so it is not registered as one: the kernel checks
+every built executor against :class:`qcore.trading.Executor`.
+"""
 
 from __future__ import annotations
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from qcore.errors import ConfigError
+from qcore.errors import ComponentContractError, ConfigError, UnknownComponentError
 from qrl.config import RLConfig
 
+if TYPE_CHECKING:
+    from qcore.kernel import Kernel
 
-def load_data(cfg: RLConfig, kernel: Any | None) -> tuple[Any, Any]:
-    """Train and test data of ``cfg`` (the test part starts where the training part ends)."""
+
+def load_data(cfg: RLConfig, kernel: Kernel | None) -> tuple[Any, Any]:
+    """Train and test data of ``cfg`` (the test part starts where the training part ends); planted data needs no
+    kernel, a store does."""
     from qrl import data as qd
 
     d = cfg.data
@@ -42,14 +46,11 @@ def _provider(cfg: RLConfig, kernel: Any) -> tuple[Any, Any]:
     return provider, kernel.create("market_rules", "cn")
 
 
-def env_factory(cfg: RLConfig, train_data: Any, test_data: Any, kernel: Any | None = None) -> Callable[[bool], Any]:
-    """``make_env(training)`` for ``cfg``; env kwargs errors become ``ConfigError`` at ``env_kwargs``."""
-    from qrl.registry import components
-
-    reg = components(kernel) if kernel is not None else components()
-    factory = reg.get("env", cfg.env)
+def env_factory(cfg: RLConfig, train_data: Any, test_data: Any, kernel: Kernel) -> Callable[[bool], Any]:
+    """``make_env(training)`` for ``cfg`` from ``kernel``'s ``rl_env`` registry; env kwargs errors become
+    ``ConfigError`` at ``env_kwargs``."""
     kwargs = dict(cfg.env_kwargs)
-    if cfg.env == "portfolio" and kernel is not None and "provider_uri" in cfg.data:
+    if cfg.env == "portfolio" and "provider_uri" in cfg.data:
         rules = kernel.create("market_rules", "cn")
         kwargs.setdefault("costs", rules.costs)
         kwargs.setdefault("lot_size", rules.lot_size)
@@ -60,7 +61,12 @@ def env_factory(cfg: RLConfig, train_data: Any, test_data: Any, kernel: Any | No
         if cfg.env == "portfolio" and not training:
             extra["episode_days"] = None
         try:
-            return factory(train_data if training else test_data, **{**kwargs, **extra})
+            return kernel.create("rl_env", cfg.env, data=train_data if training else test_data, kernel=kernel,
+                                 **{**kwargs, **extra})
+        except ComponentContractError:
+            raise
+        except UnknownComponentError as exc:
+            raise ConfigError(str(exc), path="env_kwargs", source=cfg.source) from None
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"invalid env_kwargs for {cfg.env!r}: {exc}", path="env_kwargs",
                               source=cfg.source) from None
@@ -69,14 +75,13 @@ def env_factory(cfg: RLConfig, train_data: Any, test_data: Any, kernel: Any | No
     return make
 
 
-def evaluate_policy(cfg: RLConfig, env: Any, act: Callable[[Any], Any] | None) -> dict[str, Any]:
-    """Metrics of the policy (when given) and of the baselines on the sequential test ``env``."""
+def evaluate_policy(cfg: RLConfig, env: Any, act: Callable[[Any], Any] | None, kernel: Kernel) -> dict[str, Any]:
+    """Metrics of the policy (when given) and of the env's ``rl_baseline`` on the sequential test ``env``."""
     if cfg.env == "execution":
-        from qrl.execution.baselines import baselines, evaluate
+        from qrl.execution.baselines import evaluate
     else:
-        from qrl.portfolio.env import baselines
         from qrl.portfolio.env import policy_metrics as evaluate
-    out: dict[str, Any] = dict(baselines(env))
+    out: dict[str, Any] = dict(kernel.registry("rl_baseline").get(cfg.env)(env))
     if act is not None:
         out["policy"] = evaluate(env, act)
     return out
@@ -98,7 +103,7 @@ def data_meta(cfg: RLConfig, data: Any) -> dict[str, Any]:
     return {"instruments": list(data.instruments), "feature_names": list(data.feature_names), "features": features}
 
 
-def train(cfg: RLConfig, kernel: Any | None = None, resume: str | Path | None = None) -> dict[str, Any]:
+def train(cfg: RLConfig, kernel: Kernel, resume: str | Path | None = None) -> dict[str, Any]:
     """Train per ``cfg``, then evaluate the best checkpoint against the baselines; metrics go to the recorder."""
     from qrl import checkpoint
     from qrl.trainer import policy_fn
@@ -110,11 +115,11 @@ def train(cfg: RLConfig, kernel: Any | None = None, resume: str | Path | None = 
     try:
         if run is not None:
             run.log_params({"env": cfg.env, "algorithm": cfg.spec.algorithm, "seed": cfg.spec.seed})
-        result = fit(make, cfg.env, cfg.spec, out_dir=cfg.out_dir, run=run, resume=resume,
+        result = fit(make, cfg.env, cfg.spec, out_dir=cfg.out_dir, run=run, resume=resume, kernel=kernel,
                      extra_meta=data_meta(cfg, tr))
         if "best" in result.checkpoints:
             checkpoint.load(result.checkpoints["best"], result.algorithm)
-        metrics = evaluate_policy(cfg, make(False), policy_fn(result.algorithm))
+        metrics = evaluate_policy(cfg, make(False), policy_fn(result.algorithm), kernel)
         if run is not None:
             _log(run, metrics)
             run.end()
@@ -126,7 +131,7 @@ def train(cfg: RLConfig, kernel: Any | None = None, resume: str | Path | None = 
             "best_reward": result.best_reward, "env_steps": result.env_steps}
 
 
-def evaluate(cfg: RLConfig, checkpoint_path: str | Path, kernel: Any | None = None) -> dict[str, Any]:
+def evaluate(cfg: RLConfig, checkpoint_path: str | Path, kernel: Kernel) -> dict[str, Any]:
     """Load ``checkpoint_path`` (checked against the config's env and algorithm) and evaluate it."""
     from qrl import checkpoint
     from qrl.trainer import build_algorithm, policy_fn
@@ -136,12 +141,12 @@ def evaluate(cfg: RLConfig, checkpoint_path: str | Path, kernel: Any | None = No
     make = env_factory(cfg, tr, te, kernel)
     env = make(False)
     checkpoint.check_compatible(meta, checkpoint.env_spec(cfg.env, env), cfg.spec.algorithm, checkpoint_path)
-    algorithm = build_algorithm(cfg.spec, env)
+    algorithm = build_algorithm(cfg.spec, env, kernel)
     checkpoint.load(checkpoint_path, algorithm)
-    return {"metrics": evaluate_policy(cfg, env, policy_fn(algorithm))}
+    return {"metrics": evaluate_policy(cfg, env, policy_fn(algorithm), kernel)}
 
 
-def _start_run(cfg: RLConfig, kernel: Any | None) -> Any:
-    if cfg.recorder_uri is None or kernel is None:
+def _start_run(cfg: RLConfig, kernel: Kernel) -> Any:
+    if cfg.recorder_uri is None:
         return None
     return kernel.create("recorder", "local", uri=cfg.recorder_uri).start_run(cfg.experiment)

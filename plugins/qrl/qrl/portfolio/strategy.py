@@ -102,6 +102,7 @@ class RLPolicyStrategy(TargetWeight):
 
     def reset(self, infra: TradingInfra) -> None:
         """Load the trained instruments' closes and features up to the last bar, then the policy."""
+        from qcore.kernel import Kernel
         from qrl import checkpoint as ckpt
         from qrl.data import load_daily
         from qrl.portfolio.env import PortfolioEnv
@@ -129,7 +130,7 @@ class RLPolicyStrategy(TargetWeight):
         self.env.reset()
         spec = TrainSpec(algorithm=str(self.meta.get("algorithm")), hidden_sizes=tuple(self.meta["hidden_sizes"]),
                          algorithm_kwargs=dict(self.meta.get("algorithm_kwargs") or {}))
-        algorithm = build_algorithm(spec, self.env)
+        algorithm = build_algorithm(spec, self.env, Kernel.load(use_env=False))
         try:
             ckpt.load(self.checkpoint, algorithm)
         except QcoreError as exc:
