@@ -2,7 +2,7 @@
 """Alpha158 benchmark: qcore's feature set + label over a synthetic store, against Qlib's ``Alpha158`` handler.
 
     python benchmarks/bench_alpha158.py [--instruments 300] [--days 2500] [--repeat 3] [--store DIR] [--no-qlib]
-                                        [--check] [--json OUT]
+                                        [--check] [--no-cli] [--market all] [--json OUT]
 
 Each side runs in a fresh process of its own, so its peak resident memory (``ru_maxrss``) is its own:
 
@@ -16,7 +16,19 @@ Each side runs in a fresh process of its own, so its peak resident memory (``ru_
   dataset_cache=None, kernels=2)``, ``Alpha158(instruments="all", start_time, end_time, infer_processors=[],
   learn_processors=[]).fetch(col_set="__all", data_key="raw")`` is timed (handler construction + fetch, one run).
 
-The store (``$TMPDIR/qcore-bench/synth_<N>x<D>_s<seed>`` unless ``--store``) is built when missing, with
+Command-line mode (unless ``--no-cli``): what a user waits for, each side a whole process timed from outside
+(interpreter start-up, imports, store, evaluation, writing the file), best of ``--repeat`` for qcore, one run for
+Qlib:
+
+- qcore: ``qcore features alpha158 --provider-uri STORE --instruments MARKET --out X.parquet``;
+- Qlib: ``qlib.init(...)``, ``Alpha158(instruments=MARKET, ...).fetch(col_set="__all", data_key="raw")`` and
+  ``to_parquet`` (pandas' defaults), as a Python script in Qlib's environment.
+
+The ratio is reported next to the in-process one. One more in-process run splits qcore's command into its phases
+(start-up, store open, evaluation, frame ordering, file write) and sets the command's wall time against its
+evaluation time (target: within 1.5x).
+
+The store (``.bench/stores/synth_<N>x<D>_s<seed>`` in the checkout unless ``--store``) is built when missing, with
 ``qcore data synth`` when that command exists, else ``qdata_cn.synth.synthesize``. ``--check`` also compares every
 column of the two frames by the golden parity rule (identical NaN/inf positions, 99.9% of finite cells within
 ``1e-4*|qlib| + 1e-6``).
@@ -28,9 +40,11 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +113,100 @@ print("QLIB_RESULT", json.dumps({"seconds": elapsed, "cpu_s": cpu_s, "rows": fra
 """
 
 
+QLIB_CLI_SCRIPT = r"""
+import sys
+store, out, market, start, end = sys.argv[1:6]
+import qlib
+from qlib.contrib.data.handler import Alpha158
+qlib.init(provider_uri=store, region="cn", expression_cache=None, dataset_cache=None, kernels=2)
+handler = Alpha158(instruments=market, start_time=start, end_time=end, infer_processors=[], learn_processors=[])
+frame = handler.fetch(col_set="__all", data_key="raw")
+if frame.columns.nlevels > 1:
+    frame.columns = frame.columns.get_level_values(-1)
+frame.to_parquet(out)
+print(out, frame.shape)
+"""
+
+#: qcore's ``features`` command split into its phases, in one process, the way :mod:`qcore.cli` runs it.
+QCORE_PHASES_SCRIPT = r"""
+import json, sys, time
+began = time.perf_counter()
+store, out, market = sys.argv[1:4]
+from qcore import api
+from qcore.kernel import Kernel
+from qcore import tables
+kernel = Kernel.load(use_env=False)
+features = kernel.create("feature_set", "alpha158")
+loaded = time.perf_counter()
+provider = api.open_provider("qlib_bin", kernel=kernel, provider_uri=store)
+provider.calendar("day")
+provider.markets()
+opened = time.perf_counter()
+frame = api.evaluate({**features.features, **features.labels}, provider, instruments=market, kernel=kernel)
+evaluated = time.perf_counter()
+order = getattr(tables, "instrument_major", None)
+frame = order(frame) if order else frame.swaplevel().sort_index()
+ordered = time.perf_counter()
+tables.write_table(frame, out)
+written = time.perf_counter()
+print("QCORE_PHASES", json.dumps({"startup_s": loaded - began, "open_s": opened - loaded,
+      "evaluate_s": evaluated - opened, "order_s": ordered - evaluated, "write_s": written - ordered,
+      "rows": frame.shape[0], "columns": frame.shape[1]}))
+"""
+
+
+def _qcore_exe() -> str:
+    """The ``qcore`` console script of this interpreter's environment."""
+    beside = Path(sys.executable).with_name("qcore")
+    return str(beside) if beside.exists() else (shutil.which("qcore") or "qcore")
+
+
+def _wall(cmd: list[str], tag: str) -> float:
+    """Wall seconds of one whole process (start-up included); raises with its stderr when it fails."""
+    began = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - began
+    if proc.returncode != 0:
+        raise RuntimeError(f"{tag} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return elapsed
+
+
+def run_cli(store: Path, market: str, out: Path, repeat: int, qlib_python: str | None) -> dict[str, object]:
+    """Command-line mode: ``qcore features alpha158`` against Qlib's handler + fetch + ``to_parquet``, whole processes.
+
+    :param qlib_python: Qlib's interpreter, or ``None`` to time qcore alone.
+    """
+    cmd = [_qcore_exe(), "features", "alpha158", "--provider-uri", str(store), "--instruments", market,
+           "--out", str(out / "qcore_cli.parquet")]  # fmt: skip
+    times = [_wall(cmd, "qcore features") for _ in range(max(1, repeat))]
+    phases = _run([sys.executable, "-c", QCORE_PHASES_SCRIPT, str(store), str(out / "phases.parquet"), market],
+                  "QCORE_PHASES")  # fmt: skip
+    result: dict[str, object] = {"market": market, "qcore_s": min(times), "qcore_times_s": times, "phases": phases}
+    result["qcore_wall_over_evaluate"] = min(times) / phases["evaluate_s"]
+    if qlib_python is not None:
+        calendar = (store / "calendars" / "day.txt").read_text().split()
+        qlib_cmd = [qlib_python, "-c", QLIB_CLI_SCRIPT, str(store), str(out / "qlib_cli.parquet"), market,
+                    calendar[0], calendar[-1]]  # fmt: skip
+        result["qlib_s"] = _wall(qlib_cmd, "Qlib handler + to_parquet")
+        result["speedup"] = result["qlib_s"] / result["qcore_s"]
+    return result
+
+
+def print_cli(cli: dict[str, object], in_process: float | None) -> None:
+    """The command-line figures, next to the in-process ratio."""
+    p = cli["phases"]
+    times = ", ".join(f"{t:.2f}s" for t in cli["qcore_times_s"])
+    print(f"CLI qcore features alpha158 --instruments {cli['market']}: {times}; best {cli['qcore_s']:.2f}s = "
+          f"{cli['qcore_wall_over_evaluate']:.2f}x its evaluation (target <= 1.5x)")  # fmt: skip
+    print(f"  phases (one process): start-up {p['startup_s']:.2f}s, store open {p['open_s']:.2f}s, evaluation "
+          f"{p['evaluate_s']:.2f}s, instrument-major order {p['order_s']:.2f}s, Parquet write {p['write_s']:.2f}s "
+          f"({p['rows']} rows x {p['columns']} columns)")  # fmt: skip
+    if "qlib_s" in cli:
+        shown = f"{in_process:.1f}x" if in_process is not None else "n/a"
+        print(f"CLI Qlib Alpha158 handler + fetch + to_parquet: {cli['qlib_s']:.2f}s -> speed-up {cli['speedup']:.1f}x "
+              f"end to end (in-process {shown})")  # fmt: skip
+
+
 def _run(cmd: list[str], tag: str) -> dict[str, float]:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -147,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-qlib", action="store_true", help="skip Qlib")
     parser.add_argument("--check", action="store_true", help="compare every column with Qlib's")
     parser.add_argument("--qlib-python", default=default_qlib_python())
+    parser.add_argument("--no-cli", action="store_true", help="skip the command-line mode")
+    parser.add_argument("--market", default="all", help="universe of the command-line mode (all, csi300...)")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = parser.parse_args(argv)
 
@@ -200,6 +310,11 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"parity with Qlib: columns {'identical' if check['columns_same'] else 'DIFFER'}, "
                           f"{check['rows']} rows, {len(check['failed'])} columns differ"
                           + "".join(f"\n  {f}" for f in check["failed"]))  # fmt: skip
+        if not args.no_cli:
+            qlib_python = None if args.no_qlib or not Path(args.qlib_python).exists() else args.qlib_python
+            cli = run_cli(store, args.market, keep, args.repeat, qlib_python)
+            result["cli"] = cli
+            print_cli(cli, result.get("speedup"))
     result["loadavg_1m_end"] = os.getloadavg()[0]
     load = f"{result['loadavg_1m_start']:.1f} -> {result['loadavg_1m_end']:.1f}"
     print(f"1-minute load average {load} on {os.cpu_count()} CPUs (other work on the machine slows both sides)")

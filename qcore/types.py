@@ -9,21 +9,38 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import attrs
-import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # numpy and pandas are imported where used, so importing these types stays cheap
+    import numpy as np
+    import pandas as pd
 
 #: The index names of every frame qcore returns: one row per (datetime, instrument).
 INDEX_NAMES = ("datetime", "instrument")
+
+
+def _timestamp(value: object) -> pd.Timestamp:
+    """``pd.Timestamp(value)``, importing pandas on first use."""
+    import pandas as pd
+
+    return pd.Timestamp(value)
+
+
+def _datetime_index(value: object) -> pd.DatetimeIndex:
+    """``pd.DatetimeIndex(value)``, importing pandas on first use."""
+    import pandas as pd
+
+    return pd.DatetimeIndex(value)
 
 
 @attrs.frozen
 class Span:
     """An inclusive date range during which an instrument belongs to a universe (or has data)."""
 
-    start: pd.Timestamp = attrs.field(converter=pd.Timestamp)
-    end: pd.Timestamp = attrs.field(converter=pd.Timestamp)
+    start: pd.Timestamp = attrs.field(converter=_timestamp)
+    end: pd.Timestamp = attrs.field(converter=_timestamp)
 
     def __attrs_post_init__(self) -> None:
         if self.end < self.start:
@@ -31,8 +48,8 @@ class Span:
 
     def clip(self, start: pd.Timestamp | None, end: pd.Timestamp | None) -> Span | None:
         """This span cut to ``[start, end]``, or ``None`` when nothing is left."""
-        lo = self.start if start is None else max(self.start, pd.Timestamp(start))
-        hi = self.end if end is None else min(self.end, pd.Timestamp(end))
+        lo = self.start if start is None else max(self.start, _timestamp(start))
+        hi = self.end if end is None else min(self.end, _timestamp(end))
         return Span(lo, hi) if lo <= hi else None
 
 
@@ -42,8 +59,8 @@ Universe = Mapping[str, tuple[Span, ...]]
 
 def clip_universe(universe: Universe, start: object = None, end: object = None) -> dict[str, tuple[Span, ...]]:
     """Keep only the parts of each membership span inside ``[start, end]``; drop instruments left with none."""
-    lo = None if start is None else pd.Timestamp(start)
-    hi = None if end is None else pd.Timestamp(end)
+    lo = None if start is None else _timestamp(start)
+    hi = None if end is None else _timestamp(end)
     out: dict[str, tuple[Span, ...]] = {}
     for inst, spans in universe.items():
         kept = tuple(s for s in (span.clip(lo, hi) for span in spans) if s is not None)
@@ -54,6 +71,8 @@ def clip_universe(universe: Universe, start: object = None, end: object = None) 
 
 def membership_mask(universe: Universe, dates: pd.DatetimeIndex, instruments: Sequence[str]) -> np.ndarray:
     """A boolean ``(len(dates), len(instruments))`` array: True where the instrument is a member on that date."""
+    import numpy as np
+
     mask = np.zeros((len(dates), len(instruments)), dtype=bool)
     values = dates.values
     for j, inst in enumerate(instruments):
@@ -72,7 +91,7 @@ class Panel:
     provider returns and what the expression engine computes on, whole, without per-instrument loops.
     """
 
-    dates: pd.DatetimeIndex = attrs.field(converter=pd.DatetimeIndex)
+    dates: pd.DatetimeIndex = attrs.field(converter=_datetime_index)
     instruments: tuple[str, ...] = attrs.field(converter=tuple)
     data: Mapping[str, np.ndarray] = attrs.field(factory=dict)
 
@@ -109,6 +128,9 @@ class Panel:
         :param order: ``"datetime"`` for index (datetime, instrument) sorted by date, ``"instrument"`` for index
             (instrument, datetime) sorted by instrument, as Qlib's ``D.features`` returns.
         """
+        import numpy as np
+        import pandas as pd
+
         t, n = self.shape
         if order == "datetime":
             rows = np.ones((t, n), dtype=bool) if mask is None else mask
@@ -135,7 +157,7 @@ class Panel:
 class StampDuty:
     """A stamp-duty rate on sells effective from ``since`` (inclusive) until the next entry."""
 
-    since: pd.Timestamp = attrs.field(converter=pd.Timestamp)
+    since: pd.Timestamp = attrs.field(converter=_timestamp)
     rate: float = attrs.field(converter=float)
 
 
@@ -156,7 +178,7 @@ class CostSchedule:
 
     def stamp_duty_on(self, date: object) -> float:
         """The stamp-duty rate on a sell on ``date``."""
-        ts = pd.Timestamp(date)
+        ts = _timestamp(date)
         rate = 0.0
         for entry in self.stamp_duty:
             if entry.since <= ts:
