@@ -116,6 +116,54 @@ def make_processor(factory: Callable[..., Any], kwargs: Mapping[str, Any], fit_s
     return factory(**params)
 
 
+def _date_rows(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """The rows of ``frame`` dated within ``[start, end]``.
+
+    Dataset frames are sorted by date, so the rows are one contiguous run: a positional slice, which pandas gives
+    as a view of the same memory (no copy of a frame that may hold hundreds of megabytes). Frames that are not
+    sorted by date fall back to a boolean selection (a copy).
+    """
+    dates = frame.index.get_level_values("datetime")
+    if dates.is_monotonic_increasing:
+        lo = int(dates.searchsorted(start, "left"))
+        hi = int(dates.searchsorted(end, "right"))
+        return frame.iloc[lo:hi]
+    return frame[(dates >= start) & (dates <= end)]
+
+
+def _column_group(frame: pd.DataFrame, group: str) -> pd.DataFrame:
+    """The columns of ``group`` (level 0) with the group level dropped, as ``frame[group]`` gives them.
+
+    A group whose columns sit side by side (as :func:`build_dataset` lays them out) is taken as a positional slice,
+    a view rather than the copy ``frame[group]`` makes of a single-dtype frame.
+    """
+    where = np.flatnonzero(frame.columns.get_level_values(0) == group)
+    if len(where) == 0 or where[-1] - where[0] + 1 != len(where):
+        return frame[group]
+    part = frame.iloc[:, where[0] : where[-1] + 1]
+    return part.set_axis(part.columns.get_level_values(1), axis=1, copy=False)
+
+
+def _describe(component: Any) -> str:
+    """A stable text of a component's type and settings (for :attr:`PanelDataset.fingerprint`)."""
+    kind = f"{type(component).__module__}.{type(component).__qualname__}"
+    settings = getattr(component, "__dict__", None)
+    if settings is None:
+        return f"{kind}({component!r})"
+    return f"{kind}({sorted((str(k), repr(v)) for k, v in settings.items())})"
+
+
+def dataset_fingerprint(*parts: object) -> str:
+    """A digest of ``parts`` (their ``repr``), used to key caches of what is derived from a dataset."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        digest.update(repr(part).encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
 class PanelDataset:
     """Features and labels over named segments; see the module docstring.
 
@@ -125,6 +173,8 @@ class PanelDataset:
     :param learn_processors: applied after the infer processors to training data.
     :param fit_start: start of the fit window (default: the ``train`` segment's start).
     :param fit_end: end of the fit window (default: the ``train`` segment's end).
+    :param lazy_learn: apply the learn processors when the ``learn`` data is first asked for, not now (a model that
+        finds its training data in a cache never asks: neither the time nor the memory of that copy is spent).
     """
 
     def __init__(
@@ -136,6 +186,7 @@ class PanelDataset:
         learn_processors: Sequence[Processor] = (),
         fit_start: Any = None,
         fit_end: Any = None,
+        lazy_learn: bool = False,
     ) -> None:
         if not isinstance(frame.columns, pd.MultiIndex) or frame.columns.nlevels != 2:
             raise QcoreError("dataset frames need two-level columns (group, name)")
@@ -151,17 +202,20 @@ class PanelDataset:
             if not processor.is_for_infer():
                 raise ConfigError(f"{type(processor).__name__} cannot be an infer processor (it is for learning only)")
         self._raw = frame
+        #: A token that identifies this dataset's content (data version, features, segments, processors) for
+        #: caches of what is derived from it; None when it cannot be known (:func:`build_dataset` sets it).
+        self.fingerprint: str | None = None
         self._infer = self._fit_apply(frame, infer_processors)
-        self._learn = self._fit_apply(self._infer, learn_processors)
+        self._learn_processors = tuple(learn_processors)
+        self._learn: pd.DataFrame | None = None
+        if not lazy_learn:
+            self._learn = self._fit_apply(self._infer, self._learn_processors)
 
     def _fit_apply(self, frame: pd.DataFrame, processors: Sequence[Processor]) -> pd.DataFrame:
         for processor in processors:
-            if self.fit_start is not None:
-                dates = frame.index.get_level_values("datetime")
-                fit_part = frame[(dates >= self.fit_start) & (dates <= self.fit_end)]
-            else:
-                fit_part = frame
+            fit_part = frame if self.fit_start is None else _date_rows(frame, self.fit_start, self.fit_end)
             processor.fit(fit_part)
+            del fit_part
             frame = processor(frame)
         return frame
 
@@ -174,7 +228,16 @@ class PanelDataset:
         """The whole processed frame for ``data_key`` (``raw``, ``infer`` or ``learn``)."""
         if data_key not in DATA_KEYS:
             raise QcoreError(f"data_key must be one of {', '.join(DATA_KEYS)}, got {data_key!r}")
+        if data_key == "learn" and self._learn is None:
+            self._learn = self._fit_apply(self._infer, self._learn_processors)
         return {"raw": self._raw, "infer": self._infer, "learn": self._learn}[data_key]
+
+    def release(self, data_key: str = "learn") -> None:
+        """Let go of the ``learn`` frame, which a consumer has taken what it needs from (a model that copied its
+        training matrices): its memory is freed, and the frame is computed again, identically, if asked for."""
+        if data_key != "learn":
+            raise QcoreError(f"only the learn frame can be released, not {data_key!r}")
+        self._learn = None
 
     def prepare(
         self, segment: str, col_set: str | Sequence[str] = "__all", data_key: str = "infer"
@@ -186,9 +249,8 @@ class PanelDataset:
         bounds = self.segments[segment]
         frame = self.frame(data_key)
         if col_set != "__all":  # pick the columns first: only they are copied when the rows are cut
-            frame = frame[col_set] if isinstance(col_set, str) else frame.loc[:, list(col_set)]
-        dates = frame.index.get_level_values("datetime")
-        return frame[(dates >= bounds.start) & (dates <= bounds.end)]
+            frame = _column_group(frame, col_set) if isinstance(col_set, str) else frame.loc[:, list(col_set)]
+        return _date_rows(frame, bounds.start, bounds.end)
 
     def xy(self, segment: str, data_key: str | None = None) -> tuple[pd.DataFrame, pd.Series | None]:
         """Features and the first label of ``segment``.
@@ -197,8 +259,8 @@ class PanelDataset:
         """
         key = data_key or ("learn" if segment in ("train", "valid") else "infer")
         rows = self.prepare(segment, "__all", key)
-        features = rows["feature"]
-        label = rows["label"].iloc[:, 0] if "label" in rows.columns.get_level_values(0) else None
+        features = _column_group(rows, "feature")
+        label = _column_group(rows, "label").iloc[:, 0] if "label" in rows.columns.get_level_values(0) else None
         return features, label
 
     def ts_view(self, segment: str, step_len: int = 30, data_key: str | None = None) -> TSView:
@@ -286,11 +348,22 @@ def build_dataset(
     frame = engine.evaluate(expressions, instruments, start, end)
     groups = ["feature"] * len(feature_set.features) + ["label"] * len(feature_set.labels)
     frame.columns = pd.MultiIndex.from_arrays([groups, list(expressions)])
-    return PanelDataset(
+    # described before fitting: the settings that make the processors, not what they learn from the data
+    described = ([_describe(p) for p in infer_processors], [_describe(p) for p in learn_processors])
+    dataset = PanelDataset(
         frame,
         segments,
         infer_processors=infer_processors,
         learn_processors=learn_processors,
         fit_start=fit_start,
         fit_end=fit_end,
+        lazy_learn=True,
     )
+    version = getattr(getattr(engine, "provider", None), "version", None)
+    if isinstance(version, str) and version:
+        seg = sorted((name, str(s.start), str(s.end)) for name, s in parsed.items())
+        dataset.fingerprint = dataset_fingerprint(
+            version, getattr(engine, "freq", "day"), instruments if isinstance(instruments, str) else
+            tuple(instruments), sorted(feature_set.features.items()), sorted(feature_set.labels.items()),
+            list(expressions), seg, str(dataset.fit_start), str(dataset.fit_end), described)
+    return dataset

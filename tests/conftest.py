@@ -14,6 +14,12 @@ def _no_plugin_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("QCORE_DISABLE_PLUGIN_AUTOLOAD", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _no_home_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Caches (LightGBM's constructed datasets) go to the session's temporary folder, not the developer's ~/.cache."""
+    monkeypatch.setenv("QCORE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "qcore-cache"))
+
+
 @pytest.fixture
 def kernel() -> Kernel:
     """A kernel with every installed plugin."""

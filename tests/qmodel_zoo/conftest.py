@@ -23,6 +23,14 @@ def planted_lags() -> PanelDataset:
 
 
 @pytest.fixture(autouse=True)
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LightGBM's dataset cache writes under a temporary folder, never the developer's ``~/.cache``."""
+    monkeypatch.setenv("QCORE_CACHE_DIR", str(tmp_path_factory.mktemp("qcore-cache")))
+    monkeypatch.delenv("QCORE_LGB_DATASET_CACHE", raising=False)
+    monkeypatch.delenv("QCORE_LGB_DATASET_CACHE_MAX_MB", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def _one_torch_thread() -> Iterator[None]:
     """Small networks are faster on one thread than fighting over two."""
     try:

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from qmodel_zoo._lightgbm import lgb
 from qmodel_zoo._tree_eval import prepare, read_trees
 
 

@@ -7,13 +7,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
 from qcore import atomic
 from qcore.errors import ConfigError, DataError
 from qmodel_zoo._base import check_known
+from qmodel_zoo._lightgbm import lgb
 
 #: ``loss`` values and the LightGBM objective each maps to (Qlib passes ``loss`` straight through as ``objective``).
 LOSSES = {"mse": "mse", "binary": "binary"}
@@ -48,13 +48,18 @@ def booster_params(component: str, loss: str, extra: Mapping[str, Any]) -> dict[
 
 
 def training_arrays(features: pd.DataFrame, label: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Float32 features and float64 label of the rows whose label is finite (LightGBM cannot learn NaN labels)."""
+    """Float32 features and float64 label of the rows whose label is finite (LightGBM cannot learn NaN labels).
+
+    The features come as one contiguous array (LightGBM would otherwise copy a strided view of the frame itself).
+    """
     y = label.to_numpy(dtype=np.float64)
     rows = np.isfinite(y)
     if not rows.any():
         raise DataError("no row with a finite label to learn from")
     x = features.to_numpy(dtype=np.float32)
-    return (x, y) if rows.all() else (x[rows], y[rows])
+    if not rows.all():
+        return x[rows], y[rows]
+    return (x if x.flags.c_contiguous or x.flags.f_contiguous else np.asfortranarray(x)), y
 
 
 def write_booster(booster: lgb.Booster, path: Path) -> None:

@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import attrs
-import lightgbm as lgb
 import numpy as np
+
+from qmodel_zoo._lightgbm import lgb
 
 #: LightGBM's ``kZeroThreshold`` (a float constant, compared in double).
 ZERO = float(np.float32(1e-35))

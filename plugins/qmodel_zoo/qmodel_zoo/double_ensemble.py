@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
@@ -27,6 +26,7 @@ from qmodel_zoo._base import (
     write_state,
 )
 from qmodel_zoo._lgb import booster_params, read_booster, training_arrays, write_booster
+from qmodel_zoo._lightgbm import lgb
 from qmodel_zoo.gbdt import check_extra_names, check_lightgbm_values
 
 DEFAULT_SAMPLE_RATIOS = (0.8, 0.7, 0.6, 0.5, 0.4)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from pathlib import Path
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
 from qcore.errors import ConfigError
 from qcore.modelio import write_manifest
 from qcore.protocols import Dataset
+from qmodel_zoo import _lgb_cache as lgb_cache
 from qmodel_zoo._base import (
     check_choice,
     check_known,
@@ -27,7 +29,10 @@ from qmodel_zoo._base import (
     write_state,
 )
 from qmodel_zoo._lgb import LOSSES, booster_params, read_booster, training_arrays, write_booster
+from qmodel_zoo._lgb_cache import LgbDatasetCache
+from qmodel_zoo._lightgbm import lgb
 
+logger = logging.getLogger(__name__)
 MODEL_FILE = "model.txt"
 #: LightGBM parameters whose check needs the real data (feature counts, column names, files): not probed early.
 _DATA_DEPENDENT = ("categorical_feature", "monotone_constraints", "interaction_constraints", "feature_contri",
@@ -115,6 +120,8 @@ class LGBModel:
     unless the parameters say otherwise. Rows with a NaN label are left out of training.
 
     :param verbose_eval: log the metrics every this many rounds (0: silent).
+    :param dataset_cache: reuse LightGBM's constructed datasets across runs (:mod:`qmodel_zoo._lgb_cache`; also
+        off with ``QCORE_LGB_DATASET_CACHE=0``).
     """
 
     registry_name = "lightgbm"
@@ -125,6 +132,7 @@ class LGBModel:
         early_stopping_rounds: int | None = 50,
         num_boost_round: int = 1000,
         verbose_eval: int = 0,
+        dataset_cache: bool = True,
         **kwargs: Any,
     ) -> None:
         check_choice("loss", loss, tuple(LOSSES))
@@ -139,6 +147,14 @@ class LGBModel:
         self.early_stopping_rounds = early_stopping_rounds
         self.num_boost_round = int(num_boost_round)
         self.verbose_eval = int(verbose_eval)
+        if not isinstance(dataset_cache, bool):
+            raise ConfigError(f"dataset_cache must be true or false, got {dataset_cache!r}", path="dataset_cache")
+        self.dataset_cache = dataset_cache
+        #: where the last fit's LightGBM datasets came from: ``hit``, ``miss`` (built and stored) or ``off``.
+        self.dataset_cache_ = "off"
+        #: seconds the last fit spent on: feature matrices (``arrays``), LightGBM's dataset construction
+        #: (``construct``), the dataset cache (``cache``: reading or writing it) and boosting (``boost``).
+        self.timings_: dict[str, float] = {}
         self._kwargs = jsonable(kwargs)
         self.model: lgb.Booster | None = None
         self.feature_names_: list[str] = []
@@ -152,30 +168,89 @@ class LGBModel:
             "early_stopping_rounds": self.early_stopping_rounds,
             "num_boost_round": self.num_boost_round,
             "verbose_eval": self.verbose_eval,
+            **({} if self.dataset_cache else {"dataset_cache": False}),
             **self._kwargs,
         }
 
     def fit(self, dataset: Dataset) -> LGBModel:
-        """Train on ``train``; with a ``valid`` segment, stop after ``early_stopping_rounds`` rounds without gain."""
-        features, label = labelled(dataset, "train")
-        self.feature_names_ = [str(c) for c in features.columns]
-        x, y = training_arrays(features, label)
-        train_set = lgb.Dataset(x, label=y, free_raw_data=True)
-        sets, names = [train_set], ["train"]
-        if has_segment(dataset, "valid"):
-            valid_x, valid_y = labelled(dataset, "valid")
-            vx, vy = training_arrays(valid_x[list(features.columns)], valid_y)
-            sets.append(lgb.Dataset(vx, label=vy, reference=train_set, free_raw_data=True))
-            names.append("valid")
+        """Train on ``train``; with a ``valid`` segment, stop after ``early_stopping_rounds`` rounds without gain.
+
+        The constructed LightGBM datasets come from the dataset cache (:mod:`qmodel_zoo._lgb_cache`) when an entry
+        for the same data, dataset configuration and LightGBM dataset parameters exists, and are stored there
+        otherwise; the model trained is the same either way.
+        """
+        names = ["train", *(["valid"] if has_segment(dataset, "valid") else [])]
+        self.timings_ = {"arrays": 0.0, "construct": 0.0, "cache": 0.0}
+        sets = self._cached_sets(dataset, names)
+        if sets is None:
+            sets = self._construct_sets(dataset, names)
+        train_set = sets[0]
         self.evals_result_ = {}
         callbacks = [lgb.record_evaluation(self.evals_result_)]
         if self.verbose_eval:
             callbacks.append(lgb.log_evaluation(period=self.verbose_eval))
         if self.early_stopping_rounds and len(sets) > 1:
             callbacks.append(lgb.early_stopping(self.early_stopping_rounds, verbose=bool(self.verbose_eval)))
+        began = time.perf_counter()
         self.model = lgb.train(self.params, train_set, num_boost_round=self.num_boost_round, valid_sets=sets,
                                valid_names=names, callbacks=callbacks)
+        self.timings_["boost"] = time.perf_counter() - began
+        logger.info("lightgbm: datasets %s: arrays %.2fs, construct %.2fs, cache %s %.2fs; %d boosting rounds in "
+                    "%.2fs", "/".join(names), self.timings_["arrays"], self.timings_["construct"], self.dataset_cache_,
+                    self.timings_["cache"], self.model.current_iteration(), self.timings_["boost"])  # fmt: skip
         return self
+
+    def _cache(self) -> LgbDatasetCache | None:
+        return LgbDatasetCache() if lgb_cache.enabled(self.dataset_cache) else None
+
+    def _cached_sets(self, dataset: Dataset, names: list[str]) -> list[lgb.Dataset] | None:
+        """The constructed datasets from the cache, or None (cache off, no fingerprint, no usable entry)."""
+        fingerprint = getattr(dataset, "fingerprint", None)
+        cache = self._cache()
+        self.dataset_cache_ = "off" if cache is None or not fingerprint else "miss"
+        if cache is None or not fingerprint:
+            return None
+        began = time.perf_counter()
+        found = cache.load(cache.key(fingerprint, self.params, names), self.params, names)
+        self.timings_["cache"] += time.perf_counter() - began
+        if found is None:
+            return None
+        sets, self.feature_names_ = found
+        self.dataset_cache_ = "hit"
+        return sets
+
+    def _construct_sets(self, dataset: Dataset, names: list[str]) -> list[lgb.Dataset]:
+        """Build the LightGBM datasets of ``names`` from ``dataset`` (and store them in the cache when it is on)."""
+        began = time.perf_counter()
+        arrays = []
+        for name in names:
+            features, label = labelled(dataset, name)
+            if name == "train":
+                self.feature_names_ = [str(c) for c in features.columns]
+            elif list(features.columns) != self.feature_names_:
+                features = features[self.feature_names_]
+            arrays.append(training_arrays(features, label))
+            del features, label
+        release = getattr(dataset, "release", None)
+        if callable(release):  # the matrices are copies: the processed training frame can go before LightGBM bins
+            release("learn")
+        self.timings_["arrays"] += time.perf_counter() - began
+        params, sets = dict(self.params), []
+        while arrays:
+            began = time.perf_counter()
+            x, y = arrays.pop(0)
+            reference = sets[0] if sets else None
+            # free_raw_data: each float matrix is freed once LightGBM has binned it
+            sets.append(lgb.Dataset(x, label=y, reference=reference, params=params, free_raw_data=True).construct())
+            del x, y
+            self.timings_["construct"] += time.perf_counter() - began
+        fingerprint = getattr(dataset, "fingerprint", None)
+        cache = self._cache() if fingerprint else None
+        if cache is not None:
+            began = time.perf_counter()
+            cache.store(cache.key(fingerprint, self.params, names), sets, names, self.feature_names_)
+            self.timings_["cache"] += time.perf_counter() - began
+        return sets
 
     @property
     def best_iteration_(self) -> int:
