@@ -47,6 +47,7 @@ def evaluate(
     end: object = None,
     freq: str = "day",
     kernel: Kernel | None = None,
+    missing_fields: str = "error",
 ) -> pd.DataFrame:
     """Evaluate expressions into a float32 frame indexed ``(datetime, instrument)``, one column per expression.
 
@@ -56,6 +57,8 @@ def evaluate(
     :param start: first date (text such as ``2020-01-31``, a date or a Timestamp); an invalid date is a
         :class:`~qcore.dates.DateError` naming ``start``.
     :param end: last date, likewise.
+    :param missing_fields: a field the store lacks is an error naming it (``"error"``), or is read as NaN with a
+        warning naming it and the columns that use it (``"nan"``, what ``qcore features`` does for feature sets).
     """
     from qcore.dates import parse_optional_date
     from qcore.expr.engine import ExpressionEngine
@@ -63,7 +66,7 @@ def evaluate(
     start, end = parse_optional_date(start, "start"), parse_optional_date(end, "end")
 
     kernel = kernel or load_kernel()
-    engine = ExpressionEngine(provider, kernel.registry("operator"), freq=freq)
+    engine = ExpressionEngine(provider, kernel.registry("operator"), freq=freq, missing_fields=missing_fields)
     exprs = dict(expressions) if isinstance(expressions, Mapping) else list(expressions)
     universe = instruments if isinstance(instruments, str) else list(instruments)
     return engine.evaluate(exprs, universe, start, end)

@@ -141,16 +141,21 @@ class QcoreGroup(click.Group):
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--version``: the kernel's version and each installed plugin's, read from package metadata.
+
+    No plugin is imported (that is what made ``qcore --version`` slow): a plugin that is installed but broken is
+    still listed with its version; ``qcore plugins`` shows what actually loads.
+    """
     if not value or ctx.resilient_parsing:
         return
     from qcore import __version__
-    from qcore.kernel import Kernel
+    from qcore.plugins import installed_entry_points
 
     click.echo(f"qcore {__version__}")
-    kernel = Kernel.load(strict=False)
-    for info in kernel.plugins():
-        if not info.builtin:
-            click.echo(f"  {info.name} {info.version or '?'} ({info.distribution or info.module})")
+    for name, entry_point in installed_entry_points().items():
+        dist = getattr(entry_point, "dist", None)
+        origin = dist.metadata["Name"] if dist is not None else entry_point.value
+        click.echo(f"  {name} {dist.version if dist is not None else '?'} ({origin})")
     ctx.exit()
 
 
@@ -187,17 +192,23 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
         origin = "builtin" if info.builtin else (info.distribution or info.module)
         click.echo(f"{info.name} {info.version or ''} ({origin})")
         click.echo(f"  hooks: {', '.join(info.hooks) or '-'}")
+        if info.kinds:
+            click.echo(f"  declares kinds: {', '.join(info.kinds)}")
         for kind, names in info.components.items():
             click.echo(f"  {kind}: {', '.join(names)}")
 
 
 @cli.command("list")
-@click.argument("kind")
+@click.argument("kind", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
-def list_command(ctx: click.Context, kind: str, as_json: bool) -> None:
-    """List the components of KIND (models, strategies, operators, data_providers, market_rules, ...)."""
-    registry = get_kernel(ctx).registry(kind)
+def list_command(ctx: click.Context, kind: str | None, as_json: bool) -> None:
+    """List the components of KIND (models, strategies, rl_algorithm, ...); without KIND, every kind with counts."""
+    kernel = get_kernel(ctx)
+    if kind is None:
+        _list_kinds(kernel, as_json)
+        return
+    registry = kernel.registry(kind)
     rows = [
         {"name": e.name, "plugin": e.plugin, "aliases": list(e.aliases), "description": e.description} for e in registry
     ]
@@ -210,6 +221,21 @@ def list_command(ctx: click.Context, kind: str, as_json: bool) -> None:
     for row in rows:
         aliases = f" (aliases: {', '.join(row['aliases'])})" if row["aliases"] else ""
         click.echo(f"{row['name']:<{width}}  [{row['plugin']}]  {row['description']}{aliases}")
+
+
+def _list_kinds(kernel: Any, as_json: bool) -> None:
+    """Every component kind (the kernel's and those plugins declare) with its count, declaring plugin and hook."""
+    rows = [
+        {"kind": spec.name, "count": len(kernel.registry(spec.name)), "plugin": spec.plugin,
+         "hook": spec.hook_name, "aliases": list(spec.aliases), "description": spec.description}
+        for spec in kernel.kinds()
+    ]  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    width = max(len(r["kind"]) for r in rows)
+    for row in rows:
+        click.echo(f"{row['kind']:<{width}}  {row['count']:>4}  [{row['plugin']}]  {row['description']}")
 
 
 def _load(ctx: click.Context, config_path: str, overrides: Sequence[str]) -> tuple[Any, Any]:
@@ -457,6 +483,9 @@ def _store_options(command: Any) -> Any:
                      help="Output file (.parquet, or .arrow for Arrow IPC)."),
         click.option("--format", "out_format", type=click.Choice(["parquet", "arrow"]), default=None,
                      help="Output format [default: from the --out suffix, else parquet]."),
+        click.option("--missing-fields", type=click.Choice(["error", "nan"]), default=None,
+                     help="A field the store lacks: an error, or read as NaN with a warning [default: error for "
+                     "expr, nan for features]."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -485,7 +514,7 @@ def _check_takes_uri(kernel: Any, name: str) -> None:
 def _evaluate_to_parquet(ctx: click.Context, expressions: Any, params: dict[str, Any]) -> None:
     """Check every argument (dates, output path, store, instruments) cheaply, then evaluate and write atomically."""
     from qcore import api
-    from qcore.tables import write_table
+    from qcore.tables import instrument_major, write_table
 
     start, end = _dates(params)
     out_path = params["out_path"]
@@ -496,8 +525,8 @@ def _evaluate_to_parquet(ctx: click.Context, expressions: Any, params: dict[str,
     provider.calendar(params["freq"])  # a folder that is no store fails here, naming what is missing
     universe = _instruments(provider, params["instruments"])
     frame = api.evaluate(expressions, provider, instruments=universe, start=start, end=end, freq=params["freq"],
-                         kernel=kernel)
-    frame = frame.swaplevel().sort_index()
+                         kernel=kernel, missing_fields=params.get("missing_fields") or "error")
+    frame = instrument_major(frame)
     try:
         write_table(frame, out_path, params["out_format"])
     except OSError as exc:
@@ -529,6 +558,7 @@ def features_command(ctx: click.Context, feature_set: str, label: bool, **params
     expressions = dict(definition.features)
     if label:
         expressions.update(definition.labels)
+    params["missing_fields"] = params.get("missing_fields") or "nan"  # a feature set runs on a store lacking a field
     _evaluate_to_parquet(ctx, expressions, params)
 
 

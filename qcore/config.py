@@ -426,6 +426,8 @@ class DataConfig:
     :ivar start: first date of the run (None: the calendar's start).
     :ivar end: last date of the run (None: the calendar's end).
     :ivar fields: raw fields the data step summarises (None: every stored field).
+    :ivar missing_fields: a field the dataset's feature set reads that the store lacks: ``nan`` (read as NaN,
+        with one warning naming the field and the columns; what None means) or ``error``.
     """
 
     provider: ComponentSpec
@@ -435,6 +437,7 @@ class DataConfig:
     start: pd.Timestamp | None = None
     end: pd.Timestamp | None = None
     fields: tuple[str, ...] | None = None
+    missing_fields: str | None = None
 
 
 @attrs.frozen
@@ -633,7 +636,9 @@ def _shown(value: Any) -> str:
 
 
 _TOP_KEYS = ("experiment", "seed", "plugins", "data", "dataset", "model", "backtest", "records", "recorder")
-_DATA_KEYS = ("provider", "market_rules", "universe", "freq", "start", "end", "fields")
+_DATA_KEYS = ("provider", "market_rules", "universe", "freq", "start", "end", "fields", "missing_fields")
+#: Values of ``data.missing_fields``.
+MISSING_FIELDS = ("nan", "error")
 _DATASET_KEYS = ("features", "instruments", "segments", "infer_processors", "learn_processors", "fit_start", "fit_end")
 _BACKTEST_KEYS = ("strategy", "executor", "start", "end", "account", "benchmark", "exchange", "pos_type")
 #: Records run after prediction when a config names none: the signal, its analysis, and the backtest if any.
@@ -713,6 +718,9 @@ def _data(r: _Reader, value: Any) -> DataConfig:
     if start is not None and end is not None and end < start:
         raise r.fail(f"end {end.date()} is before start {start.date()}", "data.end")
     rules = data.get("market_rules")
+    missing = data.get("missing_fields")
+    if missing is not None and missing not in MISSING_FIELDS:
+        raise r.fail(f"expected one of {', '.join(MISSING_FIELDS)}, got {_shown(missing)}", "data.missing_fields")
     return DataConfig(
         provider=r.component(data["provider"], "data.provider"),
         market_rules=r.component(rules, "data.market_rules") if rules is not None else None,
@@ -721,6 +729,7 @@ def _data(r: _Reader, value: Any) -> DataConfig:
         start=start,
         end=end,
         fields=fields,
+        missing_fields=missing,
     )
 
 

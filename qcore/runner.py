@@ -240,6 +240,65 @@ def check_store(context: RunContext) -> None:
         spec = config.dataset
         _check_range(config, calendar, spec.fit_start, spec.fit_end, "dataset.fit_start", "dataset.fit_end",
                      "the fit window", span)  # fmt: skip
+        check_dataset(context)
+
+
+def dataset_engine(context: RunContext) -> Any:
+    """The run's expression engine for its dataset (one per run, kept in ``context.state["engine"]``), reading a
+    field the store lacks as NaN unless ``data.missing_fields`` is ``error``."""
+    from qcore.expr.engine import ExpressionEngine
+
+    engine = context.state.get("engine")
+    if engine is None:
+        config = context.config
+        missing = config.data.missing_fields or "nan"
+        engine = ExpressionEngine(context.provider, context.kernel.registry("operator"), freq=config.data.freq,
+                                  missing_fields=missing)  # fmt: skip
+        context.state["engine"] = engine
+    return engine
+
+
+def check_dataset(context: RunContext) -> None:
+    """The dataset's features and labels parsed and checked against the store's fields and the operators; its
+    instruments have members in the span of its segments. Cheap: no data is read.
+
+    A field a feature reads that the store lacks is a warning (the feature is NaN), or an error with
+    ``data.missing_fields: error``; a label always needs its fields (an all-NaN label leaves nothing to learn).
+    """
+    from qcore.expr.engine import ExpressionEngine
+
+    config, provider = context.config, context.provider
+    spec = config.dataset
+    assert spec is not None and provider is not None
+    feature_set = build_component(config, context.kernel, "feature_set", spec.features, "dataset.features")
+    strict = ExpressionEngine(provider, context.kernel.registry("operator"), freq=config.data.freq)
+    _plan_or_fail(config, strict, dict(feature_set.labels), "the label", "a label needs every field it reads")
+    _plan_or_fail(config, dataset_engine(context), {**feature_set.features, **feature_set.labels}, "the feature",
+                  "data.missing_fields: nan reads a missing field as NaN")  # fmt: skip
+    instruments = spec.instruments or config.data.universe
+    first = min(start for start, _ in spec.segments.values())
+    last = max(end for _, end in spec.segments.values())
+    if not clip_universe(provider.universe(instruments), first, last):
+        where = "dataset.instruments" if spec.instruments else "data.universe"
+        raise config.error(f"universe {instruments!r} has no member between {first.date()} and {last.date()}",
+                           where)  # fmt: skip
+
+
+def _plan_or_fail(config: WorkflowConfig, engine: Any, expressions: Mapping[str, str], what: str, hint: str) -> None:
+    """``engine.plan(expressions)``; an expression error becomes a :class:`ConfigError` at ``dataset.features``
+    naming the column and its expression."""
+    from qcore.errors import ExpressionError
+    from qcore.expr.engine import OPT_IN_HINT
+
+    if not expressions:
+        return
+    try:
+        engine.plan(expressions)
+    except ExpressionError as exc:
+        names = [name for name, text in expressions.items() if text == exc.expression]
+        named = bool(names) and names[0] != exc.expression
+        column = f"{what} {names[0]} = {exc.expression}" if named else f"{what} {exc.expression}"
+        raise config.error(f"{column}: {exc.message.replace(OPT_IN_HINT, f' ({hint})')}", "dataset.features") from None
 
 
 def _check_range(config: WorkflowConfig, calendar: Any, start: Any, end: Any, start_path: str, end_path: str,
@@ -313,7 +372,6 @@ def _data_step(context: RunContext) -> tuple[dict[str, float], dict[str, Any]]:
 
 def _dataset_step(context: RunContext) -> tuple[dict[str, float], dict[str, Any]]:
     from qcore.dataset import build_dataset, make_processor
-    from qcore.expr.engine import ExpressionEngine
 
     config, kernel = context.config, context.kernel
     spec = config.dataset
@@ -327,7 +385,7 @@ def _dataset_step(context: RunContext) -> tuple[dict[str, float], dict[str, Any]
     def build(specs: tuple[Any, ...]) -> list[Any]:
         return [make_processor(processors.get(p.name), p.kwargs, fit_start, fit_end) for p in specs]
 
-    engine = ExpressionEngine(context.provider, kernel.registry("operator"), freq=config.data.freq)
+    engine = dataset_engine(context)
     dataset = build_dataset(
         engine,
         feature_set,

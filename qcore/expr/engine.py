@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import difflib
 import heapq
+import logging
 import math
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -36,6 +37,13 @@ from qcore.progress import progress
 from qcore.protocols import DataProvider
 from qcore.types import Panel, Universe, clip_universe, membership_mask
 
+logger = logging.getLogger(__name__)
+
+#: What the engine does with a field the store lacks: ``error`` (an error naming it) or ``nan`` (read as NaN).
+MISSING_FIELDS = ("error", "nan")
+#: What an unknown-field error adds when the engine refuses missing fields.
+OPT_IN_HINT = " (a missing field is read as NaN only when asked: missing_fields='nan', --missing-fields nan)"
+
 
 @attrs.frozen
 class Plan:
@@ -50,6 +58,8 @@ class Plan:
     #: NaN: nodes that read the future, and nodes a future read looks at (their values past a delisting would
     #: otherwise flow back into rows that exist).
     blank_outside: frozenset[Node] = frozenset()
+    #: Fields the batch reads that the store lacks (only with ``missing_fields="nan"``): read as all-NaN panels.
+    missing: tuple[str, ...] = ()
 
     @property
     def left(self) -> float:
@@ -113,6 +123,9 @@ class ExpressionEngine:
     :param num_threads: threads evaluating the graph (0: one per usable core). With more than one, independent
         nodes run at the same time and each kernel on one thread; with 1, nodes run in order on one thread.
     :param cache: an on-disk cache of evaluated expressions (None: no caching).
+    :param missing_fields: a field the store lacks is an error naming it (``"error"``, with a did-you-mean), or
+        is read as all NaN (``"nan"``, as Qlib reads it) with one warning per field naming the columns it touches.
+        Feature sets opt in to ``"nan"`` (many real stores have no ``$vwap``); a user's own expressions do not.
     """
 
     def __init__(
@@ -123,7 +136,12 @@ class ExpressionEngine:
         freq: str = "day",
         num_threads: int = 0,
         cache: ExpressionCache | None = None,
+        missing_fields: str = "error",
     ) -> None:
+        if missing_fields not in MISSING_FIELDS:
+            raise QcoreError(f"missing_fields must be one of {', '.join(MISSING_FIELDS)}, got {missing_fields!r}")
+        self.missing_fields = missing_fields
+        self._warned: set[str] = set()
         self.provider = provider
         self.freq = freq
         self.num_threads = num_threads
@@ -151,10 +169,22 @@ class ExpressionEngine:
         blank: set[Node] = set()
         if not self._fields:  # a folder that is no store (or lacks this frequency) says so, not "unknown field"
             self.provider.calendar(self.freq)
-        for text in texts:
+        absent: dict[str, list[str]] = {}  # missing field -> the columns that read it (only with "nan")
+        for name, text in zip(names, texts):
             root = parse(text)
             _check_root(root, text)
-            check_names(root, operators=self._operators, fields=self._fields, expression=text)
+            known = self._fields
+            if self.missing_fields == "nan":
+                lacking = {n.name.lower() for n in walk(root) if isinstance(n, Field)} - self._fields
+                for field in sorted(lacking):
+                    absent.setdefault(field, []).append(str(name))
+                known = self._fields | lacking
+            try:
+                check_names(root, operators=self._operators, fields=known, expression=text)
+            except ExpressionError as exc:
+                if not exc.message.startswith("unknown field") or "did you mean" in exc.message:
+                    raise  # a typo's suggestion says enough
+                raise ExpressionError(f"{exc.message}{OPT_IN_HINT}", text, exc.position) from None
             for node in walk(root):
                 if node in extents:
                     continue
@@ -171,8 +201,19 @@ class ExpressionEngine:
                     extents[node] = (0.0, 0.0)
             roots.append(root)
         fields = sorted({n.name.lower() for n in extents if isinstance(n, Field)})
+        self._warn_absent(absent)
         return Plan(tuple(names), tuple(roots), tuple(order), tuple(fields), tuple(extents[r] for r in roots),
-                    frozenset(blank))
+                    frozenset(blank), tuple(sorted(absent)))
+
+    def _warn_absent(self, absent: Mapping[str, Sequence[str]]) -> None:
+        """One warning per missing field, naming the columns that read it (once per engine and message)."""
+        for field, columns in absent.items():
+            shown = ", ".join(columns[:10]) + (f" and {len(columns) - 10} more" if len(columns) > 10 else "")
+            message = (f"the store has no field '${field}': it is read as NaN, so {len(columns)} column(s) "
+                       f"are NaN where they use it: {shown}")  # fmt: skip
+            if message not in self._warned:
+                self._warned.add(message)
+                logger.warning(message)
 
     def _check_call(self, node: Call, text: str, extents: Mapping[Node, tuple[float, float]]) -> tuple[float, float]:
         op = self._operators[node.op]
@@ -393,7 +434,7 @@ class ExpressionEngine:
         emit: Callable[[int, np.ndarray], None],
     ) -> None:
         dates = calendar[load_lo : load_hi + 1]
-        raw = _FieldsOnDemand(self.provider, symbols, dates, self.freq)
+        raw = _FieldsOnDemand(self.provider, symbols, dates, self.freq, self._fields)
         data_range = clip_universe({s: sp for s, sp in self.provider.universe("all").items() if s in symbols})
         first_rows, last_rows = _data_rows(data_range, dates, symbols)
         market = instruments if isinstance(instruments, str) else None
@@ -561,7 +602,7 @@ class ExpressionEngine:
         every_node = frozenset(n for sub in sub_roots for n in walk(sub))  # one column: blanking all is cheap
         plan = Plan(tuple(str(s) for s in sub_roots), sub_roots, tuple(sub_order), fields, extents, every_node)
         dates = context.dates
-        sub_raw = self.provider.load(list(fields), (symbol,), dates[0], dates[-1], self.freq)
+        sub_raw = _FieldsOnDemand(self.provider, (symbol,), dates, self.freq, self._fields)
         sub_range = clip_universe({symbol: every[symbol]})
         first_rows, last_rows = _data_rows(sub_range, dates, (symbol,))
         sub_context = OpContext(
@@ -583,10 +624,13 @@ class _FieldsOnDemand:
     """Raw fields loaded one at a time, on first use, one load at a time (providers need not be thread-safe).
 
     The first nodes start computing on the first field while the next ones load, instead of every worker
-    waiting for the whole batch of fields.
+    waiting for the whole batch of fields. A field outside ``stored`` (a plan admits one only with
+    ``missing_fields="nan"``) is an all-NaN panel, as Qlib reads a field file that is not there.
     """
 
-    def __init__(self, provider: DataProvider, symbols: tuple[str, ...], dates: pd.DatetimeIndex, freq: str) -> None:
+    def __init__(self, provider: DataProvider, symbols: tuple[str, ...], dates: pd.DatetimeIndex, freq: str,
+                 stored: Collection[str] | None = None) -> None:
+        self._stored = stored
         self._provider = provider
         self._symbols = symbols
         self._dates = dates
@@ -597,8 +641,11 @@ class _FieldsOnDemand:
     def __getitem__(self, field: str) -> np.ndarray:
         with self._lock:
             if field not in self._loaded:
-                panel = self._provider.load([field], self._symbols, self._dates[0], self._dates[-1], self._freq)
-                self._loaded[field] = panel[field]
+                if self._stored is not None and field not in self._stored:
+                    self._loaded[field] = np.full((len(self._dates), len(self._symbols)), np.nan, dtype=np.float32)
+                else:
+                    panel = self._provider.load([field], self._symbols, self._dates[0], self._dates[-1], self._freq)
+                    self._loaded[field] = panel[field]
             return self._loaded[field]
 
 

@@ -36,7 +36,8 @@ def test_plugins_json_lists_six_plugins_and_builtins() -> None:
     assert rows["qrecorder_mlflow"]["components"] == {"recorder": ["mlflow"]}
     assert rows["qrecorder_mlflow"]["hooks"] == ["qcore_register_recorders"]
     assert rows["qdata_toy"]["components"] == {"data_provider": ["toy"], "market_rules": ["toy"]}
-    assert set(rows["qmodel_zoo"]) == {"name", "module", "distribution", "version", "builtin", "hooks", "components"}
+    assert set(rows["qmodel_zoo"]) == {"name", "module", "distribution", "version", "builtin", "hooks", "components",
+                                       "kinds"}
 
 
 def test_plugins_text() -> None:

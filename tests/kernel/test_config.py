@@ -58,7 +58,7 @@ def test_unknown_key_gives_path_line_and_suggestion(tmp_path: Path) -> None:
         load_config(path)
     assert str(info.value) == (
         f"{path}:9: data.univrse: unknown key 'univrse'; did you mean 'universe'? "
-        "(allowed: provider, market_rules, universe, freq, start, end, fields)"
+        "(allowed: provider, market_rules, universe, freq, start, end, fields, missing_fields)"
     )
     assert info.value.line == 9 and info.value.path == "data.univrse"
 

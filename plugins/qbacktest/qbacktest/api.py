@@ -283,9 +283,7 @@ def check_store(spec: BacktestSpec, provider: Any, kernel: Any, fail: Fail, *, e
         if isinstance(limit, list | tuple):
             for i, expr in enumerate(limit):
                 _check_expression(engine, str(expr), f"exchange.limit_threshold.{i}", stored, fail)
-        elif limit is not None and "change" not in stored:
-            raise fail("a numeric limit_threshold needs the store's $change field, which it lacks",
-                       "exchange.limit_threshold")  # fmt: skip
+        # a numeric limit on a store without $change: the exchange derives it from $close (checked above)
         volume = exchange.get("volume_threshold")
         if volume is not None:
             items = {"all": volume} if isinstance(volume, list | tuple) else dict(volume)
@@ -370,4 +368,22 @@ def check_workflow(context: Any) -> None:
         raise config.error("the port_analysis record needs a backtest section", "records")
     if config.model is None:
         raise config.error("the port_analysis record needs a model's predictions: add a model section", "records")
-    check_backtest(spec_from_workflow(config), context.kernel, workflow_fail(config), provider=context.provider)
+    spec = spec_from_workflow(config)
+    check_backtest(spec, context.kernel, workflow_fail(config), provider=context.provider)
+    _check_predicted_window(config, spec, workflow_fail(config))
+
+
+def _check_predicted_window(config: Any, spec: BacktestSpec, fail: Fail) -> None:
+    """The backtest trades on the model's predictions of the test segment (else the last one): its window must
+    overlap that segment, or the run would train and then find no score to trade on."""
+    if config.dataset is None or not config.dataset.segments:
+        return
+    segments = config.dataset.segments
+    name = "test" if "test" in segments else list(segments)[-1]
+    first, last = segments[name]
+    if spec.start is not None and spec.start > last:
+        raise fail(f"the backtest starts on {spec.start.date()}, after the {name} segment the model predicts "
+                   f"({first.date()}..{last.date()})", "start")  # fmt: skip
+    if spec.end is not None and spec.end < first:
+        raise fail(f"the backtest ends on {spec.end.date()}, before the {name} segment the model predicts "
+                   f"({first.date()}..{last.date()})", "end")  # fmt: skip

@@ -24,6 +24,7 @@ The rules (see Qlib's ``qlib/backtest/exchange.py`` for the reference behaviour)
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -36,6 +37,26 @@ from qbacktest.config import check_exchange
 from qbacktest.quote import field_name, load_arrays, normalise_price
 from qcore.errors import ConfigError
 from qcore.trading import Direction
+
+logger = logging.getLogger(__name__)
+
+#: ``$change`` derived from the adjusted close when a store lacks it (the limit check needs it).
+DERIVED_CHANGE = "$close / Ref($close, 1) - 1"
+
+
+def derived_change_warning(stored: set[str]) -> str | None:
+    """The warning for a store without ``$change`` whose price limits are checked, else None."""
+    if "change" in stored:
+        return None
+    return f"the store has no field '$change': price limits are checked on it derived as {DERIVED_CHANGE}"
+
+
+def missing_factor_warning(stored: set[str]) -> str | None:
+    """The warning for a store without ``$factor`` whose trades use lots, else None."""
+    if "factor" in stored:
+        return None
+    return ("the store has no field '$factor': trade units are disabled (amounts are traded in adjusted shares, "
+            "without lots), as Qlib does")
 
 SELL = Direction.SELL
 BUY = Direction.BUY
@@ -187,6 +208,9 @@ class Exchange:
 
         ``freq``, ``codes``, ``start_time`` and ``end_time`` are accepted and ignored (the runner chooses the
         grid). Instruments outside ``quoted`` (default: all) get no quotes.
+
+        A store without ``$change`` gets it derived as :data:`DERIVED_CHANGE` for a numeric ``limit_threshold``
+        (Qlib skips the check silently); one without ``$factor`` trades without lots (as Qlib); each with a warning.
         """
         kwargs = dict(exchange_kwargs)
         for ignored in ("freq", "start_time", "end_time", "codes", "subscribe_fields", "extra_quote", "quote_cls"):
@@ -212,15 +236,21 @@ class Exchange:
         exprs = list(dict.fromkeys([buy_expr, sell_expr, "$close", "$change", "$factor", "$volume", *limit_exprs,
                                     *(e for _, e in buy_vol + sell_vol)]))  # fmt: skip
         stored = {f.lower() for f in provider.fields("day")}
-        if "change" not in stored and isinstance(limit, (int, float)):
-            raise ConfigError("limit_threshold needs the $change field, which the store lacks",
-                              path="backtest.exchange_kwargs.limit_threshold")  # fmt: skip
+        change_expr = "$change"
+        if isinstance(limit, (int, float)) and not isinstance(limit, bool):
+            warning = derived_change_warning(stored)
+            if warning is not None:  # Qlib skips the limit check silently; derive $change and say so
+                logger.warning(warning)
+                change_expr = DERIVED_CHANGE
+                exprs.append(change_expr)
+        if opts["trade_unit"] is not None and (warning := missing_factor_warning(stored)) is not None:
+            logger.warning(warning)
         exprs = [e for e in exprs if field_name(e) is None or field_name(e) in stored]
         arrays = load_arrays(provider, operators, exprs, instruments, dates, quoted)
         shape = (len(dates), len(instruments))
         nan = np.full(shape, np.nan, dtype=np.float32)
         close = arrays["$close"]
-        change = arrays.get("$change", nan)
+        change = arrays.get(change_expr, nan)
         suspended = np.isnan(close)
         if isinstance(limit, (list, tuple)):
             # Qlib casts the expression to bool: NaN counts as limited
@@ -276,7 +306,8 @@ class Exchange:
 
         The limit of a bar is hit when the close is within half a tick (in real prices) of
         ``previous close × (1 ± ratio)``, with ``ratio`` from ``rules.price_limits``; NaN ratio means no limit.
-        ``$change`` gives the previous close (so suspensions and ex-dates are handled as in the store).
+        ``$change`` gives the previous close (so suspensions and ex-dates are handled as in the store); a store
+        without it gets the change from the previous bar's close, with a warning.
         """
         buy_expr, sell_expr = _deal_price_exprs(deal_price)
         buy_vol, sell_vol = _volume_limits(volume_threshold)
@@ -291,6 +322,8 @@ class Exchange:
         if "$change" in arrays:
             change = arrays["$change"].astype(np.float64)
         else:
+            logger.warning("the store has no field '$change': price limits are checked on it derived from the "
+                           "close of the previous trading bar")
             filled = pd.DataFrame(close).ffill().to_numpy()
             prev = np.vstack([np.full((1, shape[1]), np.nan), filled[:-1]])
             change = np.where(np.isnan(close), np.nan, close / prev - 1.0)

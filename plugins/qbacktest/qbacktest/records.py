@@ -35,8 +35,7 @@ class PortAnaRecord:
         check_workflow(context)
 
     def generate(self, context: Any) -> Any:
-        from qbacktest.api import backtest_from_spec
-        from qbacktest.config import BacktestSpec, ComponentRef
+        from qbacktest.api import backtest_from_spec, spec_from_workflow
         from qbacktest.html_report import render_html
         from qbacktest.signal import Signal
         from qcore.runner import RecordOutput
@@ -47,20 +46,7 @@ class PortAnaRecord:
         pred = context.state.get("pred")
         if pred is None:
             raise RunError("the port_analysis record needs a model's predictions: add a model section")
-        bt = config.backtest
-        options = dict(bt.options)
-        exchange = options.get("exchange")
-        rules = config.data.market_rules
-        spec = BacktestSpec(
-            strategy=ComponentRef(bt.strategy.name, dict(bt.strategy.kwargs)),
-            executor=ComponentRef(bt.executor.name, dict(bt.executor.kwargs)),
-            start=options.get("start"),
-            end=options.get("end"),
-            account=options.get("account", 1e8),
-            benchmark=options.get("benchmark", "SH000300"),
-            exchange_kwargs=dict(exchange) if exchange is not None else None,
-            market_rules=ComponentRef(rules.name, dict(rules.kwargs)) if rules is not None else ComponentRef("cn"),
-        )
+        spec = spec_from_workflow(config)
         provider_uri = config.data.provider.kwargs.get("provider_uri")
         signal = Signal(pred, source=f"the predictions of model {config.model.name!r}" if config.model else None)
         result = backtest_from_spec(spec, context.provider, context.kernel, signal=signal, provider_uri=provider_uri)
@@ -73,7 +59,7 @@ class PortAnaRecord:
                 if stats.get(stat) is not None:
                     metrics[f"backtest.{key}.{stat}"] = float(stats[stat])
         html = render_html(result.report, risk, ic=context.state.get("ic"), title=f"qcore: {config.experiment}",
-                           meta={"strategy": bt.strategy.name, "exchange": result.exchange.description})
+                           meta={"strategy": spec.strategy.name, "exchange": result.exchange.description})
         artifacts = {
             "report_normal_1day": result.report,
             "positions_normal_1day": result.positions,
