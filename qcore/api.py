@@ -48,6 +48,7 @@ def evaluate(
     freq: str = "day",
     kernel: Kernel | None = None,
     missing_fields: str = "error",
+    index: str = "datetime",
 ) -> pd.DataFrame:
     """Evaluate expressions into a float32 frame indexed ``(datetime, instrument)``, one column per expression.
 
@@ -59,6 +60,7 @@ def evaluate(
     :param end: last date, likewise.
     :param missing_fields: a field the store lacks is an error naming it (``"error"``), or is read as NaN with a
         warning naming it and the columns that use it (``"nan"``, what ``qcore features`` does for feature sets).
+    :param index: ``"instrument"`` for a frame indexed and sorted ``(instrument, datetime)`` instead.
     """
     from qcore.dates import parse_optional_date
     from qcore.expr.engine import ExpressionEngine
@@ -69,7 +71,7 @@ def evaluate(
     engine = ExpressionEngine(provider, kernel.registry("operator"), freq=freq, missing_fields=missing_fields)
     exprs = dict(expressions) if isinstance(expressions, Mapping) else list(expressions)
     universe = instruments if isinstance(instruments, str) else list(instruments)
-    return engine.evaluate(exprs, universe, start, end)
+    return engine.evaluate(exprs, universe, start, end, index=index)
 
 
 def run(

@@ -514,7 +514,7 @@ def _check_takes_uri(kernel: Any, name: str) -> None:
 def _evaluate_to_parquet(ctx: click.Context, expressions: Any, params: dict[str, Any]) -> None:
     """Check every argument (dates, output path, store, instruments) cheaply, then evaluate and write atomically."""
     from qcore import api
-    from qcore.tables import instrument_major, write_table
+    from qcore.tables import write_table
 
     start, end = _dates(params)
     out_path = params["out_path"]
@@ -525,8 +525,7 @@ def _evaluate_to_parquet(ctx: click.Context, expressions: Any, params: dict[str,
     provider.calendar(params["freq"])  # a folder that is no store fails here, naming what is missing
     universe = _instruments(provider, params["instruments"])
     frame = api.evaluate(expressions, provider, instruments=universe, start=start, end=end, freq=params["freq"],
-                         kernel=kernel, missing_fields=params.get("missing_fields") or "error")
-    frame = instrument_major(frame)
+                         kernel=kernel, missing_fields=params.get("missing_fields") or "error", index="instrument")
     try:
         write_table(frame, out_path, params["out_format"])
     except OSError as exc:

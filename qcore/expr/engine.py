@@ -286,8 +286,12 @@ class ExpressionEngine:
         instruments: str | Sequence[str] = "all",
         start: object = None,
         end: object = None,
+        index: str = "datetime",
     ) -> pd.DataFrame:
         """Evaluate into a float32 frame indexed ``(datetime, instrument)``, one column per expression.
+
+        With ``index="instrument"`` the frame is indexed ``(instrument, datetime)`` and sorted that way instead (what
+        files written for Qlib's readers use), gathered straight into that order rather than reordered afterwards.
 
         Rows are the dates between ``start`` and ``end`` on which each instrument is a member of the universe
         (``instruments`` is a market name such as ``csi300``, or a list of symbols, each taken over its data
@@ -297,8 +301,13 @@ class ExpressionEngine:
         plan = self.plan(expressions)
         grid = self._grid(instruments, start, end)
         dates, symbols = grid.dates, grid.symbols
+        if index not in ("datetime", "instrument"):
+            raise ValueError(f"index must be 'datetime' or 'instrument', got {index!r}")
         mask = membership_mask(grid.universe, dates, symbols)
-        rows, cols = np.nonzero(mask)
+        if index == "instrument":
+            cols, rows = np.nonzero(mask.T)
+        else:
+            rows, cols = np.nonzero(mask)
         flat = rows * len(symbols) + cols
         block = np.empty((len(rows), len(plan.roots)), dtype=np.float32, order="F")
 
@@ -309,11 +318,11 @@ class ExpressionEngine:
             np.take(cells, flat, mode="clip", out=block[:, i])
 
         self._compute(plan, instruments, grid, emit)
-        index = pd.MultiIndex(
-            levels=[dates, pd.Index(symbols, dtype=object)], codes=[rows, cols], names=["datetime", "instrument"],
-            verify_integrity=False,
-        )
-        return pd.DataFrame(block, index=index, columns=list(plan.names), copy=False)
+        levels, codes, names = [dates, pd.Index(symbols, dtype=object)], [rows, cols], ["datetime", "instrument"]
+        if index == "instrument":
+            levels, codes, names = levels[::-1], codes[::-1], names[::-1]
+        frame_index = pd.MultiIndex(levels=levels, codes=codes, names=names, verify_integrity=False)
+        return pd.DataFrame(block, index=frame_index, columns=list(plan.names), copy=False)
 
     def universe(self, instruments: str | Sequence[str], start: object, end: object) -> Universe:
         """Membership spans of a market name or an explicit list of symbols, cut to ``[start, end]``."""
