@@ -15,11 +15,13 @@ from typing import Any
 
 import pandas as pd
 
-from qcore.config import WorkflowConfig, config_from_mapping, load_config
+from qcore.config import Document, WorkflowConfig, WorkflowDocument, read_workflow
+from qcore.context import RunResult
 from qcore.kernel import Kernel
 from qcore.plugins import PluginSelection
 from qcore.protocols import DataProvider
-from qcore.runner import RunResult, run_workflow
+from qcore.runner import run_workflow
+from qcore.yamldoc import deep_copy
 
 
 def load_kernel(plugins: Iterable[str] = (), *, autoload: bool | None = None, strict: bool = True) -> Kernel:
@@ -81,13 +83,19 @@ def run(
     plugins: Iterable[str] = (),
     kernel: Kernel | None = None,
 ) -> RunResult:
-    """Run a workflow given as a YAML path, a mapping or a validated config."""
+    """Run a workflow given as a YAML path, a mapping or a validated config.
+
+    Without ``kernel``, one is loaded from the config's own ``plugins:`` selection, then ``plugins``; the config is
+    validated with it (plugins own some of its sections and may translate a foreign format) and run with it.
+    """
     if isinstance(config, WorkflowConfig):
-        cfg = config
-    elif isinstance(config, Mapping):
-        cfg = config_from_mapping(config)
+        if kernel is None:
+            kernel = Kernel.load(config.plugins.then(PluginSelection.parse(plugins)))
+        return run_workflow(config, kernel)
+    if isinstance(config, Mapping):
+        workflow = WorkflowDocument(Document(deep_copy(dict(config))), tuple(overrides))
     else:
-        cfg = load_config(config, overrides)
+        workflow = read_workflow(config, overrides)
     if kernel is None:
-        kernel = Kernel.load(cfg.plugins.then(PluginSelection.parse(plugins)))
-    return run_workflow(cfg, kernel)
+        kernel = Kernel.load(workflow.plugins.then(PluginSelection.parse(plugins)))
+    return run_workflow(workflow.validate(kernel), kernel)

@@ -1,7 +1,8 @@
-"""The ``qcore`` command line: a thin layer over :mod:`qcore.api` that turns errors into exit codes.
+"""The ``qcore`` command line: a thin layer over :mod:`qcore.api` that turns errors into exit codes and formats output.
 
-Plugins add subcommands through the ``qcore_register_commands`` hook; they are looked up lazily, when a
-command name is not one of the kernel's, so ``qcore --help`` and ``qcore plugins`` stay fast.
+Argument checks live in :mod:`qcore.cli_args`; what a run prints comes from plugins (``qcore_run_summary``,
+``qcore_run_hints``). Plugins add subcommands through the ``qcore_register_commands`` hook; they are looked up
+lazily, when a command name is not one of the kernel's, so ``qcore --help`` and ``qcore plugins`` stay fast.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import click
 
 from qcore.errors import (
+    ArgumentError,
     ConfigError,
     DataError,
     ExpressionError,
@@ -40,6 +41,8 @@ class ExitCode(enum.IntEnum):
 
 
 def _exit_code(error: BaseException) -> ExitCode:
+    if isinstance(error, ArgumentError):
+        return ExitCode.USAGE
     if isinstance(error, (PluginLoadError, PluginSelectionError)):
         return ExitCode.PLUGIN
     if isinstance(error, (ConfigError, UnknownComponentError, ExpressionError)):
@@ -134,6 +137,10 @@ class QcoreGroup(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.Abort, click.ClickException):
             raise
+        except ArgumentError as error:  # a usage error: click's form, "Invalid value for '--out': ..."
+            if ctx.params.get("debug"):
+                raise
+            raise click.BadParameter(error.message, param_hint=f"'{error.option}'") from None
         except Exception as error:
             if ctx.params.get("debug"):
                 raise
@@ -238,12 +245,15 @@ def _list_kinds(kernel: Any, as_json: bool) -> None:
         click.echo(f"{row['kind']:<{width}}  {row['count']:>4}  [{row['plugin']}]  {row['description']}")
 
 
-def _load(ctx: click.Context, config_path: str, overrides: Sequence[str]) -> tuple[Any, Any]:
-    from qcore.config import load_config
+def _load(ctx: click.Context, config_path: str, overrides: Sequence[str], plugin_args: Sequence[str] = ()) -> Any:
+    """The config and the one kernel it is validated and run with: the config's ``plugins:`` selection, then the
+    command line's (``-p``)."""
+    from qcore.config import read_workflow
+    from qcore.plugins import PluginSelection
 
-    config = load_config(config_path, overrides)
-    kernel = get_kernel(ctx, extra_selection=config.plugins)
-    return config, kernel
+    workflow = read_workflow(config_path, overrides)
+    kernel = get_kernel(ctx, extra_selection=workflow.plugins.then(PluginSelection.parse(plugin_args)))
+    return workflow.validate(kernel), kernel
 
 
 @cli.command("validate")
@@ -269,210 +279,53 @@ def run_command(
     ctx: click.Context, config_path: str, overrides: tuple[str, ...], plugin_args: tuple[str, ...], run_name: str | None
 ) -> None:
     """Run the workflow in CONFIG and print its metrics."""
-    from qcore.config import load_config
-    from qcore.plugins import PluginSelection
     from qcore.runner import run_workflow
 
-    config = load_config(config_path, overrides)
-    kernel = get_kernel(ctx, extra_selection=config.plugins.then(PluginSelection.parse(plugin_args)))
+    config, kernel = _load(ctx, config_path, overrides, plugin_args)
     result = run_workflow(config, kernel, run_name=run_name)
-    _print_run_summary(config, result)
+    _print_run_summary(kernel, config, result)
 
 
-#: The summary table of ``qcore run``: metric key → label, in print order.
-SUMMARY_ROWS = (
-    ("signal.IC", "IC"),
-    ("signal.ICIR", "ICIR"),
-    ("signal.Rank_IC", "Rank IC"),
-    ("signal.Rank_ICIR", "Rank ICIR"),
-    ("backtest.excess.annualized_return", "Annualised excess return (without cost)"),
-    ("backtest.excess_cost.annualized_return", "Annualised excess return (with cost)"),
-    ("backtest.excess.information_ratio", "Information ratio (without cost)"),
-    ("backtest.excess_cost.information_ratio", "Information ratio (with cost)"),
-    ("backtest.excess_cost.max_drawdown", "Max drawdown (with cost)"),
-)
+@cli.command("rolling")
+@click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
+@click.option("-p", "plugin_args", multiple=True, metavar="NAME", help="Load plugin NAME, or block it with no:NAME.")
+@click.option("--name", "run_name", default=None, help="A name for the tracked (parent) run.")
+@click.pass_context
+def rolling_command(
+    ctx: click.Context, config_path: str, overrides: tuple[str, ...], plugin_args: tuple[str, ...], run_name: str | None
+) -> None:
+    """Run the workflow in CONFIG retraining per window of its rolling: section (as qcore run does with one)."""
+    from qcore.errors import ConfigError
+    from qcore.runner import run_workflow
+
+    config, kernel = _load(ctx, config_path, overrides, plugin_args)
+    if config.rolling is None:
+        raise ConfigError("qcore rolling needs a 'rolling:' section (step, window, gap...)", source=config.source)
+    result = run_workflow(config, kernel, run_name=run_name)
+    _print_run_summary(kernel, config, result)
 
 
-def _print_run_summary(config: Any, result: Any) -> None:
-    """The run's headline numbers, then every metric, then where its artifacts are."""
+def _print_run_summary(kernel: Any, config: Any, result: Any) -> None:
+    """The run's rows from every plugin as one table (``qcore_run_summary``), then where to look
+    (``qcore_run_hints``)."""
     click.echo(f"run {result.run_id} finished ({config.experiment})")
-    rows = [(label, result.metrics[key]) for key, label in SUMMARY_ROWS if key in result.metrics]
+    rows = kernel.run_summary(config, result)
     if rows:
         width = max(len(label) for label, _ in rows)
         click.echo("")
         for label, value in rows:
-            click.echo(f"  {label:<{width}}  {value:>10.4f}")
+            click.echo(f"  {label:<{width}}  {value:>10}")
         click.echo("")
-    shown = {key for key, _ in SUMMARY_ROWS}
-    others = {k: v for k, v in result.metrics.items() if k not in shown}
-    width = max((len(k) for k in others), default=0)
-    for key, value in others.items():
-        click.echo(f"  {key:<{width}}  {value:.6g}")
-    folders = sorted({str(Path(p).parent) for p in result.artifacts.values()})
-    for folder in folders:
-        click.echo(f"artifacts: {folder}")
-    report = next((p for name, p in result.artifacts.items() if name.endswith(".html")), None)
-    if report:
-        click.echo(f"report: {report} (open it in a browser; it works offline)")
-    if config.recorder.name == "mlflow":
-        uri = config.recorder.kwargs.get("tracking_uri") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-        click.echo(f"browse runs: mlflow ui --backend-store-uri {uri}")
-
-
-#: Largest ``--fields-file`` read (a file of expressions is a few kilobytes; anything near this is a mistake).
-MAX_FIELDS_FILE_BYTES = 16 * 1024 * 1024
-
-#: Column names the output's index already uses.
-INDEX_NAMES = ("instrument", "datetime")
-
-
-def _fields_file_text(path: str) -> str:
-    """The file's text, refusing unreadable, oversized and non-UTF-8 files with the line of the bad byte."""
-    try:
-        size = Path(path).stat().st_size
-        if size > MAX_FIELDS_FILE_BYTES:
-            raise ConfigError(f"file is {size} bytes; a fields file may have at most {MAX_FIELDS_FILE_BYTES}",
-                              source=path)
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the file: {exc.strerror or exc}", source=path) from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ConfigError(
-            f"not UTF-8 text: byte 0x{raw[exc.start]:02x} cannot be decoded (save the file as UTF-8)",
-            source=path,
-            line=line,
-        ) from None
-
-
-def _read_fields_file(path: str) -> dict[str, str]:
-    """``name,expression`` rows (a header row ``name,expression`` is skipped; the expression may be unquoted).
-
-    :raises ConfigError: naming the file and line of a malformed row, a duplicate or reserved name, an unreadable
-        or non-UTF-8 file, or a field longer than the CSV reader's limit.
-    """
-    import csv
-    import io
-
-    out: dict[str, str] = {}
-    reader = csv.reader(io.StringIO(_fields_file_text(path), newline=""))
-    lineno = 0
-    try:
-        for row in reader:
-            lineno = reader.line_num
-            if not row or row[0].startswith("#") or (not out and row[:2] == ["name", "expression"]):
-                continue
-            if len(row) > 2:  # an unquoted expression with commas: everything after the name is the expression
-                row = [row[0], ",".join(row[1:])]
-            if len(row) != 2 or not row[0].strip() or not row[1].strip():
-                raise ConfigError("expected 'name,expression'", source=path, line=lineno)
-            name = row[0].strip()
-            if name in out:
-                raise ConfigError(f"duplicate name {name!r}", source=path, line=lineno)
-            if name in INDEX_NAMES:
-                raise ConfigError(f"name {name!r} is taken by the output's index ({', '.join(INDEX_NAMES)})",
-                                  source=path, line=lineno)
-            out[name] = row[1].strip()
-    except csv.Error as exc:  # a field over csv.field_size_limit(), an unterminated quote at the end...
-        raise ConfigError(f"malformed CSV: {exc}", source=path, line=reader.line_num or lineno + 1) from None
-    if not out:
-        raise ConfigError("no expression in file", source=path)
-    return out
-
-
-def _unique_fields(field_exprs: Sequence[str]) -> list[str]:
-    """The ``--field`` expressions; the same text twice would give two columns of one name, so it is refused."""
-    seen: dict[str, int] = {}
-    for number, text in enumerate(field_exprs, start=1):
-        if text in seen:
-            raise click.BadParameter(
-                f"{text!r} is given twice (occurrences {seen[text]} and {number}); each --field is a column named "
-                "by its text, so give it once (or use --fields-file to name columns)",
-                param_hint="'--field'",
-            )
-        seen[text] = number
-    return list(field_exprs)
-
-
-def _check_output(out_path: str, store: str | None = None) -> None:
-    """``--out`` can be written without losing anything: it is not inside the ``store`` being read, it replaces no
-    file but a Parquet or Arrow file, no existing part of its folder is a file, and the nearest existing folder is
-    writable. Checked before any evaluation; missing folders are created when the result is written."""
-    import os
-
-    from qcore.tables import is_table_file
-
-    target = Path(out_path)
-    if target.is_dir():
-        raise click.BadParameter(f"{out_path} is a folder; give a file name such as out.parquet",
-                                 param_hint="'--out'")
-    if store and _inside(target, Path(store).expanduser()):
-        raise click.BadParameter(f"{out_path} is inside the store being read ({store}); write the result elsewhere",
-                                 param_hint="'--out'")
-    if target.is_file() and not is_table_file(target):
-        raise click.BadParameter(f"{out_path} exists and is not a Parquet or Arrow file; it is left alone (remove it, "
-                                 "or choose another name)", param_hint="'--out'")
-    folder = target.parent
-    while not os.path.lexists(folder) and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise click.BadParameter(f"{folder} is not a folder, so {out_path} cannot be created", param_hint="'--out'")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise click.BadParameter(f"folder {folder} is not writable", param_hint="'--out'")
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    """Whether ``path`` (once links are resolved) lies under the existing folder ``folder``."""
-    try:
-        return folder.is_dir() and path.resolve().is_relative_to(folder.resolve())
-    except (OSError, RuntimeError):  # a link loop: not provably inside
-        return False
-
-
-def _dates(params: dict[str, Any]) -> tuple[Any, Any]:
-    """``--start`` and ``--end`` as timestamps (None when omitted), refusing bad dates and an empty range."""
-    from qcore.dates import parse_optional_date
-
-    start = parse_optional_date(params["start"], "--start")
-    end = parse_optional_date(params["end"], "--end")
-    if start is not None and end is not None and end < start:
-        raise ConfigError(f"--start {start.date()} is after --end {end.date()}")
-    return start, end
-
-
-def _instruments(provider: Any, text: str) -> str | list[str]:
-    """``--instruments``: a market name, one symbol, or comma-separated symbols (checked by the engine)."""
-    if "," in text:
-        symbols = list(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
-        if not symbols:
-            raise click.BadParameter(f"{text!r} names no instrument", param_hint="'--instruments'")
-        return symbols
-    name = text.strip()
-    if not name:
-        raise click.BadParameter("give a market name or symbols", param_hint="'--instruments'")
-    markets = provider.markets()
-    if name in markets:
-        return name
-    symbols = provider.universe("all")
-    if name in symbols:
-        return [name]
-    import difflib
-
-    upper = {symbol.upper(): symbol for symbol in symbols}
-    close = [upper[name.upper()]] if name.upper() in upper else difflib.get_close_matches(name, [*markets, *symbols])
-    hint = f"; did you mean {' or '.join(repr(c) for c in close[:3])}?" if close else ""
-    raise click.BadParameter(
-        f"{name!r} is neither a market nor a symbol of the store{hint} (markets: {', '.join(markets)})",
-        param_hint="'--instruments'",
-    )
+    for line in kernel.run_hints(config, result):
+        click.echo(line)
 
 
 def _store_options(command: Any) -> Any:
     """Options shared by the commands that evaluate expressions over a store."""
     options = [
-        click.option("--provider", "provider_name", default="qlib_bin", show_default=True, help="Data provider."),
+        click.option("--provider", "provider_name", default=None,
+                     help="Data provider [default: the one a plugin marks as the default for a store location]."),
         click.option("--provider-uri", required=True, help="The store's location (a Qlib data directory)."),
         click.option("--instruments", default="all", show_default=True,
                      help="A market name or comma-separated symbols."),
@@ -492,38 +345,20 @@ def _store_options(command: Any) -> Any:
     return command
 
 
-def _check_takes_uri(kernel: Any, name: str) -> None:
-    """The data provider ``--provider`` names accepts a ``provider_uri`` (a toy in-memory market does not)."""
-    import inspect
-
-    factory = kernel.registry("data_provider").get(name)
-    try:
-        parameters = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):  # no signature to read: let the provider itself judge
-        return
-    if any(p.kind is p.VAR_KEYWORD or p.name == "provider_uri" for p in parameters):
-        return
-    accepted = ", ".join(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
-    raise click.BadParameter(
-        f"data provider {name!r} takes no provider_uri (it takes: {accepted or 'no arguments'}), so it cannot "
-        "read --provider-uri",
-        param_hint="'--provider'",
-    )
-
-
 def _evaluate_to_parquet(ctx: click.Context, expressions: Any, params: dict[str, Any]) -> None:
     """Check every argument (dates, output path, store, instruments) cheaply, then evaluate and write atomically."""
-    from qcore import api
+    from qcore import api, cli_args
     from qcore.tables import write_table
 
-    start, end = _dates(params)
+    start, end = cli_args.dates(params["start"], params["end"])
     out_path = params["out_path"]
-    _check_output(out_path, params["provider_uri"])
+    cli_args.check_output(out_path, params["provider_uri"])
     kernel = get_kernel(ctx)
-    _check_takes_uri(kernel, params["provider_name"])
-    provider = api.open_provider(params["provider_name"], kernel=kernel, provider_uri=params["provider_uri"])
+    name = params["provider_name"] or cli_args.default_provider(kernel)
+    cli_args.check_takes_uri(kernel, name)
+    provider = api.open_provider(name, kernel=kernel, provider_uri=params["provider_uri"])
     provider.calendar(params["freq"])  # a folder that is no store fails here, naming what is missing
-    universe = _instruments(provider, params["instruments"])
+    universe = cli_args.instruments(provider, params["instruments"])
     frame = api.evaluate(expressions, provider, instruments=universe, start=start, end=end, freq=params["freq"],
                          kernel=kernel, missing_fields=params.get("missing_fields") or "error", index="instrument")
     try:
@@ -540,9 +375,11 @@ def _evaluate_to_parquet(ctx: click.Context, expressions: Any, params: dict[str,
 @click.pass_context
 def expr_command(ctx: click.Context, field_exprs: tuple[str, ...], fields_file: str | None, **params: Any) -> None:
     """Evaluate expressions into a Parquet file (index instrument, datetime; a column per expression)."""
+    from qcore import cli_args
+
     if bool(field_exprs) == bool(fields_file):
         raise click.UsageError("give expressions with --field (repeatable) or --fields-file, not both")
-    expressions: Any = _read_fields_file(fields_file) if fields_file else _unique_fields(field_exprs)
+    expressions: Any = cli_args.read_fields_file(fields_file) if fields_file else cli_args.unique_fields(field_exprs)
     _evaluate_to_parquet(ctx, expressions, params)
 
 
@@ -563,15 +400,14 @@ def features_command(ctx: click.Context, feature_set: str, label: bool, **params
 
 @cli.group("runs")
 @click.option("--recorder", "recorder_name", default="local", show_default=True, help="Recorder name.")
-@click.option("--uri", default=None, help="Where the recorder keeps runs (local: a folder; mlflow: a tracking URI).")
+@click.option("--uri", default=None,
+              help="Where the recorder keeps runs: its uri argument (a folder, a tracking URI...).")
 @click.pass_context
 def runs_group(ctx: click.Context, recorder_name: str, uri: str | None) -> None:
     """List, show and compare tracked runs."""
-    kernel = get_kernel(ctx)
-    kwargs: dict[str, Any] = {}
-    if uri is not None:
-        kwargs = {"tracking_uri": uri} if recorder_name == "mlflow" else {"uri": uri}
-    ctx.obj = kernel.create("recorder", recorder_name, **kwargs)
+    from qcore import cli_args
+
+    ctx.obj = cli_args.open_recorder(get_kernel(ctx), recorder_name, uri)
 
 
 def _json(value: Any) -> str:

@@ -1,397 +1,78 @@
-"""Workflow configuration: YAML in, validated attrs value objects out.
+"""Workflow configuration: the schema of a workflow YAML, validated into frozen attrs value objects.
 
-``load_config(path)`` reads a YAML file, interpolates ``${VAR}`` / ``${VAR:-default}`` from the environment,
-applies ``--set a.b=c`` overrides and validates the result into a frozen :class:`WorkflowConfig`. Every error
-names the key path and, where the value came from the file, its line.
+``load_config(path)`` reads a YAML file (:mod:`qcore.yamldoc`: bounded safe loader, line numbers, ``${VAR}``
+interpolation, ``--set a.b=c`` overrides), lets a plugin translate a foreign format (``qcore_translate_config``) and
+validates the result into a :class:`WorkflowConfig`. Every error names the key path and, where the value came from
+the file, its line.
+
+The kernel's own sections are ``experiment``, ``seed``, ``plugins``, ``data``, ``dataset``, ``model``, ``records``,
+``recorder`` and ``rolling`` (retraining windows, :class:`RollingConfig`). Any other top-level section belongs to a
+plugin: it registers a ``config_section`` component (a :class:`~qcore.protocols.ConfigSection`) that parses it with
+a :class:`Reader` and lists the components it names, so name and argument checks cover them; its parsed value is
+``config.sections[name]``. Validation therefore needs a kernel: :func:`load_config` loads one from the document's own
+``plugins:`` key when none is given.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pandas as pd
-import yaml
 
 from qcore.dates import DateError, parse_date
 from qcore.errors import ConfigError
 from qcore.plugins import PluginSelection
-
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Reading YAML with line numbers
-# ---------------------------------------------------------------------------------------------------------------
-
-#: Limits on one YAML document: what a config file may weigh, how many aliases it may use, how many nodes it may
-#: expand to once every alias is replaced by what it names, and how deeply it may nest.
-MAX_CONFIG_BYTES = 4 * 1024 * 1024
-MAX_ALIASES = 1000
-MAX_NODES = 100_000
-MAX_DEPTH = 64
-
-
-@attrs.frozen
-class Document:
-    """Parsed YAML plus the line of every key path (``"data.provider"`` → 3) and the file it came from.
-
-    :ivar origins: key path prefix → the path it was translated from (a Qlib config's ``model`` came from
-        ``task.model``): errors name the path and line the user wrote.
-    :ivar overridden: key paths set with ``--set``: their errors carry no file line.
-    """
-
-    data: Any
-    lines: Mapping[str, int] = attrs.field(factory=dict)
-    source: str | None = None
-    origins: Mapping[str, str] = attrs.field(factory=dict)
-    overridden: tuple[str, ...] = ()
-
-    def locate(self, path: str) -> tuple[str, int | None]:
-        """The path as the user wrote it and its nearest known line (None for values set with ``--set``)."""
-        for key in self.overridden:
-            if _within(path, key) or _within(key, path):
-                return path, None
-        shown = path
-        probe = path
-        while probe:
-            if probe in self.origins:
-                shown = self.origins[probe] + path[len(probe):]
-                break
-            probe = probe.rpartition(".")[0]
-        probe = shown
-        while probe and probe not in self.lines:
-            probe = probe.rpartition(".")[0]
-        return shown, self.lines.get(probe)
-
-    def error(self, message: str, path: str) -> ConfigError:
-        """A :class:`ConfigError` at ``path``, with the nearest known line."""
-        shown, line = self.locate(path)
-        return ConfigError(message, path=shown, source=self.source, line=line)
-
-
-def _within(path: str, prefix: str) -> bool:
-    return path == prefix or path.startswith(prefix + ".")
-
-
-class _Refused(yaml.MarkedYAMLError):
-    """A document this loader refuses (too many aliases, too big, recursive, duplicate keys)."""
-
-    def __init__(self, problem: str, mark: Any, path: str = "") -> None:
-        super().__init__(problem=problem, problem_mark=mark)
-        self.path = path
-
-
-class _BoundedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader (plain data only: no tags that build objects), with bounds on what a document may do.
-
-    Counts alias uses and nesting depth while composing and refuses an alias to a node that is still open (a
-    recursive alias). A timestamp-looking scalar that is no real date (``2020-02-30``) stays text, so the key that
-    holds it reports it; any other value a tag cannot build (``!!int abc``) is an error at its line.
-    """
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._aliases = 0
-        self._depth = 0
-        self._open: list[str] = []
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            if event.anchor in self._open:
-                raise _Refused(f"recursive alias *{event.anchor}: it refers to a node that contains it",
-                               event.start_mark)  # fmt: skip
-            self._aliases += 1
-            if self._aliases > MAX_ALIASES:
-                raise _Refused(f"more than {MAX_ALIASES} aliases", event.start_mark)
-            return super().compose_node(parent, index)
-        event = self.peek_event()
-        anchor = getattr(event, "anchor", None)
-        self._depth += 1
-        if self._depth > MAX_DEPTH:
-            raise _Refused(f"nested more than {MAX_DEPTH} levels deep", event.start_mark)
-        if anchor is not None:
-            self._open.append(anchor)
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-            if anchor is not None:
-                self._open.pop()
-
-    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
-        try:
-            return super().construct_object(node, deep)
-        except (ValueError, TypeError, OverflowError) as exc:
-            if isinstance(exc, yaml.YAMLError):
-                raise
-            value = node.value if isinstance(node, yaml.ScalarNode) else type(node).__name__
-            reason = str(exc).split(":")[0][:80]
-            raise _Refused(f"cannot read {_shown(str(value))} as {node.tag.rpartition(':')[2]}: {reason}",
-                           node.start_mark) from None  # fmt: skip
-
-    def construct_lenient_timestamp(self, node: yaml.Node) -> Any:
-        """A valid timestamp as a date/datetime; anything else the resolver took for one stays its text."""
-        try:
-            return self.construct_yaml_timestamp(node)
-        except (ValueError, OverflowError):
-            return self.construct_scalar(node)
-
-
-_BoundedLoader.add_constructor("tag:yaml.org,2002:timestamp", _BoundedLoader.construct_lenient_timestamp)
-# YAML 1.2's floats with an exponent and no dot (1e8, 5e-4), which YAML 1.1 (PyYAML) reads as text: configs mean
-# numbers there (an account of 1e8 cash, a learning rate of 5e-4).
-_BoundedLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
+from qcore.yamldoc import (
+    MAX_ALIASES,
+    MAX_CONFIG_BYTES,
+    MAX_DEPTH,
+    MAX_NODES,
+    Document,
+    apply_overrides,
+    deep_copy,
+    interpolate,
+    kind_of,
+    parse_value,
+    parse_yaml,
+    read_yaml,
+    shown,
 )
 
+if TYPE_CHECKING:
+    from qcore.kernel import Kernel
+    from qcore.rolling.windows import Step
 
-def _check_graph(root: yaml.Node) -> None:
-    """Refuse duplicate mapping keys and documents that expand to more than :data:`MAX_NODES` nodes.
+__all__ = [
+    "MAX_ALIASES",
+    "MAX_CONFIG_BYTES",
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "ComponentSpec",
+    "DataConfig",
+    "DatasetConfig",
+    "Document",
+    "Reader",
+    "RollingConfig",
+    "WorkflowConfig",
+    "WorkflowDocument",
+    "apply_overrides",
+    "config_from_mapping",
+    "interpolate",
+    "load_config",
+    "parse_value",
+    "parse_yaml",
+    "read_workflow",
+    "read_yaml",
+    "validate",
+]
 
-    Nodes an alias shares are sized once (memoised), so a document of nested aliases is refused as soon as its
-    expanded size passes the bound, without ever expanding it.
-    """
-    sizes: dict[int, int] = {}
-
-    def size(node: yaml.Node, path: str) -> int:
-        known = sizes.get(id(node))
-        if known is not None:
-            return known
-        total = 1
-        if isinstance(node, yaml.MappingNode):
-            seen: dict[tuple[str, str], Any] = {}
-            for key, value in node.value:
-                name = str(key.value) if isinstance(key, yaml.ScalarNode) else "?"
-                where = f"{path}.{name}" if path else name
-                if isinstance(key, yaml.ScalarNode):
-                    ident = (key.tag, key.value)
-                    if ident in seen:
-                        raise _Refused(f"duplicate key {key.value!r} (also on line {seen[ident].line + 1}; YAML "
-                                       "would keep only the last)", key.start_mark, where)  # fmt: skip
-                    seen[ident] = key.start_mark
-                total += size(key, where) + size(value, where)
-        elif isinstance(node, yaml.SequenceNode):
-            total += sum(size(item, f"{path}.{i}" if path else str(i)) for i, item in enumerate(node.value))
-        if total > MAX_NODES:
-            raise _Refused(f"expands to more than {MAX_NODES} values through its aliases (a YAML bomb?)",
-                           node.start_mark, path or "(document)")  # fmt: skip
-        sizes[id(node)] = total
-        return total
-
-    size(root, "")
-
-
-def _record_lines(node: yaml.Node, prefix: str, lines: dict[str, int]) -> None:
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
-            path = f"{prefix}.{key}" if prefix else key
-            lines[path] = key_node.start_mark.line + 1
-            _record_lines(value_node, path, lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            path = f"{prefix}.{i}" if prefix else str(i)
-            lines[path] = item.start_mark.line + 1
-            _record_lines(item, path, lines)
-
-
-def _yaml_failure(exc: yaml.YAMLError, text: str, source: str | None) -> ConfigError:
-    if isinstance(exc, yaml.reader.ReaderError):
-        line = text.count("\n", 0, exc.position) + 1
-        char = exc.character if isinstance(exc.character, str) else chr(exc.character)
-        return ConfigError(f"invalid YAML: unacceptable character {ord(char):#06x} (binary data is not a config)",
-                           source=source, line=line)  # fmt: skip
-    mark = getattr(exc, "problem_mark", None)
-    line = mark.line + 1 if mark is not None else None
-    problem = getattr(exc, "problem", None) or str(exc)
-    if isinstance(exc, _Refused):
-        return ConfigError(problem, path=exc.path, source=source, line=line)
-    context = getattr(exc, "context", None)
-    if context:
-        problem = f"{problem} ({context})"
-    return ConfigError(f"invalid YAML: {problem}", source=source, line=line)
-
-
-def parse_yaml(text: str, source: str | None = None) -> Document:
-    """Parse YAML ``text`` into a :class:`Document`; syntax errors become a :class:`ConfigError` with the line.
-
-    Plain data only (PyYAML's safe schema). Refused with the line: more than :data:`MAX_ALIASES` aliases, a
-    recursive alias, a document that expands to more than :data:`MAX_NODES` values, nesting deeper than
-    :data:`MAX_DEPTH`, and a key given twice in one mapping.
-    """
-    try:
-        loader = _BoundedLoader(text)  # checks for unprintable characters at once
-    except yaml.YAMLError as exc:
-        raise _yaml_failure(exc, text, source) from None
-    try:
-        node = loader.get_single_node()
-        if node is not None:
-            _check_graph(node)
-        data = loader.construct_document(node) if node is not None else {}
-    except yaml.YAMLError as exc:
-        raise _yaml_failure(exc, text, source) from None
-    except RecursionError:
-        raise ConfigError("invalid YAML: nested too deeply", source=source) from None
-    finally:
-        loader.dispose()
-    lines: dict[str, int] = {}
-    if node is not None:
-        _record_lines(node, "", lines)
-    return Document(data, lines, source)
-
-
-def parse_value(text: str) -> Any:
-    """One ``--set`` or ``${VAR}`` value read as YAML (``0.1`` → 0.1), or the text itself if it is not YAML."""
-    if not text.strip():
-        return text
-    try:
-        return parse_yaml(text).data
-    except ConfigError:
-        return text
-
-
-def _decode(raw: bytes, source: str) -> str:
-    """Config bytes as text: UTF-8 (a BOM is allowed), or UTF-16/32 with a BOM; anything else names the byte."""
-    import codecs
-
-    for bom, encoding in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
-                          (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
-                          (codecs.BOM_UTF16_BE, "utf-16")):  # fmt: skip
-        if raw.startswith(bom):
-            try:
-                return raw.decode(encoding)
-            except UnicodeDecodeError:
-                raise ConfigError(f"not valid {encoding.upper()} text", source=source) from None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise ConfigError(f"not UTF-8 text: byte {raw[exc.start]:#04x} cannot be decoded (save the file as UTF-8)",
-                          source=source, line=line) from None  # fmt: skip
-
-
-def read_yaml(path: str | os.PathLike[str], *, mapping: bool = True) -> Document:
-    """Read and parse a YAML file; anything unreadable is a :class:`ConfigError` naming it.
-
-    Refused: a missing file, a folder, a file over :data:`MAX_CONFIG_BYTES`, bytes that are not UTF-8 (or UTF-16/32
-    with a BOM), an empty document and, with ``mapping``, a top level that is not a mapping.
-    """
-    p = Path(path)
-    source = str(p)
-    try:
-        if p.is_dir():
-            raise ConfigError("is a folder, not a config file", source=source)
-        with p.open("rb") as handle:
-            raw = handle.read(MAX_CONFIG_BYTES + 1)
-    except FileNotFoundError:
-        raise ConfigError("config file not found", source=source) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file: {exc.strerror or exc}", source=source) from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"config file is larger than {MAX_CONFIG_BYTES // (1024 * 1024)} MiB", source=source)
-    doc = parse_yaml(_decode(raw, source), source=source)
-    if doc.data == {} and not doc.lines:
-        raise ConfigError("the config file is empty (no YAML document)", source=source)
-    if mapping and not isinstance(doc.data, dict):
-        raise ConfigError(f"the top level must be a mapping of keys, got {_kind(doc.data)}", source=source, line=1)
-    return doc
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Interpolation and overrides
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def interpolate(doc: Document, environ: Mapping[str, str] | None = None) -> Document:
-    """Replace ``${VAR}`` and ``${VAR:-default}`` in string values from the environment.
-
-    A value that is exactly one placeholder takes the YAML type of the substituted text (``${LR}`` with LR=0.1
-    gives the float 0.1). An unset variable without a default is an error naming the key.
-    """
-    env = os.environ if environ is None else environ
-
-    def substitute(value: Any, path: str) -> Any:
-        if isinstance(value, dict):
-            return {k: substitute(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
-        if isinstance(value, list):
-            return [substitute(v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(value)]
-        if not isinstance(value, str) or "${" not in value:
-            return value
-
-        def one(match: re.Match[str]) -> str:
-            name, default = match.group(1), match.group(2)
-            if name in env:
-                return env[name]
-            if default is not None:
-                return default
-            raise doc.error(
-                f"environment variable {name!r} is not set (write ${{{name}:-default}} for a default)", path
-            )
-
-        text = _ENV.sub(one, value)
-        if _ENV.fullmatch(value):
-            return parse_value(text)
-        return text
-
-    return attrs.evolve(doc, data=substitute(doc.data, ""))
-
-
-def apply_overrides(doc: Document, overrides: Iterable[str]) -> Document:
-    """Apply ``a.b.c=value`` overrides (values parsed as YAML; list items addressed by index)."""
-    data = _deep_copy(doc.data if doc.data is not None else {})
-    overridden: list[str] = []
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"override {item!r} must look like key.path=value")
-        value = parse_value(raw) if raw.strip() else ""
-        parts = key.split(".")
-        node = data
-        for depth, part in enumerate(parts[:-1]):
-            here = ".".join(parts[: depth + 1])
-            if isinstance(node, list):
-                node = node[_list_index(part, node, here)]
-            elif isinstance(node, dict):
-                if node.get(part) is None:
-                    node[part] = {}
-                node = node[part]
-            else:
-                raise ConfigError(f"cannot set {key!r}: {here!r} is not a mapping", path=here)
-        last = parts[-1]
-        if isinstance(node, list):
-            node[_list_index(last, node, key)] = value
-        elif isinstance(node, dict):
-            node[last] = value
-        else:
-            raise ConfigError(f"cannot set {key!r}: its parent is not a mapping", path=key)
-        overridden.append(key)
-    return attrs.evolve(doc, data=data, overridden=(*doc.overridden, *overridden))
-
-
-def _list_index(part: str, node: list[Any], path: str) -> int:
-    try:
-        index = int(part)
-        node[index]
-    except (ValueError, IndexError):
-        raise ConfigError(f"{part!r} is not an index of a list of {len(node)} items", path=path) from None
-    return index
-
-
-def _deep_copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _deep_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_deep_copy(v) for v in value]
-    return value
+#: The kind of the components that parse plugin-owned top-level sections.
+SECTION_KIND = "config_section"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -461,23 +142,41 @@ class DatasetConfig:
     fit_start: pd.Timestamp | None = None
     fit_end: pd.Timestamp | None = None
 
-
 @attrs.frozen
-class BacktestConfig:
-    """How predictions are traded: a strategy, an executor and the backtest's own options.
+class RollingConfig:
+    """The ``rolling:`` section: retrain the model on a schedule of windows (:mod:`qcore.rolling`).
 
-    :ivar options: ``start``, ``end``, ``account``, ``benchmark``, ``exchange`` (Qlib's ``exchange_kwargs``)...,
-        passed as they are to the record that runs the backtest.
+    :ivar step: how far apart windows are (:class:`qcore.rolling.windows.Step`: bars, or calendar periods).
+    :ivar window: ``expanding`` (the train start stays) or ``sliding``.
+    :ivar gap: bars between the last train/valid day and the first test day (the label's look-ahead).
+    :ivar backend: the ``execution_backend`` that runs the windows (``serial`` by default).
+    :ivar checkpoint: the folder each finished window's prediction is stored in (None: under the cache folder,
+        keyed by the data version and the config), which a re-run resumes from.
+    :ivar resume: skip the windows the checkpoint already holds.
     """
 
-    strategy: ComponentSpec
-    executor: ComponentSpec = attrs.field(factory=lambda: ComponentSpec("simulator"))
-    options: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+    step: Step
+    window: str = "expanding"
+    gap: int = 0
+    backend: ComponentSpec = attrs.field(factory=lambda: ComponentSpec("serial"))
+    checkpoint: str | None = None
+    resume: bool = True
+
+
+#: ``(key path, registry kind, spec)`` of one component a config names.
+ComponentRefs = tuple[tuple[str, str, ComponentSpec], ...]
 
 
 @attrs.frozen
 class WorkflowConfig:
-    """A validated workflow: the plugins it needs, its data, dataset, model, records and where it is recorded."""
+    """A validated workflow: the plugins it needs, its data, dataset, model, records and where it is recorded.
+
+    :ivar records: the records to run after the model, in order: the ``records`` section, or the defaults plugins
+        contribute (``qcore_default_records``) when the config names none.
+    :ivar sections: plugin-owned top-level sections by name (``sections["backtest"]``), as their
+        :class:`~qcore.protocols.ConfigSection` parsed them.
+    :ivar section_components: the components those sections name, as ``(key path, kind, spec)``.
+    """
 
     data: DataConfig
     experiment: str = "default"
@@ -486,8 +185,10 @@ class WorkflowConfig:
     recorder: ComponentSpec = attrs.field(factory=lambda: ComponentSpec("local"))
     dataset: DatasetConfig | None = None
     model: ComponentSpec | None = None
-    backtest: BacktestConfig | None = None
     records: tuple[ComponentSpec, ...] = ()
+    sections: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+    section_components: ComponentRefs = ()
+    rolling: RollingConfig | None = None
     source: str | None = attrs.field(default=None, eq=False)
     raw: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False, converter=_frozen_mapping)
     document: Document | None = attrs.field(default=None, eq=False, repr=False)
@@ -498,25 +199,27 @@ class WorkflowConfig:
             return self.document.error(message, path)
         return ConfigError(message, path=path, source=self.source)
 
+    def component_specs(self) -> list[tuple[str, str, ComponentSpec]]:
+        """Every component the config names as ``(key path, registry kind, spec)``, in config order."""
+        specs = [("data.provider", "data_provider", self.data.provider)]
+        if self.data.market_rules is not None:
+            specs.append(("data.market_rules", "market_rules", self.data.market_rules))
+        if self.dataset is not None:
+            specs.append(("dataset.features", "feature_set", self.dataset.features))
+            for group in ("infer_processors", "learn_processors"):
+                specs += [(f"dataset.{group}.{i}", "processor", p) for i, p in enumerate(getattr(self.dataset, group))]
+        if self.model is not None:
+            specs.append(("model", "model", self.model))
+        if self.rolling is not None:
+            specs.append(("rolling.backend", "execution_backend", self.rolling.backend))
+        specs += list(self.section_components)
+        specs += [(f"records.{i}", "record", spec) for i, spec in enumerate(self.records)]
+        specs.append(("recorder", "recorder", self.recorder))
+        return specs
+
     def components(self) -> list[tuple[str, str, str]]:
         """Every component reference as ``(key path, registry kind, name)``."""
-        refs = [("data.provider", "data_provider", self.data.provider.name)]
-        if self.data.market_rules is not None:
-            refs.append(("data.market_rules", "market_rules", self.data.market_rules.name))
-        if self.dataset is not None:
-            refs.append(("dataset.features", "feature_set", self.dataset.features.name))
-            for group in ("infer_processors", "learn_processors"):
-                for i, spec in enumerate(getattr(self.dataset, group)):
-                    refs.append((f"dataset.{group}.{i}", "processor", spec.name))
-        if self.model is not None:
-            refs.append(("model", "model", self.model.name))
-        if self.backtest is not None:
-            refs.append(("backtest.strategy", "strategy", self.backtest.strategy.name))
-            refs.append(("backtest.executor", "executor", self.backtest.executor.name))
-        for i, spec in enumerate(self.records):
-            refs.append((f"records.{i}", "record", spec.name))
-        refs.append(("recorder", "recorder", self.recorder.name))
-        return refs
+        return [(path, kind, spec.name) for path, kind, spec in self.component_specs()]
 
     def params(self) -> dict[str, Any]:
         """The config as plain nested data, for recording."""
@@ -536,20 +239,27 @@ def _plain(value: Any) -> Any:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-class _Reader:
-    """Typed access to a document's values that reports the key path and line on every error."""
+class Reader:
+    """Typed access to a document's values that reports the key path and line on every error.
+
+    What a :class:`~qcore.protocols.ConfigSection` receives to parse its section: every method takes the value and
+    its key path (``backtest.account``) and raises a :class:`ConfigError` there, with the line the file gave it.
+    """
 
     def __init__(self, doc: Document) -> None:
         self.doc = doc
 
     def fail(self, message: str, path: str) -> ConfigError:
+        """The :class:`ConfigError` to raise about the value at ``path``."""
         return self.doc.error(message, path)
 
     def mapping(self, value: Any, path: str, allowed: Sequence[str], required: Sequence[str] = ()) -> dict[str, Any]:
+        """A mapping (None reads as empty) of ``allowed`` keys (an unknown one gets a did-you-mean), with the
+        ``required`` ones present and not null."""
         if value is None:
             value = {}
         if not isinstance(value, dict):
-            raise self.fail(f"expected a mapping, got {_kind(value)}", path)
+            raise self.fail(f"expected a mapping, got {kind_of(value)}", path)
         for key in value:
             if key not in allowed:
                 close = difflib.get_close_matches(str(key), list(allowed), n=1)
@@ -563,18 +273,21 @@ class _Reader:
         return value
 
     def string(self, value: Any, path: str) -> str:
+        """A non-empty string."""
         if not isinstance(value, str) or not value.strip():
-            raise self.fail(f"expected a non-empty string, got {_shown(value)}", path)
+            raise self.fail(f"expected a non-empty string, got {shown(value)}", path)
         return value
 
     def integer(self, value: Any, path: str, low: int | None = None, high: int | None = None) -> int:
+        """An integer (not a boolean) within ``low..high`` when given."""
         if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(f"expected an integer, got {_shown(value)}", path)
+            raise self.fail(f"expected an integer, got {shown(value)}", path)
         if (low is not None and value < low) or (high is not None and value > high):
             raise self.fail(f"expected an integer in {low}..{high}, got {value}", path)
         return value
 
     def date(self, value: Any, path: str) -> pd.Timestamp | None:
+        """A date (:func:`qcore.dates.parse_date`), None when not given."""
         if value is None:
             return None
         try:
@@ -583,23 +296,26 @@ class _Reader:
             raise self.fail(exc.message, path) from None
 
     def sequence(self, value: Any, path: str, what: str) -> list[Any]:
+        """A list (``what`` names its items in the error)."""
         if not isinstance(value, list):
-            raise self.fail(f"expected a list of {what}, got {_kind(value)}", path)
+            raise self.fail(f"expected a list of {what}, got {kind_of(value)}", path)
         return value
 
     def component(self, value: Any, path: str) -> ComponentSpec:
+        """A component: a registry name, or ``{name, kwargs}`` with identifier keyword names."""
         if isinstance(value, str):
             return ComponentSpec(self.string(value, path))
         body = self.mapping(value, path, ("name", "kwargs"), required=("name",))
         kwargs = body.get("kwargs") or {}
         if not isinstance(kwargs, dict):
-            raise self.fail(f"expected a mapping of keyword arguments, got {_kind(kwargs)}", f"{path}.kwargs")
+            raise self.fail(f"expected a mapping of keyword arguments, got {kind_of(kwargs)}", f"{path}.kwargs")
         for key in kwargs:
             if not isinstance(key, str) or not key.isidentifier():
                 raise self.fail(f"keyword argument names are identifiers, got {key!r}", f"{path}.kwargs")
         return ComponentSpec(self.string(body["name"], f"{path}.name"), kwargs)
 
     def plugins(self, value: Any, path: str) -> PluginSelection:
+        """A ``plugins:`` section: a list of ``-p``-style names, or ``{enable, disable, autoload}``."""
         if value is None:
             return PluginSelection()
         if isinstance(value, str):
@@ -622,44 +338,29 @@ class _Reader:
         return PluginSelection(tuple(enable), tuple(disable), autoload)
 
 
-def _kind(value: Any) -> str:
-    """How an error names the type of a value a user wrote."""
-    names = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
-             float: "a number", type(None): "nothing (null)"}  # fmt: skip
-    return names.get(type(value), type(value).__name__)
-
-
-def _shown(value: Any) -> str:
-    """A value as an error quotes it (long values cut)."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-_TOP_KEYS = ("experiment", "seed", "plugins", "data", "dataset", "model", "backtest", "records", "recorder")
+#: The kernel's own top-level sections; plugins declare more (``config_section`` components).
+KERNEL_KEYS = ("experiment", "seed", "plugins", "data", "dataset", "model", "records", "recorder", "rolling")
+_ROLLING_KEYS = ("step", "window", "rtype", "gap", "backend", "checkpoint", "resume")
 _DATA_KEYS = ("provider", "market_rules", "universe", "freq", "start", "end", "fields", "missing_fields")
 #: Values of ``data.missing_fields``.
 MISSING_FIELDS = ("nan", "error")
 _DATASET_KEYS = ("features", "instruments", "segments", "infer_processors", "learn_processors", "fit_start", "fit_end")
-_BACKTEST_KEYS = ("strategy", "executor", "start", "end", "account", "benchmark", "exchange", "pos_type")
-#: Records run after prediction when a config names none: the signal, its analysis, and the backtest if any.
-DEFAULT_RECORDS = ("signal", "sig_analysis")
-BACKTEST_RECORD = "port_analysis"
 #: The largest seed numpy's global generator takes.
 MAX_SEED = 2**32 - 1
 
 
-def _ordered(r: _Reader, start: pd.Timestamp | None, end: pd.Timestamp | None, path: str, what: str) -> None:
+def _ordered(r: Reader, start: pd.Timestamp | None, end: pd.Timestamp | None, path: str, what: str) -> None:
     if start is not None and end is not None and end < start:
         raise r.fail(f"{what} ends ({end.date()}) before it starts ({start.date()})", path)
 
 
-def _segments(r: _Reader, value: Any) -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:
+def _segments(r: Reader, value: Any) -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:
     raw_segments = r.mapping(value, "dataset.segments", ("train", "valid", "test"), required=("train",))
     segments = {}
     for name, bounds in raw_segments.items():
         path = f"dataset.segments.{name}"
         if not isinstance(bounds, list) or len(bounds) != 2:
-            raise r.fail(f"expected [start, end], got {_shown(bounds)}", path)
+            raise r.fail(f"expected [start, end], got {shown(bounds)}", path)
         start, end = r.date(bounds[0], f"{path}.0"), r.date(bounds[1], f"{path}.1")
         if start is None or end is None:
             raise r.fail("expected [start, end] with both dates given", f"{path}.{0 if start is None else 1}")
@@ -668,7 +369,7 @@ def _segments(r: _Reader, value: Any) -> dict[str, tuple[pd.Timestamp, pd.Timest
     return segments
 
 
-def _dataset(r: _Reader, value: Any) -> DatasetConfig:
+def _dataset(r: Reader, value: Any) -> DatasetConfig:
     body = r.mapping(value, "dataset", _DATASET_KEYS, required=("features", "segments"))
     segments = _segments(r, body["segments"])
     processors = {}
@@ -692,27 +393,56 @@ def _dataset(r: _Reader, value: Any) -> DatasetConfig:
     )
 
 
-def _backtest(r: _Reader, value: Any) -> BacktestConfig:
-    body = r.mapping(value, "backtest", _BACKTEST_KEYS, required=("strategy",))
-    options = {k: v for k, v in body.items() if k not in ("strategy", "executor")}
-    for key in ("start", "end"):
-        if key in options:
-            options[key] = r.date(options[key], f"backtest.{key}")
-    _ordered(r, options.get("start"), options.get("end"), "backtest.end", "the backtest")
-    if options.get("exchange") is not None and not isinstance(options["exchange"], dict):
-        raise r.fail(f"expected a mapping of exchange options, got {_kind(options['exchange'])}", "backtest.exchange")
-    if "pos_type" in options and options["pos_type"] != "Position":
-        raise r.fail(f"only pos_type Position is supported, got {_shown(options['pos_type'])}", "backtest.pos_type")
-    executor = r.component(body["executor"], "backtest.executor") if "executor" in body else ComponentSpec("simulator")
-    return BacktestConfig(r.component(body["strategy"], "backtest.strategy"), executor, options)
+def _rolling(r: Reader, value: Any, dataset: DatasetConfig | None, model: ComponentSpec | None) -> RollingConfig:
+    """The ``rolling:`` section, checked against the dataset it rolls (a test segment, no fixed fit window)."""
+    from qcore.rolling.windows import WINDOW_TYPES, WindowError, parse_step
+
+    body = r.mapping(value, "rolling", _ROLLING_KEYS, required=("step",))
+    try:
+        step = parse_step(body["step"])
+    except WindowError as exc:
+        raise r.fail(str(exc), "rolling.step") from None
+    if "window" in body and "rtype" in body:
+        raise r.fail("give the window type once: 'window' (or Qlib's name for it, 'rtype')", "rolling.rtype")
+    key = "rtype" if "rtype" in body else "window"
+    window = body.get(key, "expanding")
+    if window not in WINDOW_TYPES:
+        raise r.fail(f"expected one of {', '.join(WINDOW_TYPES)}, got {shown(window)}", f"rolling.{key}")
+    gap = r.integer(body.get("gap", 0), "rolling.gap", 0, 10_000)
+    checkpoint = body.get("checkpoint")
+    resume = body.get("resume", True)
+    if not isinstance(resume, bool):
+        raise r.fail(f"expected true or false, got {shown(resume)}", "rolling.resume")
+    if model is None or dataset is None:
+        raise r.fail("rolling retrains a model: the workflow needs 'dataset' and 'model' sections", "rolling")
+    if "test" not in dataset.segments:
+        raise r.fail("rolling needs a test segment to roll over", "dataset.segments")
+    for key_name in ("fit_start", "fit_end"):
+        if getattr(dataset, key_name) is not None:
+            raise r.fail(f"with a rolling section each window fits its processors on its own train span; remove "
+                         f"dataset.{key_name}", f"dataset.{key_name}")  # fmt: skip
+    for group in ("infer_processors", "learn_processors"):
+        for i, spec in enumerate(getattr(dataset, group)):
+            for arg in ("fit_start_time", "fit_end_time"):
+                if spec.kwargs.get(arg) is not None:
+                    raise r.fail(f"with a rolling section each window fits its processors on its own train span; "
+                                 f"remove {arg}", f"dataset.{group}.{i}.kwargs.{arg}")  # fmt: skip
+    return RollingConfig(
+        step=step,
+        window=window,
+        gap=gap,
+        backend=r.component(body.get("backend") or "serial", "rolling.backend"),
+        checkpoint=r.string(checkpoint, "rolling.checkpoint") if checkpoint is not None else None,
+        resume=resume,
+    )
 
 
-def _data(r: _Reader, value: Any) -> DataConfig:
+def _data(r: Reader, value: Any) -> DataConfig:
     data = r.mapping(value, "data", _DATA_KEYS, required=("provider",))
     fields = data.get("fields")
     if fields is not None:
         if not isinstance(fields, list) or not fields:
-            raise r.fail(f"expected a non-empty list of field names, got {_shown(fields)}", "data.fields")
+            raise r.fail(f"expected a non-empty list of field names, got {shown(fields)}", "data.fields")
         fields = tuple(r.string(f, f"data.fields.{i}").lstrip("$").lower() for i, f in enumerate(fields))
     start, end = r.date(data.get("start"), "data.start"), r.date(data.get("end"), "data.end")
     if start is not None and end is not None and end < start:
@@ -720,7 +450,7 @@ def _data(r: _Reader, value: Any) -> DataConfig:
     rules = data.get("market_rules")
     missing = data.get("missing_fields")
     if missing is not None and missing not in MISSING_FIELDS:
-        raise r.fail(f"expected one of {', '.join(MISSING_FIELDS)}, got {_shown(missing)}", "data.missing_fields")
+        raise r.fail(f"expected one of {', '.join(MISSING_FIELDS)}, got {shown(missing)}", "data.missing_fields")
     return DataConfig(
         provider=r.component(data["provider"], "data.provider"),
         market_rules=r.component(rules, "data.market_rules") if rules is not None else None,
@@ -733,27 +463,41 @@ def _data(r: _Reader, value: Any) -> DataConfig:
     )
 
 
-def validate(doc: Document) -> WorkflowConfig:
-    """Turn a parsed document into a :class:`WorkflowConfig`, or raise :class:`ConfigError` at the bad key."""
-    r = _Reader(doc)
+def _sections(r: Reader, top: Mapping[str, Any], kernel: Kernel) -> tuple[dict[str, Any], ComponentRefs]:
+    """Parse every plugin-owned section the document has, in document order."""
+    registry = kernel.registry(SECTION_KIND)
+    parsed: dict[str, Any] = {}
+    refs: list[tuple[str, str, ComponentSpec]] = []
+    for key, value in top.items():
+        if key in KERNEL_KEYS:
+            continue
+        name = registry.entry(key).name
+        section = kernel.create(SECTION_KIND, name)
+        parsed[name] = section.parse(value, r, key)
+        refs += [(path, kind, spec) for path, kind, spec in section.components(parsed[name], key)]
+    return parsed, tuple(refs)
+
+
+def validate(doc: Document, kernel: Kernel) -> WorkflowConfig:
+    """Turn a (translated, overridden) document into a :class:`WorkflowConfig`, or raise :class:`ConfigError` at the
+    bad key. ``kernel`` supplies the plugin-owned sections and the default records."""
+    r = Reader(doc)
     if not isinstance(doc.data, dict):
-        raise r.fail(f"the top level must be a mapping of sections, got {_kind(doc.data)}", "")
-    top = r.mapping(doc.data, "", _TOP_KEYS, required=("data",))
+        raise r.fail(f"the top level must be a mapping of sections, got {kind_of(doc.data)}", "")
+    allowed = (*KERNEL_KEYS, *kernel.registry(SECTION_KIND).names(include_aliases=True))
+    top = r.mapping(doc.data, "", allowed, required=("data",))
     data_config = _data(r, top["data"])
     dataset = _dataset(r, top["dataset"]) if top.get("dataset") is not None else None
     model = r.component(top["model"], "model") if top.get("model") is not None else None
     if model is not None and dataset is None:
         raise r.fail("a model needs a dataset section", "model")
-    backtest = _backtest(r, top["backtest"]) if top.get("backtest") is not None else None
+    records = None
     if top.get("records") is not None:
         items = r.sequence(top["records"], "records", "records")
         records = tuple(r.component(item, f"records.{i}") for i, item in enumerate(items))
-    elif model is not None:
-        names = DEFAULT_RECORDS + ((BACKTEST_RECORD,) if backtest is not None else ())
-        records = tuple(ComponentSpec(name) for name in names)
-    else:
-        records = ()
-    return WorkflowConfig(
+    sections, section_components = _sections(r, top, kernel)
+    rolling = _rolling(r, top["rolling"], dataset, model) if top.get("rolling") is not None else None
+    config = WorkflowConfig(
         data=data_config,
         experiment=r.string(top.get("experiment", "default"), "experiment"),
         seed=r.integer(top.get("seed", 0), "seed", 0, MAX_SEED),
@@ -761,30 +505,87 @@ def validate(doc: Document) -> WorkflowConfig:
         recorder=r.component(top.get("recorder") or "local", "recorder"),
         dataset=dataset,
         model=model,
-        backtest=backtest,
-        records=records,
+        records=records or (),
+        sections=sections,
+        section_components=section_components,
+        rolling=rolling,
         source=doc.source,
         raw=doc.data,
         document=doc,
     )
+    if records is None:
+        config = attrs.evolve(config, records=tuple(ComponentSpec(name) for name in kernel.default_records(config)))
+    return config
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class WorkflowDocument:
+    """A workflow file read, interpolated and not yet validated: what it asks of the plugins comes first.
+
+    :attr:`plugins` is the document's own ``plugins:`` selection (with ``--set plugins...`` applied), so a caller
+    can load the one kernel the run uses before validation needs it (:meth:`validate`).
+
+    :ivar document: the interpolated document, before translation and overrides.
+    :ivar overrides: ``key.path=value`` overrides, applied after translation (they address qcore's keys).
+    """
+
+    document: Document
+    overrides: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+
+    @property
+    def plugins(self) -> PluginSelection:
+        """The plugin selection the document asks for (its ``plugins:`` key, overrides of it applied)."""
+        mine = [o for o in self.overrides if o.partition("=")[0].strip().partition(".")[0] == "plugins"]
+        doc = apply_overrides(self.document, mine) if mine else self.document
+        data = doc.data if isinstance(doc.data, Mapping) else {}
+        return Reader(doc).plugins(data.get("plugins"), "plugins")
+
+    def validate(self, kernel: Kernel) -> WorkflowConfig:
+        """Translate a foreign format (``qcore_translate_config``), apply the overrides and validate with
+        ``kernel``."""
+        doc = kernel.translate_config(self.document) or self.document
+        return validate(apply_overrides(doc, self.overrides), kernel)
+
+    def load_kernel(self) -> Kernel:
+        """The kernel the document's ``plugins:`` selection (after the environment's) loads."""
+        from qcore.kernel import Kernel
+
+        return Kernel.load(self.plugins)
+
+
+def read_workflow(
+    path: str | os.PathLike[str], overrides: Iterable[str] = (), environ: Mapping[str, str] | None = None
+) -> WorkflowDocument:
+    """Read and interpolate a workflow YAML file (qcore's own or a foreign one a plugin translates)."""
+    return WorkflowDocument(interpolate(read_yaml(path), environ), tuple(overrides))
 
 
 def load_config(
     path: str | os.PathLike[str],
     overrides: Iterable[str] = (),
     environ: Mapping[str, str] | None = None,
+    kernel: Kernel | None = None,
 ) -> WorkflowConfig:
-    """Read, interpolate, override and validate a workflow YAML file (qcore's own or a Qlib ``qrun`` config)."""
-    doc = interpolate(read_yaml(path), environ)
-    from qcore import qlib_compat
+    """Read, interpolate, translate, override and validate a workflow YAML file.
 
-    if qlib_compat.is_qlib_workflow(doc.data):
-        doc = qlib_compat.translate(doc)
-    return validate(apply_overrides(doc, overrides))
+    :param kernel: the kernel whose plugins own the sections and translations; by default one is loaded from the
+        document's own ``plugins:`` key (and the environment).
+    """
+    workflow = read_workflow(path, overrides, environ)
+    return workflow.validate(kernel if kernel is not None else workflow.load_kernel())
 
 
-def config_from_mapping(data: Mapping[str, Any], source: str | None = None) -> WorkflowConfig:
-    """Validate an in-memory mapping (a notebook's dict) as a workflow config."""
+def config_from_mapping(
+    data: Mapping[str, Any], source: str | None = None, kernel: Kernel | None = None
+) -> WorkflowConfig:
+    """Validate an in-memory mapping (a notebook's dict) as a workflow config (``kernel`` as for
+    :func:`load_config`)."""
     if not isinstance(data, Mapping):
-        raise ConfigError(f"a workflow config is a mapping, got {_kind(data)}", source=source)
-    return validate(Document(_deep_copy(dict(data)), {}, source))
+        raise ConfigError(f"a workflow config is a mapping, got {kind_of(data)}", source=source)
+    workflow = WorkflowDocument(Document(deep_copy(dict(data)), {}, source))
+    return workflow.validate(kernel if kernel is not None else workflow.load_kernel())

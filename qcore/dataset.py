@@ -14,33 +14,18 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 import numpy as np
 import pandas as pd
 
 from qcore.errors import ConfigError, QcoreError
+from qcore.protocols import Processor
 from qcore.types import FeatureSet
 
 #: ``data_key`` values: raw values, after infer processors, after infer and learn processors.
 DATA_KEYS = ("raw", "infer", "learn")
-
-
-class Processor(Protocol):
-    """A step of dataset processing (``ZScoreNorm``, ``DropnaLabel``...), registered by a plugin."""
-
-    def fit(self, frame: pd.DataFrame) -> None:
-        """Learn parameters from ``frame`` (the fit window); stateless processors do nothing."""
-        ...
-
-    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Return the processed frame."""
-        ...
-
-    def is_for_infer(self) -> bool:
-        """Whether it may run on inference data (``DropnaLabel`` may not)."""
-        ...
 
 
 @attrs.frozen

@@ -147,3 +147,15 @@ class ExpressionError(QcoreError, ValueError):
 
 class RunError(QcoreError):
     """A workflow step failed for a reason the user can act on."""
+
+
+class ArgumentError(QcoreError, ValueError):
+    """A command's argument that cannot be used (``--out`` inside the store, ``--instruments`` naming nothing).
+
+    ``option`` names it as the user typed it (``--out``); the command line reports it as a usage error.
+    """
+
+    def __init__(self, message: str, *, option: str) -> None:
+        self.message = message
+        self.option = option
+        super().__init__(f"{option}: {message}")

@@ -11,6 +11,7 @@ config asks for them, so heavy imports belong inside them, never at plugin impor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import pluggy
@@ -18,9 +19,11 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
+    from qcore.config import WorkflowConfig
+    from qcore.context import RunContext, RunResult
     from qcore.kernel import Kernel
     from qcore.registry import KindRegistrar, Registrar
-    from qcore.runner import RunContext, RunResult
+    from qcore.yamldoc import Document
 
 #: Marks a hook specification. Plugins that add hooks of their own use it too (``from qcore import hookspec``).
 hookspec = pluggy.HookspecMarker("qcore")
@@ -156,10 +159,87 @@ def qcore_register_recorders(register: Registrar) -> None:
 def qcore_register_records(register: Registrar) -> None:
     """Register workflow records: steps that run after a model predicts (signal, signal analysis, backtest).
 
-    A factory takes the record's config kwargs and returns an object with ``generate(context) -> RecordOutput``
-    (:class:`qcore.runner.RecordOutput`), which reads what earlier steps left in ``context.state``.
+    A factory takes the record's config kwargs and returns a :class:`qcore.protocols.Record`:
+    ``generate(context) -> RecordOutput`` (:mod:`qcore.context`), which reads what earlier steps left in
+    ``context.state`` (a :class:`qcore.context.RunState`), and optionally ``check(context)``.
 
     :param register: ``register(name, factory, ...)``.
+    """
+
+
+@hookspec
+def qcore_register_config_sections(register: Registrar) -> None:
+    """Register the top-level workflow sections a plugin owns (``backtest:``), under the section's key.
+
+    A factory takes no arguments and returns a :class:`qcore.protocols.ConfigSection`, which parses the section
+    with the document's line-numbered errors and lists the components it names. A key no loaded plugin registers
+    (and not one of the kernel's own) is an unknown key.
+
+    :param register: ``register(key, factory, ...)``.
+    """
+
+
+@hookspec
+def qcore_register_execution_backends(register: Registrar) -> None:
+    """Register execution backends: where independent tasks (a rolling run's windows) run.
+
+    A factory takes its keyword arguments from the config (``rolling.backend``) and returns a
+    :class:`qcore.backends.ExecutionBackend`. The kernel registers ``serial`` and ``processes``.
+
+    :param register: ``register(name, factory, ...)``.
+    """
+
+
+# -------------------------------------------------------------------------
+# Workflows: configs, defaults and what a run prints
+# -------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def qcore_translate_config(document: Document) -> Document | None:
+    """Translate a workflow document of a foreign format (a Qlib ``qrun`` YAML) into qcore's form.
+
+    Called once per loaded config, after interpolation and before ``--set`` overrides and validation; the first
+    non-None result is used, and None from every plugin leaves the document as it is. Keep the source and line
+    map (and add ``origins``) so later errors name the keys and lines the user wrote.
+
+    :param document: the parsed, interpolated document.
+    :return: the translated document, or None when the document is not of this plugin's format.
+    """
+
+
+@hookspec
+def qcore_default_records(config: WorkflowConfig) -> Sequence[str]:
+    """Records (registry names) a workflow runs when its config has no ``records`` section.
+
+    Results are used in plugin order (built-ins first, then plugins by name; ``tryfirst``/``trylast`` move an
+    implementation), a name given twice runs once.
+
+    :param config: the validated workflow (its ``records`` still empty).
+    :return: record names, in the order they should run (empty when the plugin adds none).
+    """
+
+
+@hookspec
+def qcore_run_summary(config: WorkflowConfig, result: RunResult) -> Sequence[tuple[str, str]]:
+    """Rows ``qcore run`` prints for a finished run: ``(label, formatted value)``, such as ``("IC", "0.0302")``.
+
+    Rows are printed in plugin order (as :func:`qcore_default_records`), as one aligned table.
+
+    :param config: the workflow that ran.
+    :param result: its metrics and artifacts.
+    :return: rows for what this plugin produced (empty when it produced nothing).
+    """
+
+
+@hookspec
+def qcore_run_hints(config: WorkflowConfig, result: RunResult) -> Sequence[str]:
+    """Where to look after a run: lines ``qcore run`` prints below the summary (a report's path, the command that
+    browses the runs).
+
+    :param config: the workflow that ran.
+    :param result: its metrics and artifacts (name → stored path).
+    :return: lines, in order (empty when the plugin has nothing to point at).
     """
 
 

@@ -5,6 +5,7 @@ The rest of qcore (and notebooks) talk to a :class:`Kernel`, never to pluggy's u
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -30,6 +31,15 @@ def _kind_key(kind: str) -> str:
     return kind.strip().lower().replace("-", "_")
 
 
+def _asks_for_kernel(factory: Any) -> bool:
+    """Whether ``factory`` declares a keyword-only ``kernel`` parameter."""
+    try:
+        parameter = inspect.signature(factory).parameters.get("kernel")
+    except (TypeError, ValueError):
+        return False
+    return parameter is not None and parameter.kind is inspect.Parameter.KEYWORD_ONLY
+
+
 def normalise_kind(kind: str) -> str:
     """The canonical name of one of the kernel's own kinds (accepts plurals such as ``models``).
 
@@ -53,7 +63,7 @@ class Kernel:
         self._loaded = loaded
         self._registries: dict[str, Registry[Any]] | None = None
         self._aliases = {alias: spec.name for spec in loaded.kinds.values() for alias in (spec.name, *spec.aliases)}
-        self._protocols: dict[str, type | None] = {}
+        self._protocols: dict[str, type | tuple[type, ...] | None] = {}
 
     @classmethod
     def load(
@@ -131,20 +141,25 @@ class Kernel:
         """Build the component ``name`` of ``kind`` with ``kwargs``, checked against the kind's protocol.
 
         A component that does not satisfy its kind's protocol raises :class:`ComponentContractError` naming the
-        plugin that registered it and the members it lacks.
+        plugin that registered it and the members it lacks. A factory with a keyword-only ``kernel`` parameter
+        receives this kernel when the caller does not pass one (for components that build others by name).
         """
         registry = self.registry(kind)
         entry = registry.entry(name)
+        if "kernel" not in kwargs and _asks_for_kernel(entry.factory):
+            kwargs["kernel"] = self  # a composite component builds its parts through this kernel's registries
         built = registry.create(name, **kwargs)
         protocol = self._protocol(registry.kind)
         if protocol is not None:
             missing = missing_members(built, protocol)
             if missing:
+                alternatives = protocol if isinstance(protocol, tuple) else (protocol,)
+                wanted = " or ".join(f"{p.__module__}.{p.__qualname__}" for p in alternatives)
                 raise ComponentContractError(registry.kind, entry.name, entry.plugin, type(built).__qualname__,
-                                             f"{protocol.__module__}.{protocol.__qualname__}", missing)
+                                             wanted, missing)
         return built
 
-    def _protocol(self, kind: str) -> type | None:
+    def _protocol(self, kind: str) -> type | tuple[type, ...] | None:
         if kind not in self._protocols:
             self._protocols[kind] = self._loaded.kinds[kind].resolve_protocol()
         return self._protocols[kind]
@@ -184,3 +199,38 @@ class Kernel:
     def on_run_error(self, context: Any, error: BaseException) -> None:
         """Fire ``qcore_on_run_error``."""
         self.pm.hook.qcore_on_run_error(context=context, error=error)
+
+    def translate_config(self, document: Any) -> Any:
+        """``qcore_translate_config``: the first plugin's translation of a foreign workflow document, else None."""
+        return self.pm.hook.qcore_translate_config(document=document)
+
+    def default_records(self, config: Any) -> list[str]:
+        """``qcore_default_records``: the records a config without a ``records`` section runs, each once."""
+        names = [name for result in self._in_plugin_order("qcore_default_records", config=config) for name in result]
+        return list(dict.fromkeys(names))
+
+    def run_summary(self, config: Any, result: Any) -> list[tuple[str, str]]:
+        """``qcore_run_summary``: every plugin's ``(label, formatted value)`` rows for a finished run."""
+        rows = self._in_plugin_order("qcore_run_summary", config=config, result=result)
+        return [(str(label), str(value)) for part in rows for label, value in part]
+
+    def run_hints(self, config: Any, result: Any) -> list[str]:
+        """``qcore_run_hints``: every plugin's "where to look" lines for a finished run."""
+        return [str(line) for part in self._in_plugin_order("qcore_run_hints", config=config, result=result)
+                for line in part]  # fmt: skip
+
+    def _in_plugin_order(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """Each implementation's non-None result in plugin order: built-ins first, then the others as they were
+        registered (pluggy calls them the other way round); ``tryfirst`` ones before, ``trylast`` ones after, each
+        group in plugin order."""
+        impls = [impl for impl in getattr(self.pm.hook, hook_name).get_hookimpls()
+                 if not (impl.hookwrapper or getattr(impl, "wrapper", False))]  # fmt: skip
+        # pluggy keeps trylast implementations first and newest first, the others oldest first
+        last = [impl for impl in impls if impl.trylast][::-1]
+        impls = [i for i in impls if i.tryfirst] + [i for i in impls if not i.tryfirst and not i.trylast] + last
+        results = []
+        for impl in impls:
+            value = impl.function(**{name: kwargs[name] for name in impl.argnames})
+            if value is not None:
+                results.append(value)
+        return results

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 PROJECT = "qcore"
 ENTRY_POINT_GROUP = "qcore"
 #: Plugins of the kernel itself, always registered first; essential ones cannot be disabled.
-BUILTIN_PLUGINS: Mapping[str, str] = {"core": "qcore.builtin.core"}
+BUILTIN_PLUGINS: Mapping[str, str] = {"core": "qcore.builtin.core", "qlib_workflow": "qcore.builtin.qlib_workflow"}
 ESSENTIAL_PLUGINS = frozenset({"core"})
 ENV_PLUGINS = "QCORE_PLUGINS"
 ENV_NO_AUTOLOAD = "QCORE_DISABLE_PLUGIN_AUTOLOAD"

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
 from qcore.types import CostSchedule, Panel, Universe
+
+if TYPE_CHECKING:
+    from qcore.config import ComponentSpec, Reader
+    from qcore.context import RecordOutput, RunContext
 
 
 @runtime_checkable
@@ -86,8 +90,35 @@ class Dataset(Protocol):
 
 
 @runtime_checkable
+class Processor(Protocol):
+    """A step of dataset processing (``ZScoreNorm``, ``DropnaLabel``...), registered as a ``processor``.
+
+    Built once per run from its config kwargs (plus ``fit_start_time``/``fit_end_time`` when its factory takes
+    them, as Qlib passes them); frames have two-level columns ``("feature" | "label", name)`` and rows
+    ``(datetime, instrument)``.
+    """
+
+    def fit(self, frame: pd.DataFrame) -> None:
+        """Learn parameters from ``frame`` (the fit window's rows); a stateless processor does nothing."""
+        ...
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The processed frame (a new one, or ``frame`` itself when nothing changes)."""
+        ...
+
+    def is_for_infer(self) -> bool:
+        """Whether it may run on inference data (``DropnaLabel``, which drops unlabelled rows, may not)."""
+        ...
+
+
+@runtime_checkable
 class Model(Protocol):
-    """A forecasting model: fitted on a dataset, it scores a segment."""
+    """A forecasting model: fitted on a dataset, it scores a segment.
+
+    What the runtime does with one: the workflow builds it from the registry with the config's kwargs, calls
+    :meth:`fit`, then :meth:`predict` on the ``test`` segment (the last segment when there is none), then
+    :meth:`save` to store it with the run. :func:`qcore.modelio.load_model` rebuilds it later with :meth:`restore`.
+    """
 
     def fit(self, dataset: Dataset) -> Model:
         """Train on the ``train`` segment (and ``valid`` where the model early-stops); return self."""
@@ -98,11 +129,61 @@ class Model(Protocol):
         ...
 
     def save(self, folder: Path) -> None:
-        """Write ``model.json`` (:func:`qcore.modelio.write_manifest`) and the model's files into ``folder``."""
+        """Write the fitted model into ``folder`` (an existing, empty folder).
+
+        Write ``model.json`` with :func:`qcore.modelio.write_manifest` (the registry name and the keyword arguments
+        that rebuild the model) and the model's own files beside it, flat: after :meth:`fit`, the workflow calls
+        this on a temporary folder and stores every regular file directly in it as a run artifact named
+        ``model-<file name>`` (sub-folders are not stored), then deletes the folder. No pickle.
+        """
         ...
 
     def restore(self, folder: Path) -> None:
-        """Load the fitted state written by :meth:`save` (the model was built from the manifest's params)."""
+        """Load the fitted state :meth:`save` wrote into ``folder``.
+
+        Called by :func:`qcore.modelio.load_model` (never by the workflow) on a model it has just built from the
+        registry with the manifest's ``params``, so only the fitted state (trees, weights, scalers) is read here.
+        """
+        ...
+
+
+@runtime_checkable
+class Record(Protocol):
+    """A workflow step that runs after the model (Qlib's ``SignalRecord``, ``SigAnaRecord``, ``PortAnaRecord``).
+
+    Built from its config kwargs with ``kernel.create("record", ...)``, in the order of the config's ``records``
+    (or of the defaults plugins contribute). A record may also define ``check(context) -> None``: it is called
+    before the run starts (and by ``qcore validate``) with ``context.provider`` opened when the store could be
+    opened (else None) and ``context.state`` empty, and raises a :class:`~qcore.errors.ConfigError` naming the
+    config key (``context.config.error(message, path)``) for what it cannot run.
+    """
+
+    def generate(self, context: RunContext) -> RecordOutput:
+        """Read what earlier steps left in ``context.state`` (and may add to it); return metrics and artifacts to
+        record."""
+        ...
+
+
+@runtime_checkable
+class ConfigSection(Protocol):
+    """A top-level workflow section a plugin owns (``backtest:``), registered as a ``config_section`` under its key.
+
+    Built with no arguments while a config is validated. :meth:`parse` turns the raw value into what
+    ``config.sections[key]`` holds (a frozen value object); :meth:`components` lists the components that value
+    names, so the kernel checks their names and arguments (``qcore validate``) like its own.
+    """
+
+    def parse(self, value: Any, reader: Reader, path: str) -> Any:
+        """The section's value parsed and checked; every error through ``reader`` (``reader.fail(message,
+        f"{path}.key")``, ``reader.mapping(...)``...), so it names the key and line.
+
+        :param value: the section's raw YAML value.
+        :param path: the section's key path (its top-level key).
+        """
+        ...
+
+    def components(self, parsed: Any, path: str) -> Sequence[tuple[str, str, ComponentSpec]]:
+        """``(key path, registry kind, spec)`` of every component ``parsed`` names (``backtest.strategy``...)."""
         ...
 
 

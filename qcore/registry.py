@@ -104,7 +104,8 @@ class KindSpec:
     :ivar description: one line shown by ``qcore list``.
     :ivar aliases: other spellings (plurals: ``models``) accepted wherever a kind is named.
     :ivar protocol: what every built component must satisfy: a ``runtime_checkable`` protocol (or any class), or
-        ``"package.module:Name"`` naming one (imported when the first component is built); ``None`` checks nothing.
+        ``"package.module:Name"`` naming one (imported when the first component is built); alternatives, any of
+        which will do, as a tuple or as names joined by ``|``; ``None`` checks nothing.
     :ivar plugin: the plugin that declared the kind (set by the kernel).
     """
 
@@ -112,7 +113,7 @@ class KindSpec:
     hook_name: str
     description: str = ""
     aliases: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    protocol: type | str | None = None
+    protocol: type | str | tuple[type | str, ...] | None = None
     plugin: str = ""
 
     def __attrs_post_init__(self) -> None:
@@ -123,11 +124,15 @@ class KindSpec:
             raise ValueError(f"kind {self.name!r}: hook_name must be an identifier like 'myplugin_register_things', "
                              f"got {self.hook_name!r}")  # fmt: skip
 
-    def resolve_protocol(self) -> type | None:
-        """The protocol class, importing it when it was given as a string."""
-        if isinstance(self.protocol, str):
-            return resolve(self.protocol)  # type: ignore[no-any-return]
-        return self.protocol
+    def resolve_protocol(self) -> type | tuple[type, ...] | None:
+        """The protocol class (a tuple of them for alternatives), importing those given as strings."""
+        if self.protocol is None:
+            return None
+        items = self.protocol.split("|") if isinstance(self.protocol, str) else self.protocol
+        if not isinstance(items, (list, tuple)):
+            return items
+        classes = tuple(resolve(item.strip()) if isinstance(item, str) else item for item in items)
+        return classes[0] if len(classes) == 1 else classes
 
 
 def protocol_members(protocol: type) -> list[str]:
@@ -142,8 +147,14 @@ def protocol_members(protocol: type) -> list[str]:
     return names
 
 
-def missing_members(obj: object, protocol: type) -> list[str]:
-    """Members of ``protocol`` that ``obj`` lacks (empty when it satisfies it)."""
+def missing_members(obj: object, protocol: type | tuple[type, ...]) -> list[str]:
+    """Members of ``protocol`` that ``obj`` lacks (empty when it satisfies it).
+
+    For alternatives (a tuple), empty when ``obj`` satisfies any; else what it lacks of the closest one.
+    """
+    if isinstance(protocol, tuple):
+        gaps = [missing_members(obj, one) for one in protocol]
+        return min(gaps, key=len) if gaps else []
     if isinstance(obj, protocol):
         return []
     missing = [name for name in protocol_members(protocol) if not hasattr(obj, name)]

@@ -1,9 +1,11 @@
 """Running a workflow: resolve its components, open a tracked run, execute its steps, fire lifecycle hooks.
 
 Steps, each present when its config section is: data (open the provider, pick the universe, record field
-coverage) → dataset (evaluate the feature set, fit processors) → model (fit, predict the test segment) → records
-(registered components such as the signal, its analysis and the backtest, reading what earlier steps left in
-``context.state``). The recorder opens the run and records what the steps produce on a worker thread
+coverage) → dataset (evaluate the feature set, fit processors) → model (fit, predict the test segment), or with a
+``rolling:`` section one rolling step in their place (:mod:`qcore.rolling.step`: a dataset, model and child run
+per window, their signals joined) → records
+(registered components that run after the model, reading what earlier steps left in ``context.state``, a
+:class:`qcore.context.RunState`). The recorder opens the run and records what the steps produce on a worker thread
 (:class:`qcore.tracking.BackgroundRun`), so a slow tracking store does not hold the steps up: the worker starts
 when the model begins training (native code that leaves the interpreter to the worker), or before the records
 when there is no model.
@@ -11,7 +13,8 @@ when there is no model.
 Before any step reads data, the run is checked (:func:`check_components`, which ``qcore validate`` runs too):
 component names, each component's keyword arguments, the universes, fields and date ranges against the store,
 and each record's own ``check(context)``. Components take part through two optional conventions: a registered
-factory's ``check_kwargs(kwargs)`` attribute, and a record object's ``check(context)`` method.
+factory's ``check_kwargs(kwargs)`` attribute, and a record object's ``check(context)`` method
+(:class:`qcore.protocols.Record`). The value types runs exchange are in :mod:`qcore.context`.
 """
 
 from __future__ import annotations
@@ -25,47 +28,18 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-import attrs
 import numpy as np
 
 from qcore.config import ComponentSpec, WorkflowConfig
+from qcore.context import RecordOutput, RunContext, RunResult
 from qcore.dates import parse_date
-from qcore.errors import ConfigError, DataError, QcoreError, UnknownComponentError
+from qcore.errors import ComponentContractError, ConfigError, DataError, QcoreError, UnknownComponentError
 from qcore.kernel import Kernel
-from qcore.protocols import DataProvider, Run
+from qcore.registry import missing_members
 from qcore.tracking import BackgroundRun
 from qcore.types import Panel, clip_universe, membership_mask
 
 logger = logging.getLogger(__name__)
-
-
-@attrs.define
-class RunContext:
-    """What every step and lifecycle hook sees of a run."""
-
-    config: WorkflowConfig
-    kernel: Kernel
-    run: Run
-    provider: DataProvider | None = None
-    market_rules: Any = None
-    state: dict[str, Any] = attrs.field(factory=dict)
-
-
-@attrs.frozen
-class RecordOutput:
-    """What a record produced: metrics to log and named artifacts to store (frames, mappings, text, files)."""
-
-    metrics: Mapping[str, float] = attrs.field(factory=dict)
-    artifacts: Mapping[str, Any] = attrs.field(factory=dict)
-
-
-@attrs.frozen
-class RunResult:
-    """What a finished run produced: its id, final metrics and stored artifact paths."""
-
-    run_id: str
-    metrics: Mapping[str, float]
-    artifacts: Mapping[str, str]
 
 
 def check_components(config: WorkflowConfig, kernel: Kernel, *, store: bool = True) -> None:
@@ -82,7 +56,7 @@ def check_components(config: WorkflowConfig, kernel: Kernel, *, store: bool = Tr
     check_arguments(config, kernel)
     if not store:
         return
-    context = RunContext(config=config, kernel=kernel, run=None)  # type: ignore[arg-type]
+    context = RunContext(config=config, kernel=kernel, run=None)
     spec = config.data.provider
     try:
         context.provider = build_component(config, kernel, "data_provider", spec, "data.provider")
@@ -113,25 +87,6 @@ def relocate(config: WorkflowConfig, error: ConfigError, prefix: str) -> ConfigE
     return config.error(error.message, path)
 
 
-def _specs(config: WorkflowConfig) -> list[tuple[str, str, ComponentSpec]]:
-    """Every component spec of ``config`` as ``(key path, registry kind, spec)``."""
-    specs = [("data.provider", "data_provider", config.data.provider)]
-    if config.data.market_rules is not None:
-        specs.append(("data.market_rules", "market_rules", config.data.market_rules))
-    if config.dataset is not None:
-        specs.append(("dataset.features", "feature_set", config.dataset.features))
-        for group in ("infer_processors", "learn_processors"):
-            specs += [(f"dataset.{group}.{i}", "processor", p) for i, p in enumerate(getattr(config.dataset, group))]
-    if config.model is not None:
-        specs.append(("model", "model", config.model))
-    if config.backtest is not None:
-        specs.append(("backtest.strategy", "strategy", config.backtest.strategy))
-        specs.append(("backtest.executor", "executor", config.backtest.executor))
-    specs += [(f"records.{i}", "record", spec) for i, spec in enumerate(config.records)]
-    specs.append(("recorder", "recorder", config.recorder))
-    return specs
-
-
 def check_arguments(config: WorkflowConfig, kernel: Kernel) -> None:
     """Every component's keyword arguments, checked before any data is read.
 
@@ -139,11 +94,10 @@ def check_arguments(config: WorkflowConfig, kernel: Kernel) -> None:
     ``path`` is relative to the arguments (``num_leaves``), which is reported at ``<component>.kwargs.num_leaves``
     with the line (the model zoo's models check every argument this way). Otherwise a factory whose signature
     lists its parameters (no ``**kwargs``) gets unknown names refused with the accepted ones. Feature sets and
-    processors, plain values by contract, are built once so their own argument checks run too.
+    processors, plain values by contract, are built once so their own argument checks run too. The components
+    plugin-owned sections name (``config.section_components``) are covered like the kernel's own.
     """
-    from qcore.dataset import make_processor
-
-    for path, kind, spec in _specs(config):
+    for path, kind, spec in config.component_specs():
         factory = kernel.registry(kind).get(spec.name)
         where = f"{path}.kwargs"
         try:
@@ -158,7 +112,7 @@ def check_arguments(config: WorkflowConfig, kernel: Kernel) -> None:
                 for key in ("fit_start_time", "fit_end_time"):
                     if spec.kwargs.get(key) is not None:
                         parse_date(spec.kwargs[key], key)
-                make_processor(factory, spec.kwargs, None, None)
+                build_processor(kernel, spec, None, None)
         except ConfigError as exc:
             raise relocate(config, exc, where) from None
         except QcoreError:
@@ -203,6 +157,23 @@ def build_component(config: WorkflowConfig, kernel: Kernel, kind: str, spec: Com
                            path) from exc  # fmt: skip
 
 
+def build_processor(kernel: Kernel, spec: ComponentSpec, fit_start: Any, fit_end: Any) -> Any:
+    """A processor built from ``spec`` (:func:`qcore.dataset.make_processor` passes the fit window to a factory
+    that takes it), checked against :class:`qcore.protocols.Processor`."""
+    from qcore.dataset import make_processor
+
+    entry = kernel.registry("processor").entry(spec.name)
+    processor = make_processor(entry.factory, spec.kwargs, fit_start, fit_end)
+    protocol = kernel.kind("processor").resolve_protocol()
+    missing = missing_members(processor, protocol) if protocol is not None else []
+    if missing:
+        wanted = " or ".join(f"{p.__module__}.{p.__qualname__}"
+                             for p in (protocol if isinstance(protocol, tuple) else (protocol,)))  # fmt: skip
+        raise ComponentContractError("processor", entry.name, entry.plugin, type(processor).__qualname__, wanted,
+                                     missing)  # fmt: skip
+    return processor
+
+
 def check_store(context: RunContext) -> None:
     """What the config says about the store, checked against it: universes, fields and every date range."""
     config, provider = context.config, context.provider
@@ -241,20 +212,24 @@ def check_store(context: RunContext) -> None:
         _check_range(config, calendar, spec.fit_start, spec.fit_end, "dataset.fit_start", "dataset.fit_end",
                      "the fit window", span)  # fmt: skip
         check_dataset(context)
+    if config.rolling is not None:
+        from qcore.rolling.step import plan_windows
+
+        plan_windows(context)  # a rolling setup that leaves no window is refused here
 
 
 def dataset_engine(context: RunContext) -> Any:
-    """The run's expression engine for its dataset (one per run, kept in ``context.state["engine"]``), reading a
+    """The run's expression engine for its dataset (one per run, kept in ``context.state.engine``), reading a
     field the store lacks as NaN unless ``data.missing_fields`` is ``error``."""
     from qcore.expr.engine import ExpressionEngine
 
-    engine = context.state.get("engine")
+    engine = context.state.engine
     if engine is None:
         config = context.config
         missing = config.data.missing_fields or "nan"
         engine = ExpressionEngine(context.provider, context.kernel.registry("operator"), freq=config.data.freq,
                                   missing_fields=missing)  # fmt: skip
-        context.state["engine"] = engine
+        context.state.engine = engine
     return engine
 
 
@@ -365,13 +340,13 @@ def _data_step(context: RunContext) -> tuple[dict[str, float], dict[str, Any]]:
         "dates": len(panel.dates),
         "coverage": coverage,
     }
-    context.state["panel"] = panel
-    context.state["universe"] = universe
+    context.state.panel = panel
+    context.state.universe = universe
     return metrics, {"data_summary": summary}
 
 
 def _dataset_step(context: RunContext) -> tuple[dict[str, float], dict[str, Any]]:
-    from qcore.dataset import build_dataset, make_processor
+    from qcore.dataset import build_dataset
 
     config, kernel = context.config, context.kernel
     spec = config.dataset
@@ -380,10 +355,9 @@ def _dataset_step(context: RunContext) -> tuple[dict[str, float], dict[str, Any]
     train = spec.segments["train"]
     fit_start = spec.fit_start or train[0]
     fit_end = spec.fit_end or train[1]
-    processors = kernel.registry("processor")
 
-    def build(specs: tuple[Any, ...]) -> list[Any]:
-        return [make_processor(processors.get(p.name), p.kwargs, fit_start, fit_end) for p in specs]
+    def build(specs: tuple[ComponentSpec, ...]) -> list[Any]:
+        return [build_processor(kernel, p, fit_start, fit_end) for p in specs]
 
     engine = dataset_engine(context)
     dataset = build_dataset(
@@ -396,7 +370,7 @@ def _dataset_step(context: RunContext) -> tuple[dict[str, float], dict[str, Any]
         fit_start=fit_start,
         fit_end=fit_end,
     )
-    context.state["dataset"] = dataset
+    context.state.dataset = dataset
     metrics = {"dataset.features": float(len(dataset.feature_names))}
     for name in spec.segments:
         metrics[f"dataset.rows.{name}"] = float(len(dataset.prepare(name, "label", "raw")))
@@ -408,14 +382,16 @@ def _model_step(context: RunContext) -> tuple[dict[str, float], dict[str, Any]]:
 
     config, kernel = context.config, context.kernel
     assert config.model is not None
-    dataset = context.state["dataset"]
+    dataset = context.state.dataset
+    assert dataset is not None
     model = build_component(config, kernel, "model", config.model, "model")
     _start_tracking(context)
     model.fit(dataset)
     segment = "test" if "test" in dataset.segments else list(dataset.segments)[-1]
     pred = model.predict(dataset, segment)
     _, label = dataset.xy(segment, "raw")
-    context.state.update(model=model, pred=pred, label=label, segment=segment)
+    state = context.state
+    state.model, state.pred, state.label, state.segment = model, pred, label, segment
     artifacts: dict[str, Any] = {}
     save = getattr(model, "save", None)
     if callable(save):
@@ -434,7 +410,7 @@ def _start_tracking(context: RunContext) -> None:
         start()
 
 
-def _record_step(spec: Any) -> Any:
+def _record_step(spec: ComponentSpec) -> Any:
     def step(context: RunContext) -> tuple[dict[str, float], dict[str, Any]]:
         _start_tracking(context)
         record = context.kernel.create("record", spec.name, **spec.kwargs)
@@ -466,10 +442,15 @@ def run_workflow(config: WorkflowConfig, kernel: Kernel, *, run_name: str | None
         metrics: dict[str, float] = {}
         stored: dict[str, Future[Path | str]] = {}
         steps = [_data_step]
-        if config.dataset is not None:
-            steps.append(_dataset_step)
-        if config.model is not None:
-            steps.append(_model_step)
+        if config.rolling is not None:
+            from qcore.rolling.step import rolling_step
+
+            steps.append(rolling_step)  # per-window datasets and models in place of the dataset and model steps
+        else:
+            if config.dataset is not None:
+                steps.append(_dataset_step)
+            if config.model is not None:
+                steps.append(_model_step)
         steps += [_record_step(spec) for spec in config.records]
         for step in steps:
             step_metrics, artifacts = step(context)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from qcore.context import RecordOutput, RunContext
 from qcore.errors import RunError
-from qcore.runner import RecordOutput, RunContext
 
 
 class SignalRecord:
@@ -17,11 +17,12 @@ class SignalRecord:
         pass
 
     def generate(self, context: RunContext) -> RecordOutput:
-        pred = context.state.get("pred")
+        """Store ``context.state.pred`` and ``context.state.label``."""
+        pred = context.state.pred
         if pred is None:
             raise RunError("the signal record needs a model's predictions: add a model section")
         artifacts: dict[str, Any] = {"pred": pred.rename("score").to_frame()}
-        label = context.state.get("label")
+        label = context.state.label
         if label is not None:
             artifacts["label"] = label.rename("label").to_frame()
         return RecordOutput(metrics={"signal.rows": float(len(pred))}, artifacts=artifacts)

@@ -27,15 +27,15 @@ def test_examples_exist() -> None:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_example_builds(path: Path, kernel: Kernel) -> None:
-    config = load_config(path)
+    config = load_config(path, kernel=kernel)
     check_components(config, kernel)
-    assert config.dataset is not None and config.model is not None and config.backtest is not None
+    assert config.dataset is not None and config.model is not None and "backtest" in config.sections
     features = kernel.create("feature_set", config.dataset.features.name, **config.dataset.features.kwargs)
     assert len(features.features) in (158, 360)
     for spec in (*config.dataset.infer_processors, *config.dataset.learn_processors):
         make_processor(kernel.registry("processor").get(spec.name), spec.kwargs, "2015-01-05", "2020-12-31")
     model = kernel.create("model", config.model.name, **config.model.kwargs)
     assert hasattr(model, "fit") and hasattr(model, "predict")
-    strategy = kernel.registry("strategy").get(config.backtest.strategy.name)
+    strategy = kernel.registry("strategy").get(config.sections["backtest"].strategy.name)
     assert strategy is not None
     assert [r.name for r in config.records] == ["signal", "sig_analysis", "port_analysis"]

@@ -34,7 +34,7 @@ def test_plugins_json_lists_six_plugins_and_builtins() -> None:
     assert SIX | {"core", "qdata_toy"} <= set(rows)
     assert rows["core"]["builtin"] is True
     assert rows["qrecorder_mlflow"]["components"] == {"recorder": ["mlflow"]}
-    assert rows["qrecorder_mlflow"]["hooks"] == ["qcore_register_recorders"]
+    assert rows["qrecorder_mlflow"]["hooks"] == ["qcore_register_recorders", "qcore_run_hints"]
     assert rows["qdata_toy"]["components"] == {"data_provider": ["toy"], "market_rules": ["toy"]}
     assert set(rows["qmodel_zoo"]) == {"name", "module", "distribution", "version", "builtin", "hooks", "components",
                                        "kinds"}
@@ -71,7 +71,7 @@ def test_block_plugin_with_p() -> None:
 
 def test_no_autoload_with_explicit_list() -> None:
     rows = json.loads(invoke("--no-autoload", "-p", "qdata_toy", "plugins", "--json").output)
-    assert {r["name"] for r in rows} == {"core", "qdata_toy"}
+    assert {r["name"] for r in rows} == {"core", "qlib_workflow", "qdata_toy"}
 
 
 def test_unknown_plugin_one_line_error() -> None:

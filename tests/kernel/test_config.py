@@ -8,6 +8,7 @@ import pytest
 
 from qcore.config import ComponentSpec, config_from_mapping, load_config
 from qcore.errors import ConfigError
+from qcore.kernel import Kernel
 from qcore.plugins import PluginSelection
 
 
@@ -118,15 +119,20 @@ def test_environment_interpolation(tmp_path: Path) -> None:
         load_config(write(tmp_path, text), environ={})
 
 
-def test_shorthand_component_and_defaults() -> None:
-    cfg = config_from_mapping({"data": {"provider": "toy"}})
+@pytest.fixture(scope="module")
+def kernel() -> Kernel:
+    return Kernel.load(use_env=False)
+
+
+def test_shorthand_component_and_defaults(kernel: Kernel) -> None:
+    cfg = config_from_mapping({"data": {"provider": "toy"}}, kernel=kernel)
     assert cfg.data.provider == ComponentSpec("toy")
     assert cfg.recorder == ComponentSpec("local") and cfg.data.universe == "all" and cfg.experiment == "default"
 
 
-def test_plugins_section_mapping_form() -> None:
+def test_plugins_section_mapping_form(kernel: Kernel) -> None:
     cfg = config_from_mapping(
-        {"plugins": {"enable": ["a"], "disable": ["b"], "autoload": False}, "data": {"provider": "toy"}}
+        {"plugins": {"enable": ["a"], "disable": ["b"], "autoload": False}, "data": {"provider": "toy"}}, kernel=kernel
     )
     assert cfg.plugins == PluginSelection(("a",), ("b",), False)
     with pytest.raises(ConfigError, match=r"plugins\.autoload: expected true or false"):

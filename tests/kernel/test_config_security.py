@@ -309,7 +309,7 @@ def test_a_qlib_config_with_anchors_loads(tmp_path: Path) -> None:
     """)
     config = load_config(write(tmp_path, text))
     assert config.data.universe == "csi300"
-    assert config.backtest is not None and config.backtest.options["account"] == 1e8
+    assert config.sections["backtest"].account == 1e8
     assert config.model is not None and config.model.kwargs["learning_rate"] == 0.2
     assert str(config.dataset.segments["test"][1].date()) == "2020-08-01"
 

@@ -68,7 +68,7 @@ def test_cli_lists_only_installed_plugins_and_imports_nothing_heavy(minimal_env:
     done = _cli(minimal_env, ["plugins", "--json"])
     assert done.returncode == 0, done.stderr[-3000:]
     names = {row["name"] for row in json.loads(done.stdout)}
-    assert names == {"core", "qdata_cn", "qops"}
+    assert names == {"core", "qlib_workflow", "qdata_cn", "qops"}
     assert done.stderr.rstrip().endswith("HEAVY=")
 
 

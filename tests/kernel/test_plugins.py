@@ -172,7 +172,7 @@ def test_no_autoload_loads_only_named(fake_eps) -> None:
 
     fake_eps(good=FakeEntryPoint("good", loader("good")), other=FakeEntryPoint("other", loader("other")))
     loaded = load_plugins(PluginSelection.parse(["good"], autoload=False))
-    assert set(loaded.infos) == {"core", "good"}
+    assert set(loaded.infos) == {"core", "qlib_workflow", "good"}
     assert called == ["good"]
 
 
@@ -181,7 +181,7 @@ def test_enable_unknown_plugin_suggests_closest(fake_eps) -> None:
     with pytest.raises(PluginSelectionError) as info:
         load_plugins(PluginSelection.parse(["qdata_nc"], autoload=False))
     assert (
-        str(info.value) == "no installed plugin named 'qdata_nc'; did you mean 'qdata_cn'? (installed: core, qdata_cn)"
+        str(info.value) == "no installed plugin named 'qdata_nc'; did you mean 'qdata_cn'? (installed: core, qdata_cn, qlib_workflow)"
     )
 
 
@@ -206,10 +206,10 @@ def test_enable_by_module_path(fake_eps, tmp_path, monkeypatch) -> None:
 def test_env_selection(fake_eps, monkeypatch) -> None:
     fake_eps(good=FakeEntryPoint("good", good_plugin), other=FakeEntryPoint("other", good_plugin))
     monkeypatch.setenv("QCORE_PLUGINS", "no:other")
-    assert set(Kernel.load().plugin_names()) == {"core", "good"}
+    assert set(Kernel.load().plugin_names()) == {"core", "qlib_workflow", "good"}
     monkeypatch.setenv("QCORE_PLUGINS", "other")
     monkeypatch.setenv("QCORE_DISABLE_PLUGIN_AUTOLOAD", "1")
-    assert set(Kernel.load().plugin_names()) == {"core", "other"}
+    assert set(Kernel.load().plugin_names()) == {"core", "qlib_workflow", "other"}
 
 
 def test_selection_merge_later_source_wins() -> None:

@@ -179,10 +179,11 @@ def test_qlib_yaml_translates(tmp_path: Path) -> None:
     assert cfg.dataset.fit_end == pd.Timestamp("2018-09-28")
     assert [r.name for r in cfg.records] == ["SignalRecord", "SigAnaRecord", "PortAnaRecord"]
     assert dict(cfg.records[1].kwargs) == {"ana_long_short": False, "ann_scaler": 252}
-    assert cfg.backtest.strategy.name == "TopkDropoutStrategy"
-    assert dict(cfg.backtest.strategy.kwargs) == {"topk": 20, "n_drop": 4}
-    assert cfg.backtest.options["exchange"]["min_cost"] == 5
-    assert cfg.backtest.options["start"] == pd.Timestamp("2019-01-02")
+    backtest = cfg.sections["backtest"]
+    assert backtest.strategy.name == "TopkDropoutStrategy"
+    assert dict(backtest.strategy.kwargs) == {"topk": 20, "n_drop": 4}
+    assert backtest.exchange_kwargs["min_cost"] == 5
+    assert backtest.start == pd.Timestamp("2019-01-02")
 
 
 @pytest.mark.parametrize(

@@ -14,10 +14,14 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qcore import Registrar, hookimpl, lazy
 from qcore.errors import OptionalDependencyError
+
+if TYPE_CHECKING:
+    from qcore.config import WorkflowConfig
+    from qcore.context import RunResult
 
 TORCH_INSTALL = "pip install 'qmodel-zoo[torch]'"
 
@@ -103,3 +107,17 @@ def qcore_register_records(register: Registrar) -> None:
     register("sig_analysis", lazy("qmodel_zoo.records:SigAnaRecord",
                                   description="IC, ICIR, Rank IC and Rank ICIR of the predictions (Qlib's "
                                               "SigAnaRecord)."), aliases=("SigAnaRecord",))  # fmt: skip
+
+
+@hookimpl
+def qcore_default_records(config: WorkflowConfig) -> list[str]:
+    """A workflow with a model analyses its signal (IC, Rank IC) unless its config lists its records."""
+    return ["sig_analysis"] if config.model is not None else []
+
+
+@hookimpl(tryfirst=True)
+def qcore_run_summary(config: WorkflowConfig, result: RunResult) -> list[tuple[str, str]]:
+    """The signal analysis' IC, ICIR, Rank IC and Rank ICIR, first (tryfirst: the signal before what trades it)."""
+    from qmodel_zoo.records import SUMMARY
+
+    return [(label, f"{result.metrics[key]:.4f}") for key, label in SUMMARY if key in result.metrics]

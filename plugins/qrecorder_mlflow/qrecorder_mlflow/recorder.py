@@ -19,7 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from qcore.errors import OptionalDependencyError, RunError, UnknownComponentError
+from qcore.errors import ConfigError, OptionalDependencyError, RunError, UnknownComponentError
 from qcore.recorders.common import flatten, inside, safe_component, write_artifact
 
 #: MLflow rejects longer parameter values.
@@ -62,6 +62,10 @@ def _refused(what: str) -> Iterator[None]:
         raise RunError(f"mlflow refused to {what}: {reason}") from None
 
 
+#: The tag with which the kernel names a run's parent run (:mod:`qcore.rolling`).
+PARENT_TAG = "qcore.parent_run_id"
+
+
 def _short(name: str) -> str:
     """``repr(name)``, cut to 60 characters for messages."""
     text = repr(name)
@@ -101,11 +105,15 @@ class MlflowRun:
                 self._client.log_batch(self.run_id, metrics=items[start : start + 500])
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
-        """Set string tags."""
+        """Set string tags. The kernel's ``qcore.parent_run_id`` (a rolling window's run names its parent) is also
+        set as ``mlflow.parentRunId``, so the MLflow UI nests the run under its parent."""
         from mlflow.entities import RunTag
 
+        items = {str(k): str(v) for k, v in tags.items()}
+        if PARENT_TAG in items:
+            items["mlflow.parentRunId"] = items[PARENT_TAG]
         with _refused(f"set the tags of run {self.run_id}"):
-            self._client.log_batch(self.run_id, tags=[RunTag(str(k), str(v)) for k, v in tags.items()])
+            self._client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in items.items()])
 
     def log_artifact(self, name: str, obj: Any) -> str:
         """Serialise ``obj`` as the local recorder does (Parquet, JSON, text, a copied file) and upload it
@@ -129,10 +137,16 @@ class MlflowRecorder:
     :param tracking_uri: any MLflow tracking URI (``http://127.0.0.1:5000``, ``sqlite:///x.db``...); default
         :func:`default_tracking_uri`.
     :param artifact_root: where new experiments keep artifacts when the store is a local database.
+    :param uri: the location argument every recorder takes (``qcore runs --uri``): the tracking URI, as
+        ``tracking_uri`` (give one of them).
     """
 
-    def __init__(self, tracking_uri: str | None = None, artifact_root: str | os.PathLike[str] | None = None) -> None:
-        self.tracking_uri = tracking_uri or default_tracking_uri()
+    def __init__(self, tracking_uri: str | None = None, artifact_root: str | os.PathLike[str] | None = None,
+                 uri: str | None = None) -> None:  # fmt: skip
+        if uri is not None and tracking_uri is not None and uri != tracking_uri:
+            raise ConfigError(f"uri {uri!r} and tracking_uri {tracking_uri!r} name two stores: give one of them",
+                              path="uri")  # fmt: skip
+        self.tracking_uri = tracking_uri or uri or default_tracking_uri()
         self.artifact_root = Path(artifact_root or Path.cwd() / "mlartifacts").resolve()
 
     @cached_property

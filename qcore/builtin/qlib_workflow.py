@@ -1,10 +1,15 @@
-"""Reading Qlib's own workflow YAMLs (``qrun`` configs) as qcore workflows.
+"""The built-in plugin that reads Qlib's own workflow YAMLs (``qrun`` configs) as qcore workflows.
 
 A Qlib config has ``qlib_init`` and ``task: {model, dataset, record}`` with ``class``/``module_path``/``kwargs``
 entries, plus anchor-holding top-level keys (``market``, ``data_handler_config``, ``port_analysis_config``...).
-:func:`translate` maps it onto qcore's sections; Qlib class names are registry names or aliases (``LGBModel``,
-``Alpha158``, ``TopkDropoutStrategy``, ``SignalRecord``...), so ``module_path`` is not needed. Anything qcore does
-not support is an error naming the key, never silently dropped.
+:func:`qcore_translate_config` maps it onto qcore's sections (and leaves any other document to the next plugin).
+Qlib's class names pass through as component names: plugins register them as aliases (``LGBModel``, ``Alpha158``,
+``TopkDropoutStrategy``, ``SignalRecord``...), so ``module_path`` is not needed. The only names this module writes
+itself are Qlib's own (its default provider ``LocalProvider``, its region codes, its handlers' default processors)
+and the workflow's sections (``port_analysis_config`` becomes ``backtest:``). Anything qcore does not support is an
+error naming the key, never silently dropped.
+
+It reads only the YAML document layer (:mod:`qcore.yamldoc`), never the workflow schema.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ from typing import Any
 
 import attrs
 
-from qcore.config import Document
 from qcore.dates import DateError, parse_date
 from qcore.errors import ConfigError
+from qcore.plugins import hookimpl
+from qcore.yamldoc import Document
 
 #: ``qlib_init`` keys that only tune Qlib's own caching and parallelism: accepted and ignored.
 _IGNORED_INIT = ("kernels", "expression_cache", "dataset_cache", "mount_path", "auto_mount", "logging_level",
@@ -23,7 +29,11 @@ _IGNORED_INIT = ("kernels", "expression_cache", "dataset_cache", "mount_path", "
 _INIT_KEYS = ("provider_uri", "region", "exp_manager", *_IGNORED_INIT)
 _HANDLER_KEYS = ("start_time", "end_time", "fit_start_time", "fit_end_time", "instruments", "infer_processors",
                  "learn_processors", "label", "freq", "process_type", "drop_raw")
-_REGIONS = {"cn": "cn"}
+#: Qlib's region codes (``qlib.constant.REG_CN``...), default first: a region is the name of the market rules it
+#: selects, which a market adapter registers.
+_REGIONS = ("cn", "us", "tw")
+#: Qlib's provider of a ``provider_uri`` data directory: a market adapter registers it as an alias of its store.
+_QLIB_PROVIDER = "LocalProvider"
 _LEARN_DEFAULT = [{"name": "DropnaLabel", "kwargs": {}}, {"name": "CSZScoreNorm", "kwargs": {"fields_group": "label"}}]
 #: Processors Qlib's handlers use when a config gives none (``qlib/contrib/data/handler.py``).
 _HANDLER_DEFAULTS: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
@@ -190,10 +200,16 @@ def _backtest(doc: Document, value: Any, path: str, origins: _Origins) -> dict[s
     return out
 
 
+@hookimpl
+def qcore_translate_config(document: Document) -> Document | None:
+    """A Qlib ``qrun`` document translated into qcore's workflow form; None for any other document."""
+    return translate(document) if is_qlib_workflow(document.data) else None
+
+
 def translate(doc: Document) -> Document:
     """A Qlib workflow document as a qcore workflow document (same source and line map).
 
-    The result's :attr:`~qcore.config.Document.origins` map every translated key to the Qlib key it came from, so
+    The result's :attr:`~qcore.yamldoc.Document.origins` map every translated key to the Qlib key it came from, so
     later errors name ``task.model.kwargs.num_leavs`` (and its line), not qcore's ``model.kwargs.num_leavs``.
     """
     data = doc.data
@@ -207,9 +223,9 @@ def translate(doc: Document) -> Document:
     uri = init["provider_uri"]
     if not isinstance(uri, str) or not uri.strip():
         raise _fail(doc, f"expected the store's folder, got {uri!r}", "qlib_init.provider_uri")
-    region = init.get("region", "cn")
+    region = init.get("region", _REGIONS[0])
     if not isinstance(region, str) or region not in _REGIONS:
-        raise _fail(doc, f"unsupported region {region!r} (supported: {', '.join(_REGIONS)})", "qlib_init.region")
+        raise _fail(doc, f"unsupported region {region!r} (Qlib's regions: {', '.join(_REGIONS)})", "qlib_init.region")
     if "sys" in data:
         raise _fail(doc, "'sys' (extra import paths) is not supported: install your code as a plugin instead", "sys")
     task = _mapping(doc, data.get("task"), "task")
@@ -219,8 +235,8 @@ def translate(doc: Document) -> Document:
     out: dict[str, Any] = {
         "experiment": data.get("experiment_name", "workflow"),
         "data": {
-            "provider": {"name": "qlib_bin", "kwargs": {"provider_uri": uri}},
-            "market_rules": _REGIONS[region],
+            "provider": {"name": _QLIB_PROVIDER, "kwargs": {"provider_uri": uri}},
+            "market_rules": region,
         },
         "model": _component(doc, task.get("model"), "task.model"),
         "dataset": _dataset(doc, task.get("dataset"), "task.dataset", origins),
