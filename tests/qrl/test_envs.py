@@ -16,6 +16,8 @@ from qrl.portfolio.metrics import performance
 from qcore.config import parse_yaml
 from qcore.errors import ConfigError, QcoreError
 
+DATA = "data: {planted: {}, splits: {train: 8, valid: 2, test: 2}}\n"
+
 
 @pytest.fixture(scope="module")
 def intraday():
@@ -98,10 +100,10 @@ def test_performance_metrics() -> None:
     [
         ("env: chess\ndata: {planted: {}}\n", "env", "env must be one of"),
         ("env: execution\n", "data", "needs 'planted'"),
-        ("env: execution\ndata: {planted: {}}\nalgorithm: {name: a3c}\n", "algorithm.name", "unknown rl_algorithm"),
-        ("env: execution\ndata: {planted: {}}\nalgorithm: {name: sacc}\n", "algorithm.name", "did you mean 'sac'"),
-        ("env: execution\ndata: {planted: {}}\ntrainer: {epochs: -1}\n", "trainer.epochs", "invalid value"),
-        ("env: execution\ndata: {planted: {}}\ntrainer: {epoch: 1}\n", "trainer.epoch", "unknown key"),
+        (f"env: execution\n{DATA}algorithm: {{name: a3c}}\n", "algorithm.name", "unknown rl_algorithm"),
+        (f"env: execution\n{DATA}algorithm: {{name: sacc}}\n", "algorithm.name", "did you mean 'sac'"),
+        (f"env: execution\n{DATA}trainer: {{epochs: -1}}\n", "trainer.epochs", "invalid value"),
+        (f"env: execution\n{DATA}trainer: {{epoch: 1}}\n", "trainer.epoch", "unknown key"),
     ],
 )
 def test_malformed_configs(text: str, path: str, message: str, kernel) -> None:
@@ -116,13 +118,14 @@ def test_bad_env_kwargs_are_config_errors(kernel) -> None:
     from qrl.config import validate
     from qrl.workflow import env_factory, load_data
 
-    text = "env: execution\ndata: {planted: {days: 4}, train_days: 2}\nenv_kwargs: {side: hold}\n"
+    text = ("env: execution\ndata: {planted: {days: 4}, splits: {train: 2, valid: 1, test: 1}}\n"
+            "env_kwargs: {side: hold}\n")
     cfg = validate(parse_yaml(text), kernel)
     with pytest.raises(ConfigError, match="side must be"):
-        env_factory(cfg, *load_data(cfg, None), kernel)
+        env_factory(cfg, load_data(cfg, None).parts, kernel)
     bad_reward = text.replace("{side: hold}", "{reward: {name: pa_penalti}}")
     with pytest.raises(ConfigError, match="unknown rl_reward 'pa_penalti'; did you mean 'pa_penalty'") as info:
-        env_factory(validate(parse_yaml(bad_reward), kernel), *load_data(cfg, None), kernel)
+        env_factory(validate(parse_yaml(bad_reward), kernel), load_data(cfg, None).parts, kernel)
     assert info.value.path == "env_kwargs"
 
 

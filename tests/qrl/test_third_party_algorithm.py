@@ -22,7 +22,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 def _config(tmp_path: Path) -> Path:
     cfg = yaml.safe_load((EXAMPLES / "rl_execution.yaml").read_text())
     cfg["algorithm"] = {"name": "toy_reinforce", "kwargs": {"lr": 0.003}, "hidden_sizes": [16]}
-    cfg["trainer"] = {"epochs": 1, "epoch_steps": 80, "collect_steps": 40, "n_envs": 2, "test_episodes": 2, "seed": 0}
+    cfg["trainer"] = {"epochs": 1, "epoch_steps": 80, "collect_steps": 40, "n_envs": 2, "valid_episodes": 2, "seed": 0}
     cfg["output"] = {"dir": str(tmp_path / "out"), "recorder_uri": str(tmp_path / "runs"), "experiment": "toy"}
     path = tmp_path / "toy.yaml"
     path.write_text(yaml.safe_dump(cfg))

@@ -25,24 +25,28 @@ def kernel() -> Kernel:
 
 
 def _exec_factory(kernel: Kernel):
-    tr, te = planted_intraday(days=12, instruments=3, seed=0).split(8)
-    return lambda training: make_execution_env(tr if training else te, kernel=kernel, sequential=not training)
+    """``make(split)`` over planted minute bars: train days 0-7, valid 8-9, test 10-11."""
+    full = planted_intraday(days=12, instruments=3, seed=0)
+    parts = {"train": full.take(slice(0, 8)), "valid": full.take(slice(8, 10)), "test": full.take(slice(10, 12))}
+    return lambda split: make_execution_env(parts[split], kernel=kernel, sequential=split != "train")
 
 
 def _portfolio_factory():
-    data = planted_daily(days=120, seed=0)
-    tr, te = data.take(slice(0, 80)), data.take(slice(79, None))
-    return lambda training: make_portfolio_env(tr if training else te, episode_days=20 if training else None,
-                                               sequential=not training)
+    """``make(split)`` over planted daily bars: train rows 0-79, valid 80-99, test 100-139, train-split scaler."""
+    data = planted_daily(days=140, seed=0)
+    data = data.with_scaler(data.take(slice(0, 80)).fit_scaler())
+    parts = {"train": data.take(slice(0, 80)), "valid": data.take(slice(80, 100)), "test": data.take(slice(100, None))}
+    return lambda split: make_portfolio_env(parts[split], episode_days=20 if split == "train" else None,
+                                            sequential=split != "train")
 
 
 @pytest.mark.parametrize(("algorithm", "collect", "margin"), [("ppo", 200, 15.0), ("dqn", 100, 5.0)])
 def test_execution_policy_beats_twap(algorithm: str, collect: int, margin: float, tmp_path, kernel) -> None:
     make = _exec_factory(kernel)
-    spec = TrainSpec(algorithm=algorithm, epochs=3, epoch_steps=400, collect_steps=collect, test_episodes=12,
+    spec = TrainSpec(algorithm=algorithm, epochs=3, epoch_steps=400, collect_steps=collect, valid_episodes=6,
                      warmup_steps=200, seed=0)
     res = train(make, "execution", spec, out_dir=tmp_path, kernel=kernel)
-    env = make(False)
+    env = make("test")
     twap = evaluate(env, "twap")
     got = evaluate(env, policy_fn(res.algorithm))
     assert got["fill_rate"] == 1.0
@@ -54,9 +58,9 @@ def test_execution_policy_beats_twap(algorithm: str, collect: int, margin: float
 def test_portfolio_policy_beats_baselines(algorithm: str, kwargs: dict, kernel) -> None:
     make = _portfolio_factory()
     spec = TrainSpec(algorithm=algorithm, algorithm_kwargs=kwargs, epochs=3, epoch_steps=400,
-                     collect_steps=100 if algorithm == "sac" else 200, test_episodes=1, warmup_steps=200, seed=0)
+                     collect_steps=100 if algorithm == "sac" else 200, valid_episodes=1, warmup_steps=200, seed=0)
     res = train(make, "portfolio", spec, kernel=kernel)
-    env = make(False)
+    env = make("test")
     base = baselines(env)
     got = policy_metrics(env, policy_fn(res.algorithm))
     best_base = max(b["cumulative_return"] for b in base.values())
@@ -65,7 +69,7 @@ def test_portfolio_policy_beats_baselines(algorithm: str, kwargs: dict, kernel) 
 
 def test_seeded_runs_reproduce_and_resume(tmp_path, kernel) -> None:
     make = _exec_factory(kernel)
-    spec = TrainSpec(algorithm="ppo", epochs=1, epoch_steps=100, collect_steps=100, test_episodes=2,
+    spec = TrainSpec(algorithm="ppo", epochs=1, epoch_steps=100, collect_steps=100, valid_episodes=2,
                      hidden_sizes=(16,), seed=7)
     a = train(make, "execution", spec, out_dir=tmp_path / "a", kernel=kernel)
     b = train(make, "execution", spec, out_dir=tmp_path / "b", kernel=kernel)
@@ -85,7 +89,7 @@ def test_cli_train_and_eval(tmp_path) -> None:
     from qcore.cli import cli
 
     cfg = yaml.safe_load((EXAMPLES / "rl_execution.yaml").read_text())
-    cfg["trainer"] = {"epochs": 1, "epoch_steps": 100, "collect_steps": 100, "test_episodes": 2, "seed": 0}
+    cfg["trainer"] = {"epochs": 1, "epoch_steps": 100, "collect_steps": 100, "valid_episodes": 2, "seed": 0}
     cfg["algorithm"]["hidden_sizes"] = [16]
     cfg["output"] = {"dir": str(tmp_path / "out"), "recorder_uri": str(tmp_path / "runs"), "experiment": "t"}
     path = tmp_path / "rl.yaml"

@@ -15,8 +15,14 @@ def _kernel(ctx: click.Context) -> Any:
 
 
 def _print(results: dict[str, Any]) -> None:
-    for who, m in results["metrics"].items():
-        click.echo(f"{who:>14}: " + "  ".join(f"{k}={v:.4g}" for k, v in m.items()))
+    splits = results.get("splits", {})
+    for key, split in (("valid", "valid"), ("metrics", "test")):
+        if key not in results:
+            continue
+        span = splits.get(split)
+        click.echo(f"{split} split" + (f" {span[0]} .. {span[1]}" if span else "") + ":")
+        for who, m in results[key].items():
+            click.echo(f"{who:>14}: " + "  ".join(f"{k}={v:.4g}" for k, v in m.items()))
 
 
 @click.group("rl")
@@ -30,7 +36,8 @@ def rl() -> None:
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
 @click.pass_context
 def train_cmd(ctx: click.Context, config: str, resume: str | None, as_json: bool) -> None:
-    """Train the policy of CONFIG and report it against the baselines."""
+    """Train the policy of CONFIG on its train split, keep the best checkpoint on its valid split and report it
+    against the baselines on its test split."""
     from qrl import config as cfgmod
     from qrl import workflow
 
@@ -46,7 +53,7 @@ def train_cmd(ctx: click.Context, config: str, resume: str | None, as_json: bool
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
 @click.pass_context
 def eval_cmd(ctx: click.Context, config: str, ckpt: str, as_json: bool) -> None:
-    """Evaluate a checkpoint on CONFIG's test data against the baselines."""
+    """Evaluate a checkpoint on CONFIG's test split against the baselines (with the checkpoint's feature scaler)."""
     from qrl import config as cfgmod
     from qrl import workflow
 

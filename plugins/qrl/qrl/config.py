@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from qcore.config import Document, read_yaml
 from qcore.errors import UnknownComponentError
+from qrl import splits as splitmod
+from qrl.splits import Splits
+from qrl.timing import TIMINGS
 from qrl.trainer import TrainSpec
 
 if TYPE_CHECKING:
@@ -15,7 +18,17 @@ if TYPE_CHECKING:
 
 ENVS = ("execution", "portfolio")
 TOP = ("env", "data", "env_kwargs", "algorithm", "trainer", "output")
-DATA_KEYS = ("planted", "provider_uri", "instruments", "start", "end", "features", "train_days", "split_date")
+DATA_KEYS = ("planted", "provider_uri", "instruments", "start", "end", "features", "splits")
+#: Keys of earlier configs that the leak-free protocol replaced, with what to write instead.
+RETIRED = {
+    "data.train_days": "train_days was replaced by data.splits, which also sets the validation split the best "
+                       "checkpoint is chosen on: e.g. splits: {train: 80, valid: 20, test: 20} (trading days) or "
+                       "splits: {train: [2020-01-02, 2020-06-30], valid: [...], test: [...]}",
+    "data.split_date": "split_date is not supported: give data.splits: {train: [first, last], valid: [first, last], "
+                       "test: [first, last]} (ordered, not overlapping)",
+    "trainer.test_episodes": "test_episodes was renamed valid_episodes: checkpoints are chosen on the validation "
+                             "split, never on the test split",
+}
 TRAINER_KEYS = tuple(f.name for f in fields(TrainSpec) if f.name not in ("algorithm", "algorithm_kwargs",
                                                                           "hidden_sizes"))
 
@@ -26,6 +39,7 @@ class RLConfig:
 
     env: str
     data: dict[str, Any]
+    splits: Splits
     env_kwargs: dict[str, Any]
     spec: TrainSpec
     out_dir: Path
@@ -40,9 +54,35 @@ def _mapping(doc: Document, value: Any, path: str, allowed: tuple[str, ...]) -> 
     if not isinstance(value, dict):
         raise doc.error(f"expected a mapping, got {type(value).__name__}", path)
     for key in value:
+        where = f"{path}.{key}" if path else key
+        if where in RETIRED:
+            raise doc.error(RETIRED[where], where)
         if key not in allowed:
-            raise doc.error(f"unknown key {key!r}; allowed: {', '.join(allowed)}", f"{path}.{key}" if path else key)
+            raise doc.error(f"unknown key {key!r}; allowed: {', '.join(allowed)}", where)
     return dict(value)
+
+
+def validate_data(doc: Document) -> tuple[dict[str, Any], Splits]:
+    """The ``data`` section of an RL config and its splits (no kernel needed: ``rl_policy`` reads it too)."""
+    top = doc.data if isinstance(doc.data, dict) else {}
+    data = _mapping(doc, top.get("data"), "data", DATA_KEYS)
+    if "planted" not in data and "provider_uri" not in data:
+        raise doc.error("data needs 'planted' (synthetic) or 'provider_uri' (a Qlib-format store)", "data")
+    if "splits" not in data:
+        raise doc.error("data needs splits: {train: ..., valid: ..., test: ...} (trading days or [first, last] "
+                        "dates): the best checkpoint is chosen on valid and reported on test", "data")
+    splits = splitmod.parse(doc, data["splits"], "data.splits")
+    start = splitmod.parse_optional(doc, data.get("start"), "data.start")
+    end = splitmod.parse_optional(doc, data.get("end"), "data.end")
+    if splits.ranges is not None:
+        first = splits.ranges["train"][0]
+        if start is not None and start > first:
+            raise doc.error(f"data.start ({start.date()}) is after the train split's start ({first.date()})",
+                            "data.start")
+        if end is not None and splits.last is not None and end < splits.last:
+            raise doc.error(f"data.end ({end.date()}) is before the test split's end ({splits.last.date()})",
+                            "data.end")
+    return data, splits
 
 
 def validate(doc: Document, kernel: Kernel) -> RLConfig:
@@ -55,10 +95,11 @@ def validate(doc: Document, kernel: Kernel) -> RLConfig:
     env = top.get("env")
     if env not in ENVS:
         raise doc.error(f"env must be one of {', '.join(ENVS)}, got {env!r}", "env")
-    data = _mapping(doc, top.get("data"), "data", DATA_KEYS)
-    if "planted" not in data and "provider_uri" not in data:
-        raise doc.error("data needs 'planted' (synthetic) or 'provider_uri' (a Qlib-format store)", "data")
+    data, splits = validate_data(doc)
     env_kwargs = _mapping(doc, top.get("env_kwargs"), "env_kwargs", tuple(top.get("env_kwargs") or ()))
+    if "timing" in env_kwargs and env_kwargs["timing"] not in TIMINGS:
+        raise doc.error(f"timing must be one of {', '.join(TIMINGS)}, got {env_kwargs['timing']!r}",
+                        "env_kwargs.timing")
     alg = _mapping(doc, top.get("algorithm"), "algorithm", ("name", "kwargs", "hidden_sizes"))
     name = alg.get("name", "ppo")
     try:
@@ -83,7 +124,7 @@ def validate(doc: Document, kernel: Kernel) -> RLConfig:
                                                                tuple(alg.get("kwargs") or ())),
                      hidden_sizes=tuple(hidden), **trainer)
     output = _mapping(doc, top.get("output"), "output", ("dir", "recorder_uri", "experiment"))
-    return RLConfig(env, data, env_kwargs, spec, Path(output.get("dir", f"rl_runs/{env}")),
+    return RLConfig(env, data, splits, env_kwargs, spec, Path(output.get("dir", f"rl_runs/{env}")),
                     output.get("recorder_uri"), str(output.get("experiment", f"rl_{env}")), doc.source)
 
 

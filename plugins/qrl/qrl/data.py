@@ -10,10 +10,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import attrs
 import numpy as np
 import pandas as pd
 
 from qcore.errors import DataError
+from qrl.scaling import FeatureScaler
 
 BARS_PER_DAY = 240
 
@@ -44,10 +46,6 @@ class IntradayData:
         """Every ``(day, instrument)`` pair with a complete day of positive prices."""
         ok = np.isfinite(self.price).all(axis=2) & (self.price > 0).all(axis=2) & np.isfinite(self.volume).all(axis=2)
         return [(int(d), int(i)) for d, i in zip(*np.nonzero(ok), strict=True)]
-
-    def split(self, n_train_days: int) -> tuple[IntradayData, IntradayData]:
-        """The first ``n_train_days`` days and the rest."""
-        return self.take(slice(0, n_train_days)), self.take(slice(n_train_days, None))
 
     def take(self, days: slice) -> IntradayData:
         """A sub-range of days."""
@@ -123,13 +121,24 @@ def load_intraday(
     return IntradayData(day_cal, tuple(instruments), price_d, by_day(volume), prev, limit)
 
 
-@dataclass(frozen=True)
+@attrs.frozen(eq=False)
 class DailyData:
-    """Daily bars with standardised technical features for the portfolio environment.
+    """Daily bars with raw technical features for the portfolio environment.
 
-    :ivar close: raw close, ``(dates, instruments)``.
-    :ivar features: ``(dates, instruments, features)``, z-scored per feature and clipped to ±5, NaN as 0.
+    Nothing is filled backwards in time: an instrument has no price before its first quote, and it is
+    :attr:`tradable` only on days it is listed and quoted.
+
+    :ivar close: raw close, ``(dates, instruments)``, carried *forward* over suspensions (to value holdings); NaN
+        before the first quote.
+    :ivar features: raw feature values, ``(dates, instruments, features)``; NaN where undefined. The environment
+        observes them through :attr:`scaler` (:meth:`observed_features`).
     :ivar limit: price-limit ratio, ``(dates, instruments)``; NaN for none.
+    :ivar feature_names: the names of the feature axis.
+    :ivar tradable: ``(dates, instruments)``: listed and quoted that day (a finite, positive close).
+    :ivar prev_close: the (carried) raw close of the previous row, NaN on the first row and before the first quote;
+        it survives :meth:`take`, so a split's first row still knows its previous close (returns, price limits).
+    :ivar open: raw open, ``(dates, instruments)``; NaN where unknown (a store without ``$open``).
+    :ivar scaler: the training span's feature scaler (None: features are observed raw, NaN as 0).
     """
 
     dates: pd.DatetimeIndex
@@ -138,39 +147,82 @@ class DailyData:
     features: np.ndarray
     limit: np.ndarray
     feature_names: tuple[str, ...] = ()
+    tradable: np.ndarray | None = None
+    prev_close: np.ndarray | None = None
+    open: np.ndarray | None = None
+    scaler: FeatureScaler | None = None
+
+    def __attrs_post_init__(self) -> None:
+        shape = (len(self.dates), len(self.instruments))
+        if self.tradable is None:
+            object.__setattr__(self, "tradable", np.isfinite(self.close) & (np.nan_to_num(self.close) > 0))
+        if self.prev_close is None:
+            prev = np.full(shape, np.nan)
+            prev[1:] = self.close[:-1]
+            object.__setattr__(self, "prev_close", prev)
+        if self.open is None:
+            object.__setattr__(self, "open", np.full(shape, np.nan))
+        for name in ("close", "limit", "tradable", "prev_close", "open"):
+            if getattr(self, name).shape != shape:
+                raise ValueError(f"{name} has shape {getattr(self, name).shape}, expected {shape}")
+        if self.features.shape[:2] != shape:
+            raise ValueError(f"features have shape {self.features.shape}, expected {shape} + (features,)")
 
     def take(self, rows: slice) -> DailyData:
-        """A sub-range of dates."""
-        return DailyData(
-            self.dates[rows], self.instruments, self.close[rows], self.features[rows], self.limit[rows],
-            self.feature_names,
-        )
+        """A sub-range of dates (same scaler)."""
+        assert self.tradable is not None and self.prev_close is not None and self.open is not None
+        return attrs.evolve(self, dates=self.dates[rows], close=self.close[rows], features=self.features[rows],
+                            limit=self.limit[rows], tradable=self.tradable[rows], prev_close=self.prev_close[rows],
+                            open=self.open[rows])  # fmt: skip
 
+    def with_scaler(self, scaler: FeatureScaler | None) -> DailyData:
+        """The same data observed through ``scaler`` (fitted on the training span)."""
+        if scaler is not None and tuple(scaler.names) != tuple(self.feature_names):
+            raise ValueError(f"the scaler was fitted on features {list(scaler.names)}, the data has "
+                             f"{list(self.feature_names)}")  # fmt: skip
+        return attrs.evolve(self, scaler=scaler)
 
-def _standardise(x: np.ndarray) -> np.ndarray:
-    mean = np.nanmean(x, axis=(0, 1), keepdims=True)
-    std = np.nanstd(x, axis=(0, 1), keepdims=True)
-    z = (x - mean) / np.where(std > 0, std, 1.0)
-    return np.clip(np.nan_to_num(z, nan=0.0), -5, 5).astype(np.float32)
+    def fit_scaler(self) -> FeatureScaler:
+        """A scaler fitted on *all* of this data's rows: call it on the training split only."""
+        return FeatureScaler.fit(self.features, self.feature_names)
+
+    def observed_features(self) -> np.ndarray:
+        """The features as the environment observes them: z-scored by :attr:`scaler`, float32, NaN as 0."""
+        if self.scaler is not None:
+            return self.scaler.transform(self.features)
+        return np.nan_to_num(np.asarray(self.features, dtype=np.float64), nan=0.0).astype(np.float32)
+
+    def returns(self) -> np.ndarray:
+        """Close-to-close returns, ``(dates, instruments)``; 0 where a close is missing."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = self.close / self.prev_close - 1
+        return np.nan_to_num(r, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def planted_daily(
     days: int = 120, drifts: Sequence[float] = (0.004, 0.0, -0.003), *, vol: float = 0.01, seed: int = 0,
 ) -> DailyData:
-    """Synthetic daily closes with a known drift per asset (the planted edge a portfolio policy should find)."""
+    """Synthetic daily closes with a known drift per asset (the planted edge a portfolio policy should find).
+
+    Opens sit near the previous close (a separate random stream, so the closes do not depend on them); the raw
+    features are 5-day momentum and the 1-day return.
+    """
     rng = np.random.default_rng(seed)
     drift = np.asarray(drifts, dtype=np.float64)
     rets = drift + rng.normal(0, vol, size=(days, len(drift)))
     rets[0] = 0.0
     close = np.round(10.0 * np.exp(np.cumsum(rets, axis=0)), 2)
+    gap = np.random.default_rng([seed, 1]).normal(0, vol / 4, size=close.shape)
+    opened = close.copy()
+    opened[1:] = np.round(close[:-1] * np.exp(gap[1:]), 2)
     mom = np.zeros_like(close)
     mom[5:] = close[5:] / close[:-5] - 1
     ret1 = np.zeros_like(close)
     ret1[1:] = close[1:] / close[:-1] - 1
-    feats = _standardise(np.stack([mom, ret1], axis=2))
     dates = pd.bdate_range("2020-01-02", periods=days)
     names = tuple(f"A{i:03d}" for i in range(len(drift)))
-    return DailyData(dates, names, close, feats, np.full_like(close, 0.1), ("mom5", "ret1"))
+    return DailyData(dates, names, close, np.stack([mom, ret1], axis=2), np.full_like(close, 0.1), ("mom5", "ret1"),
+                     open=opened)  # fmt: skip
 
 
 DEFAULT_FEATURES: Mapping[str, str] = {
@@ -182,10 +234,15 @@ DEFAULT_FEATURES: Mapping[str, str] = {
 
 
 def load_daily(
-    kernel: Any, provider: Any, rules: Any | None, instruments: Sequence[str] | str = "all", start: object = None,
+    provider: Any, operators: Any, rules: Any | None, instruments: Sequence[str] | str = "all", start: object = None,
     end: object = None, features: Mapping[str, str] | None = None,
 ) -> DailyData:
-    """Daily raw closes and features computed by the expression engine."""
+    """Daily raw closes and opens, the tradable mask and raw features computed by the expression engine.
+
+    :param provider: a :class:`~qcore.protocols.DataProvider`.
+    :param operators: the kernel's operator registry (``kernel.registry("operator")``, or ``TradingInfra.operators``).
+    :param rules: market rules for the price limits (None: no limits).
+    """
     from qcore.expr.engine import ExpressionEngine
 
     if isinstance(instruments, str):
@@ -193,20 +250,30 @@ def load_daily(
     instruments = list(instruments)
     if not instruments:
         raise DataError("no instruments to load daily bars for")
-    panel = provider.load(["close", "factor"], instruments, start, end, freq="day")
-    close = np.asarray(panel["close"], dtype=np.float64) / np.asarray(panel["factor"], dtype=np.float64)
+    fields = ["close", "factor"] + (["open"] if "open" in provider.fields("day") else [])
+    panel = provider.load(fields, instruments, start, end, freq="day")
+    factor = np.asarray(panel["factor"], dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        raw = np.asarray(panel["close"], dtype=np.float64) / factor
+        opened = np.asarray(panel["open"], dtype=np.float64) / factor if "open" in fields else None
     dates = panel.dates
     if len(dates) < 3:
         raise DataError("the portfolio environment needs at least 3 trading days")
+    quoted = np.isfinite(raw) & (np.nan_to_num(raw) > 0)
+    close = pd.DataFrame(np.where(quoted, raw, np.nan)).ffill().to_numpy()  # forward only: no price before listing
+    prev = np.full_like(close, np.nan)
+    prev[1:] = close[:-1]
+    if opened is not None:
+        opened = np.where(quoted & np.isfinite(opened) & (np.nan_to_num(opened) > 0), opened, np.nan)
     exprs = dict(features or DEFAULT_FEATURES)
-    frame = ExpressionEngine(provider, kernel.registry("operator")).evaluate(exprs, instruments, start, end)
+    frame = ExpressionEngine(provider, operators).evaluate(exprs, instruments, start, end)
     cube = np.stack(
         [frame[name].unstack("instrument").reindex(index=dates, columns=instruments).to_numpy() for name in exprs],
         axis=2,
-    )
-    close = pd.DataFrame(close).ffill().bfill().to_numpy()
+    ).astype(np.float64)
     limit = (
         np.asarray(rules.price_limits(instruments, dates), dtype=np.float64)
         if rules is not None else np.full(close.shape, np.nan)
     )
-    return DailyData(dates, tuple(instruments), close, _standardise(cube), limit, tuple(exprs))
+    return DailyData(dates, tuple(instruments), close, cube, limit, tuple(exprs), tradable=quoted, prev_close=prev,
+                     open=opened)  # fmt: skip

@@ -39,8 +39,8 @@ def qcore_register_kinds(register_kind: KindRegistrar) -> None:
 @hookimpl
 def qcore_register_strategies(register: Registrar) -> None:
     register("rl_policy", lazy("qrl.portfolio.strategy:RLPolicyStrategy",
-                               description="A trained portfolio policy as a backtest strategy (``checkpoint``, "
-                                           "``config``, ``deterministic``, ``risk_degree``)."))  # fmt: skip
+                               description="A trained portfolio policy as a weight strategy (``checkpoint``, "
+                                           "``deterministic``, ``risk_degree``, ``order_generator``)."))  # fmt: skip
 
 
 @hookimpl

@@ -27,7 +27,7 @@ class TrainSpec:
     epoch_steps: int = 1000
     collect_steps: int = 200
     n_envs: int = 4
-    test_episodes: int = 8
+    valid_episodes: int = 8
     batch_size: int = 64
     repeat: int = 4
     buffer_size: int = 20000
@@ -40,7 +40,7 @@ class TrainSpec:
 
 @dataclass
 class TrainResult:
-    """What a run produced: the trained algorithm, its best test reward and the checkpoint paths."""
+    """What a run produced: the trained algorithm, its best validation reward and the checkpoint paths."""
 
     algorithm: Any
     best_reward: float
@@ -107,8 +107,12 @@ def _logger(run: Any | None, spec: TrainSpec, saver: Callable[[int, int, int], N
     return RecorderLogger()
 
 
+#: The splits a training run may read; the test split is not among them.
+TRAINING_SPLITS = ("train", "valid")
+
+
 def train(
-    make_env: Callable[[bool], Any],
+    make_env: Callable[[str], Any],
     env_name: str,
     spec: TrainSpec,
     *,
@@ -119,11 +123,12 @@ def train(
     extra_meta: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train ``spec.algorithm`` (from ``kernel``'s ``rl_algorithm`` registry) on ``spec.n_envs`` copies of
-    ``make_env(True)``, testing on ``make_env(False)``.
+    ``make_env("train")``, validating on ``make_env("valid")`` (a sequential environment over the validation split).
 
-    Checkpoints ``last.pt`` (every epoch) and ``best.pt`` (best test reward) go to ``out_dir``; ``resume`` continues
-    from a ``last.pt`` (networks, optimisers and counters). Training stops early when the mean test reward reaches
-    ``spec.stop_reward``.
+    ``make_env`` is only ever asked for the splits of :data:`TRAINING_SPLITS`: give it no test data. Checkpoints
+    ``last.pt`` (every epoch) and ``best.pt`` (best mean validation reward, tianshou's "test" step run on the
+    validation split) go to ``out_dir``; ``resume`` continues from a ``last.pt`` (networks, optimisers and counters).
+    Training stops early when the mean validation reward reaches ``spec.stop_reward``.
     """
     import torch
     from tianshou.data import Collector, ReplayBuffer, VectorReplayBuffer
@@ -132,7 +137,7 @@ def train(
 
     torch.set_num_threads(spec.threads)
     np.random.seed(spec.seed)
-    probe = make_env(True)
+    probe = make_env("train")
     expected = checkpoint.env_spec(env_name, probe)
     algorithm = build_algorithm(spec, probe, kernel)
     on_policy = is_on_policy(algorithm)
@@ -144,7 +149,7 @@ def train(
         restored = (int(meta.get("epoch", 0)), int(meta.get("env_step", 0)), int(meta.get("update_step", 0)))
     out = Path(out_dir) if out_dir is not None else None
     meta_base = {**expected, "algorithm": spec.algorithm, "hidden_sizes": list(spec.hidden_sizes),
-                 "algorithm_kwargs": dict(spec.algorithm_kwargs), **dict(extra_meta or {})}
+                 "algorithm_kwargs": dict(spec.algorithm_kwargs), "selected_on": "valid", **dict(extra_meta or {})}
     paths: dict[str, Path] = {}
 
     epochs_done = [restored[0]]
@@ -159,22 +164,22 @@ def train(
         if out is not None:
             paths["best"] = checkpoint.save(out / "best.pt", alg, meta_base)
 
-    train_envs = DummyVectorEnv([lambda: make_env(True) for _ in range(spec.n_envs)])
-    test_envs = DummyVectorEnv([lambda: make_env(False)])
+    train_envs = DummyVectorEnv([lambda: make_env("train") for _ in range(spec.n_envs)])
+    valid_envs = DummyVectorEnv([lambda: make_env("valid")])
     train_envs.seed([spec.seed + i for i in range(spec.n_envs)])
-    test_envs.seed(spec.seed + 10_000)
+    valid_envs.seed(spec.seed + 10_000)
     buffer = VectorReplayBuffer(max(spec.buffer_size, spec.collect_steps), spec.n_envs)
     train_collector = Collector(algorithm, train_envs, buffer, exploration_noise=True)
-    test_collector = Collector(algorithm, test_envs, ReplayBuffer(1))
+    valid_collector = Collector(algorithm, valid_envs, ReplayBuffer(1))
     train_collector.reset()
-    test_collector.reset()
+    valid_collector.reset()
     if spec.warmup_steps and not on_policy and resume is None:
         train_collector.collect(n_step=spec.warmup_steps, random=True)
     stop = None if spec.stop_reward is None else (lambda r: r >= spec.stop_reward)
     common = {
-        "training_collector": train_collector, "test_collector": test_collector, "max_epochs": spec.epochs,
+        "training_collector": train_collector, "test_collector": valid_collector, "max_epochs": spec.epochs,
         "epoch_num_steps": spec.epoch_steps, "collection_step_num_env_steps": spec.collect_steps,
-        "test_step_num_episodes": spec.test_episodes, "batch_size": spec.batch_size, "stop_fn": stop,
+        "test_step_num_episodes": spec.valid_episodes, "batch_size": spec.batch_size, "stop_fn": stop,
         "save_best_fn": save_best, "logger": _logger(run, spec, save_last, restored),
         "resume_from_log": resume is not None, "verbose": False, "show_progress": False,
     }
@@ -184,11 +189,11 @@ def train(
         params = OffPolicyTrainerParams(**common, update_step_num_gradient_steps_per_sample=spec.updates_per_step)
     stats = algorithm.run_training(params)
     train_envs.close()
-    test_envs.close()
+    valid_envs.close()
     best = float(stats.best_reward)
     stopped = bool(stop is not None and best >= spec.stop_reward)  # type: ignore[operator]
     if run is not None:
-        run.log_metrics({"train.best_reward": best, "train.env_steps": float(stats.train_step)})
+        run.log_metrics({"train.best_valid_reward": best, "train.env_steps": float(stats.train_step)})
     return TrainResult(algorithm, best, epochs_done[0], int(stats.train_step), stopped, paths)
 
 

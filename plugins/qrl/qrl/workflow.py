@@ -1,44 +1,92 @@
-"""``train`` and ``eval`` of a config: data, environments, training, metrics against the baselines."""
+"""``train`` and ``eval`` of a config: data, splits, environments, training, metrics against the baselines.
+
+The protocol is leak-free: the data is cut into train / valid / test rows (``data.splits``); feature scalers are
+fitted on the train rows only and stored in the checkpoint's sidecar; training reads train rows and picks its best
+checkpoint on valid rows; the test rows are read only after training, to report the chosen checkpoint.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qcore.errors import ComponentContractError, ConfigError, UnknownComponentError
+import attrs
+
+from qcore.errors import ComponentContractError, ConfigError, QcoreError, UnknownComponentError
 from qrl.config import RLConfig
+from qrl.splits import NAMES, dates_of
+from qrl.timing import DEFAULT_TIMING
 
 if TYPE_CHECKING:
     from qcore.kernel import Kernel
+    from qrl.scaling import FeatureScaler
 
 
-def load_data(cfg: RLConfig, kernel: Kernel | None) -> tuple[Any, Any]:
-    """Train and test data of ``cfg`` (the test part starts where the training part ends); planted data needs no
-    kernel, a store does."""
+@attrs.frozen(eq=False)
+class SplitData:
+    """The data of each split and the feature scaler fitted on the train split (portfolio data only).
+
+    :ivar parts: ``{"train": data, "valid": data, "test": data}`` (:class:`~qrl.data.DailyData` or
+        :class:`~qrl.data.IntradayData`), each observed through :attr:`scaler`.
+    :ivar scaler: the train split's feature scaler (None for intraday data).
+    :ivar dates: ``{split: [first date, last date]}``.
+    """
+
+    parts: Mapping[str, Any]
+    scaler: FeatureScaler | None
+    dates: Mapping[str, list[str]]
+
+    def __getitem__(self, split: str) -> Any:
+        return self.parts[split]
+
+
+def load_full(cfg: RLConfig, kernel: Kernel | None) -> Any:
+    """Every loaded row of ``cfg``'s data (all splits, plus the history before the first one a store keeps for
+    feature windows); planted data needs no kernel, a store does."""
     from qrl import data as qd
 
     d = cfg.data
     planted = d.get("planted")
+    last = d.get("end") or cfg.splits.last
     try:
         if cfg.env == "execution":
-            full = qd.planted_intraday(**(planted or {})) if planted is not None else qd.load_intraday(
-                *_provider(cfg, kernel), d.get("instruments", "all"), d.get("start"), d.get("end"))
-            n = int(d.get("train_days", max(1, len(full.days) * 2 // 3)))
-            if not 0 < n < len(full.days):
-                raise ConfigError(f"train_days must be between 1 and {len(full.days) - 1}", path="data.train_days",
-                                  source=cfg.source)
-            return full.split(n)
-        full = qd.planted_daily(**(planted or {})) if planted is not None else qd.load_daily(
-            kernel, *_provider(cfg, kernel), d.get("instruments", "all"), d.get("start"), d.get("end"),
-            d.get("features"))
-        n = int(d.get("train_days", max(3, len(full.dates) * 2 // 3)))
-        if not 2 < n < len(full.dates) - 2:
-            raise ConfigError(f"train_days must be between 3 and {len(full.dates) - 3}", path="data.train_days",
-                              source=cfg.source)
-        return full.take(slice(0, n)), full.take(slice(n - 1, None))
+            if planted is not None:
+                return qd.planted_intraday(**planted)
+            first = d.get("start") or (cfg.splits.ranges["train"][0] if cfg.splits.ranges is not None else None)
+            return qd.load_intraday(*_provider(cfg, kernel), d.get("instruments", "all"), first, last)
+        if planted is not None:
+            return qd.planted_daily(**planted)
+        provider, rules = _provider(cfg, kernel)
+        assert kernel is not None
+        return qd.load_daily(provider, kernel.registry("operator"), rules, d.get("instruments", "all"), d.get("start"),
+                             last, d.get("features"))  # fmt: skip
     except TypeError as exc:
         raise ConfigError(f"invalid data options: {exc}", path="data", source=cfg.source) from None
+
+
+def split_data(cfg: RLConfig, full: Any, scaler: FeatureScaler | None = None) -> SplitData:
+    """Cut ``full`` into ``cfg``'s splits; portfolio features are observed through ``scaler`` (default: one
+    fitted on the train rows only)."""
+    dates = full.days if cfg.env == "execution" else full.dates
+    try:
+        rows = cfg.splits.rows(dates, min_rows=1 if cfg.env == "execution" else 3)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, path=exc.path, source=cfg.source) from None
+    parts = {name: full.take(rows[name]) for name in NAMES}
+    if cfg.env == "portfolio":
+        if scaler is None:
+            scaler = parts["train"].fit_scaler()
+        try:
+            parts = {name: part.with_scaler(scaler) for name, part in parts.items()}
+        except ValueError as exc:
+            raise ConfigError(str(exc), path="data.features", source=cfg.source) from None
+    return SplitData(parts, scaler, dates_of(dates, rows))
+
+
+def load_data(cfg: RLConfig, kernel: Kernel | None, scaler: FeatureScaler | None = None) -> SplitData:
+    """:func:`load_full` then :func:`split_data`."""
+    return split_data(cfg, load_full(cfg, kernel), scaler)
 
 
 def _provider(cfg: RLConfig, kernel: Any) -> tuple[Any, Any]:
@@ -46,9 +94,13 @@ def _provider(cfg: RLConfig, kernel: Any) -> tuple[Any, Any]:
     return provider, kernel.create("market_rules", "cn")
 
 
-def env_factory(cfg: RLConfig, train_data: Any, test_data: Any, kernel: Kernel) -> Callable[[bool], Any]:
-    """``make_env(training)`` for ``cfg`` from ``kernel``'s ``rl_env`` registry; env kwargs errors become
-    ``ConfigError`` at ``env_kwargs``."""
+def env_factory(cfg: RLConfig, parts: Mapping[str, Any], kernel: Kernel) -> Callable[[str], Any]:
+    """``make_env(split)`` for ``cfg`` from ``kernel``'s ``rl_env`` registry, over the data of ``parts`` only
+    (``{split: data}``): ``train`` gives a training environment, the others sequential ones over the whole split.
+
+    Env kwargs errors become ``ConfigError`` at ``env_kwargs``; asking for a split not in ``parts`` is an error (the
+    trainer's factory holds no test data).
+    """
     kwargs = dict(cfg.env_kwargs)
     if cfg.env == "portfolio" and "provider_uri" in cfg.data:
         rules = kernel.create("market_rules", "cn")
@@ -56,13 +108,15 @@ def env_factory(cfg: RLConfig, train_data: Any, test_data: Any, kernel: Kernel) 
         kwargs.setdefault("lot_size", rules.lot_size)
         kwargs.setdefault("settlement_days", rules.settlement_days)
 
-    def make(training: bool) -> Any:
-        extra = {"sequential": not training}
+    def make(split: str) -> Any:
+        if split not in parts:
+            raise KeyError(f"this environment factory holds the {', '.join(parts)} split(s), not {split!r}")
+        training = split == "train"
+        extra: dict[str, Any] = {"sequential": not training}
         if cfg.env == "portfolio" and not training:
             extra["episode_days"] = None
         try:
-            return kernel.create("rl_env", cfg.env, data=train_data if training else test_data, kernel=kernel,
-                                 **{**kwargs, **extra})
+            return kernel.create("rl_env", cfg.env, data=parts[split], kernel=kernel, **{**kwargs, **extra})
         except ComponentContractError:
             raise
         except UnknownComponentError as exc:
@@ -71,12 +125,12 @@ def env_factory(cfg: RLConfig, train_data: Any, test_data: Any, kernel: Kernel) 
             raise ConfigError(f"invalid env_kwargs for {cfg.env!r}: {exc}", path="env_kwargs",
                               source=cfg.source) from None
 
-    make(True)  # fail early on bad kwargs
+    make(next(iter(parts)))  # fail early on bad kwargs
     return make
 
 
 def evaluate_policy(cfg: RLConfig, env: Any, act: Callable[[Any], Any] | None, kernel: Kernel) -> dict[str, Any]:
-    """Metrics of the policy (when given) and of the env's ``rl_baseline`` on the sequential test ``env``."""
+    """Metrics of the policy (when given) and of the env's ``rl_baseline`` on the sequential ``env``."""
     if cfg.env == "execution":
         from qrl.execution.baselines import evaluate
     else:
@@ -87,63 +141,93 @@ def evaluate_policy(cfg: RLConfig, env: Any, act: Callable[[Any], Any] | None, k
     return out
 
 
-def _log(run: Any, results: dict[str, Any]) -> None:
-    flat = {f"eval.{who}.{k}": float(v) for who, m in results.items() for k, v in m.items()}
-    run.log_metrics(flat)
+def _log(run: Any, prefix: str, results: dict[str, Any]) -> None:
+    run.log_metrics({f"{prefix}.{who}.{k}": float(v) for who, m in results.items() for k, v in m.items()})
 
 
-def data_meta(cfg: RLConfig, data: Any) -> dict[str, Any]:
-    """What a portfolio checkpoint records of its data: instruments, feature names and (from a store) expressions,
-    so that the ``rl_policy`` backtest strategy can rebuild its observation."""
+def data_meta(cfg: RLConfig, data: SplitData) -> dict[str, Any]:
+    """What a checkpoint records of its data: the split dates and execution timing; for a portfolio also the
+    instruments, feature names, (from a store) feature expressions and the train split's scaler, so that
+    evaluation and the ``rl_policy`` backtest strategy observe exactly what training observed."""
+    meta: dict[str, Any] = {"splits": dict(data.dates), "timing": cfg.env_kwargs.get("timing", DEFAULT_TIMING)}
     if cfg.env != "portfolio":
-        return {}
+        return meta
     from qrl.data import DEFAULT_FEATURES
 
+    train = data["train"]
     features = dict(cfg.data.get("features") or DEFAULT_FEATURES) if "provider_uri" in cfg.data else None
-    return {"instruments": list(data.instruments), "feature_names": list(data.feature_names), "features": features}
+    assert data.scaler is not None
+    return {**meta, "instruments": list(train.instruments), "feature_names": list(train.feature_names),
+            "features": features, "scaler": data.scaler.to_dict()}
 
 
 def train(cfg: RLConfig, kernel: Kernel, resume: str | Path | None = None) -> dict[str, Any]:
-    """Train per ``cfg``, then evaluate the best checkpoint against the baselines; metrics go to the recorder."""
+    """Train per ``cfg`` on the train split, choose the best checkpoint on the valid split, then report it and the
+    baselines on the test split (and on the valid split); metrics go to the recorder."""
     from qrl import checkpoint
     from qrl.trainer import policy_fn
     from qrl.trainer import train as fit
 
-    tr, te = load_data(cfg, kernel)
-    make = env_factory(cfg, tr, te, kernel)
+    data = load_data(cfg, kernel)
+    make = env_factory(cfg, {name: data[name] for name in ("train", "valid")}, kernel)
     run = _start_run(cfg, kernel)
     try:
         if run is not None:
-            run.log_params({"env": cfg.env, "algorithm": cfg.spec.algorithm, "seed": cfg.spec.seed})
+            run.log_params({"env": cfg.env, "algorithm": cfg.spec.algorithm, "seed": cfg.spec.seed,
+                            **{f"split.{k}": " .. ".join(v) for k, v in data.dates.items()}})
         result = fit(make, cfg.env, cfg.spec, out_dir=cfg.out_dir, run=run, resume=resume, kernel=kernel,
-                     extra_meta=data_meta(cfg, tr))
+                     extra_meta=data_meta(cfg, data))
         if "best" in result.checkpoints:
             checkpoint.load(result.checkpoints["best"], result.algorithm)
-        metrics = evaluate_policy(cfg, make(False), policy_fn(result.algorithm), kernel)
+        act = policy_fn(result.algorithm)
+        valid = evaluate_policy(cfg, make("valid"), act, kernel)
+        metrics = evaluate_policy(cfg, env_factory(cfg, {"test": data["test"]}, kernel)("test"), act, kernel)
         if run is not None:
-            _log(run, metrics)
+            _log(run, "valid", valid)
+            _log(run, "eval", metrics)
             run.end()
     except BaseException:
         if run is not None:
             run.end("FAILED")
         raise
-    return {"metrics": metrics, "checkpoints": {k: str(v) for k, v in result.checkpoints.items()},
-            "best_reward": result.best_reward, "env_steps": result.env_steps}
+    return {"metrics": metrics, "valid": valid, "splits": dict(data.dates),
+            "checkpoints": {k: str(v) for k, v in result.checkpoints.items()},
+            "best_valid_reward": result.best_reward, "env_steps": result.env_steps}
 
 
 def evaluate(cfg: RLConfig, checkpoint_path: str | Path, kernel: Kernel) -> dict[str, Any]:
-    """Load ``checkpoint_path`` (checked against the config's env and algorithm) and evaluate it."""
+    """Load ``checkpoint_path`` (checked against the config's env and algorithm) and report it on the config's test
+    split, observed through the checkpoint's own feature scaler; a test split that overlaps the rows the checkpoint
+    was trained or selected on is an error."""
     from qrl import checkpoint
+    from qrl.scaling import FeatureScaler
     from qrl.trainer import build_algorithm, policy_fn
 
     meta = checkpoint.read_meta(checkpoint_path)
-    tr, te = load_data(cfg, kernel)
-    make = env_factory(cfg, tr, te, kernel)
-    env = make(False)
+    scaler = None
+    if cfg.env == "portfolio" and meta.get("env") == "portfolio":
+        if "scaler" not in meta:
+            raise QcoreError(f"checkpoint {checkpoint_path} records no feature scaler (it predates train-only "
+                             "scaling); retrain it")
+        scaler = FeatureScaler.from_dict(meta["scaler"], f"the scaler of checkpoint {checkpoint_path}")
+    data = load_data(cfg, kernel, scaler)
+    _check_unseen(meta, data.dates["test"], checkpoint_path, cfg.source)
+    env = env_factory(cfg, {"test": data["test"]}, kernel)("test")
     checkpoint.check_compatible(meta, checkpoint.env_spec(cfg.env, env), cfg.spec.algorithm, checkpoint_path)
     algorithm = build_algorithm(cfg.spec, env, kernel)
     checkpoint.load(checkpoint_path, algorithm)
-    return {"metrics": evaluate_policy(cfg, env, policy_fn(algorithm), kernel)}
+    return {"metrics": evaluate_policy(cfg, env, policy_fn(algorithm), kernel), "splits": {"test": data.dates["test"]}}
+
+
+def _check_unseen(meta: Mapping[str, Any], test: list[str], path: str | Path, source: str | None) -> None:
+    """A test range must lie after every range the checkpoint trained or was selected on."""
+    seen = meta.get("splits") or {}
+    for name in ("train", "valid"):
+        span = seen.get(name)
+        if span and not (str(span[1]) < test[0] or str(span[0]) > test[1]):
+            raise ConfigError(f"the test split {test[0]} .. {test[1]} overlaps the {name} split {span[0]} .. "
+                              f"{span[1]} of checkpoint {path} (rows it was trained or selected on); evaluate it on "
+                              "later rows", path="data.splits.test", source=source)  # fmt: skip
 
 
 def _start_run(cfg: RLConfig, kernel: Kernel) -> Any:

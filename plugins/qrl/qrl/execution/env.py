@@ -12,13 +12,15 @@ from qrl.data import IntradayData
 from qrl.execution.interpreters import CategoricalAction, ContinuousAction, RecentBarsState
 from qrl.execution.reward import PriceAdvantageReward
 from qrl.execution.simulator import ExecutionSimulator, Order
+from qrl.timing import DEFAULT_TIMING
 
 
 class ExecutionEnv(gym.Env):
     """Liquidate (``side="sell"``) or acquire (``"buy"``) ``amount`` shares within a day's bar window.
 
     Each episode draws one ``(day, instrument)`` of ``data`` (cycling through them in order when
-    ``sequential``, for evaluation). ``info`` of the last step carries ``pa_bps`` and ``fill_rate``.
+    ``sequential``, for evaluation). ``info`` of the last step carries ``pa_bps`` and ``fill_rate``. ``timing``
+    (default ``next_close``) says which bars a step's observation shows (:class:`ExecutionSimulator`).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
@@ -38,6 +40,7 @@ class ExecutionEnv(gym.Env):
         action: CategoricalAction | ContinuousAction | None = None,
         reward: PriceAdvantageReward | None = None,
         sequential: bool = False,
+        timing: str = DEFAULT_TIMING,
     ) -> None:
         if side not in ("sell", "buy"):
             raise ValueError(f"side must be 'sell' or 'buy', got {side!r}")
@@ -48,7 +51,7 @@ class ExecutionEnv(gym.Env):
         self.amount = float(amount)
         self.sim_kwargs = {
             "n_steps": n_steps, "start_bar": start_bar, "end_bar": end_bar, "lot_size": lot_size,
-            "volume_cap": volume_cap,
+            "volume_cap": volume_cap, "timing": timing,
         }
         self.state = state or RecentBarsState()
         self.action = action or CategoricalAction()

@@ -25,11 +25,11 @@ class RecentBarsState:
         return gym.spaces.Box(-np.inf, np.inf, shape=(self.window + 3,), dtype=np.float32)
 
     def __call__(self, sim: ExecutionSimulator) -> np.ndarray:
-        """Observe ``sim`` before its next step (only bars already elapsed are visible)."""
-        seen = sim.prices[: sim.bar]
+        """Observe ``sim`` before its next step: only its observable bars (:meth:`ExecutionSimulator.seen_prices`)."""
+        seen = sim.seen_prices()
         recent = np.zeros(self.window)
         if len(seen):
-            tail = seen[-self.window:] / sim.prices[0] * 100 - 100
+            tail = seen[-self.window:] / seen[0] * 100 - 100
             recent[-len(tail):] = tail
         extra = [sim.step / sim.n_steps, sim.remaining / sim.order.amount, float(sim.order.direction)]
         return np.concatenate([recent, extra]).astype(np.float32)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qrl.data import IntradayData
+from qrl.timing import DEFAULT_TIMING, TIMINGS
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,11 @@ class ExecutionSimulator:
     down to whole lots (the last, odd-lot remainder of a sell may go as is), capped at ``volume_cap`` of the
     interval's volume, and cannot trade on bars at the limit price in its direction (no buying at limit-up, no
     selling at limit-down). It fills evenly over the tradable bars at their deal prices.
+
+    ``timing`` (:data:`qrl.timing.TIMINGS`) says what a policy has seen when it decides a step: under ``next_close``
+    and ``next_open`` (the default; the same thing on bars with one deal price) only the bars before the step's
+    interval, so it trades on bars it has not seen, as the backtest does; under ``same_close`` also the interval's
+    first bar, which it then trades at.
     """
 
     data: IntradayData
@@ -45,12 +51,15 @@ class ExecutionSimulator:
     end_bar: int | None = None
     lot_size: int = 100
     volume_cap: float = 0.1
+    timing: str = DEFAULT_TIMING
     step: int = 0
     executed: float = 0.0
     value: float = 0.0
     fills: list[StepFill] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if self.timing not in TIMINGS:
+            raise ValueError(f"timing must be one of {', '.join(TIMINGS)}, got {self.timing!r}")
         end = self.data.n_bars if self.end_bar is None else self.end_bar
         if not 0 <= self.start_bar < end <= self.data.n_bars:
             raise ValueError(f"invalid bar window [{self.start_bar}, {end}) for {self.data.n_bars} bars")
@@ -85,6 +94,16 @@ class ExecutionSimulator:
     def bar(self) -> int:
         """Bars of the window already elapsed."""
         return self.step * self.bars_per_step
+
+    @property
+    def observed(self) -> int:
+        """Bars of the window a policy may see before deciding the current step (per :attr:`timing`)."""
+        extra = 1 if self.timing == "same_close" and not self.done else 0
+        return self.bar + extra
+
+    def seen_prices(self) -> np.ndarray:
+        """The deal prices of the observable bars (:attr:`observed`), oldest first."""
+        return self.prices[: self.observed]
 
     def twap_price(self) -> float:
         """Mean deal price over the window's tradable bars: the benchmark price."""

@@ -1,4 +1,5 @@
-"""FinRL-style portfolio environment on daily bars with A-share rules (lots, T+1, price limits, costs)."""
+"""FinRL-style portfolio environment on daily bars with A-share rules (lots, T+1, price limits, costs) and the
+backtest's execution timing."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 from qcore.types import CostSchedule
 from qrl.data import DailyData
 from qrl.portfolio.metrics import performance
+from qrl.timing import DEFAULT_TIMING, TIMINGS
 
 
 def weights_from_action(action: Any, n_assets: int, sharpness: float = 3.0) -> np.ndarray:
@@ -23,9 +25,11 @@ def weights_from_action(action: Any, n_assets: int, sharpness: float = 3.0) -> n
 
 
 def turbulence(close: np.ndarray, lookback: int = 20) -> np.ndarray:
-    """Mahalanobis distance of each day's returns from the trailing ``lookback`` days (0 before enough history)."""
+    """Mahalanobis distance of each day's returns from the trailing ``lookback`` days (0 before enough history;
+    a missing close reads as a zero return)."""
     rets = np.zeros_like(close)
-    rets[1:] = close[1:] / close[:-1] - 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rets[1:] = np.nan_to_num(close[1:] / close[:-1] - 1, nan=0.0, posinf=0.0, neginf=0.0)
     out = np.zeros(len(close))
     for t in range(lookback + 1, len(close)):
         hist = rets[t - lookback:t]
@@ -36,13 +40,20 @@ def turbulence(close: np.ndarray, lookback: int = 20) -> np.ndarray:
 
 
 class PortfolioEnv(gym.Env):
-    """Rebalance at each day's close towards target weights, then hold until the next close.
+    """Rebalance towards target weights once a day, under A-share rules, with the backtest's execution timing.
 
-    State: cash share, asset weights, the day's returns (×10) and the features of each asset. Action: one value
-    per asset plus one for cash in ``[-1, 1]``, turned into weights by a softmax. Orders are whole lots; nothing is
-    bought at limit-up nor sold at limit-down; shares bought are locked for ``settlement_days`` (T+1); costs come
-    from the market's :class:`CostSchedule`. When ``turbulence_threshold`` is set and exceeded, the portfolio sells
-    everything it may and buys nothing. Reward: ``reward_scale`` × log growth of the portfolio value.
+    State at row ``t`` (what is known at that day's close): cash share, asset weights, the day's returns (×10), the
+    tradable mask and the scaled features of each asset (:meth:`DailyData.observed_features`). Action: one value per
+    asset plus one for cash in ``[-1, 1]``, turned into weights by a softmax.
+
+    ``timing`` says when a decision made on row ``t``'s data trades (:data:`TIMINGS`): ``next_close`` (the default,
+    as the ``rl_policy`` backtest strategy with close deal prices: decided on bar ``t - 1``'s data, executed at bar
+    ``t``'s close), ``next_open`` (at the next day's open) or ``same_close`` (at the close just observed, which no
+    backtest can do). Orders are whole lots; an instrument that is not tradable on the execution day (not listed or
+    not quoted) is neither bought nor sold, so its target weight stays in cash; nothing is bought at limit-up nor
+    sold at limit-down; shares bought are locked for ``settlement_days`` (T+1); costs come from the market's
+    :class:`CostSchedule`. When ``turbulence_threshold`` is set and exceeded, the portfolio sells everything it may
+    and buys nothing. Reward: ``reward_scale`` × log growth of the portfolio value from one close to the next.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
@@ -59,10 +70,17 @@ class PortfolioEnv(gym.Env):
         turbulence_threshold: float | None = None,
         reward_scale: float = 100.0,
         sequential: bool = False,
+        timing: str = DEFAULT_TIMING,
     ) -> None:
         if len(data.dates) < 3:
             raise ValueError("the portfolio environment needs at least 3 dates")
+        if timing not in TIMINGS:
+            raise ValueError(f"timing must be one of {', '.join(TIMINGS)}, got {timing!r}")
+        assert data.tradable is not None and data.open is not None and data.prev_close is not None
+        if timing == "next_open" and not np.isfinite(data.open[data.tradable]).all():
+            raise ValueError("timing next_open needs an open price on every tradable day (the data has none)")
         self.data = data
+        self.timing = timing
         self.n = len(data.instruments)
         self.initial_cash = float(initial_cash)
         self.lot_size = lot_size
@@ -73,23 +91,29 @@ class PortfolioEnv(gym.Env):
         self.turb = turbulence(data.close) if turbulence_threshold is not None else np.zeros(len(data.dates))
         self.reward_scale = reward_scale
         self.sequential = sequential
+        self.mark = np.nan_to_num(data.close, nan=0.0)  # valuation prices: no price before listing, no holding
+        self.rets = data.returns()
+        self.features = data.observed_features()
+        self.tradable = np.asarray(data.tradable, dtype=bool)
         f = data.features.shape[2]
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(1 + self.n * (2 + f),), dtype=np.float32)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(1 + self.n * (3 + f),), dtype=np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(self.n + 1,), dtype=np.float32)
 
     # -- state -----------------------------------------------------------------------------------------------------
 
     def value(self) -> float:
         """Portfolio value at the current close."""
-        return float(self.cash + self.shares @ self.data.close[self.t])
+        return float(self.cash + self.shares @ self.mark[self.t])
+
+    def observation(self, t: int, cash: float, shares: np.ndarray) -> np.ndarray:
+        """The observation at row ``t``'s close for a portfolio of ``cash`` and ``shares`` (reads rows ``<= t``)."""
+        v = float(cash + shares @ self.mark[t])
+        w = shares * self.mark[t] / v
+        return np.concatenate([[cash / v], w, self.rets[t] * 10, self.tradable[t], self.features[t].reshape(-1)]
+                              ).astype(np.float32)  # fmt: skip
 
     def _obs(self) -> np.ndarray:
-        v = self.value()
-        w = self.shares * self.data.close[self.t] / v
-        ret = self.data.close[self.t] / self.data.close[max(self.t - 1, 0)] - 1
-        return np.concatenate([[self.cash / v], w, ret * 10, self.data.features[self.t].reshape(-1)]).astype(
-            np.float32
-        )
+        return self.observation(self.t, self.cash, self.shares)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
@@ -105,24 +129,31 @@ class PortfolioEnv(gym.Env):
 
     # -- trading ---------------------------------------------------------------------------------------------------
 
-    def rebalance(self, weights: np.ndarray | None) -> None:
-        """Trade at today's close towards ``weights`` (assets then cash); ``None`` holds."""
+    def rebalance(self, weights: np.ndarray | None, row: int | None = None) -> None:
+        """Trade on ``row`` (default: the current row) towards ``weights`` (assets then cash); ``None`` holds.
+
+        The deal price is the row's open under ``next_open`` timing, else its close.
+        """
         if weights is None:
             return
-        price = self.data.close[self.t]
-        prev = self.data.close[max(self.t - 1, 0)]
-        limit = self.data.limit[self.t]
-        has_limit = np.isfinite(limit) & (self.t > 0)
-        up = has_limit & (price >= np.round(prev * (1 + np.nan_to_num(limit)), 2) - 1e-9)
-        down = has_limit & (price <= np.round(prev * (1 - np.nan_to_num(limit)), 2) + 1e-9)
-        stop = self.turbulence_threshold is not None and self.turb[self.t] > self.turbulence_threshold
+        e = self.t if row is None else row
+        assert self.data.open is not None and self.data.prev_close is not None
+        price = np.asarray(self.data.open[e] if self.timing == "next_open" else self.data.close[e], dtype=np.float64)
+        ok = self.tradable[e] & np.isfinite(price) & (np.nan_to_num(price) > 0)
+        price = np.where(ok, price, 1.0)  # placeholders: nothing trades where not ok
+        prev = self.data.prev_close[e]
+        limit = self.data.limit[e]
+        has_limit = np.isfinite(limit) & np.isfinite(prev)
+        up = has_limit & (price >= np.round(np.nan_to_num(prev) * (1 + np.nan_to_num(limit)), 2) - 1e-9)
+        down = has_limit & (price <= np.round(np.nan_to_num(prev) * (1 - np.nan_to_num(limit)), 2) + 1e-9)
+        stop = self.turbulence_threshold is not None and self.turb[e] > self.turbulence_threshold
         if stop:
             weights = np.r_[np.zeros(self.n), 1.0]
-        value = self.value()
+        value = float(self.cash + self.shares @ np.where(ok, price, self.mark[e]))
         target = np.floor(weights[: self.n] * value / price / self.lot_size) * self.lot_size
-        delta = target - self.shares
-        locked = self.t - self.bought_at < self.settlement_days
-        date = self.data.dates[self.t]
+        delta = np.where(ok, target - self.shares, 0.0)
+        locked = e - self.bought_at < self.settlement_days
+        date = self.data.dates[e]
         for i in np.argsort(delta):  # sells first, to fund the buys
             d = delta[i]
             if d < 0 and not down[i] and not locked[i]:
@@ -140,13 +171,18 @@ class PortfolioEnv(gym.Env):
                     self.shares[i] += d
                     self.cash -= d * price[i] + fee
                     self.total_cost += fee
-                    self.bought_at[i] = self.t
+                    self.bought_at[i] = e
 
     def advance(self, weights: np.ndarray | None) -> tuple[float, bool]:
-        """Rebalance to ``weights`` at today's close, move to the next day; returns ``(log growth, done)``."""
+        """Carry out the decision taken on the current row (per :attr:`timing`), move to the next row; returns
+        ``(log growth from this close to the next, done)``."""
         before = self.value()
-        self.rebalance(weights)
-        self.t += 1
+        if self.timing == "same_close":
+            self.rebalance(weights)
+            self.t += 1
+        else:
+            self.t += 1
+            self.rebalance(weights)
         after = self.value()
         self.values.append(after)
         done = self.t >= len(self.data.dates) - 1 or self.t - self.t0 >= self.episode_days

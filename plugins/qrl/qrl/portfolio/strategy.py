@@ -1,53 +1,76 @@
-"""``rl_policy``: a trained portfolio policy run as a ``qbacktest`` strategy (its report is comparable with any
-signal strategy's).
+"""``rl_policy``: a trained portfolio policy as a :class:`qcore.trading.WeightStrategy` (any backtest that runs
+weight strategies turns its targets into orders; its report is comparable with any other strategy's).
 
-Before each bar the strategy rebuilds the portfolio environment's observation at the previous bar's close from the
-backtest's own data and account (cash, holdings, closes, the checkpoint's technical features: the environment's
-own ``_obs``), asks the policy for an action and turns it into target weights with
-:func:`~qrl.portfolio.env.weights_from_action`; qbacktest's :class:`TargetWeight` order generation trades to them.
-Features are standardised over the loaded range (the calendar start to the last bar), as
-:func:`~qrl.data.load_daily` does for training.
+Before each bar the strategy rebuilds the portfolio environment's observation at the bar's *information date* (the
+previous bar's close) from the run's store (``infra.provider`` evaluated with ``infra.operators``) and account
+(``infra.account.position``), asks the policy for an action and returns the target weights of
+:func:`~qrl.portfolio.env.weights_from_action` by instrument. The features are z-scored with the scaler the
+checkpoint's sidecar recorded (fitted on its training split), never with numbers from the backtest's own range, and
+only rows up to the last bar's information date are loaded. The policy network is rebuilt through the kernel's
+``rl_algorithm`` registry (the kernel that creates the strategy passes itself, see :meth:`qcore.kernel.Kernel.create`),
+so a third party's algorithm runs as qrl's own do.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from qbacktest.strategies.weight import TargetWeight, _generator_name
 
 from qcore.errors import ConfigError, QcoreError
 from qcore.trading import Step, TradingInfra
 
+if TYPE_CHECKING:
+    from qcore.kernel import Kernel
+
+logger = logging.getLogger(__name__)
+
 PATH = "strategy.kwargs"
+#: Order generators a weight-strategy runner knows, with Qlib's class names for them.
+GENERATORS = {"without_interact": "without_interact", "with_interact": "with_interact",
+              "OrderGenWOInteract": "without_interact", "OrderGenWInteract": "with_interact"}  # fmt: skip
 
 
-class RLPolicyStrategy(TargetWeight):
-    """Trade to the target weights a trained portfolio policy picks, restricted to its trained instruments.
+def generator_name(value: Any) -> str:
+    """``without_interact`` or ``with_interact`` from either name, Qlib's class name or ``{class: name}``."""
+    if isinstance(value, Mapping):
+        value = value.get("class", "")
+    name = GENERATORS.get(str(value))
+    if name is None:
+        raise ConfigError(f"order_generator must be one of {', '.join(GENERATORS)}, got {value!r}",
+                          path=f"{PATH}.order_generator")  # fmt: skip
+    return name
 
-    :param checkpoint: a portfolio checkpoint (``best.pt``/``last.pt``) with its JSON sidecar.
-    :param config: the RL YAML it was trained with, needed when the sidecar does not name the instruments and
-        features (checkpoints written before they were recorded).
+
+class RLPolicyStrategy:
+    """Target the weights a trained portfolio policy picks, over the instruments it was trained on.
+
+    :param checkpoint: a portfolio checkpoint (``best.pt``/``last.pt``) with its JSON sidecar, which records the
+        instruments, feature expressions and training-split scaler.
     :param deterministic: use the policy's deterministic action (else sample it).
     :param risk_degree: the share of the account value the weights refer to.
     :param order_generator: ``without_interact`` (default) or ``with_interact``.
+    :param kernel: the kernel whose ``rl_algorithm`` registry rebuilds the policy (``Kernel.create`` passes itself).
     """
 
-    def __init__(self, *, checkpoint: str | Path, config: str | Path | None = None, deterministic: bool = True,
-                 risk_degree: float = 0.95, order_generator: Any = "without_interact") -> None:
+    def __init__(self, *, checkpoint: str | Path, deterministic: bool = True, risk_degree: float = 0.95,
+                 order_generator: Any = "without_interact", kernel: Kernel | None = None) -> None:
         from qrl import checkpoint as ckpt
+        from qrl.scaling import FeatureScaler
 
         if not 0.0 <= float(risk_degree) <= 1.0:
             raise ConfigError(f"risk_degree must be in [0, 1], got {risk_degree}", path=f"{PATH}.risk_degree")
+        if kernel is not None and not callable(getattr(kernel, "create", None)):
+            raise ConfigError(f"kernel must be a qcore kernel, got {type(kernel).__name__}", path=f"{PATH}.kernel")
         self.risk_degree = float(risk_degree)
-        self.order_generator = _generator_name(order_generator)
-        self.signal = None
-        self.infra: TradingInfra | None = None
-        self._offset = 0
+        self.order_generator = generator_name(order_generator)
         self.checkpoint = Path(checkpoint)
         self.deterministic = bool(deterministic)
+        self.kernel = kernel
         try:
             self.meta = ckpt.read_meta(self.checkpoint)
         except QcoreError as exc:
@@ -55,44 +78,25 @@ class RLPolicyStrategy(TargetWeight):
         if self.meta.get("env") != "portfolio":
             raise ConfigError(f"checkpoint {self.checkpoint} holds a {self.meta.get('env')!r} policy; rl_policy "
                               "needs a portfolio policy", path=f"{PATH}.checkpoint")
-        self.trained, self.features = self._trained_inputs(config)
-        #: target weights (instrument -> weight, cash excluded) the policy chose, by the date of its observation
-        self.targets: dict[pd.Timestamp, dict[str, float]] = {}
-
-    def _trained_inputs(self, config: str | Path | None) -> tuple[tuple[str, ...], dict[str, str]]:
-        from qrl.data import DEFAULT_FEATURES
-
-        instruments = self.meta.get("instruments")
-        features = self.meta.get("features")
-        if config is not None:
-            from qrl.config import load
-
-            data = load(config).data
-            if "provider_uri" not in data:
-                raise ConfigError(f"config {config} trains on planted data, which a backtest store cannot rebuild",
-                                  path=f"{PATH}.config")
-            cfg_instruments = data.get("instruments")
-            cfg_features = dict(data.get("features") or DEFAULT_FEATURES)
-            if isinstance(cfg_instruments, (list, tuple)):
-                if instruments is not None and sorted(instruments) != sorted(cfg_instruments):
-                    raise ConfigError(f"config {config} names instruments {sorted(cfg_instruments)} but checkpoint "
-                                      f"{self.checkpoint} was trained on {sorted(instruments)}", path=f"{PATH}.config")
-                instruments = instruments or list(cfg_instruments)
-            if features is not None and dict(features) != cfg_features:
-                raise ConfigError(f"config {config} has features {cfg_features} but checkpoint {self.checkpoint} "
-                                  f"was trained on {dict(features)}", path=f"{PATH}.config")
-            features = features or cfg_features
-        if not instruments:
-            raise ConfigError(f"checkpoint {self.checkpoint} does not record its instruments; give the RL config "
-                              "it was trained with (config=...) listing data.instruments", path=f"{PATH}.checkpoint")
-        if not features:
-            raise ConfigError(f"checkpoint {self.checkpoint} does not record its feature expressions (trained on "
-                              "planted data?); give the RL config it was trained with", path=f"{PATH}.checkpoint")
+        instruments, features = self.meta.get("instruments"), self.meta.get("features")
+        if not instruments or not features or "scaler" not in self.meta:
+            raise ConfigError(f"checkpoint {self.checkpoint} does not record its instruments, feature expressions "
+                              "and training-split scaler (trained on planted data, or before leak-free training); "
+                              "retrain it on a store", path=f"{PATH}.checkpoint")  # fmt: skip
         names = self.meta.get("feature_names")
         if names is not None and list(names) != list(features):
             raise ConfigError(f"checkpoint {self.checkpoint} was trained on features {list(names)}, not "
-                              f"{list(features)}", path=f"{PATH}.config")
-        return tuple(instruments), dict(features)
+                              f"{list(features)}", path=f"{PATH}.checkpoint")
+        try:
+            self.scaler = FeatureScaler.from_dict(self.meta["scaler"], f"the scaler of checkpoint {self.checkpoint}")
+        except QcoreError as exc:
+            raise ConfigError(str(exc), path=f"{PATH}.checkpoint") from None
+        self.trained: tuple[str, ...] = tuple(instruments)
+        self.features: dict[str, str] = dict(features)
+        self.infra: TradingInfra | None = None
+        self.env: Any = None
+        #: target weights (instrument -> weight, cash excluded) the policy chose, by the date of its observation
+        self.targets: dict[pd.Timestamp, dict[str, float]] = {}
 
     def instruments(self) -> list[str]:
         """The trained instruments (the runner quotes them)."""
@@ -101,37 +105,59 @@ class RLPolicyStrategy(TargetWeight):
     # -- binding -------------------------------------------------------------------------------------------------
 
     def reset(self, infra: TradingInfra) -> None:
-        """Load the trained instruments' closes and features up to the last bar, then the policy."""
-        from qcore.kernel import Kernel
-        from qrl import checkpoint as ckpt
+        """Load the trained instruments' closes and features up to the last bar's information date, then the policy."""
         from qrl.data import load_daily
         from qrl.portfolio.env import PortfolioEnv
-        from qrl.trainer import TrainSpec, build_algorithm
 
+        if infra.provider is None or infra.operators is None:
+            raise ConfigError("rl_policy computes its observations from the run's store: the runner must give "
+                              "TradingInfra a provider and the operator registry")  # fmt: skip
+        if self.kernel is None:
+            raise ConfigError("rl_policy rebuilds its policy through a kernel's rl_algorithm registry: create it "
+                              "with kernel.create('strategy', 'rl_policy', ...) or pass kernel=")  # fmt: skip
         self.infra = infra
-        provider = infra.extras.get("provider")
-        if provider is None:
-            raise ConfigError("rl_policy needs the backtest's data provider (infra.extras['provider'])")
-        self._calendar = pd.DatetimeIndex(infra.extras["calendar"])
-        self._offset = int(infra.extras["bar_offset"])
-        known = set(provider.universe("all"))
+        self.targets = {}
+        known = set(infra.provider.universe("all"))
         missing = [s for s in self.trained if s not in known]
         if missing:
             raise ConfigError(f"checkpoint {self.checkpoint} was trained on {list(self.trained)}, but the backtest "
                               f"store lacks {missing}", path=f"{PATH}.checkpoint")
-        data = load_daily(_KernelShim(), provider, None, list(self.trained), None, infra.bars[-1], self.features)
-        self.env = PortfolioEnv(data)
+        calendar = pd.DatetimeIndex(infra.calendar.calendar)
+        last = infra.calendar.offset + len(infra.calendar.bars) - 2  # the last bar's information date
+        self.env = None
+        if last < 2:
+            return  # no bar has enough history for an observation
+        data = load_daily(infra.provider, infra.operators, None, list(self.trained), None, calendar[last],
+                          self.features)  # fmt: skip
+        self.env = PortfolioEnv(data.with_scaler(self.scaler))
         got = {"observation": list(self.env.observation_space.shape), "action": list(self.env.action_space.shape)}
         want = {k: (self.meta.get(k) or {}).get("shape") for k in ("observation", "action")}
         if got != want:
             raise ConfigError(f"checkpoint {self.checkpoint} expects observation/action shapes {want}, but "
                               f"{len(self.trained)} instruments × {len(self.features)} features give {got}",
                               path=f"{PATH}.checkpoint")
-        self.env.reset()
+        self._warn_in_sample(pd.DatetimeIndex(infra.calendar.bars))
+        self._load_policy()
+
+    def _warn_in_sample(self, bars: pd.DatetimeIndex) -> None:
+        if self.meta.get("timing") == "same_close":
+            logger.warning("checkpoint %s was trained to trade at the close it observes (timing same_close); the "
+                           "backtest trades one bar later", self.checkpoint)
+        for name in ("train", "valid"):
+            span = (self.meta.get("splits") or {}).get(name)
+            if span and len(bars) and not (pd.Timestamp(span[1]) < bars[0] or pd.Timestamp(span[0]) > bars[-1]):
+                logger.warning("the backtest's bars overlap the %s split (%s .. %s) of checkpoint %s: in-sample "
+                               "results", name, span[0], span[1], self.checkpoint)
+
+    def _load_policy(self) -> None:
+        from qrl import checkpoint as ckpt
+        from qrl.trainer import TrainSpec, build_algorithm
+
+        assert self.kernel is not None
         spec = TrainSpec(algorithm=str(self.meta.get("algorithm")), hidden_sizes=tuple(self.meta["hidden_sizes"]),
                          algorithm_kwargs=dict(self.meta.get("algorithm_kwargs") or {}))
-        algorithm = build_algorithm(spec, self.env, Kernel.load(use_env=False))
         try:
+            algorithm = build_algorithm(spec, self.env, self.kernel)
             ckpt.load(self.checkpoint, algorithm)
         except QcoreError as exc:
             raise ConfigError(str(exc), path=f"{PATH}.checkpoint") from None
@@ -142,52 +168,39 @@ class RLPolicyStrategy(TargetWeight):
 
     # -- decisions -----------------------------------------------------------------------------------------------
 
-    def observation(self, t: int) -> np.ndarray:
-        """The environment's observation at the close of data row ``t`` for the account's cash and holdings."""
-        env, position = self.env, self.position
-        close = env.data.close[t]
+    def observation(self, row: int) -> np.ndarray:
+        """The environment's observation at the close of data row ``row`` for the account's holdings (other
+        instruments' value counts as cash: the targets sell them)."""
+        assert self.infra is not None and self.env is not None
+        position = self.infra.account.position
         values = np.array([position.amount(s) * position.price(s) if s in position else 0.0 for s in self.trained])
-        env.t = t
-        env.cash = float(position.cash)
-        env.shares = np.where(close > 0, values / close, 0.0)
-        return env._obs()
+        values = np.nan_to_num(values, nan=0.0)
+        mark = self.env.mark[row]
+        shares = np.divide(values, mark, out=np.zeros_like(values), where=mark > 0)
+        return self.env.observation(row, float(position.value()) - float(values.sum()), shares)
 
-    def weights_at(self, t: int) -> np.ndarray:
-        """The policy's target weights (trained instruments, then cash) at data row ``t``."""
+    def weights_at(self, row: int) -> np.ndarray:
+        """The policy's target weights (trained instruments, then cash) at data row ``row``."""
         import torch
 
         from qrl.portfolio.env import weights_from_action
 
         with torch.no_grad():
-            action = self.policy.compute_action(self.observation(t))
+            action = self.policy.compute_action(self.observation(row))
         return weights_from_action(action, self.env.n)
 
-    def scores_for(self, step: Step) -> tuple[np.ndarray, np.ndarray] | None:
-        """Target weights per exchange column from the observation at the previous bar's close."""
-        k = self._offset + step.index - 1
-        if k < 0:
+    def target_weights(self, step: Step) -> dict[str, float] | None:
+        """Target weight per trained instrument for ``step``, from the observation at its information date (None
+        when that date has no data row)."""
+        assert self.infra is not None, "call reset() first"
+        k = self.infra.calendar.offset + step.index - 1
+        if self.env is None or k < 0:
             return None
-        date = self._calendar[k]
+        date = pd.Timestamp(self.infra.calendar.calendar[k])
         dates = self.env.data.dates
         if date not in dates:
             return None
         weights = self.weights_at(int(dates.get_loc(date)))
-        exchange = self.exchange
-        values = np.zeros(len(exchange.instruments))
-        present = np.zeros(len(exchange.instruments), dtype=bool)
-        for name, w in zip(self.trained, weights[:-1], strict=True):
-            c = exchange.col(name)
-            if c is not None:
-                values[c], present[c] = w, True
-        self.targets[pd.Timestamp(date)] = dict(zip(self.trained, map(float, weights[:-1]), strict=True))
-        return values, present
-
-
-class _KernelShim:
-    """What :func:`qrl.data.load_daily` needs of a kernel: the operator registry (of a plain loaded kernel)."""
-
-    def registry(self, kind: str) -> Any:
-        from qcore.kernel import Kernel
-
-        return Kernel.load(use_env=False).registry(kind)
-
+        targets = dict(zip(self.trained, map(float, weights[:-1]), strict=True))
+        self.targets[date] = targets
+        return targets
