@@ -293,10 +293,12 @@ def test_minute_bars_import(tmp_path: Path) -> None:
     path2.write_text("date,close\n2020-01-02 09:33:00,3\n")
     import_data(tmp_path, tmp_path / "store", freq="1min")
     provider = QlibBinProvider(tmp_path / "store")
-    assert (tmp_path / "store" / "calendars" / "1min.txt").read_text().splitlines()[0] == "2020-01-02 09:31:00"
+    lines = (tmp_path / "store" / "calendars" / "1min.txt").read_text().splitlines()
+    assert lines[0] == "2020-01-02 09:30:00" and lines[-1] == "2020-01-02 14:59:00" and len(lines) == 240  # full day
     panel = provider.load(["close"], ["SH600000", "SH600001"], freq="1min", end="2020-01-02")
-    assert panel.shape == (4, 2)
-    assert np.isnan(panel["close"][2, 0]) and panel["close"][2, 1] == 3
+    assert panel.shape == (240, 2)
+    assert list(panel["close"][1:5, 0][[0, 1, 3]]) == [1, 2, 4] and np.isnan(panel["close"][3, 0])
+    assert panel["close"][3, 1] == 3 and np.isnan(panel["close"][[0, 1, 2, 4], 1]).all()
 
 
 # -- one date format per file, and values float32 cannot hold (issue 12) ------------------------------------------

@@ -38,6 +38,7 @@ from qdata_cn.naming import (
     normalise_fields,
     symbol_problem,
 )
+from qdata_cn.sessions import SESSIONS, minute_count, resample_minute_calendar, span_bounds
 
 logger = logging.getLogger(__name__)
 
@@ -401,7 +402,8 @@ class QlibBinProvider:
     mapping ``{freq: path}`` as in Qlib; instrument files then come from the ``day`` entry (or the first one).
 
     :param provider_uri: the store's root directory, or ``{freq: root}``.
-    :param region: market region (``cn``); informational, kept for configs written for Qlib.
+    :param region: market region (``cn``, ``us``, ``tw``): its sessions place the bars of ``N``-minute calendars
+        derived from a stored minute calendar (``calendar("30min")`` of a ``1min`` store, as in Qlib).
     """
 
     def __init__(self, provider_uri: str | os.PathLike[str] | Mapping[str, str], region: str = "cn") -> None:
@@ -418,7 +420,7 @@ class QlibBinProvider:
             if not root.is_dir():
                 raise DataError("data directory does not exist (build one with `qcore data synth`)", path=str(root))
         self._calendars: dict[str, tuple[object, pd.DatetimeIndex]] = {}
-        self._universes: dict[str, tuple[object, dict[str, tuple[Span, ...]]]] = {}
+        self._universes: dict[str, tuple[tuple[object, ...], dict[str, tuple[Span, ...]]]] = {}
 
     def __repr__(self) -> str:
         return f"QlibBinProvider({str(self.root)!r})"
@@ -458,9 +460,44 @@ class QlibBinProvider:
         if cached is not None and key is not None and cached[0] == key:
             return cached[1]
         if key is None:
+            derived = self._derived_calendar(freq)
+            if derived is not None:
+                return derived
             available = ", ".join(self.freqs()) or "none"
             raise DataError(f"calendar file for freq {freq!r} not found (available freqs: {available})", path=str(path))
         dates = read_calendar(path, freq)
+        self._calendars[freq] = (key, dates)
+        return dates
+
+    def source_freq(self, freq: str) -> str | None:
+        """The stored minute frequency an ``N``-minute calendar without a file is derived from, as Qlib picks it
+        (the coarsest stored ``M``-minute calendar with ``M <= N``); ``None`` for a stored or underivable one."""
+        freq = check_freq(freq)
+        count = minute_count(freq)
+        if count is None or _file_key(self.calendar_path(freq)) is not None:
+            return None
+        finer = [(n, f) for f in self.freqs() if (n := minute_count(f)) is not None and n <= count]
+        return max(finer)[1] if finer else None
+
+    def _derived_calendar(self, freq: str) -> pd.DatetimeIndex | None:
+        """An ``N``-minute calendar resampled from a finer stored one, as Qlib's ``resam_calendar`` does.
+
+        The ``30min`` calendar of a store holding ``1min`` bars is every 30th session minute of each day
+        (09:30, 10:00, … 14:30 for ``cn``): the bar frame a nested executor steps through. No bins are derived.
+        """
+        source = self.source_freq(freq)
+        if source is None:
+            return None
+        base = self.calendar(source)
+        key = ("derived", source, len(base), self._calendars[source][0])
+        cached = self._calendars.get(freq)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        try:
+            dates = resample_minute_calendar(base, freq, self.region)
+        except ValueError as error:
+            raise DataError(f"cannot derive the {freq} calendar from {source}: {error}",
+                            path=str(self.calendar_path(source))) from None  # fmt: skip
         self._calendars[freq] = (key, dates)
         return dates
 
@@ -483,17 +520,24 @@ class QlibBinProvider:
         return self.root / "instruments" / f"{market.strip().lower()}.txt"
 
     def universe(self, market: str = "all") -> Universe:
-        """Instruments of ``market`` and their membership spans, as stored in ``instruments/<market>.txt``."""
+        """Instruments of ``market`` and their membership spans, as stored in ``instruments/<market>.txt``.
+
+        In a store that also holds minute bars, a span ending on a date without a time (midnight, as daily stores
+        write them) ends at that day's last bar instead (:func:`qdata_cn.sessions.span_bounds`), so that the day's
+        minute bars are members too: Qlib reads minute spans from the minute store's own instrument files.
+        """
         market = str(market).strip().lower()
         path = self.instruments_path(market)
-        key = _file_key(path)
-        if key is None:
+        key = (_file_key(path), *(_file_key(root / "calendars") for root in sorted({self.root, *self._roots.values()})))
+        if key[0] is None:
             available = self.markets()
             raise DataError(f"unknown market {market!r} (available: {', '.join(available)})", path=str(path))
         cached = self._universes.get(market)
         if cached is not None and cached[0] == key:
             return dict(cached[1])
         spans = read_instruments(path)
+        if self.region in SESSIONS and any(minute_count(f) is not None for f in self.freqs()):
+            spans = {s: tuple(_minute_span(x, self.region) for x in items) for s, items in spans.items()}
         self._universes[market] = (key, spans)
         return dict(spans)
 
@@ -534,6 +578,13 @@ class QlibBinProvider:
         freq = check_freq(freq)
         names = normalise_fields(fields)
         symbols = [str(s).strip().upper() for s in instruments]
+        source = self.source_freq(freq)
+        if source is not None:
+            raise DataError(
+                f"the store has no {freq} bars: its {freq} calendar is derived from the {source} one (as Qlib "
+                f"resamples calendars); load freq={source!r} and aggregate each {freq} window",
+                path=str(self.calendar_path(freq)),
+            )
         calendar = self.calendar(freq)
         lo, hi = _locate(calendar, start, end, is_daily(freq))
         dates = calendar[lo:hi]
@@ -594,6 +645,13 @@ class QlibBinProvider:
             first = start if first is None else min(first, start)
             last = start + length - 1 if last is None else max(last, start + length - 1)
         return None if first is None else (first, last)
+
+
+def _minute_span(span: Span, region: str) -> Span:
+    """``span`` with a midnight end moved to that day's last bar (other spans unchanged)."""
+    if span.end != span.end.normalize():
+        return span
+    return Span(span.start, span_bounds(span.start, span.end, region)[1])
 
 
 def _hash_dir(digest: hashlib.blake2b, folder: Path) -> None:

@@ -1,4 +1,4 @@
-"""An approximate China A-share trading calendar and the CN intraday session.
+"""An approximate China A-share trading calendar (the intraday sessions are in :mod:`qdata_cn.sessions`).
 
 Trading days are weekdays minus fixed holiday blocks each year: New Year's Day, Spring Festival eve to the fifth
 day after it, Qingming (5 April), Labour Day (1-3 May) and National Day (1-7 October). It matches the golden
@@ -13,6 +13,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
+from qdata_cn.sessions import BARS_PER_DAY, minute_calendar
+
 #: Spring Festival (lunar new year's day), 2000-2040.
 SPRING_FESTIVAL = {
     2000: "02-05", 2001: "01-24", 2002: "02-12", 2003: "02-01", 2004: "01-22", 2005: "02-09", 2006: "01-29",
@@ -23,8 +25,7 @@ SPRING_FESTIVAL = {
     2035: "02-08", 2036: "01-28", 2037: "02-15", 2038: "02-04", 2039: "01-24", 2040: "02-12",
 }  # fmt: skip
 
-#: Minutes per CN session day: 09:31-11:30 and 13:01-15:00, labelled by the bar's end.
-BARS_PER_DAY = 240
+__all__ = ["BARS_PER_DAY", "SPRING_FESTIVAL", "cn_holidays", "cn_trading_days", "minute_calendar"]
 
 
 def cn_holidays(year: int) -> list[dt.date]:
@@ -57,17 +58,3 @@ def cn_trading_days(start: object, end: object = None, count: int | None = None)
     if count is not None:
         out = out[:count]
     return pd.DatetimeIndex(out, name="datetime").as_unit("ns")
-
-
-def session_offsets() -> np.ndarray:
-    """Offsets of the 240 one-minute bar labels from midnight (09:31 ... 11:30, 13:01 ... 15:00)."""
-    morning = pd.timedelta_range("09:31:00", "11:30:00", freq="1min")
-    afternoon = pd.timedelta_range("13:01:00", "15:00:00", freq="1min")
-    return np.concatenate([morning.values, afternoon.values])
-
-
-def minute_calendar(days: pd.DatetimeIndex) -> pd.DatetimeIndex:
-    """The one-minute calendar of trading ``days``: 240 bars a day."""
-    base = pd.DatetimeIndex(days).normalize().as_unit("ns").values
-    stamps = (base[:, None] + session_offsets().astype("timedelta64[ns]")[None, :]).ravel()
-    return pd.DatetimeIndex(stamps, name="datetime")

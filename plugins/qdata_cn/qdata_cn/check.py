@@ -5,7 +5,10 @@ have a bad header, run past the calendar or cannot be read (a folder, a special 
 or volumes, instruments listed in ``all.txt`` without feature files, damage that reads as NaN (a feature folder or
 bin whose name is not the lower-case one readers open, a field file missing for one instrument only, or for a few
 while 90% of the instruments have it), an interrupted write, and a write journal naming anything but the store's
-own files (reported without advising ``recover``, which refuses it). Warnings: fields of one instrument covering
+own files (reported without advising ``recover``, which refuses it), and a minute calendar whose stamps are not
+Qlib's bar starts of the region's sessions (bar ends, written by older qcore versions, are named with the fix:
+``qcore data restamp``). Warnings: minute days that miss bars, spans that end at midnight in a minute store (Qlib
+drops their last day of bars), fields of one instrument covering
 different ranges, fields some instruments lack, ``all.txt`` spans that disagree with the bins, long all-NaN runs,
 rows where only some price fields are NaN, implausible jumps of the close, high below low or prices outside
 ``[low, high]``, a missing or NaN ``$factor``, infinite values, feature folders not listed in ``all.txt``, temporary
@@ -35,6 +38,7 @@ from qdata_cn.naming import (
     is_daily,
     symbol_problem,
 )
+from qdata_cn.sessions import bar_end_shift, bar_offsets, minute_count, off_session
 
 SEVERITIES = ("error", "warning", "info")
 PRICE_FIELDS = ("open", "high", "low", "close")
@@ -78,11 +82,14 @@ def check_store(
     *,
     max_jump: float = 0.5,
     max_nan_run: int | None = None,
+    region: str = "cn",
 ) -> list[Finding]:
     """Check the store at ``root`` for ``freq``; returns the findings (errors first).
 
     :param max_jump: a close-to-close move of the adjusted close beyond this is an implausible jump.
     :param max_nan_run: all-NaN runs longer than this many rows are reported (default 250 days, or 5 days of bars).
+    :param region: the market whose sessions a minute calendar's stamps must be bar starts of (``cn``, ``us``,
+        ``tw``).
     """
     from qdata_cn.binstore import bin_extent, read_bin, read_calendar, read_instruments
 
@@ -118,6 +125,8 @@ def check_store(
         except DataError as error:
             where = f" (line {error.row})" if error.row else ""
             report.add("error", "instruments", _rel(path, root), error.message + where)
+    if calendar is not None and minute_count(freq) is not None:
+        _check_minute_stamps(report, root, cal_path, calendar, freq, region, universes)
     listed = universes.get("all", {})
     for market, spans in universes.items():
         if market in ("all",):
@@ -196,14 +205,10 @@ def _check_instrument(
     if len(set(ranges.values())) > 1:
         listing = ", ".join(f"{f} {a}..{b}" for f, (a, b) in sorted(ranges.items()))
         report.add("warning", "lengths", symbol, f"fields cover different calendar ranges: {listing}")
-    if spans:
+    if spans:  # compared by day: a store's spans serve all its frequencies (see sessions.span_bounds)
         first, last = spans[0].start, spans[-1].end
-        got = (calendar[lo], calendar[hi])
-        span_fmt = fmt
-        if first == first.normalize() and last == last.normalize():  # date spans (also used by intraday stores)
-            got = (got[0].normalize(), got[1].normalize())
-            span_fmt = "%Y-%m-%d"
-        if (first, last) != got:
+        if (first.normalize(), last.normalize()) != (calendar[lo].normalize(), calendar[hi].normalize()):
+            span_fmt = "%Y-%m-%d" if first == first.normalize() and last == last.normalize() else fmt
             report.add("warning", "alignment", symbol,
                        f"all.txt says {first.strftime(span_fmt)}..{last.strftime(span_fmt)}, bins cover "
                        f"{calendar[lo].strftime(fmt)}..{calendar[hi].strftime(fmt)}")  # fmt: skip
@@ -279,6 +284,53 @@ def _check_instrument(
         gaps = int((np.isnan(factor) & ~missing).sum())
         if gaps:
             report.add("warning", "factor", symbol, f"{gaps} rows with a close but no $factor")
+
+
+def _check_minute_stamps(
+    report: _Report,
+    root: Path,
+    cal_path: Path,
+    calendar: pd.DatetimeIndex,
+    freq: str,
+    region: str,
+    universes: dict[str, dict[str, tuple[Any, ...]]],
+) -> None:
+    """Minute stamps must be Qlib's bar starts, days complete, and spans must keep each last day's bars."""
+    try:
+        starts = bar_offsets(freq, region)
+    except ValueError as error:
+        report.add("error", "calendar", _rel(cal_path, root), str(error))
+        return
+    target = _rel(cal_path, root)
+    outside = off_session(calendar, freq, region)
+    if bar_end_shift(calendar, freq, region):
+        report.add("error", "stamps", target,
+                   f"the calendar stamps {freq} bars by their end ({calendar[0]:%H:%M} … {calendar[-1]:%H:%M}), as "
+                   "qcore did before; Qlib and qcore stamp minute bars by their start (cn: 09:30 … 14:59), so every "
+                   "bar reads one minute late and Qlib's minute code misplaces or rejects them. Run `qcore data "
+                   "restamp STORE` to rewrite the calendar and spans (the bins stay as they are)")  # fmt: skip
+    elif outside.any():
+        k = int(outside.argmax())
+        report.add("error", "stamps", target,
+                   f"{int(outside.sum())} stamps are not {freq} bar starts of the {region} sessions (first "
+                   f"{calendar[k]:%Y-%m-%d %H:%M:%S}, line {k + 1}); Qlib's minute resampling (cal_sam_minute) "
+                   "files them under the wrong bar")  # fmt: skip
+    else:
+        days, counts = np.unique(calendar.normalize().asi8, return_counts=True)
+        short = np.flatnonzero(counts != len(starts))
+        if short.size:
+            k = int(short[0])
+            first = pd.Timestamp(days[k])
+            report.add("warning", "stamps", target,
+                       f"{short.size} days do not hold all {len(starts)} {freq} bars (first {first:%Y-%m-%d}: "
+                       f"{counts[k]}); Qlib's resampled calendars assume full days")  # fmt: skip
+    for market, spans in sorted(universes.items()):
+        midnight = sum(1 for items in spans.values() for span in items if span.end == span.end.normalize())
+        if midnight:
+            report.add("warning", "spans", f"instruments/{market}.txt",
+                       f"{midnight} spans end at midnight (a date without a time): Qlib keeps no {freq} bar of their "
+                       "last day (it drops rows after a span's end); `qcore data restamp STORE` moves the ends to "
+                       "the day's last bar")  # fmt: skip
 
 
 def _check_journal(report: _Report, root: Path) -> bool:

@@ -1,4 +1,4 @@
-"""``qcore data ...``: synth, import, export, check, info and recover commands for bin stores.
+"""``qcore data ...``: synth, import, export, check, info, recover and restamp commands for bin stores.
 
 Only click is imported here; each command imports what it needs when it runs. Errors are raised as
 :class:`qcore.errors.DataError`, which the ``qcore`` command line prints as one line with exit code 5.
@@ -69,6 +69,11 @@ def synth_command(out: str, instruments: int, days: int, seed: int, freq: str, s
 @click.option("--sort", "sort_rows", is_flag=True, help="Sort rows by date instead of rejecting unsorted input.")
 @click.option("--lock-timeout", default=0.0, show_default=True, type=float,
               help="Seconds to wait for another writer to finish.")  # fmt: skip
+@click.option("--region", default="cn", show_default=True, type=click.Choice(["cn", "us", "tw"]),
+              help="Market whose sessions minute stamps must fall in (cn: 09:30-11:29, 13:00-14:59).")  # fmt: skip
+@click.option("--bar-stamps", default="start", show_default=True, type=click.Choice(["start", "end"]),
+              help="Whether the source stamps minute bars by their start (as Qlib) or end (09:31 ... 15:00: moved "
+                   "one bar earlier).")  # fmt: skip
 def import_command(
     src: str,
     to: str,
@@ -85,8 +90,14 @@ def import_command(
     report: str | None,
     sort_rows: bool,
     lock_timeout: float,
+    region: str,
+    bar_stamps: str,
 ) -> None:
-    """Import CSV or Parquet bars from SRC (a file or a folder) into a Qlib bin store."""
+    """Import CSV or Parquet bars from SRC (a file or a folder) into a Qlib bin store.
+
+    Minute bars (--freq 1min, Qlib's collector format: symbol, date with a time, fields) are stamped by their
+    start; every stamp must be a bar start of the region's sessions, and the calendar holds every bar of each day.
+    """
     from qdata_cn.importer import import_data
 
     summary = import_data(
@@ -105,6 +116,8 @@ def import_command(
         sort=sort_rows,
         report=report,
         lock_timeout=lock_timeout,
+        region=region,
+        bar_stamps=bar_stamps,
     )
     first, last, n = summary["calendar"]
     click.echo(
@@ -146,14 +159,17 @@ def export_command(
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--max-jump", default=0.5, show_default=True, type=float, help="Close moves beyond this are reported.")
 @click.option("--max-nan-run", default=None, type=int, help="Report all-NaN runs longer than this many rows.")
+@click.option("--region", default="cn", show_default=True, type=click.Choice(["cn", "us", "tw"]),
+              help="Market whose sessions a minute calendar is checked against.")  # fmt: skip
 @click.pass_context
 def check_command(
-    ctx: click.Context, store: str, freq: str, as_json: bool, max_jump: float, max_nan_run: int | None
+    ctx: click.Context, store: str, freq: str, as_json: bool, max_jump: float, max_nan_run: int | None, region: str
 ) -> None:
-    """Check a store: headers, lengths, calendar alignment, NaN runs, jumps, $factor, orphans. Exit 1 on errors."""
+    """Check a store: headers, lengths, calendar alignment, NaN runs, jumps, $factor, orphans, minute stamps.
+    Exit 1 on errors."""
     from qdata_cn.check import check_store, format_table
 
-    findings = check_store(store, freq, max_jump=max_jump, max_nan_run=max_nan_run)
+    findings = check_store(store, freq, max_jump=max_jump, max_nan_run=max_nan_run, region=region)
     if as_json:
         click.echo(json.dumps([f.to_dict() for f in findings], indent=1))
     else:
@@ -213,3 +229,25 @@ def recover_command(store: str, lock_timeout: float) -> None:
                    f"and removed {done['swept']} temporary files and folders" if done["renamed"] or done["deleted"]
                    else f"removed {done['swept']} temporary files and folders")  # fmt: skip
     click.echo(f"store {store} is consistent")
+
+
+@data_group.command("restamp")
+@click.argument("store", type=click.Path(exists=True, file_okay=False))
+@click.option("--freq", default="1min", show_default=True, help="The minute calendar to restamp.")
+@click.option("--region", default="cn", show_default=True, type=click.Choice(["cn", "us", "tw"]))
+@click.option("--lock-timeout", default=0.0, show_default=True, type=float,
+              help="Seconds to wait for a running writer to finish.")  # fmt: skip
+def restamp_command(store: str, freq: str, region: str, lock_timeout: float) -> None:
+    """Move a minute store written by an older qcore to Qlib's stamps, atomically.
+
+    A calendar stamped by bar ends (09:31 ... 15:00) becomes bar starts (09:30 ... 14:59; the bins stay), and
+    instrument spans run from midnight of their first day to the last bar of their last day. Running it again
+    changes nothing.
+    """
+    from qdata_cn.restamp import restamp_store
+
+    done = restamp_store(store, freq, region, lock_timeout=lock_timeout)
+    files = ", ".join(done["instrument_files"]) or "none"
+    what = f"{done['calendar']} {freq} stamps moved to bar starts" if done["calendar"] else \
+        f"the {freq} calendar already stamps bar starts"  # fmt: skip
+    click.echo(f"{what}; instrument spans rewritten: {files}")

@@ -15,6 +15,15 @@ Modes:
   which replaces them; a date inside the calendar that is not one of its days is an error (it would shift every
   stored bin).
 
+Minute bars (``freq="1min"``, ``5min`` …; Qlib's collector layout: ``symbol``, ``date`` with a time, the fields):
+every stamp must be a bar start of the region's sessions as Qlib stamps them (cn: 09:30 … 11:29, 13:00 … 14:59;
+:mod:`qdata_cn.sessions`); anything else (11:30, 15:00, 09:25, seconds) is a bad row naming the file and the row,
+with a hint when the file stamps bars by their end (``bar_stamps="end"`` moves them one bar earlier). The calendar
+holds every bar of each day that has a row (Qlib's ``dump_bin`` keeps only stamps some file has; the collectors'
+files hold every bar, and then both agree byte for byte). A store with minute bars writes spans from midnight of
+the first day to the last bar of the last day (:func:`qdata_cn.sessions.span_bounds`), so that Qlib keeps both the
+daily and the minute bars of every day.
+
 Dates: one format per file. ISO dates (``2020-01-02``, ``2020/01/02``, with or without a time) and ``20200102`` are
 read as such; numeric day/month dates (``02/01/2020``) are read day-first or month-first for the whole file, as the
 file's other dates decide (``13/01/2020`` means day-first); a file whose dates read both ways is a :class:`DataError`
@@ -52,6 +61,7 @@ import pandas as pd
 from qcore.errors import DataError
 from qdata_cn.naming import (
     DAY_FORMAT,
+    HIGH_FREQ_FORMAT,
     bin_name,
     check_freq,
     code_to_fname,
@@ -60,6 +70,16 @@ from qdata_cn.naming import (
     is_daily,
     normalise_field,
     symbol_problem,
+)
+from qdata_cn.sessions import (
+    bar_end_shift,
+    bar_offsets,
+    check_region,
+    minute_calendar,
+    minute_count,
+    off_session,
+    restamped,
+    span_bounds,
 )
 
 logger = logging.getLogger(__name__)
@@ -344,6 +364,8 @@ class ImportOptions:
     report: str | os.PathLike[str] | None = None
     lock_timeout: float = 0.0
     date_format: str | None = None
+    region: str = "cn"
+    bar_stamps: str = "start"
 
 
 class _Collector:
@@ -352,6 +374,7 @@ class _Collector:
     def __init__(self, options: ImportOptions) -> None:
         self.opt = options
         self.daily = is_daily(options.freq)
+        self.minutes = minute_count(options.freq)
         self.date_col = options.date_col.strip().lower()
         self.symbol_col = options.symbol_col.strip().lower()
         self.include = None if options.include_fields is None else [normalise_field(f) for f in options.include_fields]
@@ -391,6 +414,8 @@ class _Collector:
             self.add_bad(file, rows[bad_date], [
                 f"bad date {v!r}{hint}" if v is not pd.NA and v != "" else "missing date" for v in raw[bad_date]
             ])  # fmt: skip
+        if self.minutes is not None:
+            dates = self._session_stamps(file, rows, dates, keep)
         if self.symbol_col in columns:
             symbols = frame[columns[self.symbol_col]].astype("string").str.strip().str.upper()
             missing = symbols.isna().to_numpy() | (symbols.fillna("") == "").to_numpy()
@@ -461,6 +486,25 @@ class _Collector:
             self._check_order(part, symbol)
             self.parts.setdefault(symbol, []).append(part)
 
+    def _session_stamps(self, file: str, rows: np.ndarray, dates: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        """Minute stamps as bar starts (``bar_stamps="end"`` moves them one bar earlier); a stamp that is not a bar
+        start of the region's sessions is a bad row (``keep`` is updated in place)."""
+        stamps = pd.DatetimeIndex(dates)
+        if self.opt.bar_stamps == "end":
+            stamps = restamped(stamps, self.opt.freq)
+        outside = off_session(stamps, self.opt.freq, self.opt.region) & keep
+        if outside.any():
+            hint = ""
+            if self.opt.bar_stamps == "start" and bar_end_shift(stamps[keep], self.opt.freq, self.opt.region):
+                hint = "; the file stamps bars by their end (pass --bar-stamps end to move them to their starts)"
+            first, last = (pd.Timedelta(int(x)) for x in bar_offsets(self.opt.freq, self.opt.region)[[0, -1]])
+            where = f"the {self.opt.region} sessions' {self.opt.freq} bar starts ({_clock(first)} … {_clock(last)})"
+            self.add_bad(file, rows[outside], [
+                f"timestamp {t:%Y-%m-%d %H:%M:%S} is not one of {where}{hint}" for t in stamps[outside]
+            ])  # fmt: skip
+            keep &= ~outside
+        return stamps.values
+
     def _check_symbols(self, file: str, rows: np.ndarray, symbols: np.ndarray, keep: np.ndarray) -> None:
         """Rows whose symbol cannot be a folder name (``../X``, ``A/B``, ``..``) are bad rows."""
         for symbol in pd.unique(symbols[keep]):
@@ -504,8 +548,9 @@ class _Collector:
                     when = pd.Timestamp(dates[k]).strftime(date_format(self.opt.freq))
                     first = parts[file_idx[k - 1]].file
                     where = f"line/row {rows[k - 1]}" + ("" if first == parts[file_idx[k]].file else f" of {first}")
-                    self.bad.append(BadRow(parts[file_idx[k]].file, int(rows[k]), f"duplicate date {when} of {symbol} "
-                                           f"(first at {where})"))  # fmt: skip
+                    what = "date" if self.daily else "timestamp"
+                    self.bad.append(BadRow(parts[file_idx[k]].file, int(rows[k]), f"duplicate {what} {when} of "
+                                           f"{symbol} (first at {where})"))  # fmt: skip
                 keep = ~dup
                 dates, rows, file_idx = dates[keep], rows[keep], file_idx[keep]
                 values = {f: v[keep] for f, v in values.items()}
@@ -513,6 +558,12 @@ class _Collector:
                 out[symbol] = SymbolData(symbol, dates, rows, [parts[i].file for i in file_idx], values)
         _check_folders(out)
         return out
+
+
+def _clock(offset: pd.Timedelta) -> str:
+    """``09:30`` for an offset from midnight."""
+    minutes = int(offset.total_seconds()) // 60
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def _check_folders(data: dict[str, SymbolData]) -> None:
@@ -562,6 +613,14 @@ def import_data(src: str | os.PathLike[str], to: str | os.PathLike[str], **kwarg
     opt.freq = check_freq(opt.freq)
     if opt.mode not in ("all", "update"):
         raise DataError(f"mode must be 'all' or 'update', not {opt.mode!r}")
+    if opt.bar_stamps not in ("start", "end"):
+        raise DataError(f"bar_stamps must be 'start' or 'end', not {opt.bar_stamps!r}")
+    try:
+        opt.region = check_region(opt.region)
+    except ValueError as error:
+        raise DataError(str(error)) from None
+    if opt.bar_stamps == "end" and minute_count(opt.freq) is None:
+        raise DataError(f"--bar-stamps end moves minute bars to their starts; freq {opt.freq!r} has no minute bars")
     _check_date_format(opt.date_format)
     root = Path(to).expanduser()
     cal_rel = f"calendars/{opt.freq}.txt"
@@ -669,6 +728,10 @@ def _publish(txn: Any, opt: ImportOptions, root: Path, data: dict[str, SymbolDat
     else:
         old_cal = np.array([], dtype="datetime64[ns]")
         calendar = new_dates
+    if minute_count(opt.freq) is not None:  # every bar of each session day: a minute calendar has no gaps
+        days = np.unique(pd.DatetimeIndex(new_dates).normalize().values)
+        full = minute_calendar(days, opt.freq, opt.region).values
+        calendar = np.concatenate([old_cal, full[full > old_cal[-1]]]) if update else full
     n_cal = len(calendar)
 
     all_path = root / "instruments" / "all.txt"
@@ -679,7 +742,10 @@ def _publish(txn: Any, opt: ImportOptions, root: Path, data: dict[str, SymbolDat
     keep_old_spans = update or bool(other_freqs)
     if keep_old_spans and all_path.exists():
         spans = {k: [(s.start, s.end) for s in v] for k, v in read_instruments(all_path).items()}
+    minute_store = any(minute_count(f) is not None for f in (opt.freq, *other_freqs))
     span_fmt = DAY_FORMAT if ("day" in other_freqs or is_daily(opt.freq)) else fmt
+    if minute_store:  # one instruments/ folder serves every frequency: see sessions.span_bounds
+        span_fmt = HIGH_FREQ_FORMAT
 
     summary: dict[str, Any] = {
         "store": str(root),
@@ -766,5 +832,7 @@ def _publish(txn: Any, opt: ImportOptions, root: Path, data: dict[str, SymbolDat
             rel = path.relative_to(root).as_posix()
             if rel not in written and path.is_file():
                 txn.delete(rel)
+    if minute_store:
+        spans = {k: [span_bounds(a, b, opt.region) for a, b in v] for k, v in spans.items()}
     txn.write_text("instruments/all.txt", format_instruments(spans, span_fmt))
     return summary

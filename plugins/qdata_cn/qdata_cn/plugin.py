@@ -18,6 +18,10 @@ def open_qlib_bin(provider_uri: str | os.PathLike[str] | dict[str, str], region:
     return QlibBinProvider(provider_uri, region=region)
 
 
+#: What a command opens when it is given only a store's location (``--provider-uri``, no ``--provider``).
+open_qlib_bin.default_for_uri = True  # type: ignore[attr-defined]
+
+
 def open_synth_cn(
     provider_uri: str | os.PathLike[str] = "data/synth_cn",
     instruments: int = 300,
@@ -47,7 +51,7 @@ cn_market_rules = lazy("qdata_cn.rules:CNMarketRules",
 
 @hookimpl
 def qcore_register_data_providers(register: Registrar) -> None:
-    register("qlib_bin", open_qlib_bin, aliases=("qlib", "bin"),
+    register("qlib_bin", open_qlib_bin, aliases=("qlib", "bin", "LocalProvider"),
              description="Qlib bin store (provider_uri), read as whole panels")  # fmt: skip
     register("synth_cn", open_synth_cn,
              description="synthetic China A-share market at provider_uri, generated on first use")  # fmt: skip

@@ -36,8 +36,9 @@ import pandas as pd
 
 from qcore.errors import DataError
 from qdata_cn.calendar_cn import cn_trading_days
-from qdata_cn.naming import DAY_FORMAT, bin_name, code_to_fname
+from qdata_cn.naming import DAY_FORMAT, HIGH_FREQ_FORMAT, bin_name, code_to_fname
 from qdata_cn.rules import STAR_OPENED, board_of, limit_ratios
+from qdata_cn.sessions import span_bounds
 
 FIELDS = ("open", "high", "low", "close", "vwap", "volume", "amount", "factor", "change")
 INDEX_SYMBOL = "SH000300"
@@ -622,7 +623,8 @@ def write_market(
     """Write ``market`` as a Qlib bin store under ``out`` in one transaction; returns a summary.
 
     :param overwrite: replace an existing store (its other files for the written frequencies are removed).
-    :param intraday: also write one-minute bars (``calendars/1min.txt``, ``*.1min.bin``) consistent with the days.
+    :param intraday: also write one-minute bars (``calendars/1min.txt``, ``*.1min.bin``) consistent with the days;
+        the instrument files' spans then run from midnight of their first day to the last bar of their last day.
     """
     from qdata_cn.writer import StoreTransaction, format_calendar, format_instruments
 
@@ -648,9 +650,11 @@ def write_market(
             from qdata_cn.synth_intraday import write_minutes
 
             written |= write_minutes(market, txn)
-        txn.write_text("instruments/all.txt", format_instruments(market.spans(), DAY_FORMAT))
-        txn.write_text("instruments/csi300.txt", format_instruments(market.csi300, DAY_FORMAT))
-        txn.write_text("instruments/st.txt", format_instruments(market.st, DAY_FORMAT))
+        for name, spans in (("all", market.spans()), ("csi300", market.csi300), ("st", market.st)):
+            if intraday:  # spans that keep the last day's minute bars in Qlib (see sessions.span_bounds)
+                spans = {s: [span_bounds(a, b) for a, b in items] for s, items in spans.items()}
+            txn.write_text(f"instruments/{name}.txt", format_instruments(spans, HIGH_FREQ_FORMAT if intraday
+                                                                         else DAY_FORMAT))  # fmt: skip
         txn.write_text("synth_info.json", json.dumps(market.info, indent=1, sort_keys=True) + "\n")
         if overwrite and (out / "features").is_dir():
             suffixes = tuple(f".{f}.bin" for f in freqs)
