@@ -15,7 +15,7 @@ from qcore.trading import Direction, Executor, Fill, Order, Step, Strategy, Trad
 
 def test_strategies_and_executor_are_registered(session_kernel) -> None:
     strategies = session_kernel.registry("strategy")
-    for name in ("TopkDropout", "topk_dropout", "TopkDropoutStrategy", "TargetWeight", "WeightStrategy", "SoftTopk",
+    for name in ("TopkDropout", "topk_dropout", "TopkDropoutStrategy", "TargetWeight", "WeightStrategyBase", "SoftTopk",
                  "SoftTopkStrategy", "OrderReplay", "FileOrderStrategy"):
         assert name in strategies, name
     assert strategies.entry("TopkDropoutStrategy").plugin == "qbacktest"
@@ -26,8 +26,10 @@ def test_strategies_and_executor_are_registered(session_kernel) -> None:
     assert isinstance(session_kernel.create("strategy", "TopkDropout", topk=1, n_drop=0, signal=scores), Strategy)
     with pytest.raises(ConfigError, match="unknown strategy arguments: foo"):
         session_kernel.create("strategy", "TopkDropout", topk=1, n_drop=0, signal=scores, foo=1)
+    # minute bars are simulated inside nested executors (issue 15); a bar length must still make sense
+    assert SimulatorExecutor(time_per_step="30min").time_per_step == "30min"
     with pytest.raises(ConfigError, match="time_per_step"):
-        SimulatorExecutor(time_per_step="30min")
+        SimulatorExecutor(time_per_step="7x")
 
 
 def test_toy_market_rules_drive_a_run(session_kernel) -> None:

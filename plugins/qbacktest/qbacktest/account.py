@@ -4,6 +4,11 @@ At the end of each bar (Qlib's ``Account.update_bar_end``): holdings that traded
 price (suspended ones keep their last price), every holding's bar count grows by one, the daily metrics are
 recorded (``return`` is gross of cost: ``(value - last value + cost) / last value``), the holdings are copied into
 the history with their weights, and the trade indicators of the bar's fills are computed.
+
+A nested run has one account per level (:meth:`Account.level`, Qlib's shallow copy of its account): every level
+shares the position (cash and holdings) and the accumulated turnover and cost, and keeps its own report, holdings
+history, bar counts and indicators at its own frequency, so the 30-minute ``total_cost`` at a day's last bar is
+the daily one.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from qbacktest.indicators import OrderTable
 from qbacktest.position import Position
 from qcore.trading import Direction, Fill
 
@@ -36,13 +42,24 @@ class History:
     total: list[float] = attrs.field(factory=list)
 
 
+class Totals:
+    """Turnover and cost accumulated over a run, shared by the accounts of all its levels."""
+
+    __slots__ = ("cost", "turnover")
+
+    def __init__(self) -> None:
+        self.turnover = 0.0
+        self.cost = 0.0
+
+
 class Account:
-    """Cash, holdings and the per-bar records of one run.
+    """Cash, holdings and the per-bar records of one run (of one level of a nested run).
 
     :param init_cash: starting cash.
     :param holdings: starting holdings (``{instrument: amount or {"amount", "price"}}``).
     :param bench: per-bar benchmark returns (None: no benchmark; the column is then 0).
     :param settlement_days: T+N lock of bought shares.
+    :param freq: the frequency of the bars this account records.
     """
 
     def __init__(
@@ -52,56 +69,118 @@ class Account:
         *,
         bench: np.ndarray | None = None,
         settlement_days: int = 0,
+        freq: str = "day",
     ) -> None:
         self.init_cash = float(init_cash)
         self.position = Position(init_cash, holdings, settlement_days=settlement_days)
         self.bench = bench
-        self.total_turnover = 0.0
-        self.total_cost = 0.0
+        self.totals = Totals()
+        self.freq = freq
+        #: which bar count this level keeps: None for the holdings' own (the outermost level), else the frequency
+        self.count_key: str | None = None
         self.records: list[tuple[float, ...]] = []
         self.history = History()
         self.indicators: list[tuple[float, float, float, float, float, int]] = []
         self.fills: list[tuple[int, Fill]] = []
+        #: the start of every bar recorded, in order
+        self.times: list[Any] = []
         #: base prices of the price advantage (bars × instruments); None: pa is 0 (Qlib's innermost level)
         self.pa_base: np.ndarray | None = None
         self.pa: list[float] = []
+        #: Qlib's order indicators per bar (nested runs; None: the daily indicators of :meth:`_record_indicators`)
+        self.tables: list[OrderTable] | None = None
+        #: Qlib's ``indicator_config`` of the level's executor
+        self.indicator_config: Mapping[str, Any] = {}
+
+    @property
+    def total_turnover(self) -> float:
+        """Turnover accumulated so far (all levels)."""
+        return self.totals.turnover
+
+    @property
+    def total_cost(self) -> float:
+        """Cost accumulated so far (all levels)."""
+        return self.totals.cost
+
+    def level(self, freq: str, bench: np.ndarray | None = None) -> Account:
+        """The account of an inner level: the same position and accumulated totals, its own records, bar count
+        and order indicators at ``freq`` (Qlib's shallow copy of the account)."""
+        other = Account.__new__(Account)
+        other.init_cash = self.init_cash
+        other.position = self.position
+        other.totals = self.totals
+        other.bench = bench
+        other.freq = freq
+        other.count_key = freq
+        other.records = []
+        other.history = History()
+        other.indicators = []
+        other.fills = []
+        other.times = []
+        other.pa_base = None
+        other.pa = []
+        other.tables = []
+        other.indicator_config = {}
+        return other
 
     # -- trading ----------------------------------------------------------------------------------------------
 
     def apply(self, fill: Fill, bar: int) -> None:
-        """Book a filled order: position, turnover and cost."""
+        """Book a filled order: position, turnover and cost. ``bar`` is the settlement clock of the bar
+        (:meth:`qbacktest.exchange.Exchange.ledger`)."""
         order = fill.order
+        totals = self.totals
         if order.direction == Direction.SELL:
-            self.total_turnover += fill.value
-            self.total_cost += fill.cost
+            totals.turnover += fill.value
+            totals.cost += fill.cost
             self.position.sell(order.instrument, fill.value, fill.cost, fill.price)
         else:
             self.position.buy(order.instrument, fill.value, fill.cost, fill.price, bar)
-            self.total_turnover += fill.value
-            self.total_cost += fill.cost
+            totals.turnover += fill.value
+            totals.cost += fill.cost
 
     # -- bar end ----------------------------------------------------------------------------------------------
 
-    def update_bar_end(self, bar: int, exchange: Any, fills: Sequence[Fill]) -> None:
-        """Close bar ``bar``: prices, counts, metrics, history and indicators."""
+    def update_bar_end(self, bar: int, exchange: Any, fills: Sequence[Fill], table: OrderTable | None = None) -> None:
+        """Close bar ``bar``: prices, counts, metrics, history and indicators.
+
+        :param table: the bar's order indicators (an outer level's, aggregated from its inner steps); by default
+            they come from ``fills``.
+        """
         position = self.position
         if position.holdings:
             close = exchange.close[bar].tolist()
             cols = exchange._cols
+            key = self.count_key
             for name, holding in position.holdings.items():
                 j = cols.get(name)
                 if j is not None:
                     price = close[j]
                     if price == price:  # not suspended (NaN close)
                         holding.price = price
-                holding.count += 1
+                if key is None:
+                    holding.count += 1
+                else:
+                    counts = holding.counts
+                    if counts is None:
+                        counts = holding.counts = {}
+                    counts[key] = counts.get(key, 0) + 1
             if position.settlement_days > 0:
-                position.release(bar + 1)
+                release = getattr(exchange, "release_ledger", None)
+                position.release(release(bar) if release is not None else bar + 1)
         stock_value = position.stock_value()
-        self._record_metrics(bar, stock_value)
+        stamps = getattr(exchange, "stamps", None)
+        self.times.append(stamps[bar] if stamps is not None else bar)
+        base = getattr(exchange, "base", 0)
+        self._record_metrics(base + bar, stock_value)
         self._record_history(stock_value + (position.cash + position.cash_delay))
-        self._record_indicators(fills, bar, exchange)
-        self.fills.extend((bar, f) for f in fills)
+        if self.tables is not None:
+            table = table if table is not None else OrderTable.from_fills(fills)
+            self.tables.append(table)
+            self.indicators.append(table.trade_indicators(self.indicator_config))
+        else:
+            self._record_indicators(fills, bar, exchange)
+        self.fills.extend((base + bar, f) for f in fills)
 
     def _record_metrics(self, bar: int, stock_value: float) -> None:
         if self.records:
@@ -111,15 +190,16 @@ class Account:
             last_value, last_cost, last_turnover = self.init_cash, 0.0, 0.0
         position = self.position
         value = stock_value + (position.cash + position.cash_delay)
-        now_cost = self.total_cost - last_cost
-        now_turnover = self.total_turnover - last_turnover
+        totals = self.totals
+        now_cost = totals.cost - last_cost
+        now_turnover = totals.turnover - last_turnover
         bench = 0.0 if self.bench is None else float(self.bench[bar])
         self.records.append((
             value,
             (value - last_value + now_cost) / last_value,
-            self.total_turnover,
+            totals.turnover,
             now_turnover / last_value,
-            self.total_cost,
+            totals.cost,
             now_cost / last_value,
             stock_value,
             position.cash,
@@ -135,7 +215,11 @@ class Account:
         history.amount.extend([h.amount for h in holdings])
         history.price.extend([h.price for h in holdings])
         history.weight.extend([h.weight for h in holdings])
-        history.count.extend([h.count for h in holdings])
+        key = self.count_key
+        if key is None:
+            history.count.extend([h.count for h in holdings])
+        else:
+            history.count.extend([h.counts.get(key, 0) if h.counts else 0 for h in holdings])
         history.per_bar.append(len(holdings))
         history.cash.append(self.position.cash)
         history.total.append(total)

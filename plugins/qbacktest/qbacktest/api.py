@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from qbacktest.backtest import BacktestResult, bar_range, run_backtest
+from qbacktest.backtest import BacktestResult, bar_range, default_range, run_backtest
 from qbacktest.config import (
     BacktestSpec,
     ComponentRef,
@@ -30,6 +30,8 @@ from qbacktest.config import (
 )
 from qbacktest.quote import field_name
 from qbacktest.signal import Signal
+from qbacktest.strategies.base import as_signal
+from qbacktest.weight_orders import as_order_strategy
 from qcore.errors import ConfigError, DataError, ExpressionError, QcoreError
 
 
@@ -66,16 +68,22 @@ def backtest_from_spec(
     """
     check_backtest(spec, kernel, spec.fail(), provider=provider)
     kwargs = dict(spec.strategy.kwargs)
-    if signal is not None and "signal" not in kwargs and _takes_signal(kernel, spec.strategy.name):
-        kwargs["signal"] = signal
-    strategy = kernel.create("strategy", spec.strategy.name, **kwargs)
+    start, end = spec.start, spec.end
+    if signal is not None and "signal" not in kwargs:
+        if _takes_signal(kernel, spec.strategy.name):
+            kwargs["signal"] = signal
+        elif start is None or end is None:  # a strategy without a signal still trades the scores' window
+            first, last = default_range(provider.calendar("day"), as_signal(signal).dates)
+            start, end = (first if start is None else start), (last if end is None else end)
+    # a weight strategy (qcore.trading.WeightStrategy) trades through qbacktest's order generators
+    strategy = as_order_strategy(kernel.create("strategy", spec.strategy.name, **kwargs), spec.strategy.name)
     executor = kernel.create("executor", spec.executor.name, **dict(spec.executor.kwargs))
     return run_backtest(
         provider,
         strategy,
         executor,
-        start=spec.start,
-        end=spec.end,
+        start=start,
+        end=end,
         account=spec.account,
         benchmark=spec.benchmark,
         exchange_kwargs=spec.exchange_kwargs,
@@ -188,9 +196,12 @@ def _describe(hint: Any) -> str:
 
 
 def check_strategy(kernel: Any, ref: ComponentRef, fail: Fail) -> None:
-    """Argument names, types and ranges of one of qbacktest's strategies (third-party ones check themselves)."""
+    """Argument names, types and ranges of one of qbacktest's strategies; another plugin's strategy that takes no
+    signal is built once (it checks its own arguments), so its errors come before any expensive step."""
     found = _strategy_class(kernel, ref.name)
     if found is None:
+        if "signal" not in ref.kwargs and not _takes_signal(kernel, ref.name):
+            _check_third_party(kernel, ref, fail)
         return
     name, cls = found
     params = _parameters(cls)
@@ -228,7 +239,7 @@ def _check_by_building(kernel: Any, ref: ComponentRef, name: str, kwargs: dict[s
         if name == "OrderReplay":
             kernel.create("strategy", ref.name, **kwargs)
         elif name in ("TargetWeight", "SoftTopk"):
-            from qbacktest.strategies.weight import _generator_name
+            from qbacktest.weight_orders import _generator_name
 
             _generator_name(kwargs.get("order_generator_cls_or_obj", kwargs.get("order_generator",
                                                                                    "without_interact")))
@@ -238,6 +249,20 @@ def _check_by_building(kernel: Any, ref: ComponentRef, name: str, kwargs: dict[s
         key = "strategy.kwargs.file" if "file" in kwargs else "strategy.kwargs.orders"
         reason = str(exc) if isinstance(exc, DataError) else f"cannot read the orders: {type(exc).__name__}: {exc}"
         raise fail(reason, key if name == "OrderReplay" else "strategy.kwargs") from None
+
+
+def _check_third_party(kernel: Any, ref: ComponentRef, fail: Fail) -> None:
+    """Build another plugin's strategy and its order adapter: argument errors, the kind's protocol and a weight
+    strategy's ``order_generator`` are reported at the strategy's keys."""
+    try:
+        as_order_strategy(kernel.create("strategy", ref.name, **dict(ref.kwargs)), ref.name)
+    except ConfigError as exc:
+        raise fail(exc.message, exc.path if exc.path.startswith("strategy.") else "strategy") from None
+    except QcoreError:
+        raise
+    except Exception as exc:
+        raise fail(f"invalid arguments of strategy {ref.name!r}: {type(exc).__name__}: {exc}",
+                   "strategy.kwargs") from None  # fmt: skip
 
 
 def check_executor(kernel: Any, ref: ComponentRef, fail: Fail) -> None:
@@ -320,7 +345,58 @@ def check_store(spec: BacktestSpec, provider: Any, kernel: Any, fail: Fail, *, e
         try:
             bar_range(calendar, spec.start, spec.end)
         except ConfigError as exc:
-            raise fail(exc.message, "start" if spec.start is not None else "end") from None
+            if not _minute_run(spec, kernel):  # minute bars say where the calendar's last day ends
+                raise fail(exc.message, "start" if spec.start is not None else "end") from None
+
+
+def _level_freqs(executor: Any) -> list[tuple[str, str]]:
+    """``(frequency, key)`` of every level of an executor, outermost first (one for a plain executor)."""
+    from qbacktest.nested import NestedExecutor
+
+    out: list[tuple[str, str]] = []
+    key = "executor.kwargs"
+    while True:
+        out.append((str(getattr(executor, "time_per_step", None) or "day"), f"{key}.time_per_step"))
+        if not isinstance(executor, NestedExecutor):
+            return out
+        executor, key = executor.inner_executor, f"{key}.inner_executor.kwargs"
+
+
+def _minute_run(spec: BacktestSpec, kernel: Any) -> bool:
+    """Whether ``spec`` runs on minute bars."""
+    from qbacktest.backtest import _reads_minutes
+    from qbacktest.freq import Freq
+
+    executor = kernel.create("executor", spec.executor.name, **dict(spec.executor.kwargs))
+    return _reads_minutes(executor, Freq.parse(getattr(executor, "time_per_step", None) or "day"), spec.exchange_kwargs)
+
+
+def check_minute_store(spec: BacktestSpec, provider: Any, kernel: Any, fail: Fail) -> None:
+    """A run on minute bars (a nested executor, a minute executor or a minute ``exchange.freq``) needs the store's
+    minute bars and a calendar for every level, with the fields its exchange reads."""
+    from qbacktest.freq import Freq
+
+    if not _minute_run(spec, kernel):
+        return
+    executor = kernel.create("executor", spec.executor.name, **dict(spec.executor.kwargs))
+    quote = (spec.exchange_kwargs or {}).get("freq") or "1min"
+    checks = [(Freq.parse(quote).name, "exchange.freq" if spec.exchange_kwargs else "executor")]
+    checks += [(Freq.parse(f).name, key) for f, key in _level_freqs(executor)]
+    for name, key in checks:
+        try:
+            calendar = provider.calendar(name)
+        except DataError as exc:
+            raise fail(f"this backtest trades {name} bars, which the store cannot give: {exc.message}", key) from None
+        if not len(calendar):
+            raise fail(f"the store's {name} calendar is empty", key)
+    stored = {f.lower() for f in provider.fields(checks[0][0])}
+    exchange = spec.exchange_kwargs or {}
+    deal_price = exchange.get("deal_price") if exchange.get("deal_price") is not None else "close"
+    for expr in ["$close", *deal_price_expressions(deal_price, fail)]:
+        name = field_name(expr)
+        if name is not None and name not in stored:
+            raise fail(f"the store has no field ${name} at {checks[0][0]} (fields: "
+                       f"{', '.join('$' + f for f in sorted(stored))})", "exchange.deal_price")  # fmt: skip
 
 
 def check_backtest(spec: BacktestSpec, kernel: Any, fail: Fail, *, provider: Any = None) -> None:
@@ -331,24 +407,19 @@ def check_backtest(spec: BacktestSpec, kernel: Any, fail: Fail, *, provider: Any
     check_executor(kernel, spec.executor, fail)
     if provider is not None:
         check_store(spec, provider, kernel, fail, executor_kwargs=spec.executor.kwargs)
+        check_minute_store(spec, provider, kernel, fail)
 
 
 def spec_from_workflow(config: Any) -> BacktestSpec:
-    """The :class:`BacktestSpec` of a workflow's ``backtest`` section (market rules from ``data.market_rules``)."""
-    bt = config.backtest
-    options = dict(bt.options)
-    exchange = options.get("exchange")
+    """The :class:`BacktestSpec` of a workflow's ``backtest`` section (``config.sections["backtest"]``, parsed by
+    :class:`~qbacktest.config.BacktestSection`), with the market rules of ``data.market_rules``."""
+    import attrs
+
+    from qbacktest.config import SECTION
+
     rules = config.data.market_rules
-    return BacktestSpec(
-        strategy=ComponentRef(bt.strategy.name, dict(bt.strategy.kwargs)),
-        executor=ComponentRef(bt.executor.name, dict(bt.executor.kwargs)),
-        start=options.get("start"),
-        end=options.get("end"),
-        account=options.get("account", 1e8),
-        benchmark=options.get("benchmark", "SH000300"),
-        exchange_kwargs=dict(exchange) if exchange is not None else None,
-        market_rules=ComponentRef(rules.name, dict(rules.kwargs)) if rules is not None else ComponentRef("cn"),
-    )
+    return attrs.evolve(config.sections[SECTION], market_rules=ComponentRef(rules.name, dict(rules.kwargs))
+                        if rules is not None else ComponentRef("cn"))  # fmt: skip
 
 
 def workflow_fail(config: Any) -> Fail:
@@ -363,8 +434,10 @@ def workflow_fail(config: Any) -> Fail:
 
 def check_workflow(context: Any) -> None:
     """The ``port_analysis`` record's check: the workflow's backtest section, against the store when open."""
+    from qbacktest.config import SECTION
+
     config = context.config
-    if config.backtest is None:
+    if SECTION not in config.sections:
         raise config.error("the port_analysis record needs a backtest section", "records")
     if config.model is None:
         raise config.error("the port_analysis record needs a model's predictions: add a model section", "records")

@@ -3,7 +3,8 @@
 Outputs in ``OUTDIR``: ``report.parquet`` (Qlib's daily report), ``positions.parquet``, ``indicators.parquet``,
 ``fills.parquet``, ``risk.json`` and ``report.html`` (self-contained; ``--no-html`` skips it). With ``--label`` (an
 expression such as ``Ref($close, -2)/Ref($close, -1) - 1``) the IC of the scores is computed (``ic.parquet``) and
-drawn in the HTML report.
+drawn in the HTML report. A nested executor adds, per level, ``report_<freq>.parquet``, ``positions_<freq>.parquet``,
+``indicators_<freq>.parquet`` and ``orders_<freq>.parquet`` (``freq``: ``1day``, ``30min``...).
 """
 
 from __future__ import annotations
@@ -80,6 +81,11 @@ def backtest_command(ctx: click.Context, provider_name: str, provider_uri: str, 
                         ("indicators", result.indicators), ("fills", result.fills)):  # fmt: skip
         write_table(frame, out / f"{name}.parquet")
         written.append(f"{name}.parquet")
+    for freq, level in result.levels.items():
+        for name, frame in (("report", level.report), ("positions", level.positions),
+                            ("indicators", level.indicators), ("orders", level.orders)):  # fmt: skip
+            write_table(frame, out / f"{name}_{freq}.parquet")
+            written.append(f"{name}_{freq}.parquet")
     risk = result.risk()
     atomic.write_text(out / "risk.json", json.dumps(_clean(risk), indent=1))
     written.append("risk.json")
@@ -95,7 +101,8 @@ def backtest_command(ctx: click.Context, provider_name: str, provider_uri: str, 
         from qbacktest.html_report import write_html
 
         meta = {"strategy": spec.strategy.name, "exchange": result.exchange.description}
-        write_html(out / "report.html", result.report, risk, ic=ic, title="qcore backtest", meta=meta)
+        write_html(out / "report.html", result.report, risk, ic=ic, title="qcore backtest", meta=meta,
+                   levels={freq: level.indicators for freq, level in result.levels.items()})
         written.append("report.html")
     sums = risk["excess_return_with_cost"]["sum"]
     click.echo(f"{len(result.report)} bars {result.report.index[0].date()}..{result.report.index[-1].date()}; "

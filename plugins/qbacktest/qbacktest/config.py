@@ -24,6 +24,11 @@ Shape (the whole file, or its ``port_analysis_config`` key)::
 ``exchange_kwargs`` (even empty) selects the Qlib-compatible exchange; without it the market rules named by
 ``market_rules`` (default ``cn``) drive the run. ``signal`` placeholders (``<PRED>``) are replaced by the score file;
 ``model``/``dataset`` placeholders are dropped.
+
+A workflow's ``backtest:`` section is the same :class:`BacktestSpec` in qcore's spelling (``start``, ``end``,
+``exchange`` for Qlib's ``start_time``, ``end_time``, ``exchange_kwargs``; market rules from ``data.market_rules``):
+this plugin owns it (:class:`BacktestSection`, registered as the ``backtest`` config section), and both forms share
+one set of defaults, Qlib's ``PortAnaRecord`` ones (:data:`DEFAULT_ACCOUNT`, :data:`DEFAULT_BENCHMARK`).
 """
 
 from __future__ import annotations
@@ -37,9 +42,10 @@ from typing import Any
 import attrs
 import pandas as pd
 
-from qcore.config import Document, parse_yaml, read_yaml
+from qcore.config import ComponentSpec, Reader
 from qcore.dates import DateError, parse_date
 from qcore.errors import ConfigError
+from qcore.yamldoc import Document, parse_yaml, read_yaml
 
 #: ``fail(message, key)``: the error to raise about ``key``, a backtest key in the form of :class:`BacktestSpec`
 #: (``account``, ``benchmark``, ``start``, ``end``, ``codes``, ``region``, ``exchange.deal_price``,
@@ -50,25 +56,28 @@ _BACKTEST_KEYS = ("start_time", "end_time", "account", "benchmark", "exchange_kw
                   "codes", "region")  # fmt: skip
 _TOP_KEYS = ("strategy", "executor", "backtest")
 
+#: Starting cash when a config gives no ``account``: Qlib's ``PortAnaRecord`` default (100,000,000; Qlib's bare
+#: ``backtest()`` function defaults to 1e9, which no config form here uses).
+DEFAULT_ACCOUNT = 1e8
+#: The benchmark when a config gives none (Qlib's): the CSI 300 index. ``null`` runs without a benchmark.
+DEFAULT_BENCHMARK = "SH000300"
+#: The executor when a config names none: the daily simulator (Qlib's ``SimulatorExecutor``).
+DEFAULT_EXECUTOR = "simulator"
 
-@attrs.frozen
-class ComponentRef:
-    """A component by registered name, with keyword arguments."""
-
-    name: str
-    kwargs: Mapping[str, Any] = attrs.field(factory=dict)
+#: A component by registered name with keyword arguments: the kernel's :class:`qcore.config.ComponentSpec`.
+ComponentRef = ComponentSpec
 
 
 @attrs.frozen
 class BacktestSpec:
-    """A parsed ``BT.yaml``."""
+    """A parsed backtest: a ``BT.yaml`` (``qcore backtest``) or a workflow's ``backtest:`` section."""
 
     strategy: ComponentRef
-    executor: ComponentRef = ComponentRef("simulator")
+    executor: ComponentRef = attrs.field(factory=lambda: ComponentRef(DEFAULT_EXECUTOR))
     start: pd.Timestamp | None = None
     end: pd.Timestamp | None = None
-    account: Any = 1e9
-    benchmark: Any = "SH000300"
+    account: Any = DEFAULT_ACCOUNT
+    benchmark: Any = DEFAULT_BENCHMARK
     exchange_kwargs: Mapping[str, Any] | None = None
     market_rules: ComponentRef | None = None
     codes: Any = "all"
@@ -134,7 +143,7 @@ def parse_backtest(doc: Document) -> BacktestSpec:
         raise doc.error("missing 'strategy'", prefix + "strategy")
     strategy = _component(doc, data["strategy"], prefix + "strategy")
     executor = _component(doc, data["executor"], prefix + "executor") if data.get("executor") else \
-        ComponentRef("simulator")
+        ComponentRef(DEFAULT_EXECUTOR)
     body = data.get("backtest") or {}
     if not isinstance(body, Mapping):
         raise doc.error("expected a mapping", prefix + "backtest")
@@ -162,8 +171,8 @@ def parse_backtest(doc: Document) -> BacktestSpec:
         executor=executor,
         start=_date(doc, body.get("start_time"), prefix + "backtest.start_time"),
         end=_date(doc, body.get("end_time"), prefix + "backtest.end_time"),
-        account=body.get("account", 1e9),
-        benchmark=body.get("benchmark", "SH000300"),
+        account=body.get("account", DEFAULT_ACCOUNT),
+        benchmark=body.get("benchmark", DEFAULT_BENCHMARK),
         exchange_kwargs=_tuples(dict(exchange)) if exchange is not None else None,
         market_rules=rules_ref,
         codes=body.get("codes", "all"),
@@ -352,6 +361,57 @@ def check_spec(spec: BacktestSpec, fail: Fail) -> None:
         isinstance(codes, list | tuple) and codes and all(isinstance(c, str) and c.strip() for c in codes)
     ):
         raise fail(f"expected a market name or a list of instrument codes, got {_shown(codes)}", "codes")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The workflow's ``backtest:`` section
+# ---------------------------------------------------------------------------------------------------------------
+
+#: The workflow section this plugin owns, and its keys.
+SECTION = "backtest"
+WORKFLOW_KEYS = ("strategy", "executor", "start", "end", "account", "benchmark", "exchange", "pos_type")
+
+
+class BacktestSection:
+    """The workflow's ``backtest:`` section (a :class:`qcore.protocols.ConfigSection`): how the predictions are
+    traded, as a :class:`BacktestSpec` in ``config.sections["backtest"]``.
+
+    Keys: ``strategy`` (required), ``executor`` (default the daily simulator), ``start``/``end`` (the backtest's
+    window within the predicted segment), ``account`` (default :data:`DEFAULT_ACCOUNT`), ``benchmark`` (default
+    :data:`DEFAULT_BENCHMARK`), ``exchange`` (Qlib's ``exchange_kwargs``: selects the Qlib-compatible exchange) and
+    ``pos_type`` (``Position`` only). Every value that needs no store is checked here, with the key and its line;
+    the strategy's and executor's arguments and what the section names in the store are checked by the
+    ``port_analysis`` record before the run (``qcore validate`` included).
+    """
+
+    def parse(self, value: Any, reader: Reader, path: str) -> BacktestSpec:
+        """The section as a :class:`BacktestSpec` (``market_rules`` left None: the workflow's
+        ``data.market_rules`` is used when it runs)."""
+        body = reader.mapping(value, path, WORKFLOW_KEYS, required=("strategy",))
+        strategy = reader.component(body["strategy"], f"{path}.strategy")
+        executor = (reader.component(body["executor"], f"{path}.executor") if body.get("executor") is not None
+                    else ComponentRef(DEFAULT_EXECUTOR))  # fmt: skip
+        if body.get("pos_type", "Position") != "Position":
+            raise reader.fail(f"only pos_type Position is supported, got {_shown(body['pos_type'])}",
+                              f"{path}.pos_type")  # fmt: skip
+        exchange = body.get("exchange")
+        if exchange is not None and not isinstance(exchange, Mapping):
+            raise reader.fail(f"expected a mapping of exchange options, got {_shown(exchange)}", f"{path}.exchange")
+        spec = BacktestSpec(
+            strategy=strategy,
+            executor=executor,
+            start=reader.date(body.get("start"), f"{path}.start"),
+            end=reader.date(body.get("end"), f"{path}.end"),
+            account=body.get("account", DEFAULT_ACCOUNT),
+            benchmark=body.get("benchmark", DEFAULT_BENCHMARK),
+            exchange_kwargs=_tuples(dict(exchange)) if exchange is not None else None,
+        )
+        check_spec(spec, lambda message, key: reader.fail(message, f"{path}.{key}"))
+        return spec
+
+    def components(self, parsed: BacktestSpec, path: str) -> list[tuple[str, str, ComponentSpec]]:
+        """The strategy and the executor."""
+        return [(f"{path}.strategy", "strategy", parsed.strategy), (f"{path}.executor", "executor", parsed.executor)]
 
 
 def load_backtest_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> BacktestSpec:

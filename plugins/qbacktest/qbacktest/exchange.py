@@ -9,6 +9,10 @@ Two ways to build one:
   size, the T+N settlement of shares, the cost schedule (commission with a minimum, transfer fee, dated stamp duty)
   and the daily price-limit ratio of every instrument (board, ST status, IPO days).
 
+A nested run's levels get theirs from :class:`qbacktest.intraday.MinuteMarket` (every bar aggregated from its minute
+bars); :meth:`Exchange.window` hands an inner run the bars of one outer bar, and :meth:`Exchange.ledger` is the
+settlement clock (bars for daily bars, trading days for intraday ones).
+
 The rules (see Qlib's ``qlib/backtest/exchange.py`` for the reference behaviour):
 
 - a stock is *suspended* on a bar where ``$close`` is NaN (also before listing and after delisting);
@@ -159,8 +163,12 @@ class Exchange:
         buy_volume_limits: Sequence[tuple[str, np.ndarray]] = (),
         sell_volume_limits: Sequence[tuple[str, np.ndarray]] = (),
         description: str = "",
+        ledger_day: np.ndarray | None = None,
+        trade_w_adj_price: bool | None = None,
     ) -> None:
         self.dates = pd.DatetimeIndex(dates)
+        #: the bar starts as numpy datetime64 (fast to index one at a time)
+        self.stamps = self.dates.values
         self.instruments = tuple(instruments)
         self._cols = {name: j for j, name in enumerate(self.instruments)}
         self.close = close
@@ -178,7 +186,9 @@ class Exchange:
         self._source: tuple[Any, Any, set[str] | None] | None = None
         self._extra: dict[str, np.ndarray] = {}
         # Qlib: a missing factor where a close exists switches the run to adjusted-price trading without lots
-        self.trade_w_adj_price = bool((np.isnan(factor) & ~self.suspended).any())
+        if trade_w_adj_price is None:
+            trade_w_adj_price = bool((np.isnan(factor) & ~self.suspended).any())
+        self.trade_w_adj_price = trade_w_adj_price
         self.trade_unit = None if self.trade_w_adj_price else trade_unit
         self.buy_volume_limits = list(buy_volume_limits)
         self.sell_volume_limits = list(sell_volume_limits)
@@ -190,6 +200,27 @@ class Exchange:
         self._tradable_any = ~(self.limit_buy | self.limit_sell)
         self._tradable_buy = ~self.limit_buy
         self._tradable_sell = ~self.limit_sell
+        #: the row of bar 0 in the exchange this one is a :meth:`window` of (0 for a whole exchange)
+        self.base = 0
+        self._parent: Exchange | None = None
+        self._window = (0, n_bars)
+        #: where :meth:`field` gets values when not from the daily store (set by intraday levels)
+        self.field_loader: Any = None
+        #: the minute bars an intraday level is aggregated from (:class:`qbacktest.intraday.MinuteMarket`)
+        self.minutes: Any = None
+        #: each bar's rows ``[lo, hi)`` in :attr:`minutes` (intraday levels only)
+        self.minute_windows: np.ndarray | None = None
+        # the settlement clock: intraday bars count trading days (T+1 frees shares the next day, not the next bar)
+        self.ledger_day: np.ndarray | None = None
+        self.next_ledger_day: np.ndarray | None = None
+        if ledger_day is not None:
+            days = np.asarray(ledger_day, dtype=np.int64)
+            if len(days) != n_bars:
+                raise ValueError(f"ledger_day has {len(days)} values for {n_bars} bars")
+            self.ledger_day = days
+            # after a day's last bar the next day's shares are free; within a day nothing is released
+            last_of_day = np.append(days[1:] != days[:-1], True)
+            self.next_ledger_day = days + last_of_day.astype(np.int64)
 
     # -- construction -----------------------------------------------------------------------------------------
 
@@ -365,10 +396,57 @@ class Exchange:
         self._source = (provider, operators, quoted)
         return self
 
+    # -- windows and the settlement clock ----------------------------------------------------------------------
+
+    #: the attributes holding one row per bar (a :meth:`window` slices them)
+    _BAR_ARRAYS = ("close", "factor", "volume", "suspended", "buy_price", "sell_price", "limit_buy", "limit_sell",
+                   "_tradable_any", "_tradable_buy", "_tradable_sell", "ledger_day", "next_ledger_day",
+                   "minute_windows", "stamps")  # fmt: skip
+
+    def window(self, lo: int, hi: int) -> Exchange:
+        """The exchange of bars ``lo .. hi - 1`` only (bar ``t`` of the window is bar ``lo + t`` here): a view that
+        shares this exchange's arrays; what a nested executor hands each inner run."""
+        if not 0 <= lo <= hi <= len(self.dates):
+            raise ValueError(f"window {lo}..{hi} outside {len(self.dates)} bars")
+        view = object.__new__(type(self))
+        view.__dict__.update(self.__dict__)
+        for name in self._BAR_ARRAYS:
+            value = self.__dict__.get(name)
+            if value is not None:
+                view.__dict__[name] = value[lo:hi]
+        view.dates = self.dates[lo:hi]
+        view._sell_extra = self._sell_extra[lo:hi]
+        view.buy_volume_limits = [(kind, values[lo:hi]) for kind, values in self.buy_volume_limits]
+        view.sell_volume_limits = [(kind, values[lo:hi]) for kind, values in self.sell_volume_limits]
+        view.base = self.base + lo
+        view._parent = self
+        view._window = (lo, hi)
+        view._extra = {}
+        return view
+
+    def ledger(self, t: int) -> int:
+        """The settlement clock of bar ``t``: the bar number for daily bars, the trading day for intraday ones
+        (shares bought on ``ledger(t)`` are sellable from ``ledger(t) + settlement_days`` on)."""
+        if self.ledger_day is None:
+            return self.base + t
+        return int(self.ledger_day[t])
+
+    def release_ledger(self, t: int) -> int:
+        """The settlement clock right after bar ``t`` ends (locks up to it are released then)."""
+        if self.next_ledger_day is None:
+            return self.base + t + 1
+        return int(self.next_ledger_day[t])
+
     def field(self, expression: str) -> np.ndarray:
         """Any field or expression on the exchange's grid (float64), loaded on first use and kept."""
         key = normalise_price(expression)
+        if self._parent is not None:
+            lo, hi = self._window
+            return self._parent.field(key)[lo:hi]
         if key not in self._extra:
+            if self.field_loader is not None:  # an intraday level: aggregated from its minute bars
+                self._extra[key] = self.field_loader(key)
+                return self._extra[key]
             if self._source is None:
                 raise ConfigError(f"this exchange has no data source to load {expression!r}")
             provider, operators, quoted = self._source

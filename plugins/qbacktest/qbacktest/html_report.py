@@ -2,8 +2,9 @@
 
 Charts (each an ``<svg class="chart" id="...">``): ``chart-equity`` (net value of the strategy against the
 benchmark, and the excess), ``chart-drawdown``, ``chart-monthly`` (heatmap of monthly net returns),
-``chart-turnover`` (daily turnover and cost) and, when a label is known, ``chart-ic`` (daily IC and its 20-bar
-mean). A table summarises the risk statistics with their conventions.
+``chart-turnover`` (daily turnover and cost), when a label is known ``chart-ic`` (daily IC and its 20-bar mean) and,
+for a nested run, ``chart-execution-<freq>`` per level (fill rate and price advantage per day, weighted by traded
+value). A table summarises the risk statistics with their conventions.
 """
 
 from __future__ import annotations
@@ -231,6 +232,26 @@ def ic_chart(ic: pd.DataFrame) -> str:
     return _svg("chart-ic", "Information coefficient over time", body)
 
 
+def execution_chart(freq: str, indicators: pd.DataFrame) -> str:
+    """A level's fill rate and price advantage per day (its bars' values weighted by their traded value)."""
+    frame = indicators[indicators["count"] > 0]
+    if frame.empty:
+        return f"<p class='note' id='chart-execution-{html.escape(freq)}'>No order at {html.escape(freq)}.</p>"
+    weight = frame["value"].abs().where(frame["value"].abs() > 0, 1.0)
+    day = frame.index.normalize()
+    series = {}
+    for column in ("ffr", "pa"):
+        valid = frame[column].notna()
+        num = (frame[column] * weight)[valid].groupby(day[valid]).sum()
+        den = weight[valid].groupby(day[valid]).sum()
+        series[column] = num / den
+    daily = pd.DataFrame(series).sort_index()
+    return _line_chart(f"chart-execution-{freq}", f"Execution quality at {freq}: fill rate and price advantage",
+                       pd.DatetimeIndex(daily.index), {"fill rate (ffr)": daily["ffr"].to_numpy(dtype=float),
+                                                       "price advantage (pa)": daily["pa"].to_numpy(dtype=float)},
+                       percent=False)  # fmt: skip
+
+
 def _summary(risk: Mapping[str, Any], ic: pd.DataFrame | None) -> str:
     rows = []
     labels = (("excess_return_with_cost", "Excess return with cost"),
@@ -259,8 +280,13 @@ def _summary(risk: Mapping[str, Any], ic: pd.DataFrame | None) -> str:
 
 
 def render_html(report: pd.DataFrame, risk: Mapping[str, Any], *, ic: pd.DataFrame | None = None,
-                title: str = "Backtest report", meta: Mapping[str, Any] | None = None) -> str:  # fmt: skip
-    """The report as one HTML document (inline SVG and CSS only)."""
+                title: str = "Backtest report", meta: Mapping[str, Any] | None = None,
+                levels: Mapping[str, pd.DataFrame] | None = None) -> str:  # fmt: skip
+    """The report as one HTML document (inline SVG and CSS only).
+
+    :param levels: a nested run's indicators by level frequency (``1day``, ``30min``...): one execution chart
+        each.
+    """
     meta_text = " · ".join(f"{html.escape(str(k))}: {html.escape(str(v))}" for k, v in (meta or {}).items())
     first, last = (report.index[0].date(), report.index[-1].date()) if len(report) else ("", "")
     parts = [
@@ -274,8 +300,11 @@ def render_html(report: pd.DataFrame, risk: Mapping[str, Any], *, ic: pd.DataFra
         "<h2>Turnover and cost</h2>", turnover_chart(report),
         "<h2>IC over time</h2>",
         ic_chart(ic) if ic is not None and len(ic) else "<p class='note' id='no-ic'>No label given: no IC.</p>",
-        "</body></html>",
     ]
+    if levels:
+        parts.append("<h2>Execution quality per level</h2>")
+        parts += [execution_chart(freq, frame) for freq, frame in levels.items()]
+    parts.append("</body></html>")
     return "".join(parts)
 
 

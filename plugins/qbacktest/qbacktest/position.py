@@ -17,13 +17,15 @@ from qbacktest.exchange import _isclose
 class Holding:
     """One instrument held: amount, valuation price, weight, bars held, and amounts not yet sellable."""
 
-    __slots__ = ("amount", "count", "locked", "price", "weight")
+    __slots__ = ("amount", "count", "counts", "locked", "price", "weight")
 
     def __init__(self, amount: float, price: float) -> None:
         self.amount = amount
         self.price = price
         self.weight = 0.0
         self.count = 0
+        #: bar counts of the inner levels of a nested run, by frequency (None until one is counted)
+        self.counts: dict[str, int] | None = None
         #: ``[release_bar, amount]`` lots bought recently (T+N); sellable from ``release_bar`` on
         self.locked: list[list[float]] = []
 
@@ -180,5 +182,6 @@ class Position:
         for name, h in self.holdings.items():
             c = Holding(h.amount, h.price)
             c.weight, c.count, c.locked = h.weight, h.count, [list(lot) for lot in h.locked]
+            c.counts = dict(h.counts) if h.counts else None
             other.holdings[name] = c
         return other

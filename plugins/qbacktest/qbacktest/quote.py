@@ -37,18 +37,20 @@ def load_arrays(
     instruments: Sequence[str],
     dates: pd.DatetimeIndex,
     quoted: set[str] | None = None,
+    freq: str = "day",
 ) -> dict[str, np.ndarray]:
     """Evaluate ``expressions`` on ``dates`` × ``instruments``; float32 arrays keyed by expression text.
 
     :param operators: the kernel's ``operator`` registry (needed only for real expressions).
     :param quoted: instruments that get data (default: all); the others, and those the store does not know, are
         all NaN.
+    :param freq: the store frequency ``dates`` belong to (``day``, ``1min``).
     """
     out: dict[str, np.ndarray] = {}
     shape = (len(dates), len(instruments))
     if not expressions:
         return out
-    stored = {f.lower() for f in provider.fields("day")}
+    stored = {f.lower() for f in provider.fields(freq)}
     known_all = provider.universe("all")
     known = [s for s in instruments if s in known_all and (quoted is None or s in quoted)]
     columns = {s: j for j, s in enumerate(instruments)}
@@ -56,10 +58,11 @@ def load_arrays(
     plain = {e: field_name(e) for e in expressions if field_name(e) is not None}
     missing = sorted({f for f in plain.values() if f not in stored})
     if missing:
-        raise ConfigError(f"the store has no field {', '.join('$' + f for f in missing)} "
+        at = "" if freq == "day" else f" at {freq}"
+        raise ConfigError(f"the store has no field {', '.join('$' + f for f in missing)}{at} "
                           f"(fields: {', '.join(sorted(stored))})")  # fmt: skip
     if plain and known:
-        panel = provider.load(sorted(set(plain.values())), known, dates[0], dates[-1], "day")
+        panel = provider.load(sorted(set(plain.values())), known, dates[0], dates[-1], freq)
         for expr, name in plain.items():
             full = np.full(shape, np.nan, dtype=np.float32)
             full[:, known_cols] = panel[name]
@@ -73,7 +76,7 @@ def load_arrays(
             raise ConfigError(f"expressions need the operator registry: {', '.join(rest)}")
         from qcore.expr.engine import ExpressionEngine
 
-        engine = ExpressionEngine(provider, operators)
+        engine = ExpressionEngine(provider, operators, freq=freq)
         plan = engine.plan(list(rest))
         if known:
             panel, _ = engine.evaluate_panel(plan, known, dates[0], dates[-1])

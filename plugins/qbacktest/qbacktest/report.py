@@ -42,6 +42,27 @@ def indicators_frame(account: Account, bars: pd.DatetimeIndex) -> pd.DataFrame:
     return frame
 
 
+def level_report_frame(account: Account) -> pd.DataFrame:
+    """A nested run's report of one level: one row per bar the level ran (:attr:`Account.times`)."""
+    frame = pd.DataFrame(account.records, columns=list(REPORT_COLUMNS), index=pd.DatetimeIndex(account.times))
+    frame.index.name = "datetime"
+    return frame.astype(np.float64)
+
+
+def level_positions_frame(account: Account, count_column: str = "count_day") -> pd.DataFrame:
+    """A nested run's holdings of one level at each of its bar ends; the bar count column is the level's
+    (``count_day``, ``count_30min``...)."""
+    frame = positions_frame(account, pd.DatetimeIndex(account.times))
+    return frame.rename(columns={"count_day": count_column})
+
+
+def level_indicators_frame(account: Account) -> pd.DataFrame:
+    """A nested run's trade indicators of one level, one row per bar it ran."""
+    frame = pd.DataFrame(account.indicators, columns=list(INDICATOR_COLUMNS), index=pd.DatetimeIndex(account.times))
+    frame.index.name = "datetime"
+    return frame.astype({"count": np.int64}) if len(frame) else frame
+
+
 def fills_frame(account: Account, bars: pd.DatetimeIndex) -> pd.DataFrame:
     """Every order of the run with what it dealt, in execution order."""
     fills = account.fills

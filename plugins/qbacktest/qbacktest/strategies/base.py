@@ -46,6 +46,9 @@ def as_signal(signal: Any) -> Signal:
 class SignalStrategy:
     """Base of the strategies that read a :class:`Signal`: binds it and returns the previous bar's row.
 
+    The runner gives every instrument the signal names a column of the exchange; those outside its universe can be
+    ranked but never trade, as in Qlib.
+
     :param signal: scores indexed ``(datetime, instrument)`` (Series, DataFrame, file path or :class:`Signal`).
     :param risk_degree: the share of the money the strategy invests.
     """
@@ -61,27 +64,24 @@ class SignalStrategy:
         self.infra: TradingInfra | None = None
         self._offset = 0
 
-    def instruments(self) -> list[str]:
-        """Instruments the strategy may name (the runner quotes them even if the store does not know them)."""
-        return self.signal.instruments
-
     def reset(self, infra: TradingInfra) -> None:
         """Bind the signal to the run's calendar and the exchange's instruments."""
         self.infra = infra
-        calendar = infra.extras["calendar"]
-        self._offset = int(infra.extras["bar_offset"])
+        self._offset = infra.bar_offset
         first = max(self._offset - 1, 0)
-        self.signal.bind(calendar, infra.exchange.instruments, first, self._offset + len(infra.bars) - 1)
+        self.signal.bind(infra.calendar.calendar, infra.exchange.instruments, first,
+                         self._offset + len(infra.bars) - 1)
 
     @property
     def exchange(self) -> Any:
-        """The run's exchange."""
+        """The run's exchange (a :class:`qcore.trading.Exchange`; qbacktest's own, with its extra lookups, in
+        qbacktest's runs)."""
         assert self.infra is not None, "reset() first"
         return self.infra.exchange
 
     @property
     def position(self) -> Any:
-        """The account's current position."""
+        """The account's current position (a :class:`qcore.trading.Position`)."""
         assert self.infra is not None, "reset() first"
         return self.infra.account.position
 

@@ -2,7 +2,9 @@
 
 The file (CSV or Parquet) has the columns ``datetime, instrument, amount, direction``; ``amount`` is in adjusted
 shares and ``direction`` is ``buy``/``sell`` (or 1/0). Orders dated on a bar are placed on that bar, in file order;
-orders dated on non-trading days or outside the run are reported once as skipped.
+orders dated on non-trading days or outside the run are reported once as skipped. ``trade_range`` (two inner step
+indices or two clock times, :mod:`qbacktest.trade_range`) limits the decisions to part of the inner bars of a
+nested run, as Qlib's ``trade_range`` does.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from qbacktest.strategies.topk_dropout import _ignore_qlib_infra
+from qbacktest.trade_range import TRADE_RANGE, parse_trade_range
 from qcore.errors import DataError
 from qcore.trading import Direction, Order, Step, TradeDecision, TradingInfra
 
@@ -59,11 +62,13 @@ class OrderReplay:
     """Replays orders from a file or frame.
 
     :param file: the orders (path or DataFrame with ``datetime, instrument, amount, direction``).
+    :param trade_range: the inner steps (``[start, end]``) or clock times (``["10:00", "14:29"]``) of a nested run
+        the orders may use.
     """
 
-    def __init__(self, *, file: Any = None, orders: Any = None, **qlib_kwargs: Any) -> None:
-        qlib_kwargs.pop("trade_range", None)
+    def __init__(self, *, file: Any = None, orders: Any = None, trade_range: Any = None, **qlib_kwargs: Any) -> None:
         _ignore_qlib_infra(qlib_kwargs)
+        self.trade_range = parse_trade_range(trade_range, "strategy.kwargs.trade_range")
         source = file if file is not None else orders
         if source is None:
             raise DataError("OrderReplay needs a file of orders")
@@ -89,5 +94,8 @@ class OrderReplay:
             logger.warning("%d order(s) are not dated on a bar of the run and are skipped", skipped)
 
     def generate_trade_decision(self, step: Step) -> TradeDecision:
-        """The orders dated on ``step``'s bar."""
-        return TradeDecision(tuple(self._by_bar.get(step.start, ())))
+        """The orders dated on ``step``'s bar (with the trade range, if any)."""
+        orders = tuple(self._by_bar.get(step.start, ()))
+        if self.trade_range is None:
+            return TradeDecision(orders)
+        return TradeDecision(orders, {TRADE_RANGE: self.trade_range})
