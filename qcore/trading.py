@@ -104,7 +104,9 @@ class TradeDecision:
     """A strategy's decision for one bar: orders to execute in this sequence.
 
     :ivar orders: the orders; an executor may reorder them only as its own settings say (e.g. buys first).
-    :ivar info: free-form details the strategy wants recorded (planned sells, targets...).
+    :ivar info: details the strategy wants recorded (planned sells, targets...). One key has a meaning for nested
+        executors: ``info["trade_range"]`` limits the inner bars that may trade the decision (by step index or by
+        clock time, as the executing plugin documents).
     """
 
     orders: tuple[Order, ...] = attrs.field(factory=tuple, converter=tuple)
@@ -403,7 +405,11 @@ class WeightStrategy(Protocol):
 
 @runtime_checkable
 class ParentAwareStrategy(Strategy, Protocol):
-    """An inner strategy of a nested executor: told the outer decision before its inner bars run."""
+    """An inner strategy of a nested executor: told the outer decision before its inner bars run.
+
+    It may also offer ``post_exe_step(fills)``: the executor then reports the fills of each inner bar, so the
+    strategy can re-target what is left (Qlib's TWAP shortfall).
+    """
 
     def set_parent(self, decision: TradeDecision, step: Step) -> None:
         """The outer level's ``decision`` for its ``step``, which this strategy's bars now carry out."""
