@@ -262,7 +262,7 @@ def _load(ctx: click.Context, config_path: str, overrides: Sequence[str], plugin
 @click.pass_context
 def validate_command(ctx: click.Context, config_path: str, overrides: tuple[str, ...]) -> None:
     """Check CONFIG: keys, types and every component name, without running anything."""
-    from qcore.runner import check_components
+    from qcore.checks import check_components
 
     config, kernel = _load(ctx, config_path, overrides)
     check_components(config, kernel)

@@ -32,7 +32,7 @@ class RunState:
 
     :ivar panel: the raw fields the data step loaded (universe × data range).
     :ivar universe: the data step's universe, with membership spans.
-    :ivar engine: the run's expression engine over the provider (:func:`qcore.runner.dataset_engine`).
+    :ivar engine: the run's expression engine over the provider (:func:`qcore.assembly.dataset_engine`).
     :ivar dataset: the dataset the model learns from.
     :ivar model: the fitted model.
     :ivar pred: the model's scores of :attr:`segment`, indexed ``(datetime, instrument)``.

@@ -60,6 +60,36 @@ class DataProvider(Protocol):
         ...
 
 
+#: The record layout :meth:`PointInTimeProvider.load_pit` returns (Qlib's PIT ``.data`` records without the link):
+#: the publication date as a ``YYYYMMDD`` integer, the period (``YYYYQQ`` for a quarterly field, ``YYYY`` for an
+#: annual one) and the value.
+PIT_RECORD = np.dtype([("date", "<u4"), ("period", "<u4"), ("value", "<f8")])
+
+
+@runtime_checkable
+class PointInTimeProvider(Protocol):
+    """An optional extension of :class:`DataProvider`: point-in-time (PIT) period data, Qlib's ``$$field``.
+
+    A store that has fundamentals implements these two methods besides the :class:`DataProvider` ones; the
+    expression engine checks for them by protocol (``isinstance(provider, PointInTimeProvider)``) when an expression
+    reads a ``$$field``. A period field's name ends in ``_q`` (quarterly, periods ``YYYYQQ`` with ``QQ`` 1..4) or
+    ``_a`` (annual, periods ``YYYY``).
+    """
+
+    def pit_fields(self) -> list[str]:
+        """Names of the stored period fields (without ``$$``), lower case, e.g. ``["eps_q", "roe_a"]``."""
+        ...
+
+    def load_pit(self, field: str, instruments: Sequence[str]) -> Mapping[str, np.ndarray]:
+        """Every record of ``field`` for each of ``instruments`` that has any, as a :data:`PIT_RECORD` array.
+
+        Records are in publication order (ascending ``date``; records published the same day keep their stored
+        order, a later one revising an earlier one of the same period). An amendment is a later record of the same
+        period. Instruments without records are left out of the mapping.
+        """
+        ...
+
+
 @runtime_checkable
 class MarketRules(Protocol):
     """Trading rules of a market, supplied by its adapter through ``qcore_register_market_rules``."""

@@ -5,7 +5,7 @@
 'Sub(Div(Mean($close,5),Ref($close,1)),1)'
 """
 
-from qcore.expr.ast import Call, Const, Field, Node, Span, calls, fields, walk
+from qcore.expr.ast import Call, Const, Field, Node, PeriodField, Span, calls, fields, walk
 from qcore.expr.lexer import Token, tokenize
 from qcore.expr.parser import INFIX_OPERATORS, MAX_DEPTH, MAX_LENGTH, check_names, parse, parse_many
 
@@ -17,6 +17,7 @@ __all__ = [
     "Const",
     "Field",
     "Node",
+    "PeriodField",
     "Span",
     "Token",
     "calls",

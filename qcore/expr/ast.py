@@ -2,7 +2,7 @@
 
 Three node classes cover the language: :class:`Field` (``$close``), :class:`Const` (``5``, ``0.5``,
 ``'SH000300'``) and :class:`Call` (``Mean($close,5)``; infix operators become calls too, ``$a+$b`` is
-``Call('Add', ($a, $b))``).
+``Call('Add', ($a, $b))``); a fourth, :class:`PeriodField` (``$$roewa_q``), names point-in-time period data.
 
 Nodes are frozen and hashable, and equality ignores where a node was written, so a batch evaluator can use
 them as dictionary keys to share common subexpressions: ``Ref($close, 1)`` parsed from two different
@@ -76,7 +76,23 @@ class Call:
         return f"{self.op}({','.join(str(arg) for arg in self.args)})"
 
 
-Node = Field | Const | Call
+@attrs.frozen(cache_hash=True)
+class PeriodField:
+    """A point-in-time period field such as ``$$roewa_q`` (quarterly) or ``$$roewa_a`` (annual).
+
+    Its values are indexed by report period, not by trading day; it is only meaningful inside ``P(...)`` or
+    ``PRef(...)``, which collapse a period expression into a daily series (see :mod:`qcore.expr.pit`).
+    ``name`` is stored without the ``$$``, case as written.
+    """
+
+    name: str
+    span: Span | None = attrs.field(default=None, eq=False, repr=False, kw_only=True)
+
+    def __str__(self) -> str:
+        return f"$${self.name}"
+
+
+Node = Field | Const | Call | PeriodField
 """Any expression node."""
 
 

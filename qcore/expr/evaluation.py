@@ -17,12 +17,13 @@ import numpy as np
 import pandas as pd
 
 from qcore.errors import QcoreError
-from qcore.expr.ast import Call, Const, Field, Node
+from qcore.expr.ast import Call, Const, Field, Node, PeriodField
+from qcore.expr.pit import collapse
 from qcore.expr.planning import Plan, sub_plan
 from qcore.expr.schedule import Grid, data_rows, run_concurrently, usable_workers
 from qcore.operators import OpContext, Operator
 from qcore.progress import progress
-from qcore.protocols import DataProvider
+from qcore.protocols import DataProvider, PointInTimeProvider
 from qcore.types import Panel, clip_universe, membership_mask
 
 #: The row orders :class:`FrameGather` can write.
@@ -121,7 +122,7 @@ class GraphEvaluator:
     def evaluate_graph(
         self,
         plan: Plan,
-        raw: Panel | FieldsOnDemand,
+        raw: Panel | FieldsOnDemand | Mapping[str, np.ndarray],
         context: OpContext,
         first_rows: np.ndarray,
         last_rows: np.ndarray,
@@ -146,7 +147,25 @@ class GraphEvaluator:
         for _ in progress(done, "expressions", total=len(plan.order)):
             pass
 
-    def on_instrument(self, node: Call, op: Operator, bound: tuple[Any, ...], context: OpContext) -> np.ndarray:
+    def collapse(self, node: Call, plan: Plan, fields: tuple[str, ...], context: OpContext) -> np.ndarray:
+        """A ``P``/``PRef`` call on the context's rows and columns (see :mod:`qcore.expr.pit`)."""
+        provider = self.provider
+        assert isinstance(provider, PointInTimeProvider)  # planning refused P on a store without period data
+
+        def evaluate(period_plan: object, panels: dict[str, np.ndarray], first: np.ndarray,
+                     last: np.ndarray) -> np.ndarray:  # fmt: skip
+            assert isinstance(period_plan, Plan)
+            rows = pd.RangeIndex(len(next(iter(panels.values()))))
+            columns = tuple(str(k) for k in range(len(first)))
+            period_context = OpContext(rows, columns, None, first, context.num_threads)
+            out: dict[int, np.ndarray] = {}
+            self.evaluate_graph(period_plan, panels, period_context, first, last, out.__setitem__, workers=1)
+            return np.asarray(out[0], dtype=np.float64)
+
+        return collapse(node, plan, fields, provider, context.instruments, pd.DatetimeIndex(context.dates), evaluate)
+
+    def on_instrument(self, node: Call, op: Operator, bound: tuple[Any, ...], context: OpContext,
+                      collapses: Sequence[tuple[Call, Plan, tuple[str, ...]]] = ()) -> np.ndarray:  # fmt: skip
         """A ``ChangeInstrument``-style call: its series arguments evaluated on the named instrument's column alone,
         then broadcast across the panel."""
         symbol_arg = bound[op.instrument_param]
@@ -158,7 +177,7 @@ class GraphEvaluator:
                 raise QcoreError(f"{op.name}: unknown instrument {symbol!r}")
             symbol = upper
         sub_roots = tuple(a for a in node.args if isinstance(a, Node) and not isinstance(a, Const))
-        plan = sub_plan(sub_roots)
+        plan = sub_plan(sub_roots, collapses)
         dates = context.dates
         sub_raw = FieldsOnDemand(self.provider, (symbol,), dates, self.freq, self.stored)
         sub_range = clip_universe({symbol: every[symbol]})
@@ -189,7 +208,7 @@ class _GraphRun:
         self,
         evaluator: GraphEvaluator,
         plan: Plan,
-        raw: Panel | FieldsOnDemand,
+        raw: Panel | FieldsOnDemand | Mapping[str, np.ndarray],
         context: OpContext,
         first_rows: np.ndarray,
         last_rows: np.ndarray,
@@ -214,13 +233,24 @@ class _GraphRun:
         self.any_outside = bool(self.outside.any())
         self.values: dict[Node, Any] = {}
         self.converted: dict[Node, dict[str, np.ndarray]] = {}  # node -> dtype -> its value in that dtype
+        self.collapse_plans = plan.collapse_plans
+        self.collapsed: dict[Node, np.ndarray] = {}  # P/PRef leaves, computed on first use
+        self.collapse_lock = threading.Lock()
 
     def value_of(self, node: Node) -> Any:
-        """A constant's value, a field's panel, or a computed node's array."""
+        """A constant's value, a field's panel, a ``P``/``PRef`` leaf's panel, or a computed node's array."""
         if isinstance(node, Const):
             return node.value
         if isinstance(node, Field):
             return self.raw[node.name.lower()]
+        if isinstance(node, PeriodField):
+            return self.raw[f"$${node.name.lower()}"]
+        if node in self.collapse_plans:
+            with self.collapse_lock:
+                if node not in self.collapsed:
+                    plan, fields = self.collapse_plans[node]
+                    self.collapsed[node] = self.evaluator.collapse(node, plan, fields, self.context)  # type: ignore[arg-type]
+                return self.collapsed[node]
         return self.values[node]
 
     def argument(self, node: Node, dtype: str | None) -> Any:
@@ -275,7 +305,7 @@ class _GraphRun:
         bound = op.bind(node.args)
         context = self.context
         if op.instrument_param is not None:
-            result = self.evaluator.on_instrument(node, op, bound, context)
+            result = self.evaluator.on_instrument(node, op, bound, context, self.plan.collapses)
         else:
             args = [self.handed(a, op) if isinstance(a, Node) else a for a in bound]
             if op.overwrites_input:
@@ -304,7 +334,7 @@ class _GraphRun:
     def emit_uncomputed_roots(self) -> None:
         """Emit the roots that need no computation: fields and constants."""
         for root, slots in self.root_slots.items():
-            if not isinstance(root, Call):
+            if not isinstance(root, Call) or root in self.collapse_plans:
                 value = self.value_of(root)
                 if isinstance(value, np.ndarray):
                     array = value

@@ -16,6 +16,7 @@ from qcore.errors import ExpressionError
 NUMBER = "number"
 STRING = "string"
 FIELD = "field"
+PERIOD_FIELD = "period field"
 NAME = "name"
 OP = "operator"
 LPAREN = "("
@@ -45,7 +46,8 @@ _DIGITS = "0123456789"
 class Token(NamedTuple):
     """One lexical token: ``kind`` (a module constant), the source ``text`` and its ``[start, end)`` range.
 
-    ``value`` holds the parsed literal for numbers and strings and the bare name for fields, else ``None``.
+    ``value`` holds the parsed literal for numbers and strings and the bare name for fields (``$close`` and
+    ``$$roewa_q`` alike), else ``None``.
     """
 
     kind: str
@@ -130,13 +132,16 @@ def _operator(expression: str, i: int) -> Token:
 def _field(expression: str, i: int) -> Token:
     n = len(expression)
     j = i + 1
-    if j < n and expression[j] == "$":
-        raise ExpressionError("point-in-time fields ('$$name') are not supported", expression, i)
+    kind = FIELD
+    if j < n and expression[j] == "$":  # ``$$roewa_q``: a point-in-time period field
+        kind = PERIOD_FIELD
+        j += 1
+    begin = j
     while j < n and _is_name_char(expression[j]):
         j += 1
-    if j == i + 1:
-        raise ExpressionError("expected a field name after '$'", expression, j)
-    return Token(FIELD, expression[i:j], i, j, expression[i + 1 : j])
+    if j == begin:
+        raise ExpressionError(f"expected a field name after {expression[i:begin]!r}", expression, j)
+    return Token(kind, expression[i:j], i, j, expression[begin:j])
 
 
 def _string(expression: str, i: int) -> Token:

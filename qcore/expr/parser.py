@@ -32,8 +32,9 @@ builds. This module reproduces that tree with a tokenizer and a precedence-climb
 * **Nesting is limited** to :data:`MAX_DEPTH` levels (parentheses, call arguments, unary operators and
   the depth of the resulting tree), so hostile input gives an ``ExpressionError`` instead of a
   ``RecursionError``; the text to :data:`MAX_LENGTH` characters.
-* Names not followed by ``(`` (``close``, ``True``, ``and``) are errors: fields are written ``$close``;
-  point-in-time ``$$fields`` and keyword arguments are not supported.
+* Names not followed by ``(`` (``close``, ``True``, ``and``) are errors: fields are written ``$close``,
+  point-in-time period fields ``$$roewa_q`` (:class:`~qcore.expr.ast.PeriodField`); keyword arguments are not
+  supported.
 
 Every node's ``span`` is the ``(start, end)`` source range of the token that introduced it: the field,
 the literal (the whole folded range for a folded constant), the operator name of a call, or the infix or
@@ -49,8 +50,21 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import NamedTuple
 
 from qcore.errors import ExpressionError
-from qcore.expr.ast import Call, Const, Field, Node, walk
-from qcore.expr.lexer import COMMA, END, FIELD, LPAREN, NAME, NUMBER, OP, RPAREN, STRING, Token, iter_tokens
+from qcore.expr.ast import Call, Const, Field, Node, PeriodField, walk
+from qcore.expr.lexer import (
+    COMMA,
+    END,
+    FIELD,
+    LPAREN,
+    NAME,
+    NUMBER,
+    OP,
+    PERIOD_FIELD,
+    RPAREN,
+    STRING,
+    Token,
+    iter_tokens,
+)
 
 MAX_DEPTH = 100
 """Deepest nesting accepted, both in the source (parentheses, calls, unary operators) and in the tree."""
@@ -237,6 +251,9 @@ class _Parser:
         if token.kind == FIELD:
             self.advance()
             return _Parsed(Field(str(token.value), span=span), token.start, token.end, 1)
+        if token.kind == PERIOD_FIELD:
+            self.advance()
+            return _Parsed(PeriodField(str(token.value), span=span), token.start, token.end, 1)
         if token.kind == NAME:
             return self.call(depth)
         if token.kind == LPAREN:

@@ -9,6 +9,7 @@ how many rows of history and future each expression reads, which the scheduler t
 from __future__ import annotations
 
 import difflib
+import math
 import sys
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
@@ -16,10 +17,11 @@ from typing import Any
 import attrs
 
 from qcore.errors import ExpressionError, QcoreError
-from qcore.expr.ast import Call, Const, Field, Node, walk
+from qcore.expr.ast import Call, Const, Field, Node, PeriodField, walk
 from qcore.expr.parser import check_names, parse
+from qcore.expr.periods import COLLAPSES, daily_walk, is_collapse, period_fields
 from qcore.operators import Operator
-from qcore.protocols import DataProvider
+from qcore.protocols import DataProvider, PointInTimeProvider
 
 #: What the engine does with a field the store lacks: ``error`` (an error naming it) or ``nan`` (read as NaN).
 MISSING_FIELDS = ("error", "nan")
@@ -42,6 +44,14 @@ class Plan:
     blank_outside: frozenset[Node] = frozenset()
     #: Fields the batch reads that the store lacks (only with ``missing_fields="nan"``): read as all-NaN panels.
     missing: tuple[str, ...] = ()
+    #: ``P``/``PRef`` calls (leaves of the daily graph) with the plan of their period expression and the period
+    #: fields it reads (see :mod:`qcore.expr.pit`).
+    collapses: tuple[tuple[Call, Plan, tuple[str, ...]], ...] = ()
+
+    @property
+    def collapse_plans(self) -> dict[Call, tuple[Plan, tuple[str, ...]]]:
+        """Each ``P``/``PRef`` call → (the plan of its period expression, the period fields it reads)."""
+        return {node: (plan, fields) for node, plan, fields in self.collapses}
 
     @property
     def left(self) -> float:
@@ -136,27 +146,39 @@ class Planner:
         extents: dict[Node, tuple[float, float]] = {}
         blank: set[Node] = set()
         absent: dict[str, list[str]] = {}  # missing field -> the columns that read it (only with "nan")
+        collapses: dict[Call, tuple[Plan, tuple[str, ...]]] = {}
         for name, text in zip(names, texts):
             root = parse(text)
             _check_root(root, text)
             known: Collection[str] = self.fields
             if self.missing_fields == "nan":
-                lacking = {n.name.lower() for n in walk(root) if isinstance(n, Field)} - self.fields
+                lacking = {n.name.lower() for n in daily_walk(root) if isinstance(n, Field)} - self.fields
                 for field in sorted(lacking):
                     absent.setdefault(field, []).append(str(name))
                 known = self.fields | lacking
             try:
-                check_names(root, operators=self.operators, fields=known, expression=text)
+                check_names(root, operators=set(self.operators) | set(COLLAPSES), fields=known, expression=text)
             except ExpressionError as exc:
                 if not exc.message.startswith("unknown field") or "did you mean" in exc.message:
                     raise  # a typo's suggestion says enough
                 raise ExpressionError(f"{exc.message}{OPT_IN_HINT}", text, exc.position) from None
-            for node in walk(root):
+            for node in daily_walk(root):
                 if node in extents:
                     continue
                 if isinstance(node, Const):
                     _check_constant(node, text)
-                if isinstance(node, Call):
+                if isinstance(node, PeriodField):
+                    raise ExpressionError(
+                        f"{node} is a point-in-time period field: read it on trading days through P({node}) or "
+                        f"PRef({node}, period)",
+                        text,
+                        span_start(node),
+                    )
+                if is_collapse(node):
+                    assert isinstance(node, Call)
+                    collapses[node] = self._check_collapse(node, text)
+                    extents[node] = (0.0, 0.0)
+                elif isinstance(node, Call):
                     extents[node] = self._check_call(node, text, extents)
                     order[node] = None
                     own_right = extents[node][1] - max((extents[a][1] for a in node.args), default=0.0)
@@ -168,8 +190,90 @@ class Planner:
             roots.append(root)
         fields = sorted({n.name.lower() for n in extents if isinstance(n, Field)})
         plan = Plan(tuple(names), tuple(roots), tuple(order), tuple(fields), tuple(extents[r] for r in roots),
-                    frozenset(blank), tuple(sorted(absent)))  # fmt: skip
+                    frozenset(blank), tuple(sorted(absent)),
+                    tuple((node, *value) for node, value in collapses.items()))  # fmt: skip
         return plan, absent
+
+    def _check_collapse(self, node: Call, text: str) -> tuple[Plan, tuple[str, ...]]:
+        """Check a ``P(expr)``/``PRef(expr, period)`` call; return the plan of ``expr`` over periods and its fields.
+
+        Refused, each at the offending part: a wrong argument count, a period expression without a period field or
+        with a daily field, another ``P`` inside, quarterly and annual fields together, a store without period
+        data or without the field, a cross-sectional or instrument-switching operator, an expanding window, and
+        any look-ahead (``Ref($$x_q, -1)``): a period's later periods are not known on the day it is read.
+        """
+        want = COLLAPSES[node.op]
+        usage = "P(expr)" if node.op == "P" else "PRef(expr, period)"
+        if len(node.args) != want:
+            raise ExpressionError(f"{node.op} takes {want} argument(s), {usage}; got {len(node.args)}", text,
+                                  span_start(node))  # fmt: skip
+        inner = node.args[0]
+        wanted = period_fields(inner)
+        if not wanted:
+            raise ExpressionError(f"{node.op} collapses a period expression: its argument must read a period field "
+                                  f"such as $$eps_q", text, span_start(inner))  # fmt: skip
+        kinds = {f[-2:] for f in wanted}
+        bad_kind = [f for f in wanted if f[-2:] not in ("_q", "_a")]
+        if bad_kind:
+            raise ExpressionError(f"period field '$${bad_kind[0]}' must end with '_q' (quarterly) or '_a' (annual)",
+                                  text, span_start(inner))  # fmt: skip
+        if len(kinds) > 1:
+            raise ExpressionError(f"{node.op} mixes quarterly and annual period fields ({', '.join(wanted)}); "
+                                  f"collapse each with its own P(...)", text, span_start(node))  # fmt: skip
+        if not isinstance(self.provider, PointInTimeProvider):
+            raise ExpressionError(f"{node.op}: this store has no point-in-time period data", text, span_start(node))
+        stored = {f.lower() for f in self.provider.pit_fields()}
+        for n in walk(inner):
+            if isinstance(n, PeriodField) and n.name.lower() not in stored:
+                close = difflib.get_close_matches(n.name.lower(), sorted(stored), n=3)
+                hint = f"; did you mean {' or '.join(f'$${c}' for c in close)}?" if close else (
+                    "" if stored else " (the store has no period field)")
+                raise ExpressionError(f"unknown period field '{n}'{hint}", text, span_start(n))
+            if isinstance(n, Field):
+                raise ExpressionError(f"{node.op} evaluates over report periods: the daily field '{n}' cannot be "
+                                      f"read inside it; combine outside, e.g. {node.op}(...)/{n}", text,
+                                      span_start(n))  # fmt: skip
+            if is_collapse(n) and n is not node:
+                raise ExpressionError(f"{n.op}(...) cannot be nested inside {node.op}(...)", text, span_start(n))
+        if node.op == "PRef":
+            period = node.args[1]
+            quarterly = wanted[0].endswith("_q")
+            form = "a quarter YYYYQQ (e.g. 201903)" if quarterly else "a year YYYY (e.g. 2019)"
+            ok = isinstance(period, Const) and isinstance(period.value, int) and not isinstance(period.value, bool)
+            if ok:
+                value = int(period.value)  # type: ignore[arg-type]
+                year, quarter = divmod(value, 100) if quarterly else (value, 1)
+                ok = 1900 <= year <= 2099 and 1 <= quarter <= 4
+            if not ok:
+                raise ExpressionError(f"PRef period must be {form}, got {period}", text, span_start(period))
+        extents: dict[Node, tuple[float, float]] = {}
+        order: dict[Call, None] = {}
+        for n in walk(inner):
+            if n in extents:
+                continue
+            if isinstance(n, Call):
+                op = self.operators[n.op]
+                if op.cross_sectional or op.instrument_param is not None:
+                    raise ExpressionError(f"{n.op} reads other instruments and cannot run over one instrument's "
+                                          f"report periods inside {node.op}(...)", text, span_start(n))  # fmt: skip
+                extents[n] = self._check_call(n, text, extents)
+                order[n] = None
+            else:
+                if isinstance(n, Const):
+                    _check_constant(n, text)
+                extents[n] = (0.0, 0.0)
+        left, right = extents[inner]
+        if right > 0:
+            raise ExpressionError(f"{node.op}: point-in-time data cannot refer to future periods (as in "
+                                  f"Ref($$x_q, -1)): a later period is not known on the day it is read", text,
+                                  span_start(node))  # fmt: skip
+        if math.isinf(left):
+            raise ExpressionError(f"{node.op}: windows over all periods (expanding windows, EMA, Ref(x, 0)) are not "
+                                  f"supported over report periods; give a window length", text,
+                                  span_start(node))  # fmt: skip
+        every = frozenset(walk(inner))  # rows outside a state's visible periods do not exist: blank at every node
+        plan = Plan((str(inner),), (inner,), tuple(order), (), ((left, right),), every)
+        return plan, tuple(wanted)
 
     def _check_call(self, node: Call, text: str, extents: Mapping[Node, tuple[float, float]]) -> tuple[float, float]:
         """Check a call's arguments against its operator; return its (history, future) extent in rows."""
@@ -239,22 +343,29 @@ class Planner:
 def subset(plan: Plan, indices: Sequence[int]) -> Plan:
     """The part of a planned batch needed for the roots at ``indices``."""
     roots = tuple(plan.roots[i] for i in indices)
-    needed: set[Node] = {n for root in roots for n in walk(root)}
+    needed: set[Node] = {n for root in roots for n in daily_walk(root)}
     order = tuple(node for node in plan.order if node in needed)
     fields = tuple(sorted({n.name.lower() for n in needed if isinstance(n, Field)}))
     extents = tuple(plan.extents[i] for i in indices)
-    return Plan(tuple(plan.names[i] for i in indices), roots, order, fields, extents, plan.blank_outside)
+    collapses = tuple(c for c in plan.collapses if c[0] in needed)
+    return Plan(tuple(plan.names[i] for i in indices), roots, order, fields, extents, plan.blank_outside,
+                collapses=collapses)  # fmt: skip
 
 
-def sub_plan(sub_roots: tuple[Node, ...]) -> Plan:
+def sub_plan(sub_roots: tuple[Node, ...], collapses: Sequence[tuple[Call, Plan, tuple[str, ...]]] = ()) -> Plan:
     """A plan of already checked subexpressions (the series arguments of a ``ChangeInstrument``-style call), run
-    on one instrument's column: no warm-up of its own, and every node blanked outside the data range."""
+    on one instrument's column: no warm-up of its own, and every node blanked outside the data range.
+
+    :param collapses: the parent plan's ``P``/``PRef`` calls (those the subexpressions read are kept).
+    """
     order: dict[Call, None] = {}
     for sub in sub_roots:
-        for n in walk(sub):
-            if isinstance(n, Call):
+        for n in daily_walk(sub):
+            if isinstance(n, Call) and not is_collapse(n):
                 order[n] = None
-    fields = tuple(sorted({n.name.lower() for s in sub_roots for n in walk(s) if isinstance(n, Field)}))
+    fields = tuple(sorted({n.name.lower() for s in sub_roots for n in daily_walk(s) if isinstance(n, Field)}))
     extents = tuple((0.0, 0.0) for _ in sub_roots)
-    every_node = frozenset(n for sub in sub_roots for n in walk(sub))  # one column: blanking all is cheap
-    return Plan(tuple(str(s) for s in sub_roots), sub_roots, tuple(order), fields, extents, every_node)
+    every_node = frozenset(n for sub in sub_roots for n in daily_walk(sub))  # one column: blanking all is cheap
+    kept = tuple(c for c in collapses if c[0] in every_node)
+    return Plan(tuple(str(s) for s in sub_roots), sub_roots, tuple(order), fields, extents, every_node,
+                collapses=kept)  # fmt: skip

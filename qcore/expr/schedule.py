@@ -176,7 +176,7 @@ def run_concurrently(
     dependents: dict[Call, list[Call]] = {}
     ready: list[tuple[int, Call]] = []
     for node in order:
-        inputs = {a for a in node.args if isinstance(a, Call)}
+        inputs = {a for a in node.args if isinstance(a, Call) and a in rank}  # P/PRef leaves are no graph nodes
         waiting[node] = len(inputs)
         for arg in inputs:
             dependents.setdefault(arg, []).append(node)

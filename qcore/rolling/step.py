@@ -78,7 +78,7 @@ def _record_child(context: RunContext, recorder: Any, parent_id: str, result: Wi
 def _jobs(context: RunContext, windows: list[Window], frame: pd.DataFrame, fingerprint: str | None,
           keep_model: bool) -> list[WindowJob]:  # fmt: skip
     """A job per window, each with processors and a model built afresh from the config."""
-    from qcore.runner import build_component, build_processor
+    from qcore.assembly import build_component, build_processor
 
     config, kernel = context.config, context.kernel
     spec = config.dataset
@@ -101,9 +101,9 @@ def _jobs(context: RunContext, windows: list[Window], frame: pd.DataFrame, finge
 
 def rolling_step(context: RunContext) -> tuple[dict[str, float], dict[str, Any]]:
     """Run every window (resuming finished ones), record each as a child run, join their signals."""
+    from qcore.assembly import build_component, dataset_engine, start_tracking
     from qcore.backends import SerialBackend
     from qcore.dataset import build_dataset
-    from qcore.runner import _start_tracking, build_component, dataset_engine
 
     config, kernel, provider = context.config, context.kernel, context.provider
     rolling, spec = config.rolling, config.dataset
@@ -126,7 +126,7 @@ def rolling_step(context: RunContext) -> tuple[dict[str, float], dict[str, Any]]
         raw = build_dataset(dataset_engine(context), feature_set, instruments=spec.instruments or config.data.universe,
                             segments={"span": (first, last)})  # fmt: skip
         jobs = _jobs(context, todo, raw.frame("raw"), raw.fingerprint, isinstance(backend, SerialBackend))
-    _start_tracking(context)
+    start_tracking(context)
     parent_id = context.run.run_id
     children: dict[str, str] = {}
     for result in sorted(done.values(), key=lambda r: r.window.index):

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from qcore.checks import check_components
 from qcore.config import load_config
 from qcore.dataset import make_processor
 from qcore.kernel import Kernel
-from qcore.runner import check_components
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("workflow_*_alpha*.yaml"))
 

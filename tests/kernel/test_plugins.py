@@ -181,7 +181,8 @@ def test_enable_unknown_plugin_suggests_closest(fake_eps) -> None:
     with pytest.raises(PluginSelectionError) as info:
         load_plugins(PluginSelection.parse(["qdata_nc"], autoload=False))
     assert (
-        str(info.value) == "no installed plugin named 'qdata_nc'; did you mean 'qdata_cn'? (installed: core, qdata_cn, qlib_workflow)"
+        str(info.value) == "no installed plugin named 'qdata_nc'; did you mean 'qdata_cn'? "
+        "(installed: core, qdata_cn, qlib_workflow)"
     )
 
 

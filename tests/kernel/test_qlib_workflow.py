@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from qcore.builtin import qlib_workflow
+from qcore.checks import check_names
 from qcore.config import load_config, read_workflow
 from qcore.errors import ConfigError
 from qcore.kernel import Kernel
 from qcore.plugins import PluginSelection
-from qcore.runner import check_names
 from qcore.yamldoc import Document, parse_yaml
 
 QLIB = textwrap.dedent("""

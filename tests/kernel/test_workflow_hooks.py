@@ -15,13 +15,13 @@ import pytest
 from click.testing import CliRunner
 
 import qcore
+from qcore.checks import check_components, check_names
 from qcore.cli import ExitCode, cli
 from qcore.config import config_from_mapping, load_config
 from qcore.context import RunState
 from qcore.errors import ComponentContractError, ConfigError
 from qcore.kernel import Kernel
 from qcore.plugins import PluginSelection
-from qcore.runner import check_components, check_names
 
 from . import workflow_probe
 

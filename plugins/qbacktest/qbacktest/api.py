@@ -127,21 +127,14 @@ def _takes_signal(kernel: Any, name: str) -> bool:
 
 
 def _strategy_class(kernel: Any, name: str) -> tuple[str, type] | None:
-    """The class behind one of qbacktest's registered strategies (by the factory's identity), else None."""
-    from qbacktest import plugin
+    """The class behind one of qbacktest's own registered strategies (a lazy factory into this package), else None."""
+    from qcore.registry import LazyFactory
 
-    targets = {
-        plugin._topk_dropout: ("TopkDropout", "qbacktest.strategies.topk_dropout"),
-        plugin._target_weight: ("TargetWeight", "qbacktest.strategies.weight"),
-        plugin._soft_topk: ("SoftTopk", "qbacktest.strategies.weight"),
-        plugin._order_replay: ("OrderReplay", "qbacktest.strategies.replay"),
-    }
-    target = targets.get(kernel.registry("strategy").get(name))
-    if target is None:
+    factory = kernel.registry("strategy").get(name)
+    if not isinstance(factory, LazyFactory) or not factory.target.startswith(f"{__package__}."):
         return None
-    import importlib
-
-    return target[0], getattr(importlib.import_module(target[1]), target[0])
+    cls = factory.load()
+    return cls.__name__, cls
 
 
 def _parameters(cls: type) -> dict[str, Any]:
