@@ -42,6 +42,8 @@ class RunState:
         columns), left by a signal-analysis record for the records after it (a backtest report shows it).
     :ivar trading: the result of a record that traded the predictions (its plugin's result object: reports,
         positions...), for the records after it.
+    :ivar report_sections: sections for the run's HTML report (:class:`qcore.reporting.ReportSection`, or builders
+        called once the run has traded), appended by records, placed by the record that renders the page.
     :ivar extra: anything else a plugin hands to later steps, under keys it owns.
     """
 
@@ -55,6 +57,7 @@ class RunState:
     segment: str | None = None
     ic: pd.DataFrame | None = None
     trading: Any = None
+    report_sections: list[Any] = attrs.field(factory=list)
     extra: dict[str, Any] = attrs.field(factory=dict)
 
 

@@ -281,11 +281,12 @@ def _summary(risk: Mapping[str, Any], ic: pd.DataFrame | None) -> str:
 
 def render_html(report: pd.DataFrame, risk: Mapping[str, Any], *, ic: pd.DataFrame | None = None,
                 title: str = "Backtest report", meta: Mapping[str, Any] | None = None,
-                levels: Mapping[str, pd.DataFrame] | None = None) -> str:  # fmt: skip
+                levels: Mapping[str, pd.DataFrame] | None = None, sections: Sequence[Any] = ()) -> str:  # fmt: skip
     """The report as one HTML document (inline SVG and CSS only).
 
     :param levels: a nested run's indicators by level frequency (``1day``, ``30min``...): one execution chart
         each.
+    :param sections: other plugins' :class:`qcore.reporting.ReportSection` objects, placed after the backtest's own.
     """
     meta_text = " · ".join(f"{html.escape(str(k))}: {html.escape(str(v))}" for k, v in (meta or {}).items())
     first, last = (report.index[0].date(), report.index[-1].date()) if len(report) else ("", "")
@@ -304,6 +305,10 @@ def render_html(report: pd.DataFrame, risk: Mapping[str, Any], *, ic: pd.DataFra
     if levels:
         parts.append("<h2>Execution quality per level</h2>")
         parts += [execution_chart(freq, frame) for freq, frame in levels.items()]
+    if sections:
+        from qcore.reporting import sections_html
+
+        parts.append(sections_html(sections))
     parts.append("</body></html>")
     return "".join(parts)
 

@@ -50,11 +50,13 @@ class PortAnaRecord:
 
     def generate(self, context: RunContext) -> RecordOutput:
         """Backtest ``context.state.pred``; leaves the result in ``context.state.trading`` and shows
-        ``context.state.ic`` in the HTML report when a signal analysis ran before."""
+        ``context.state.ic`` in the HTML report when a signal analysis ran before, then the sections other records left
+        in ``context.state.report_sections``."""
         from qbacktest.api import backtest_from_spec, spec_from_workflow
         from qbacktest.config import SECTION
         from qbacktest.html_report import render_html
         from qbacktest.signal import Signal
+        from qcore.reporting import collect_sections
 
         config = context.config
         if SECTION not in config.sections:
@@ -76,7 +78,8 @@ class PortAnaRecord:
                     metrics[f"backtest.{key}.{stat}"] = float(stats[stat])
         html = render_html(result.report, risk, ic=context.state.ic, title=f"qcore: {config.experiment}",
                            meta={"strategy": spec.strategy.name, "exchange": result.exchange.description},
-                           levels={freq: level.indicators for freq, level in result.levels.items()})
+                           levels={freq: level.indicators for freq, level in result.levels.items()},
+                           sections=collect_sections(context.state))
         artifacts = {
             "report_normal_1day": result.report,
             "positions_normal_1day": result.positions,

@@ -1,0 +1,132 @@
+"""Portfolio and position analysis from a backtest's outputs, read as data.
+
+Inputs are frames as a backtest writes them: the report (by date: ``return``, ``cost``, ``bench``, ``turnover``...)
+and positions (indexed ``(datetime, instrument)`` with ``weight``), plus a label (the next bars' return of every
+name, indexed ``(datetime, instrument)``). Semantics of the bought/sold/held figures follow Qlib's
+``qlib.contrib.report.analysis_position`` (``parse_position``, ``cumulative_return_graph``, ``rank_label_graph``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+DATE, INSTRUMENT = "datetime", "instrument"
+STATUS = {1: "buy", 0: "hold", -1: "sell"}
+
+
+def position_status(positions: pd.DataFrame) -> pd.DataFrame:
+    """Each date's held names with ``status`` 1 (bought: not held the date before) or 0 (held before too), plus the
+    names held the date before and not any more, with status -1 and their previous weight (Qlib's
+    ``parse_position``). Columns ``weight`` and ``status``, indexed ``(datetime, instrument)``."""
+    weights = positions["weight"].astype(float)
+    dates = weights.index.get_level_values(DATE).unique().sort_values()
+    held = {date: weights.xs(date, level=DATE) for date in dates}
+    frames, previous = [], None
+    for date in dates:
+        today = held[date]
+        status = pd.Series(0, index=today.index) if previous is not None else pd.Series(1, index=today.index)
+        if previous is not None:
+            status[~today.index.isin(previous.index)] = 1
+            sold = previous[~previous.index.isin(today.index)]
+            today = pd.concat([today, sold])
+            status = pd.concat([status, pd.Series(-1, index=sold.index)])
+        frames.append(pd.DataFrame({"weight": today.to_numpy(), "status": status.to_numpy(), DATE: date,
+                                    INSTRUMENT: today.index}))  # fmt: skip
+        previous = held[date]
+    if not frames:
+        return pd.DataFrame(columns=["weight", "status"])
+    return pd.concat(frames).set_index([DATE, INSTRUMENT]).sort_index()
+
+
+def _with_label(positions: pd.DataFrame, label: pd.Series) -> pd.DataFrame:
+    """Every labelled name of the positions' dates, with its status (NaN when neither held nor sold)."""
+    status = position_status(positions)
+    dates = status.index.get_level_values(DATE)
+    label = label.rename("label")
+    when = label.index.get_level_values(DATE)
+    label = label[(when >= dates.min()) & (when <= dates.max())]
+    return pd.concat([status, label], axis=1).reindex(label.index)
+
+
+def cumulative_return_by_status(positions: pd.DataFrame, report: pd.DataFrame, label: pd.Series) -> pd.DataFrame:
+    """Per date, the weight-averaged excess label (label − the next bar's benchmark return) of the names bought,
+    sold and held, and their cumulative sums (``cum_buy``, ``cum_sell``, ``cum_hold``, ``cum_buy_minus_sell``) —
+    Qlib's ``cumulative_return_graph`` data."""
+    frame = _with_label(positions, label)
+    bench = report["bench"].shift(-1)
+    frame["label"] = frame["label"] - bench.reindex(frame.index.get_level_values(DATE)).to_numpy()
+    frame = frame.dropna()
+    out = {}
+    for code, name in STATUS.items():
+        part = frame[frame["status"] == code]
+        value = (part["label"] * part["weight"]).groupby(level=DATE).sum()
+        weight = part["weight"].groupby(level=DATE).sum()
+        out[f"{name}_mean"] = (value / weight.where(weight != 0)).fillna(0.0)
+        out[f"{name}_weight"] = weight
+    dates = frame.index.get_level_values(DATE).unique().sort_values()
+    table = pd.DataFrame(out).reindex(dates)
+    table[[c for c in table.columns if c.endswith("_mean")]] = table.filter(like="_mean").fillna(0.0)
+    table = table.fillna(0.0)
+    table["buy_minus_sell_mean"] = table["buy_mean"] - table["sell_mean"]
+    for name in ("hold", "buy", "sell", "buy_minus_sell"):
+        table[f"cum_{name}"] = table[f"{name}_mean"].cumsum()
+    return table
+
+
+def rank_label(positions: pd.DataFrame, label: pd.Series) -> pd.DataFrame:
+    """Per date, the mean rank (percent, 1 = best label of all labelled names) of the names bought, sold and held
+    — Qlib's ``rank_label_graph`` data (0 where a date has no such name)."""
+    frame = _with_label(positions, label)
+    counts = frame.groupby(level=DATE)["label"].transform("size")
+    frame["rank_ratio"] = frame.groupby(level=DATE)["label"].rank(ascending=False) / counts * 100
+    out = {}
+    for code, name in {0: "Hold", 1: "Buy", -1: "Sell"}.items():
+        out[name] = frame["rank_ratio"].where(frame["status"] == code).groupby(level=DATE).mean()
+    dates = frame.loc[frame["status"].notna()].index.get_level_values(DATE).unique().sort_values()
+    return pd.DataFrame(out).reindex(dates).fillna(0.0)
+
+
+def monthly_risk(report: pd.DataFrame) -> pd.DataFrame:
+    """Per month: return, benchmark, excess return with cost (sums of daily values), the daily excess's
+    volatility (annualised, √252) and its max drawdown (of the cumulative sum), and the cost."""
+    excess = report["return"] - report["bench"] - report["cost"]
+    month = pd.DatetimeIndex(report.index).to_period("M")
+
+    def drawdown(values: pd.Series) -> float:
+        cum = values.cumsum()
+        return float((cum - cum.cummax()).min())
+
+    grouped = excess.groupby(month)
+    sums = report[["return", "bench", "cost"]].groupby(month).sum()
+    return pd.DataFrame({"return": sums["return"], "bench": sums["bench"], "excess_with_cost": grouped.sum(),
+                         "volatility": grouped.std() * np.sqrt(252), "max_drawdown": grouped.apply(drawdown),
+                         "cost": sums["cost"]})  # fmt: skip
+
+
+def rolling_risk(report: pd.DataFrame, window: int = 63) -> pd.DataFrame:
+    """Rolling annualised Sharpe and volatility of the daily excess return with cost over ``window`` bars."""
+    excess = report["return"] - report["bench"] - report["cost"]
+    mean, std = excess.rolling(window).mean(), excess.rolling(window).std()
+    return pd.DataFrame({"sharpe": mean / std.where(std > 0) * np.sqrt(252), "volatility": std * np.sqrt(252)})
+
+
+def holdings(positions: pd.DataFrame) -> pd.DataFrame:
+    """Per date: names held (``count``), the largest weight (``max_weight``), the Herfindahl index of the
+    normalised weights (``hhi``) and its inverse, the effective number of names (``effective_n``)."""
+    weight = positions["weight"].astype(float)
+    by_date = weight.groupby(level=DATE)
+    share = weight / by_date.transform("sum")
+    hhi = (share**2).groupby(level=DATE).sum()
+    return pd.DataFrame({"count": by_date.size(), "max_weight": by_date.max(), "hhi": hhi,
+                         "effective_n": 1 / hhi.where(hhi > 0)})  # fmt: skip
+
+
+def cost_attribution(report: pd.DataFrame) -> dict[str, float]:
+    """Totals of the backtest: gross and net return (sums), cost, cost as a share of the gross return, mean daily
+    turnover and cost per unit of turnover."""
+    gross, cost, turnover = float(report["return"].sum()), float(report["cost"].sum()), report["turnover"]
+    return {"gross return (sum)": gross, "cost (sum)": cost, "net return (sum)": gross - cost,
+            "cost / gross return": cost / gross if gross else float("nan"),
+            "mean daily turnover": float(turnover.mean()),
+            "cost per unit turnover": cost / float(turnover.sum()) if turnover.sum() else float("nan")}  # fmt: skip

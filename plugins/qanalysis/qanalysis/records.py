@@ -1,0 +1,75 @@
+"""The workflow's ``analysis`` record: signal analysis of the run's predictions, position analysis of its backtest,
+stored as artifacts and as sections of the run's HTML report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qcore.context import RecordOutput, RunContext
+from qcore.errors import RunError
+
+#: The metrics the record logs.
+METRICS = {"IC": "analysis.IC", "ICIR": "analysis.ICIR", "Rank IC": "analysis.Rank_IC",
+           "Rank ICIR": "analysis.Rank_ICIR"}  # fmt: skip
+
+
+def _trading_frames(trading: Any) -> tuple[Any, Any] | None:
+    """The report and positions frames of a trading result (any object with ``report`` and ``positions`` frames)."""
+    report, positions = getattr(trading, "report", None), getattr(trading, "positions", None)
+    if report is None or positions is None or "weight" not in getattr(positions, "columns", ()):
+        return None
+    return report, positions
+
+
+class AnalysisRecord:
+    """Signal analysis (quantile groups, IC by date and month, IC decay, auto-correlation, turnover, coverage) and,
+    once the run has traded, position analysis, as artifacts under ``analysis/`` and report sections.
+
+    :param n_groups: quantile groups of the score.
+    :param lag: lag of the auto-correlation and turnover.
+    :param ic_decay: label horizons of the IC decay (0: none), labels computed by the run's expression engine.
+    :param html: write ``analysis.html`` (the sections alone) even when a backtest report shows them.
+    """
+
+    def __init__(self, n_groups: int = 5, lag: int = 1, ic_decay: int = 20, html: bool = False) -> None:
+        if n_groups < 1 or lag < 1 or ic_decay < 0:
+            raise ValueError("analysis: n_groups and lag must be at least 1, ic_decay at least 0")
+        self.n_groups, self.lag, self.ic_decay, self.html = n_groups, lag, ic_decay, html
+
+    def generate(self, context: RunContext) -> RecordOutput:
+        """Analyse ``context.state.pred`` against ``context.state.label``; append the report sections (a builder
+        for the position ones when the backtest has not run yet)."""
+        from qanalysis.analyse import position_analysis, position_sections, signal_analysis, signal_sections
+        from qanalysis.signal import horizon_labels
+        from qcore.reporting import ReportSection, render_page
+
+        state = context.state
+        if state.pred is None or state.label is None:
+            raise RunError("the analysis record needs predictions and a label: add a model and a dataset label")
+        decay = None
+        if self.ic_decay and state.engine is not None and context.config.data is not None:
+            dates = state.pred.index.get_level_values("datetime")
+            names = sorted(set(state.pred.index.get_level_values("instrument")))
+            decay = horizon_labels(state.engine, names, dates.min(), dates.max(), range(1, self.ic_decay + 1))
+        result = signal_analysis(state.pred, state.label, n_groups=self.n_groups, lag=self.lag, decay_labels=decay)
+        sections = signal_sections(result)
+        state.report_sections.extend(sections)
+        artifacts: dict[str, Any] = {f"analysis/{k}": v for k, v in result.items()}
+        frames = _trading_frames(state.trading)
+        if frames is not None:  # listed after the backtest: analyse its positions now
+            positions = position_analysis(*frames, state.label)
+            artifacts.update({f"analysis/{k}": v for k, v in positions.items()})
+            state.report_sections.extend(position_sections(positions))
+        elif "backtest" in context.config.sections:
+            label = state.label
+
+            def later(run_state: Any) -> list[Any]:
+                traded = _trading_frames(run_state.trading)
+                return position_sections(position_analysis(*traded, label)) if traded else []
+
+            state.report_sections.append(later)
+        if self.html or "backtest" not in context.config.sections:
+            shown = [s for s in state.report_sections if isinstance(s, ReportSection)]
+            artifacts["analysis.html"] = render_page(f"qcore analysis: {context.config.experiment}", shown)
+        metrics = {METRICS[k]: v for k, v in result["summary"].items()}
+        return RecordOutput(metrics=metrics, artifacts=artifacts)
