@@ -37,7 +37,7 @@ def _trading(state: RunState) -> SimpleNamespace:
 def test_without_backtest_writes_a_standalone_page() -> None:
     context = _context({})
     output = AnalysisRecord(ic_decay=0).generate(context)
-    assert "analysis/group_returns" in output.artifacts and "analysis.html" in output.artifacts
+    assert "analysis_group_returns" in output.artifacts and "analysis.html" in output.artifacts
     assert abs(output.metrics["analysis.IC"] - pd.read_parquet(DATA / "ic.parquet")["IC"].mean()) < 1e-6
     assert all(isinstance(s, ReportSection) for s in context.state.report_sections)
     assert len(output.artifacts["analysis.html"]) < 1_000_000
@@ -56,9 +56,9 @@ def test_after_a_backtest_stores_position_artifacts() -> None:
     context = _context({"backtest": {}})
     context.state.trading = _trading(context.state)
     output = AnalysisRecord(ic_decay=0).generate(context)
-    holdings = output.artifacts["analysis/holdings"]
+    holdings = output.artifacts["analysis_holdings"]
     assert (holdings["count"] == 10).all() and np.allclose(holdings["effective_n"], 10)
-    status = output.artifacts["analysis/cumulative_return_by_status"]
+    status = output.artifacts["analysis_cumulative_return_by_status"]
     assert {"cum_buy", "cum_sell", "cum_hold"} <= set(status.columns)
-    ranks = output.artifacts["analysis/rank_label"]
+    ranks = output.artifacts["analysis_rank_label"]
     assert ((ranks >= 0) & (ranks <= 100)).all().all()

@@ -23,7 +23,7 @@ def _trading_frames(trading: Any) -> tuple[Any, Any] | None:
 
 class AnalysisRecord:
     """Signal analysis (quantile groups, IC by date and month, IC decay, auto-correlation, turnover, coverage) and,
-    once the run has traded, position analysis, as artifacts under ``analysis/`` and report sections.
+    once the run has traded, position analysis, as artifacts named ``analysis_*`` and report sections.
 
     :param n_groups: quantile groups of the score.
     :param lag: lag of the auto-correlation and turnover.
@@ -54,11 +54,11 @@ class AnalysisRecord:
         result = signal_analysis(state.pred, state.label, n_groups=self.n_groups, lag=self.lag, decay_labels=decay)
         sections = signal_sections(result)
         state.report_sections.extend(sections)
-        artifacts: dict[str, Any] = {f"analysis/{k}": v for k, v in result.items()}
+        artifacts: dict[str, Any] = {f"analysis_{k}": v for k, v in result.items()}
         frames = _trading_frames(state.trading)
         if frames is not None:  # listed after the backtest: analyse its positions now
             positions = position_analysis(*frames, state.label)
-            artifacts.update({f"analysis/{k}": v for k, v in positions.items()})
+            artifacts.update({f"analysis_{k}": v for k, v in positions.items()})
             state.report_sections.extend(position_sections(positions))
         elif "backtest" in context.config.sections:
             label = state.label
