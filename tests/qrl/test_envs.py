@@ -78,7 +78,8 @@ def test_portfolio_rules_and_baselines() -> None:
     w = weights_from_action(np.array([1, -1, -1, -1]), 3)
     assert w.sum() == pytest.approx(1.0) and w[0] > 0.99
     res = baselines(env)
-    assert set(res) == {"buy_and_hold", "equal_weight"}
+    assert set(res) == {"buy_and_hold", "equal_weight", "random", "cash"}  # min variance needs the train split
+    assert res["cash"]["cumulative_return"] == 0.0
     assert res["buy_and_hold"]["cumulative_return"] != res["equal_weight"]["cumulative_return"]
     stop = PortfolioEnv(data, turbulence_threshold=-1.0, sequential=True)  # always turbulent: stays in cash
     stop.reset()
@@ -158,7 +159,7 @@ def test_rl_kinds_are_kernel_registries(kernel) -> None:
     algorithms = kernel.registry("rl_algorithms")
     assert {"dqn", "ppo", "sac", "td3"} <= set(algorithms.names())
     assert {algorithms.entry(n).plugin for n in ("dqn", "ppo", "sac", "td3")} == {"qrl"}
-    assert kernel.registry("rl_env").names() == ["execution", "portfolio"]
+    assert kernel.registry("rl_env").names() == ["execution", "portfolio", "stock_trading"]
     action = kernel.create("rl_action_interpreter", "categorical", n=3)
     assert type(action).__name__ == "CategoricalAction"
 

@@ -12,6 +12,8 @@ import pytest
 from qrl.data import DailyData, IntradayData, load_daily, planted_daily, planted_intraday
 from qrl.execution.env import ExecutionEnv
 from qrl.portfolio.env import PortfolioEnv
+from qrl.risk import TurbulenceSpec
+from qrl.stock.env import StockTradingEnv
 
 from qcore.config import parse_yaml
 from tests.qbacktest.conftest import MemoryProvider
@@ -23,9 +25,11 @@ def _actions(rng: np.random.Generator, n: int, width: int) -> np.ndarray:
     return rng.uniform(-1, 1, size=(n, width)).astype(np.float32)
 
 
-def _portfolio_trace(data: DailyData, actions: np.ndarray, **kwargs) -> list[tuple[int, np.ndarray]]:
+def _portfolio_trace(data: DailyData, actions: np.ndarray, env_class: type = PortfolioEnv, **kwargs
+                     ) -> list[tuple[int, np.ndarray]]:
     """``(row, observation)`` of every step of one episode played with ``actions``."""
-    env = PortfolioEnv(data, **kwargs)
+    env = env_class(data, **kwargs)
+    actions = actions[:, : env.action_space.shape[0]]
     obs, _ = env.reset(seed=3)
     out = [(env.t, obs)]
     for action in actions:
@@ -51,8 +55,11 @@ def _changed_after(data: DailyData, t: int, rng: np.random.Generator) -> DailyDa
     tradable[t + 1 :] &= rng.random(shape) > 0.3
     prev = data.prev_close.copy()
     prev[t + 2 :] = close[t + 1 : -1]  # the previous close of row t + 1 is row t's close: not after t
-    return DailyData(data.dates, data.instruments, close, features, limit, data.feature_names, tradable=tradable,
-                     prev_close=prev, open=opened, scaler=data.scaler)
+    changed = DailyData(data.dates, data.instruments, close, features, limit, data.feature_names, tradable=tradable,
+                        prev_close=prev, open=opened, scaler=data.scaler)
+    if data.turbulence is None:
+        return changed
+    return changed.with_turbulence(TurbulenceSpec(window=20))  # recomputed from the changed closes
 
 
 def _same_until(a: list[tuple[int, np.ndarray]], b: list[tuple[int, np.ndarray]], t: int) -> int:
@@ -82,6 +89,27 @@ def test_portfolio_env_observations_ignore_later_data(timing: str, seed: int) ->
         base = _portfolio_trace(data, actions, **kwargs)
         other = _portfolio_trace(_changed_after(data, int(t), rng), actions, **kwargs)
         _same_until(base, other, int(t))
+
+
+@pytest.mark.parametrize("timing", TIMINGS)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_stock_trading_env_observations_ignore_later_data(timing: str, seed: int) -> None:
+    """The share-count environment, with a turbulence series recomputed from the perturbed closes and a threshold
+    that stops some days."""
+    full = planted_daily(days=60, seed=seed).with_turbulence(TurbulenceSpec(window=20))
+    data = full.with_scaler(full.take(slice(0, 30)).fit_scaler())
+    threshold = float(np.quantile(data.turbulence[21:], 0.8))
+    rng = np.random.default_rng(seed)
+    actions = _actions(rng, 80, len(data.instruments))
+    for t in sorted(rng.choice(np.arange(2, 57), size=4, replace=False)):
+        kwargs = {"timing": timing, "sequential": True, "turbulence_threshold": threshold, "hmax": 3000,
+                  "env_class": StockTradingEnv}
+        base = _portfolio_trace(data, actions, **kwargs)
+        other = _portfolio_trace(_changed_after(data, int(t), rng), actions, **kwargs)
+        assert _same_until(base, other, int(t)) == t + 1
+        kwargs = {"timing": timing, "episode_days": 30, "env_class": StockTradingEnv}
+        _same_until(_portfolio_trace(data, actions, **kwargs),
+                    _portfolio_trace(_changed_after(data, int(t), rng), actions, **kwargs), int(t))
 
 
 def _store(days: int, seed: int) -> MemoryProvider:

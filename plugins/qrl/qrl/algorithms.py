@@ -1,4 +1,5 @@
-"""tianshou 2.x algorithms built for an environment's spaces: PPO, DQN (discrete), SAC and TD3 (continuous)."""
+"""tianshou 2.x algorithms built for an environment's spaces: PPO and A2C (discrete or continuous), DQN (discrete),
+SAC, TD3 and DDPG (continuous) -- FinRL's five (A2C, DDPG, PPO, SAC, TD3) plus DQN."""
 
 from __future__ import annotations
 
@@ -13,14 +14,12 @@ def _gaussian(loc_scale: Any) -> Any:
     return torch.distributions.Independent(torch.distributions.Normal(loc, scale), 1)
 
 
-def build_ppo(obs_space: Any, act_space: Any, *, hidden_sizes: Sequence[int] = (64, 64), lr: float = 3e-4,
-              **kwargs: Any) -> Any:
-    """PPO with a categorical actor (discrete actions) or a Gaussian actor (continuous actions)."""
+def _actor_critic(obs_space: Any, act_space: Any, hidden_sizes: Sequence[int]) -> tuple[Any, Any]:
+    """A stochastic policy (categorical for discrete actions, Gaussian for continuous ones) and a state-value critic,
+    the networks of the on-policy actor-critic algorithms (PPO, A2C)."""
     import gymnasium as gym
     import torch
-    from tianshou.algorithm import PPO
     from tianshou.algorithm.modelfree.reinforce import DiscreteActorPolicy, ProbabilisticActorPolicy
-    from tianshou.algorithm.optim import AdamOptimizerFactory
     from tianshou.utils.net.common import Net
     from tianshou.utils.net.continuous import ContinuousActorProbabilistic, ContinuousCritic
     from tianshou.utils.net.discrete import DiscreteActor, DiscreteCritic
@@ -30,17 +29,37 @@ def build_ppo(obs_space: Any, act_space: Any, *, hidden_sizes: Sequence[int] = (
         actor = DiscreteActor(preprocess_net=Net(state_shape=obs_shape, hidden_sizes=hidden_sizes),
                               action_shape=int(act_space.n))
         critic = DiscreteCritic(preprocess_net=Net(state_shape=obs_shape, hidden_sizes=hidden_sizes))
-        policy = DiscreteActorPolicy(actor=actor, action_space=act_space, deterministic_eval=True)
-    else:
-        actor = ContinuousActorProbabilistic(
-            preprocess_net=Net(state_shape=obs_shape, hidden_sizes=hidden_sizes), action_shape=act_space.shape,
-            unbounded=True,
-        )
-        torch.nn.init.constant_(actor.sigma_param, -0.5)
-        critic = ContinuousCritic(preprocess_net=Net(state_shape=obs_shape, hidden_sizes=hidden_sizes))
-        policy = ProbabilisticActorPolicy(actor=actor, dist_fn=_gaussian, action_space=act_space,
-                                          deterministic_eval=True, action_bound_method="clip")
+        return DiscreteActorPolicy(actor=actor, action_space=act_space, deterministic_eval=True), critic
+    actor = ContinuousActorProbabilistic(
+        preprocess_net=Net(state_shape=obs_shape, hidden_sizes=hidden_sizes), action_shape=act_space.shape,
+        unbounded=True,
+    )
+    torch.nn.init.constant_(actor.sigma_param, -0.5)
+    critic = ContinuousCritic(preprocess_net=Net(state_shape=obs_shape, hidden_sizes=hidden_sizes))
+    policy = ProbabilisticActorPolicy(actor=actor, dist_fn=_gaussian, action_space=act_space,
+                                      deterministic_eval=True, action_bound_method="clip")
+    return policy, critic
+
+
+def build_ppo(obs_space: Any, act_space: Any, *, hidden_sizes: Sequence[int] = (64, 64), lr: float = 3e-4,
+              **kwargs: Any) -> Any:
+    """PPO with a categorical actor (discrete actions) or a Gaussian actor (continuous actions)."""
+    from tianshou.algorithm import PPO
+    from tianshou.algorithm.optim import AdamOptimizerFactory
+
+    policy, critic = _actor_critic(obs_space, act_space, hidden_sizes)
     return PPO(policy=policy, critic=critic, optim=AdamOptimizerFactory(lr=lr), **kwargs)
+
+
+def build_a2c(obs_space: Any, act_space: Any, *, hidden_sizes: Sequence[int] = (64, 64), lr: float = 7e-4,
+              max_grad_norm: float | None = 0.5, **kwargs: Any) -> Any:
+    """Synchronous advantage actor-critic (A2C) with the same networks as PPO: one gradient step per batch, no
+    clipped surrogate (FinRL's default agent)."""
+    from tianshou.algorithm import A2C
+    from tianshou.algorithm.optim import AdamOptimizerFactory
+
+    policy, critic = _actor_critic(obs_space, act_space, hidden_sizes)
+    return A2C(policy=policy, critic=critic, optim=AdamOptimizerFactory(lr=lr), max_grad_norm=max_grad_norm, **kwargs)
 
 
 def build_dqn(obs_space: Any, act_space: Any, *, hidden_sizes: Sequence[int] = (64, 64), lr: float = 1e-3,
@@ -115,3 +134,27 @@ def build_td3(obs_space: Any, act_space: Any, *, hidden_sizes: Sequence[int] = (
     )
     opt = AdamOptimizerFactory(lr=lr)
     return TD3(policy=policy, policy_optim=opt, critic=c1, critic_optim=opt, critic2=c2, critic2_optim=opt, **kwargs)
+
+
+def build_ddpg(obs_space: Any, act_space: Any, *, hidden_sizes: Sequence[int] = (64, 64), lr: float = 1e-3,
+               exploration_sigma: float = 0.2, **kwargs: Any) -> Any:
+    """DDPG for continuous actions: one critic, a deterministic actor and Gaussian exploration noise."""
+    import gymnasium as gym
+    from tianshou.algorithm import DDPG
+    from tianshou.algorithm.modelfree.ddpg import ContinuousDeterministicPolicy
+    from tianshou.algorithm.optim import AdamOptimizerFactory
+    from tianshou.exploration import GaussianNoise
+    from tianshou.utils.net.common import Net
+    from tianshou.utils.net.continuous import ContinuousActorDeterministic
+
+    if not isinstance(act_space, gym.spaces.Box):
+        raise ValueError("ddpg needs a continuous (Box) action space")
+    actor = ContinuousActorDeterministic(
+        preprocess_net=Net(state_shape=obs_space.shape, hidden_sizes=hidden_sizes), action_shape=act_space.shape,
+    )
+    critic, _ = _critics(obs_space, act_space, hidden_sizes)
+    policy = ContinuousDeterministicPolicy(
+        actor=actor, action_space=act_space, exploration_noise=GaussianNoise(sigma=exploration_sigma)
+    )
+    opt = AdamOptimizerFactory(lr=lr)
+    return DDPG(policy=policy, policy_optim=opt, critic=critic, critic_optim=opt, **kwargs)

@@ -33,16 +33,30 @@ def rl() -> None:
 @rl.command("train")
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--resume", type=click.Path(dir_okay=False), default=None, help="continue from a last.pt checkpoint")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="train with N consecutive seeds from trainer.seed and report mean ± std and wins over each baseline")
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
 @click.pass_context
-def train_cmd(ctx: click.Context, config: str, resume: str | None, as_json: bool) -> None:
+def train_cmd(ctx: click.Context, config: str, resume: str | None, seeds: int, as_json: bool) -> None:
     """Train the policy of CONFIG on its train split, keep the best checkpoint on its valid split and report it
     against the baselines on its test split."""
+    from qcore.errors import ConfigError
     from qrl import config as cfgmod
     from qrl import workflow
+    from qrl.seeds import format_summary
 
     kernel = _kernel(ctx)
     cfg = cfgmod.load(config, kernel)
+    if seeds > 1:
+        if resume is not None:
+            raise ConfigError("--resume continues one run; it cannot be combined with --seeds")
+        results = workflow.train_seeds(cfg, kernel, seeds)
+        if as_json:
+            click.echo(json.dumps(results, indent=2))
+        else:
+            for line in format_summary(results["summary"]):
+                click.echo(line)
+        return
     results = workflow.train(cfg, kernel, resume=resume)
     click.echo(json.dumps(results, indent=2)) if as_json else _print(results)
 

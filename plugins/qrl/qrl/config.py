@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from qcore.config import Document, read_yaml
 from qcore.errors import UnknownComponentError
 from qrl import splits as splitmod
+from qrl.risk import TurbulenceSpec
 from qrl.splits import Splits
 from qrl.timing import TIMINGS
 from qrl.trainer import TrainSpec
@@ -16,9 +17,12 @@ from qrl.trainer import TrainSpec
 if TYPE_CHECKING:
     from qcore.kernel import Kernel
 
-ENVS = ("execution", "portfolio")
+ENVS = ("execution", "portfolio", "stock_trading")
+#: The environments on daily bars (features, scalers, turbulence, the daily baselines).
+DAILY_ENVS = ("portfolio", "stock_trading")
 TOP = ("env", "data", "env_kwargs", "algorithm", "trainer", "output")
-DATA_KEYS = ("planted", "provider_uri", "instruments", "start", "end", "features", "splits")
+DATA_KEYS = ("planted", "provider_uri", "instruments", "start", "end", "features", "splits", "turbulence")
+TURBULENCE_KEYS = ("window", "min_periods", "quantile")
 #: Keys of earlier configs that the leak-free protocol replaced, with what to write instead.
 RETIRED = {
     "data.train_days": "train_days was replaced by data.splits, which also sets the validation split the best "
@@ -85,6 +89,22 @@ def validate_data(doc: Document) -> tuple[dict[str, Any], Splits]:
     return data, splits
 
 
+def _turbulence(doc: Document, value: Any) -> TurbulenceSpec:
+    """``data.turbulence: {window: 252, min_periods: ..., quantile: 0.99}`` (``true`` for FinRL's defaults)."""
+    if value is True:
+        return TurbulenceSpec()
+    spec = _mapping(doc, value, "data.turbulence", TURBULENCE_KEYS)
+    for key, item in spec.items():
+        ok = isinstance(item, float | int) and not isinstance(item, bool) if key == "quantile" else \
+            isinstance(item, int) and not isinstance(item, bool)
+        if not ok:
+            raise doc.error(f"invalid value {item!r}", f"data.turbulence.{key}")
+    try:
+        return TurbulenceSpec(**spec)
+    except ValueError as exc:
+        raise doc.error(str(exc), "data.turbulence") from None
+
+
 def validate(doc: Document, kernel: Kernel) -> RLConfig:
     """Check ``doc`` and build an :class:`RLConfig`; the first problem raises a ``ConfigError``.
 
@@ -96,6 +116,11 @@ def validate(doc: Document, kernel: Kernel) -> RLConfig:
     if env not in ENVS:
         raise doc.error(f"env must be one of {', '.join(ENVS)}, got {env!r}", "env")
     data, splits = validate_data(doc)
+    if "turbulence" in data:
+        if env not in DAILY_ENVS:
+            raise doc.error(f"turbulence is observed by the daily environments ({', '.join(DAILY_ENVS)}), not by "
+                            f"{env!r}", "data.turbulence")
+        data["turbulence"] = _turbulence(doc, data["turbulence"])
     env_kwargs = _mapping(doc, top.get("env_kwargs"), "env_kwargs", tuple(top.get("env_kwargs") or ()))
     if "timing" in env_kwargs and env_kwargs["timing"] not in TIMINGS:
         raise doc.error(f"timing must be one of {', '.join(TIMINGS)}, got {env_kwargs['timing']!r}",

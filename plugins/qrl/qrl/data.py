@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from qcore.errors import DataError
+from qrl.risk import TurbulenceSpec
 from qrl.scaling import FeatureScaler
 
 BARS_PER_DAY = 240
@@ -139,6 +140,8 @@ class DailyData:
         it survives :meth:`take`, so a split's first row still knows its previous close (returns, price limits).
     :ivar open: raw open, ``(dates, instruments)``; NaN where unknown (a store without ``$open``).
     :ivar scaler: the training span's feature scaler (None: features are observed raw, NaN as 0).
+    :ivar turbulence: the turbulence index of each row (:func:`qrl.risk.turbulence`, computed on the whole loaded
+        range before any split, so a split's first rows keep their history), or None.
     """
 
     dates: pd.DatetimeIndex
@@ -151,6 +154,7 @@ class DailyData:
     prev_close: np.ndarray | None = None
     open: np.ndarray | None = None
     scaler: FeatureScaler | None = None
+    turbulence: np.ndarray | None = None
 
     def __attrs_post_init__(self) -> None:
         shape = (len(self.dates), len(self.instruments))
@@ -165,6 +169,8 @@ class DailyData:
         for name in ("close", "limit", "tradable", "prev_close", "open"):
             if getattr(self, name).shape != shape:
                 raise ValueError(f"{name} has shape {getattr(self, name).shape}, expected {shape}")
+        if self.turbulence is not None and np.shape(self.turbulence) != shape[:1]:
+            raise ValueError(f"turbulence has shape {np.shape(self.turbulence)}, expected {shape[:1]}")
         if self.features.shape[:2] != shape:
             raise ValueError(f"features have shape {self.features.shape}, expected {shape} + (features,)")
 
@@ -173,7 +179,12 @@ class DailyData:
         assert self.tradable is not None and self.prev_close is not None and self.open is not None
         return attrs.evolve(self, dates=self.dates[rows], close=self.close[rows], features=self.features[rows],
                             limit=self.limit[rows], tradable=self.tradable[rows], prev_close=self.prev_close[rows],
-                            open=self.open[rows])  # fmt: skip
+                            open=self.open[rows],
+                            turbulence=None if self.turbulence is None else self.turbulence[rows])  # fmt: skip
+
+    def with_turbulence(self, spec: TurbulenceSpec) -> DailyData:
+        """The same data with the turbulence series of ``spec`` (call it on the whole loaded range, then split)."""
+        return attrs.evolve(self, turbulence=spec.series(self.close))
 
     def with_scaler(self, scaler: FeatureScaler | None) -> DailyData:
         """The same data observed through ``scaler`` (fitted on the training span)."""

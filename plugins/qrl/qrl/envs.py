@@ -39,3 +39,10 @@ def make_portfolio_env(data: DailyData, *, kernel: Kernel | None = None, **kwarg
     from qrl.portfolio.env import PortfolioEnv
 
     return PortfolioEnv(data, **kwargs)
+
+
+def make_stock_trading_env(data: DailyData, *, kernel: Kernel | None = None, **kwargs: Any) -> Any:
+    """A :class:`~qrl.stock.env.StockTradingEnv` (FinRL's parameter names; it names no component)."""
+    from qrl.stock.env import StockTradingEnv
+
+    return StockTradingEnv(data, **kwargs)

@@ -50,7 +50,9 @@ def qrl_register_rewards(register: Registrar) -> None:
 
 @hookspec
 def qrl_register_baselines(register: Registrar) -> None:
-    """Register baselines by environment name: ``baselines(env) -> {name: metrics}`` on a sequential test env.
+    """Register baselines by environment name: ``baselines(env, *, train) -> {name: metrics}`` on a sequential
+    evaluation env; ``train`` is the training split's data (for baselines estimated on it, never on the evaluated
+    rows).
 
     :param register: ``register(env_name, function, ...)``.
     """

@@ -56,6 +56,8 @@ def qrl_register_envs(register: Registrar) -> None:
                                                                            "minute bars."))  # fmt: skip
     register("portfolio", lazy("qrl.envs:make_portfolio_env", description="Daily allocation over a basket with "
                                                                           "lots and costs."))  # fmt: skip
+    register("stock_trading", lazy("qrl.envs:make_stock_trading_env",
+                                   description="FinRL's share-count stock trading under the market's rules."))
 
 
 @hookimpl
@@ -81,12 +83,16 @@ def qrl_register_rewards(register: Registrar) -> None:
 @hookimpl
 def qrl_register_baselines(register: Registrar) -> None:
     register("execution", lazy("qrl.execution.baselines:baselines", description="TWAP and VWAP."))
-    register("portfolio", lazy("qrl.portfolio.env:baselines", description="Buy-and-hold and daily equal weight."))
+    daily = "Buy-and-hold, equal weight, minimum variance (train split), random and cash."
+    register("portfolio", lazy("qrl.baselines:daily_baselines", description=daily))
+    register("stock_trading", lazy("qrl.baselines:daily_baselines", description=daily))
 
 
 @hookimpl
 def qrl_register_algorithms(register: Registrar) -> None:
     register("ppo", lazy("qrl.algorithms:build_ppo", description="PPO (discrete or continuous actions)."))
+    register("a2c", lazy("qrl.algorithms:build_a2c", description="A2C (discrete or continuous actions)."))
     register("dqn", lazy("qrl.algorithms:build_dqn", description="Double DQN (discrete actions)."))
     register("sac", lazy("qrl.algorithms:build_sac", description="SAC with twin critics (continuous actions)."))
     register("td3", lazy("qrl.algorithms:build_td3", description="TD3 (continuous actions)."))
+    register("ddpg", lazy("qrl.algorithms:build_ddpg", description="DDPG (continuous actions)."))

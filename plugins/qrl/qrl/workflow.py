@@ -8,13 +8,15 @@ checkpoint on valid rows; the test rows are read only after training, to report 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from qcore.errors import ComponentContractError, ConfigError, QcoreError, UnknownComponentError
-from qrl.config import RLConfig
+from qrl.config import DAILY_ENVS, RLConfig
+from qrl.risk import TurbulenceSpec
 from qrl.splits import NAMES, dates_of
 from qrl.timing import DEFAULT_TIMING
 
@@ -31,11 +33,13 @@ class SplitData:
         :class:`~qrl.data.IntradayData`), each observed through :attr:`scaler`.
     :ivar scaler: the train split's feature scaler (None for intraday data).
     :ivar dates: ``{split: [first date, last date]}``.
+    :ivar turbulence: the turbulence spec with its threshold fitted on the train split (None: not configured).
     """
 
     parts: Mapping[str, Any]
     scaler: FeatureScaler | None
     dates: Mapping[str, list[str]]
+    turbulence: TurbulenceSpec | None = None
 
     def __getitem__(self, split: str) -> Any:
         return self.parts[split]
@@ -56,37 +60,54 @@ def load_full(cfg: RLConfig, kernel: Kernel | None) -> Any:
             first = d.get("start") or (cfg.splits.ranges["train"][0] if cfg.splits.ranges is not None else None)
             return qd.load_intraday(*_provider(cfg, kernel), d.get("instruments", "all"), first, last)
         if planted is not None:
-            return qd.planted_daily(**planted)
+            return _with_turbulence(cfg, qd.planted_daily(**planted))
         provider, rules = _provider(cfg, kernel)
         assert kernel is not None
-        return qd.load_daily(provider, kernel.registry("operator"), rules, d.get("instruments", "all"), d.get("start"),
-                             last, d.get("features"))  # fmt: skip
+        full = qd.load_daily(provider, kernel.registry("operator"), rules, d.get("instruments", "all"),
+                             d.get("start"), last, d.get("features"))
+        return _with_turbulence(cfg, full)
     except TypeError as exc:
         raise ConfigError(f"invalid data options: {exc}", path="data", source=cfg.source) from None
 
 
-def split_data(cfg: RLConfig, full: Any, scaler: FeatureScaler | None = None) -> SplitData:
-    """Cut ``full`` into ``cfg``'s splits; portfolio features are observed through ``scaler`` (default: one
-    fitted on the train rows only)."""
+def _with_turbulence(cfg: RLConfig, full: Any) -> Any:
+    """``full`` with the turbulence series of ``data.turbulence``, computed on every loaded row before the split (a
+    causal series: each row reads earlier rows only)."""
+    spec = cfg.data.get("turbulence")
+    return full if spec is None else full.with_turbulence(spec)
+
+
+def split_data(cfg: RLConfig, full: Any, scaler: FeatureScaler | None = None,
+               turbulence: TurbulenceSpec | None = None) -> SplitData:
+    """Cut ``full`` into ``cfg``'s splits; daily features are observed through ``scaler`` (default: one fitted on
+    the train rows only) and the turbulence threshold is ``turbulence``'s (default: ``data.turbulence``'s quantile of
+    the train rows)."""
     dates = full.days if cfg.env == "execution" else full.dates
     try:
         rows = cfg.splits.rows(dates, min_rows=1 if cfg.env == "execution" else 3)
     except ConfigError as exc:
         raise ConfigError(exc.message, path=exc.path, source=cfg.source) from None
     parts = {name: full.take(rows[name]) for name in NAMES}
-    if cfg.env == "portfolio":
+    if cfg.env in DAILY_ENVS:
         if scaler is None:
             scaler = parts["train"].fit_scaler()
         try:
             parts = {name: part.with_scaler(scaler) for name, part in parts.items()}
         except ValueError as exc:
             raise ConfigError(str(exc), path="data.features", source=cfg.source) from None
-    return SplitData(parts, scaler, dates_of(dates, rows))
+        if turbulence is None and cfg.data.get("turbulence") is not None:
+            assert parts["train"].turbulence is not None
+            try:
+                turbulence = cfg.data["turbulence"].fit(parts["train"].turbulence, rows["train"].start)
+            except ValueError as exc:
+                raise ConfigError(str(exc), path="data.turbulence", source=cfg.source) from None
+    return SplitData(parts, scaler, dates_of(dates, rows), turbulence)
 
 
-def load_data(cfg: RLConfig, kernel: Kernel | None, scaler: FeatureScaler | None = None) -> SplitData:
+def load_data(cfg: RLConfig, kernel: Kernel | None, scaler: FeatureScaler | None = None,
+              turbulence: TurbulenceSpec | None = None) -> SplitData:
     """:func:`load_full` then :func:`split_data`."""
-    return split_data(cfg, load_full(cfg, kernel), scaler)
+    return split_data(cfg, load_full(cfg, kernel), scaler, turbulence)
 
 
 def _provider(cfg: RLConfig, kernel: Any) -> tuple[Any, Any]:
@@ -94,15 +115,19 @@ def _provider(cfg: RLConfig, kernel: Any) -> tuple[Any, Any]:
     return provider, kernel.create("market_rules", "cn")
 
 
-def env_factory(cfg: RLConfig, parts: Mapping[str, Any], kernel: Kernel) -> Callable[[str], Any]:
+def env_factory(cfg: RLConfig, parts: Mapping[str, Any], kernel: Kernel,
+                turbulence: TurbulenceSpec | None = None) -> Callable[[str], Any]:
     """``make_env(split)`` for ``cfg`` from ``kernel``'s ``rl_env`` registry, over the data of ``parts`` only
     (``{split: data}``): ``train`` gives a training environment, the others sequential ones over the whole split.
 
     Env kwargs errors become ``ConfigError`` at ``env_kwargs``; asking for a split not in ``parts`` is an error (the
-    trainer's factory holds no test data).
+    trainer's factory holds no test data). ``turbulence``'s fitted threshold is the environments'
+    ``turbulence_threshold`` unless ``env_kwargs`` sets one.
     """
     kwargs = dict(cfg.env_kwargs)
-    if cfg.env == "portfolio" and "provider_uri" in cfg.data:
+    if turbulence is not None and turbulence.threshold is not None:
+        kwargs.setdefault("turbulence_threshold", turbulence.threshold)
+    if cfg.env in DAILY_ENVS and "provider_uri" in cfg.data:
         rules = kernel.create("market_rules", "cn")
         kwargs.setdefault("costs", rules.costs)
         kwargs.setdefault("lot_size", rules.lot_size)
@@ -113,7 +138,7 @@ def env_factory(cfg: RLConfig, parts: Mapping[str, Any], kernel: Kernel) -> Call
             raise KeyError(f"this environment factory holds the {', '.join(parts)} split(s), not {split!r}")
         training = split == "train"
         extra: dict[str, Any] = {"sequential": not training}
-        if cfg.env == "portfolio" and not training:
+        if cfg.env in DAILY_ENVS and not training:
             extra["episode_days"] = None
         try:
             return kernel.create("rl_env", cfg.env, data=parts[split], kernel=kernel, **{**kwargs, **extra})
@@ -129,13 +154,17 @@ def env_factory(cfg: RLConfig, parts: Mapping[str, Any], kernel: Kernel) -> Call
     return make
 
 
-def evaluate_policy(cfg: RLConfig, env: Any, act: Callable[[Any], Any] | None, kernel: Kernel) -> dict[str, Any]:
-    """Metrics of the policy (when given) and of the env's ``rl_baseline`` on the sequential ``env``."""
+def evaluate_policy(cfg: RLConfig, env: Any, act: Callable[[Any], Any] | None, kernel: Kernel,
+                    train: Any = None) -> dict[str, Any]:
+    """Metrics of the policy (when given) and of the env's ``rl_baseline`` on the sequential ``env``; ``train`` is
+    the training split's data, for baselines estimated on it."""
     if cfg.env == "execution":
         from qrl.execution.baselines import evaluate
+    elif cfg.env == "stock_trading":
+        from qrl.stock.env import policy_metrics as evaluate
     else:
         from qrl.portfolio.env import policy_metrics as evaluate
-    out: dict[str, Any] = dict(kernel.registry("rl_baseline").get(cfg.env)(env))
+    out: dict[str, Any] = dict(kernel.registry("rl_baseline").get(cfg.env)(env, train=train))
     if act is not None:
         out["policy"] = evaluate(env, act)
     return out
@@ -150,8 +179,10 @@ def data_meta(cfg: RLConfig, data: SplitData) -> dict[str, Any]:
     instruments, feature names, (from a store) feature expressions and the train split's scaler, so that
     evaluation and the ``rl_policy`` backtest strategy observe exactly what training observed."""
     meta: dict[str, Any] = {"splits": dict(data.dates), "timing": cfg.env_kwargs.get("timing", DEFAULT_TIMING)}
-    if cfg.env != "portfolio":
+    if cfg.env not in DAILY_ENVS:
         return meta
+    if data.turbulence is not None:
+        meta["turbulence"] = data.turbulence.to_dict()
     from qrl.data import DEFAULT_FEATURES
 
     train = data["train"]
@@ -161,15 +192,17 @@ def data_meta(cfg: RLConfig, data: SplitData) -> dict[str, Any]:
             "features": features, "scaler": data.scaler.to_dict()}
 
 
-def train(cfg: RLConfig, kernel: Kernel, resume: str | Path | None = None) -> dict[str, Any]:
+def train(cfg: RLConfig, kernel: Kernel, resume: str | Path | None = None, data: SplitData | None = None
+          ) -> dict[str, Any]:
     """Train per ``cfg`` on the train split, choose the best checkpoint on the valid split, then report it and the
-    baselines on the test split (and on the valid split); metrics go to the recorder."""
+    baselines on the test split (and on the valid split); metrics go to the recorder. ``data`` is ``cfg``'s
+    :func:`load_data` when already loaded."""
     from qrl import checkpoint
     from qrl.trainer import policy_fn
     from qrl.trainer import train as fit
 
-    data = load_data(cfg, kernel)
-    make = env_factory(cfg, {name: data[name] for name in ("train", "valid")}, kernel)
+    data = load_data(cfg, kernel) if data is None else data
+    make = env_factory(cfg, {name: data[name] for name in ("train", "valid")}, kernel, data.turbulence)
     run = _start_run(cfg, kernel)
     try:
         if run is not None:
@@ -180,8 +213,10 @@ def train(cfg: RLConfig, kernel: Kernel, resume: str | Path | None = None) -> di
         if "best" in result.checkpoints:
             checkpoint.load(result.checkpoints["best"], result.algorithm)
         act = policy_fn(result.algorithm)
-        valid = evaluate_policy(cfg, make("valid"), act, kernel)
-        metrics = evaluate_policy(cfg, env_factory(cfg, {"test": data["test"]}, kernel)("test"), act, kernel)
+        train_part = data["train"]
+        valid = evaluate_policy(cfg, make("valid"), act, kernel, train_part)
+        test_env = env_factory(cfg, {"test": data["test"]}, kernel, data.turbulence)("test")
+        metrics = evaluate_policy(cfg, test_env, act, kernel, train_part)
         if run is not None:
             _log(run, "valid", valid)
             _log(run, "eval", metrics)
@@ -195,6 +230,22 @@ def train(cfg: RLConfig, kernel: Kernel, resume: str | Path | None = None) -> di
             "best_valid_reward": result.best_reward, "env_steps": result.env_steps}
 
 
+def train_seeds(cfg: RLConfig, kernel: Kernel, seeds: int) -> dict[str, Any]:
+    """Train ``cfg`` with ``seeds`` consecutive seeds from ``trainer.seed`` (each into ``<output.dir>/seed<k>``,
+    on data loaded once) and summarise their test metrics (:func:`qrl.seeds.summarise`: mean ± std, and how many
+    seeds beat each baseline)."""
+    from qrl.seeds import summarise
+
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    data = load_data(cfg, kernel)
+    runs = []
+    for seed in range(cfg.spec.seed, cfg.spec.seed + seeds):
+        one = replace(cfg, spec=replace(cfg.spec, seed=seed), out_dir=cfg.out_dir / f"seed{seed}")
+        runs.append({"seed": seed, **train(one, kernel, data=data)})
+    return {"summary": summarise(cfg.env, [r["metrics"] for r in runs]), "runs": runs, "splits": dict(data.dates)}
+
+
 def evaluate(cfg: RLConfig, checkpoint_path: str | Path, kernel: Kernel) -> dict[str, Any]:
     """Load ``checkpoint_path`` (checked against the config's env and algorithm) and report it on the config's test
     split, observed through the checkpoint's own feature scaler; a test split that overlaps the rows the checkpoint
@@ -204,19 +255,23 @@ def evaluate(cfg: RLConfig, checkpoint_path: str | Path, kernel: Kernel) -> dict
     from qrl.trainer import build_algorithm, policy_fn
 
     meta = checkpoint.read_meta(checkpoint_path)
-    scaler = None
-    if cfg.env == "portfolio" and meta.get("env") == "portfolio":
+    scaler = turbulence = None
+    if cfg.env in DAILY_ENVS and meta.get("env") == cfg.env:
         if "scaler" not in meta:
             raise QcoreError(f"checkpoint {checkpoint_path} records no feature scaler (it predates train-only "
                              "scaling); retrain it")
         scaler = FeatureScaler.from_dict(meta["scaler"], f"the scaler of checkpoint {checkpoint_path}")
-    data = load_data(cfg, kernel, scaler)
+        if "turbulence" in meta:
+            turbulence = TurbulenceSpec.from_dict(meta["turbulence"], f"the turbulence of checkpoint {checkpoint_path}")
+            cfg = replace(cfg, data={**cfg.data, "turbulence": turbulence})  # the checkpoint's window and threshold
+    data = load_data(cfg, kernel, scaler, turbulence)
     _check_unseen(meta, data.dates["test"], checkpoint_path, cfg.source)
-    env = env_factory(cfg, {"test": data["test"]}, kernel)("test")
+    env = env_factory(cfg, {"test": data["test"]}, kernel, turbulence)("test")
     checkpoint.check_compatible(meta, checkpoint.env_spec(cfg.env, env), cfg.spec.algorithm, checkpoint_path)
     algorithm = build_algorithm(cfg.spec, env, kernel)
     checkpoint.load(checkpoint_path, algorithm)
-    return {"metrics": evaluate_policy(cfg, env, policy_fn(algorithm), kernel), "splits": {"test": data.dates["test"]}}
+    metrics = evaluate_policy(cfg, env, policy_fn(algorithm), kernel, data["train"])
+    return {"metrics": metrics, "splits": {"test": data.dates["test"]}}
 
 
 def _check_unseen(meta: Mapping[str, Any], test: list[str], path: str | Path, source: str | None) -> None:

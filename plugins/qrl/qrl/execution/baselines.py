@@ -60,6 +60,6 @@ def evaluate(env: ExecutionEnv, act: Callable[[np.ndarray], Any] | str, profile:
     return {"pa_bps": float(np.mean(pa)), "fill_rate": float(np.mean(fill)), "orders": len(pa)}
 
 
-def baselines(env: ExecutionEnv) -> dict[str, dict[str, Any]]:
-    """TWAP and VWAP results on ``env``'s orders."""
+def baselines(env: ExecutionEnv, *, train: Any = None) -> dict[str, dict[str, Any]]:
+    """TWAP and VWAP results on ``env``'s orders (``train`` is not needed: neither is estimated)."""
     return {"twap": evaluate(env, "twap"), "vwap": evaluate(env, "vwap")}

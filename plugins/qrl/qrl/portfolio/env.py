@@ -11,7 +11,9 @@ import numpy as np
 
 from qcore.types import CostSchedule
 from qrl.data import DailyData
+from qrl.market import quotes
 from qrl.portfolio.metrics import performance
+from qrl.risk import turbulence
 from qrl.timing import DEFAULT_TIMING, TIMINGS
 
 
@@ -24,26 +26,12 @@ def weights_from_action(action: Any, n_assets: int, sharpness: float = 3.0) -> n
     return e / e.sum()
 
 
-def turbulence(close: np.ndarray, lookback: int = 20) -> np.ndarray:
-    """Mahalanobis distance of each day's returns from the trailing ``lookback`` days (0 before enough history;
-    a missing close reads as a zero return)."""
-    rets = np.zeros_like(close)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rets[1:] = np.nan_to_num(close[1:] / close[:-1] - 1, nan=0.0, posinf=0.0, neginf=0.0)
-    out = np.zeros(len(close))
-    for t in range(lookback + 1, len(close)):
-        hist = rets[t - lookback:t]
-        cov = np.cov(hist, rowvar=False).reshape(close.shape[1], close.shape[1])
-        d = rets[t] - hist.mean(axis=0)
-        out[t] = float(d @ np.linalg.pinv(cov) @ d)
-    return out
-
-
 class PortfolioEnv(gym.Env):
     """Rebalance towards target weights once a day, under A-share rules, with the backtest's execution timing.
 
     State at row ``t`` (what is known at that day's close): cash share, asset weights, the day's returns (×10), the
-    tradable mask and the scaled features of each asset (:meth:`DailyData.observed_features`). Action: one value per
+    tradable mask and the scaled features of each asset (:meth:`DailyData.observed_features`), then, when the data
+    carries a turbulence series (:attr:`DailyData.turbulence`), ``log1p`` of the day's turbulence. Action: one value per
     asset plus one for cash in ``[-1, 1]``, turned into weights by a softmax.
 
     ``timing`` says when a decision made on row ``t``'s data trades (:data:`TIMINGS`): ``next_close`` (the default,
@@ -52,8 +40,10 @@ class PortfolioEnv(gym.Env):
     backtest can do). Orders are whole lots; an instrument that is not tradable on the execution day (not listed or
     not quoted) is neither bought nor sold, so its target weight stays in cash; nothing is bought at limit-up nor
     sold at limit-down; shares bought are locked for ``settlement_days`` (T+1); costs come from the market's
-    :class:`CostSchedule`. When ``turbulence_threshold`` is set and exceeded, the portfolio sells everything it may
-    and buys nothing. Reward: ``reward_scale`` × log growth of the portfolio value from one close to the next.
+    :class:`CostSchedule`. When ``turbulence_threshold`` is set and the decision row's turbulence (known when
+    deciding) exceeds it, the portfolio sells everything it may and buys nothing; the turbulence is the data's series
+    (:attr:`DailyData.turbulence`), else one over a trailing 20-day window of the environment's own rows. Reward:
+    ``reward_scale`` × log growth of the portfolio value from one close to the next.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
@@ -88,7 +78,12 @@ class PortfolioEnv(gym.Env):
         self.costs = costs or CostSchedule(commission=0.0003, min_commission=5.0)
         self.episode_days = min(episode_days or len(data.dates) - 1, len(data.dates) - 1)
         self.turbulence_threshold = turbulence_threshold
-        self.turb = turbulence(data.close) if turbulence_threshold is not None else np.zeros(len(data.dates))
+        if data.turbulence is not None:
+            self.turb = np.asarray(data.turbulence, dtype=np.float64)
+        elif turbulence_threshold is not None:
+            self.turb = turbulence(data.close, window=20)
+        else:
+            self.turb = np.zeros(len(data.dates))
         self.reward_scale = reward_scale
         self.sequential = sequential
         self.mark = np.nan_to_num(data.close, nan=0.0)  # valuation prices: no price before listing, no holding
@@ -96,7 +91,9 @@ class PortfolioEnv(gym.Env):
         self.features = data.observed_features()
         self.tradable = np.asarray(data.tradable, dtype=bool)
         f = data.features.shape[2]
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(1 + self.n * (3 + f),), dtype=np.float32)
+        self.observe_turbulence = data.turbulence is not None
+        size = 1 + self.n * (3 + f) + int(self.observe_turbulence)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(size,), dtype=np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(self.n + 1,), dtype=np.float32)
 
     # -- state -----------------------------------------------------------------------------------------------------
@@ -109,8 +106,13 @@ class PortfolioEnv(gym.Env):
         """The observation at row ``t``'s close for a portfolio of ``cash`` and ``shares`` (reads rows ``<= t``)."""
         v = float(cash + shares @ self.mark[t])
         w = shares * self.mark[t] / v
-        return np.concatenate([[cash / v], w, self.rets[t] * 10, self.tradable[t], self.features[t].reshape(-1)]
-                              ).astype(np.float32)  # fmt: skip
+        turb = [np.log1p(self.turb[t])] if self.observe_turbulence else []
+        return np.concatenate([[cash / v], w, self.rets[t] * 10, self.tradable[t], self.features[t].reshape(-1),
+                               turb]).astype(np.float32)  # fmt: skip
+
+    def turbulent(self, row: int) -> bool:
+        """Whether row ``row``'s turbulence exceeds :attr:`turbulence_threshold` (never when it is None)."""
+        return self.turbulence_threshold is not None and bool(self.turb[row] > self.turbulence_threshold)
 
     def _obs(self) -> np.ndarray:
         return self.observation(self.t, self.cash, self.shares)
@@ -137,16 +139,9 @@ class PortfolioEnv(gym.Env):
         if weights is None:
             return
         e = self.t if row is None else row
-        assert self.data.open is not None and self.data.prev_close is not None
-        price = np.asarray(self.data.open[e] if self.timing == "next_open" else self.data.close[e], dtype=np.float64)
-        ok = self.tradable[e] & np.isfinite(price) & (np.nan_to_num(price) > 0)
-        price = np.where(ok, price, 1.0)  # placeholders: nothing trades where not ok
-        prev = self.data.prev_close[e]
-        limit = self.data.limit[e]
-        has_limit = np.isfinite(limit) & np.isfinite(prev)
-        up = has_limit & (price >= np.round(np.nan_to_num(prev) * (1 + np.nan_to_num(limit)), 2) - 1e-9)
-        down = has_limit & (price <= np.round(np.nan_to_num(prev) * (1 - np.nan_to_num(limit)), 2) + 1e-9)
-        stop = self.turbulence_threshold is not None and self.turb[e] > self.turbulence_threshold
+        q = quotes(self.data, e, self.timing)
+        price, ok, up, down = q.price, q.ok, q.up, q.down
+        stop = self.turbulent(e if self.timing == "same_close" else max(e - 1, 0))  # known when deciding
         if stop:
             weights = np.r_[np.zeros(self.n), 1.0]
         value = float(self.cash + self.shares @ np.where(ok, price, self.mark[e]))
@@ -208,13 +203,12 @@ def run_episode(env: PortfolioEnv, decide: Callable[[PortfolioEnv, np.ndarray], 
     return env.metrics()
 
 
-def baselines(env: PortfolioEnv) -> dict[str, dict[str, float]]:
-    """Buy-and-hold (equal weights on day one, then hold) and daily-rebalanced equal weight."""
-    equal = np.r_[np.full(env.n, 1.0 / env.n), 0.0]
-    return {
-        "buy_and_hold": run_episode(env, lambda e, _: equal if e.t == e.t0 else None),
-        "equal_weight": run_episode(env, lambda e, _: equal),
-    }
+def baselines(env: PortfolioEnv, *, train: DailyData | None = None, seed: int = 0) -> dict[str, dict[str, float]]:
+    """The daily baselines of :func:`qrl.baselines.daily_baselines` (buy-and-hold, equal weight, minimum variance
+    on ``train``, random, cash)."""
+    from qrl.baselines import daily_baselines
+
+    return daily_baselines(env, train=train, seed=seed)
 
 
 def policy_metrics(env: PortfolioEnv, act: Callable[[np.ndarray], Any]) -> dict[str, float]:

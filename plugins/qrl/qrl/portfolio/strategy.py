@@ -8,7 +8,9 @@ previous bar's close) from the run's store (``infra.provider`` evaluated with ``
 checkpoint's sidecar recorded (fitted on its training split), never with numbers from the backtest's own range, and
 only rows up to the last bar's information date are loaded. The policy network is rebuilt through the kernel's
 ``rl_algorithm`` registry (the kernel that creates the strategy passes itself, see :meth:`qcore.kernel.Kernel.create`),
-so a third party's algorithm runs as qrl's own do.
+so a third party's algorithm runs as qrl's own do. A checkpoint trained with ``data.turbulence`` records its window
+and training-span threshold: the strategy computes the same causal series from the store and, on a bar whose
+information date is turbulent, targets no position (the environment's risk control).
 """
 
 from __future__ import annotations
@@ -91,6 +93,15 @@ class RLPolicyStrategy:
             self.scaler = FeatureScaler.from_dict(self.meta["scaler"], f"the scaler of checkpoint {self.checkpoint}")
         except QcoreError as exc:
             raise ConfigError(str(exc), path=f"{PATH}.checkpoint") from None
+        self.turbulence = None
+        if "turbulence" in self.meta:
+            from qrl.risk import TurbulenceSpec
+
+            try:
+                self.turbulence = TurbulenceSpec.from_dict(self.meta["turbulence"],
+                                                           f"the turbulence of checkpoint {self.checkpoint}")
+            except QcoreError as exc:
+                raise ConfigError(str(exc), path=f"{PATH}.checkpoint") from None
         self.trained: tuple[str, ...] = tuple(instruments)
         self.features: dict[str, str] = dict(features)
         self.infra: TradingInfra | None = None
@@ -129,7 +140,11 @@ class RLPolicyStrategy:
             return  # no bar has enough history for an observation
         data = load_daily(infra.provider, infra.operators, None, list(self.trained), None, calendar[last],
                           self.features)  # fmt: skip
-        self.env = PortfolioEnv(data.with_scaler(self.scaler))
+        threshold = None
+        if self.turbulence is not None:  # the series over every stored row up to the last information date
+            data = data.with_turbulence(self.turbulence)
+            threshold = self.turbulence.threshold
+        self.env = PortfolioEnv(data.with_scaler(self.scaler), turbulence_threshold=threshold)
         got = {"observation": list(self.env.observation_space.shape), "action": list(self.env.action_space.shape)}
         want = {k: (self.meta.get(k) or {}).get("shape") for k in ("observation", "action")}
         if got != want:
@@ -200,7 +215,12 @@ class RLPolicyStrategy:
         dates = self.env.data.dates
         if date not in dates:
             return None
-        weights = self.weights_at(int(dates.get_loc(date)))
+        row = int(dates.get_loc(date))
+        if self.env.turbulent(row):  # the checkpoint's training-span threshold: sell everything, as in training
+            targets = dict.fromkeys(self.trained, 0.0)
+            self.targets[date] = targets
+            return targets
+        weights = self.weights_at(row)
         targets = dict(zip(self.trained, map(float, weights[:-1]), strict=True))
         self.targets[date] = targets
         return targets

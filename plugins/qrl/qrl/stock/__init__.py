@@ -1,0 +1,1 @@
+"""FinRL-style stock trading with share-count actions."""
