@@ -16,8 +16,11 @@ COLLAPSES = {"P": 1, "PRef": 2}
 
 
 def is_collapse(node: Node) -> bool:
-    """Whether ``node`` is a ``P(...)`` or ``PRef(...)`` call."""
-    return isinstance(node, Call) and node.op in COLLAPSES
+    """Whether ``node`` is a ``P(...)`` or ``PRef(...)`` call over a period expression (one reading a ``$$field``).
+
+    A call of that name over daily data is an ordinary operator call: a plugin may register its own ``P``.
+    """
+    return isinstance(node, Call) and node.op in COLLAPSES and bool(node.args) and bool(period_fields(node.args[0]))
 
 
 def daily_walk(node: Node) -> Iterator[Node]:

@@ -179,6 +179,10 @@ class Planner:
                     collapses[node] = self._check_collapse(node, text)
                     extents[node] = (0.0, 0.0)
                 elif isinstance(node, Call):
+                    if node.op in COLLAPSES and node.op not in self.operators:
+                        where = node.args[0] if node.args else node
+                        raise ExpressionError(f"{node.op} collapses a period expression: its argument must read a "
+                                              f"period field such as $$eps_q", text, span_start(where))  # fmt: skip
                     extents[node] = self._check_call(node, text, extents)
                     order[node] = None
                     own_right = extents[node][1] - max((extents[a][1] for a in node.args), default=0.0)

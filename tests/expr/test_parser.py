@@ -22,6 +22,7 @@ from qcore.expr import (
     Const,
     Field,
     Node,
+    PeriodField,
     calls,
     check_names,
     fields,
@@ -348,6 +349,8 @@ def _simulate(tree: pyast.AST) -> object:
         return tree.value
     if isinstance(tree, pyast.Name):
         assert tree.id.startswith(_FIELD_PREFIX)
+        if tree.id.startswith(_PERIOD_PREFIX):  # Qlib's ``$$name``: PFeature
+            return _Qlib(PeriodField(tree.id[len(_PERIOD_PREFIX) :]))
         return _Qlib(Field(tree.id[len(_FIELD_PREFIX) :]))
     if isinstance(tree, pyast.Call):
         assert isinstance(tree.func, pyast.Name)
@@ -372,11 +375,13 @@ def _simulate(tree: pyast.AST) -> object:
 
 
 _FIELD_PREFIX = "field_"
+_PERIOD_PREFIX = "field_period_"
 
 
 def _python_syntax(expression: str) -> pyast.Expression:
     """Python's parse of ``expression`` with ``$name`` spelled ``field_name`` (eval strips leading space)."""
-    return pyast.parse(expression.replace("$", _FIELD_PREFIX).strip(), mode="eval")
+    spelled = expression.replace("$$", _PERIOD_PREFIX).replace("$", _FIELD_PREFIX)
+    return pyast.parse(spelled.strip(), mode="eval")
 
 
 def _python_tree(expression: str) -> Node:
@@ -502,7 +507,7 @@ def test_tree_matches_python_operator_overloading(expression):
         ("$ + 1", "expected a field name after '$'", 1),
         ("Ref($, 1)", "expected a field name after '$'", 5),
         ("$", "expected a field name after '$'", 1),
-        ("$$close", "point-in-time fields ('$$name') are not supported", 0),
+        ("$$ + 1", "expected a field name after '$$'", 2),
         # chained comparison
         ("$close > 1 > 0", "chained comparison ('>' ... '>') is not supported; use parentheses", 11),
         ("0 < $a <= 1", "e.g. '(a < b) & (b <= c)'", 7),

@@ -38,6 +38,7 @@ from qdata_cn.naming import (
     normalise_fields,
     symbol_problem,
 )
+from qdata_cn.pit import PIT_DIR, is_quarterly, pit_field_names, read_pit
 from qdata_cn.sessions import SESSIONS, minute_count, resample_minute_calendar, span_bounds
 
 logger = logging.getLogger(__name__)
@@ -621,7 +622,35 @@ class QlibBinProvider:
                 for name, path in entries:
                     digest.update(name.encode())
                     _hash_dir(digest, Path(path))
+            financial = root / PIT_DIR
+            if financial.is_dir():
+                with os.scandir(financial) as it:
+                    entries = sorted((e.name, e.path) for e in it if e.is_dir())
+                for name, path in entries:
+                    digest.update(b"pit:" + name.encode())
+                    _hash_dir(digest, Path(path))
         return digest.hexdigest()
+
+    # -- point-in-time period data (qcore.protocols.PointInTimeProvider) -----------------------------------------
+
+    def pit_fields(self) -> list[str]:
+        """Period fields (``eps_q``, ``roe_a``...) stored under ``financial/`` by any instrument, sorted."""
+        return pit_field_names(self.root)
+
+    def load_pit(self, field: str, instruments: Sequence[str]) -> dict[str, np.ndarray]:
+        """Every record of period field ``field`` for each instrument that has one, in publication order.
+
+        :raises DataError: a malformed ``.data`` file, naming it and the record.
+        """
+        name = str(field).strip().lower().removeprefix("$$")
+        is_quarterly(name)
+        folder = self.root / PIT_DIR
+        out: dict[str, np.ndarray] = {}
+        for symbol in instruments:
+            records = read_pit(folder / code_to_fname(symbol), name)
+            if records is not None and len(records):
+                out[symbol] = records
+        return out
 
     # -- extras ------------------------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""``qcore data ...``: synth, import, export, check, info, recover and restamp commands for bin stores.
+"""``qcore data ...``: synth, import, import-pit, export, check, info, recover and restamp commands for bin stores.
 
 Only click is imported here; each command imports what it needs when it runs. Errors are raised as
 :class:`qcore.errors.DataError`, which the ``qcore`` command line prints as one line with exit code 5.
@@ -43,6 +43,28 @@ def synth_command(out: str, instruments: int, days: int, seed: int, freq: str, s
     click.echo(
         f"wrote {summary['instruments']} instruments x {summary['days']} days ({summary['start']}..{summary['end']}, "
         f"{'+'.join(summary['freqs'])}) to {summary['path']} in {summary['seconds']:.2f}s"
+    )
+
+
+@data_group.command("import-pit")
+@click.argument("src", type=click.Path(exists=True, dir_okay=False))
+@click.option("--to", "to", required=True, type=click.Path(file_okay=False), help="Store directory (must exist).")
+@click.option("--lock-timeout", default=0.0, show_default=True, type=float,
+              help="Seconds to wait for another writer to finish.")  # fmt: skip
+def import_pit_command(src: str, to: str, lock_timeout: float) -> None:
+    """Import point-in-time period data (fundamentals) from a long CSV or Parquet file SRC.
+
+    Columns: instrument, date (publication day), period (201903 / 2019Q3, or 2019), field (eps_q, roe_a), value.
+    A later row of the same period is an amendment. Written atomically into the store's financial/ folder (Qlib's
+    PIT layout), merged with what it holds; read with P($$eps_q), PRef($$eps_q, 201903) in expressions.
+    """
+    from qdata_cn.pit_import import import_pit
+
+    summary = import_pit(src, to, lock_timeout=lock_timeout)
+    click.echo(
+        f"imported {summary['records']} new record(s) of {len(summary['fields'])} field(s) for "
+        f"{summary['instruments']} instrument(s) into {summary['path']} ({summary['files']} file pair(s) written) "
+        f"in {summary['seconds']:.2f}s"
     )
 
 

@@ -46,9 +46,9 @@ TMP_SUFFIX = ".qcore-tmp"
 #: Left inside a folder a transaction created until the transaction ends (a temporary name: swept by recover).
 NEW_FOLDER_MARKER = f".qcore-new-folder{TMP_SUFFIX}"
 #: Commit order: readers never see features that run past the calendar, nor instruments without their features.
-_ORDER = {"calendars": 0, "features": 1, "instruments": 2}
+_ORDER = {"calendars": 0, "features": 1, "financial": 1, "instruments": 2}
 #: The store's folders and the depth of the files in them (``features/<inst>/<file>``).
-_LAYOUT = {"calendars": 2, "instruments": 2, "features": 3}
+_LAYOUT = {"calendars": 2, "instruments": 2, "features": 3, "financial": 3}
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 #: A journal is a list of paths: anything this large was not written by qcore.
 MAX_JOURNAL_BYTES = 256 * 2**20
@@ -79,9 +79,10 @@ def _replace(src: Path, dst: Path) -> None:
 def store_path_problem(rel: object) -> str | None:
     """Why ``rel`` is not the relative path of one of a store's files, or ``None``.
 
-    A store file is ``calendars/<name>``, ``instruments/<name>``, ``features/<inst>/<name>`` or ``<name>`` at the
-    top, written with ``/`` and nothing else: no absolute path, drive, ``..``, ``.``, empty part, backslash or
-    control character, and never the lock or the journal.
+    A store file is ``calendars/<name>``, ``instruments/<name>``, ``features/<inst>/<name>``,
+    ``financial/<inst>/<name>`` (point-in-time period data) or ``<name>`` at the top, written with ``/`` and
+    nothing else: no absolute path, drive, ``..``, ``.``, empty part, backslash or control character, and never the
+    lock or the journal.
     """
     if not isinstance(rel, str):
         return f"is {type(rel).__name__} {rel!r}, not a path"
@@ -258,11 +259,12 @@ def _store_folders(root: Path) -> list[Path]:
         folder = root / name
         if folder.is_dir() and not folder.is_symlink():
             out.append(folder)
-    features = root / "features"
-    if features.is_dir() and not features.is_symlink():
-        with os.scandir(features) as entries:
-            out += [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False) and not _is_temp_name(e.name)]
-        out.append(features)
+    for name in ("features", "financial"):
+        folder = root / name
+        if folder.is_dir() and not folder.is_symlink():
+            with os.scandir(folder) as entries:
+                out += [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False) and not _is_temp_name(e.name)]
+            out.append(folder)
     out.append(root)
     return out
 
