@@ -355,7 +355,8 @@ def _ordered(r: Reader, start: pd.Timestamp | None, end: pd.Timestamp | None, pa
 
 
 def _segments(r: Reader, value: Any) -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:
-    raw_segments = r.mapping(value, "dataset.segments", ("train", "valid", "test"), required=("train",))
+    raw_segments = r.mapping(value, "dataset.segments", ("train", "valid", "test", "pretrain", "pretrain_validation"),
+                             required=("train",))
     segments = {}
     for name, bounds in raw_segments.items():
         path = f"dataset.segments.{name}"

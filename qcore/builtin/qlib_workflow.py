@@ -21,6 +21,7 @@ import attrs
 from qcore.dates import DateError, parse_date
 from qcore.errors import ConfigError
 from qcore.plugins import hookimpl
+from qcore.registry import Registrar, lazy
 from qcore.yamldoc import Document
 
 #: ``qlib_init`` keys that only tune Qlib's own caching and parallelism: accepted and ignored.
@@ -28,7 +29,11 @@ _IGNORED_INIT = ("kernels", "expression_cache", "dataset_cache", "mount_path", "
                  "joblib_backend", "maxtasksperchild", "flask_server", "flask_port", "redis_host", "redis_port")
 _INIT_KEYS = ("provider_uri", "region", "exp_manager", *_IGNORED_INIT)
 _HANDLER_KEYS = ("start_time", "end_time", "fit_start_time", "fit_end_time", "instruments", "infer_processors",
-                 "learn_processors", "label", "freq", "process_type", "drop_raw")
+                 "learn_processors", "label", "freq", "process_type", "drop_raw", "data_loader")
+#: Qlib's handlers that read their columns from a ``data_loader`` (and have no columns of their own).
+_LOADER_HANDLERS = ("DataHandlerLP", "DataHandler")
+#: The loader class a ``data_loader`` may name, and the feature set registered for it.
+_QLIB_LOADER = "QlibDataLoader"
 #: Qlib's region codes (``qlib.constant.REG_CN``...), default first: a region is the name of the market rules it
 #: selects, which a market adapter registers.
 _REGIONS = ("cn", "us", "tw")
@@ -106,9 +111,37 @@ def _processors(doc: Document, items: Any, path: str, target: str, origins: _Ori
         raise _fail(doc, f"expected a list of processors, got {_kind(items)}", path)
     out = []
     for i, item in enumerate(items):
+        if isinstance(item, str) and item.strip():  # Qlib accepts a bare class name: `- DropnaLabel`
+            out.append({"name": item, "kwargs": {}})
+            origins[f"{target}.{i}"] = origins[f"{target}.{i}.name"] = f"{path}.{i}"
+            continue
         out.append(_component(doc, item, f"{path}.{i}"))
         origins.component(f"{target}.{i}", f"{path}.{i}")
     return out
+
+
+def _loader(doc: Document, handler: dict[str, Any], where: str, origins: _Origins) -> dict[str, Any]:
+    """A ``DataHandlerLP``'s ``data_loader`` as the feature set that names the same columns."""
+    hk = handler["kwargs"]
+    if handler["name"] not in _LOADER_HANDLERS:
+        if "data_loader" in hk:
+            raise _fail(doc, f"{handler['name']} builds its own columns and takes no data_loader (give the loader "
+                             f"to {' or '.join(_LOADER_HANDLERS)})", f"{where}.kwargs.data_loader")
+        return {"name": handler["name"], "kwargs": {}}
+    if hk.get("data_loader") is None:
+        raise _fail(doc, f"{handler['name']} needs a data_loader (a {_QLIB_LOADER} with its fields)",
+                    f"{where}.kwargs")
+    if "label" in hk:
+        raise _fail(doc, f"{handler['name']} takes its label from the data_loader's 'label' group",
+                    f"{where}.kwargs.label")
+    loader_path = f"{where}.kwargs.data_loader"
+    loader = _component(doc, hk["data_loader"], loader_path)
+    if loader["name"] != _QLIB_LOADER:
+        raise _fail(doc, f"unsupported data_loader class {loader['name']!r} (supported: {_QLIB_LOADER}; a "
+                         "StaticDataLoader's pickled frames are not read)", f"{loader_path}.class")
+    origins.component("dataset.features", loader_path)
+    origins["dataset.features.kwargs"] = f"{loader_path}.kwargs"
+    return {"name": _QLIB_LOADER, "kwargs": loader["kwargs"]}
 
 
 def _label(doc: Document, value: Any, path: str) -> dict[str, str]:
@@ -145,7 +178,13 @@ def _dataset(doc: Document, value: Any, path: str, origins: _Origins) -> dict[st
     if step_len is not None and (isinstance(step_len, bool) or not isinstance(step_len, int) or step_len < 1):
         raise _fail(doc, f"expected a positive integer, got {step_len!r}", f"{path}.kwargs.step_len")
     where = f"{path}.kwargs.handler"
-    handler = _component(doc, kwargs.get("handler"), where, _HANDLER_KEYS)
+    handler_body = kwargs.get("handler")
+    if isinstance(handler_body, dict) and isinstance(handler_body.get("kwargs"), dict) and \
+            "inst_processors" in handler_body["kwargs"]:
+        raise _fail(doc, "inst_processors (Python callbacks Qlib runs on each instrument's frame, such as the "
+                         "resampling of multi-frequency configs) are not supported: write the computation as an "
+                         "expression or a processor", f"{where}.kwargs.inst_processors")
+    handler = _component(doc, handler_body, where, _HANDLER_KEYS)
     hk = handler["kwargs"]
     for key in ("start_time", "end_time"):
         if hk.get(key) is not None:
@@ -157,11 +196,13 @@ def _dataset(doc: Document, value: Any, path: str, origins: _Origins) -> dict[st
     origins["dataset"] = path
     origins.component("dataset.features", where)
     origins["dataset.segments"] = f"{path}.kwargs.segments"
+    features = _loader(doc, handler, where, origins)
     if "label" in hk:
         features_kwargs["label"] = _label(doc, hk["label"], f"{where}.kwargs.label")
         origins["dataset.features.kwargs.label"] = f"{where}.kwargs.label"
     default_infer, default_learn = _HANDLER_DEFAULTS.get(handler["name"], ([], []))
-    dataset: dict[str, Any] = {"features": {"name": handler["name"], "kwargs": features_kwargs},
+    dataset: dict[str, Any] = {"features": {"name": features["name"], "kwargs": {**features["kwargs"],
+                                                                                 **features_kwargs}},
                                "segments": kwargs.get("segments")}
     for group, default in (("infer_processors", default_infer), ("learn_processors", default_learn)):
         origins[f"dataset.{group}"] = f"{where}.kwargs.{group}" if group in hk else where
@@ -201,6 +242,14 @@ def _backtest(doc: Document, value: Any, path: str, origins: _Origins) -> dict[s
 
 
 @hookimpl
+def qcore_register_feature_sets(register: Registrar) -> None:
+    """Qlib's ``QlibDataLoader``: the columns a loader-built handler (``DataHandlerLP``) names explicitly."""
+    register("qlib_data_loader", lazy("qcore.builtin.qlib_loader:qlib_data_loader",
+                                      description="Explicit feature and label expressions with their names "
+                                                  "(Qlib's QlibDataLoader config)."), aliases=(_QLIB_LOADER,))
+
+
+@hookimpl
 def qcore_translate_config(document: Document) -> Document | None:
     """A Qlib ``qrun`` document translated into qcore's workflow form; None for any other document."""
     return translate(document) if is_qlib_workflow(document.data) else None
@@ -221,13 +270,18 @@ def translate(doc: Document) -> Document:
     if "provider_uri" not in init:
         raise _fail(doc, "missing required key 'provider_uri'", "qlib_init")
     uri = init["provider_uri"]
+    if isinstance(uri, dict):
+        raise _fail(doc, "a provider_uri per frequency (Qlib's multi-frequency configs) is not supported: give one "
+                         "store folder", "qlib_init.provider_uri")
     if not isinstance(uri, str) or not uri.strip():
         raise _fail(doc, f"expected the store's folder, got {uri!r}", "qlib_init.provider_uri")
     region = init.get("region", _REGIONS[0])
     if not isinstance(region, str) or region not in _REGIONS:
         raise _fail(doc, f"unsupported region {region!r} (Qlib's regions: {', '.join(_REGIONS)})", "qlib_init.region")
     if "sys" in data:
-        raise _fail(doc, "'sys' (extra import paths) is not supported: install your code as a plugin instead", "sys")
+        raise _fail(doc, "'sys' (extra import paths) is not supported: qcore finds classes by registry name, never by "
+                         "module_path, so a path would change nothing; load your code as a plugin (-p "
+                         "path/to/module.py, or the qcore entry-point group)", "sys")
     task = _mapping(doc, data.get("task"), "task")
     unknown = set(task) - {"model", "dataset", "record"}
     if unknown:

@@ -98,3 +98,88 @@ def _write(folder: Path, text: str) -> Path:
     path = folder / "qlib.yaml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+LOADER = textwrap.dedent("""
+    qlib_init: {provider_uri: /nowhere, region: cn}
+    task:
+        model: {class: LGBModel}
+        dataset:
+            class: DatasetH
+            kwargs:
+                handler:
+                    class: DataHandlerLP
+                    kwargs:
+                        instruments: csi300
+                        data_loader:
+                            class: QlibDataLoader
+                            kwargs:
+                                config:
+                                    feature: [["$close/Ref($close, 1)", "Mean($volume, 5)"], [RET, VMA5]]
+                                    label: [["Ref($close, -2)/Ref($close, -1) - 1"], [LABEL0]]
+                                freq: day
+                        learn_processors: [DropnaLabel, {class: CSZScoreNorm, kwargs: {fields_group: label}}]
+                segments: {pretrain: [2019-01-01, 2019-12-31], train: [2020-01-01, 2020-06-30],
+                           test: [2020-07-01, 2020-09-30]}
+""").lstrip()
+
+
+def test_a_data_loader_handler_becomes_the_loader_feature_set(every_plugin: Kernel, tmp_path: Path) -> None:
+    out = every_plugin.translate_config(parse_yaml(LOADER, "loader.yaml"))
+    features = out.data["dataset"]["features"]
+    assert features["name"] == "QlibDataLoader" and features["kwargs"]["freq"] == "day"
+    # bare class names are processors without arguments, as Qlib reads them
+    assert out.data["dataset"]["learn_processors"] == [{"name": "DropnaLabel", "kwargs": {}},
+                                                       {"name": "CSZScoreNorm", "kwargs": {"fields_group": "label"}}]
+    assert out.locate("dataset.learn_processors.0.name")[0] == "task.dataset.kwargs.handler.kwargs.learn_processors.0"
+    config = load_config(_write(tmp_path, LOADER), kernel=every_plugin)
+    assert list(config.dataset.segments) == ["pretrain", "train", "test"]
+    check_names(config, every_plugin)
+    fs = every_plugin.create("feature_set", "QlibDataLoader", **features["kwargs"])
+    assert dict(fs.features) == {"RET": "$close/Ref($close, 1)", "VMA5": "Mean($volume, 5)"}
+    assert dict(fs.labels) == {"LABEL0": "Ref($close, -2)/Ref($close, -1) - 1"}
+    # a bare list of expressions names each column by itself
+    bare = every_plugin.create("feature_set", "qlib_data_loader", config={"feature": ["$close", "$open"]})
+    assert dict(bare.features) == {"$close": "$close", "$open": "$open"} and not bare.labels
+
+
+@pytest.mark.parametrize(("config", "message", "path"), [
+    ({"feature": [["$close"], ["A", "B"]]}, "1 expressions but 2 names", "config.feature"),
+    ({"feature": [["$close", "$open"], ["A", "A"]]}, "column name 'A' is given twice", "config.feature"),
+    ({"feature": ["$close"], "extra": ["$open"]}, "unsupported column group 'extra'", "config.extra"),
+    ({"label": ["$close"]}, "expected config: {feature", "config"),
+    ({"feature": [["$close"], ["X"]], "label": [["$open"], ["X"]]}, "'X' names both a feature and a label",
+     "config.label"),
+])
+def test_bad_loader_configs_are_refused_at_their_key(every_plugin: Kernel, config, message: str, path: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        every_plugin.create("feature_set", "QlibDataLoader", config=config)
+    assert message in info.value.message and info.value.path == path
+    with pytest.raises(ConfigError, match="freq '1min' is not supported"):
+        every_plugin.create("feature_set", "QlibDataLoader", config={"feature": ["$close"]}, freq="1min")
+    with pytest.raises(ConfigError, match="option 'filter_pipe' is not supported"):
+        every_plugin.create("feature_set", "QlibDataLoader", config={"feature": ["$close"]}, filter_pipe=[])
+
+
+@pytest.mark.parametrize(("old", "new", "message", "path"), [
+    ("class: DataHandlerLP", "class: Alpha158", "Alpha158 builds its own columns and takes no data_loader",
+     "task.dataset.kwargs.handler.kwargs.data_loader"),
+    ("class: QlibDataLoader", "class: StaticDataLoader", "unsupported data_loader class 'StaticDataLoader'",
+     "task.dataset.kwargs.handler.kwargs.data_loader.class"),
+    ("instruments: csi300", "instruments: csi300\n                    inst_processors: []",
+     "inst_processors (Python callbacks", "task.dataset.kwargs.handler.kwargs.inst_processors"),
+    ("instruments: csi300", "instruments: csi300\n                    label: [$close]",
+     "takes its label from the data_loader", "task.dataset.kwargs.handler.kwargs.label"),
+    ("provider_uri: /nowhere", "provider_uri: {day: /a, 1min: /b}", "a provider_uri per frequency",
+     "qlib_init.provider_uri"),
+    ("qlib_init:", "sys: {rel_path: .}\nqlib_init:", "qcore finds classes by registry name", "sys"),
+])
+def test_unsupported_loader_options_are_refused_with_the_reason(every_plugin: Kernel, tmp_path: Path, old: str,
+                                                                new: str, message: str, path: str) -> None:
+    assert old in LOADER
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, LOADER.replace(old, new, 1)), kernel=every_plugin)
+    assert message in info.value.message and info.value.path == path and info.value.line is not None
+    without_loader = QLIB.replace("class: Alpha158", "class: DataHandlerLP").replace("instruments: *market", "")
+    with pytest.raises(ConfigError, match="DataHandlerLP needs a data_loader"):
+        load_config(_write(tmp_path, without_loader), kernel=every_plugin)

@@ -65,15 +65,16 @@ _double_ensemble = _checked(lazy("qmodel_zoo.double_ensemble:DEnsembleModel",
                                              "feature selection."))  # fmt: skip
 
 
-def _torch_factory(name: str, class_name: str, description: str) -> Callable[..., Any]:
-    """A factory that imports torch and the model class only when called."""
+def _torch_factory(name: str, class_name: str, description: str, module: str = "qmodel_zoo.nn.models",
+                   ) -> Callable[..., Any]:
+    """A factory that imports torch and the model class (from ``module``) only when called."""
 
     def factory(**kwargs: Any) -> Any:
         try:
             importlib.import_module("torch")
         except ImportError as exc:
             raise OptionalDependencyError(f"the {name} model", "torch", TORCH_INSTALL) from exc
-        models = importlib.import_module("qmodel_zoo.nn.models")
+        models = importlib.import_module(module)
         return getattr(models, class_name)(**kwargs)
 
     factory.__name__ = f"_{name}"
@@ -89,6 +90,13 @@ TORCH_MODELS = (
     ("alstm", "ALSTMModel", "ALSTM", "Attention LSTM/GRU on feature sequences (PyTorch)."),
     ("transformer", "TransformerModel", "TransformerModel", "Transformer encoder on feature sequences (PyTorch)."),
 )
+#: The same, for the models in :mod:`qmodel_zoo.nn.more_models`.
+MORE_TORCH_MODELS = (
+    ("tcn", "TCNModel", "TCN", "Temporal convolutional network on feature sequences (PyTorch)."),
+    ("localformer", "LocalformerModel", "LocalformerModel",
+     "Transformer with local convolutions and a GRU on feature sequences (PyTorch)."),
+    ("gats", "GATsModel", "GATs", "GRU/LSTM base with graph attention across a day's stocks (PyTorch)."),
+)
 
 
 @hookimpl
@@ -99,6 +107,9 @@ def qcore_register_models(register: Registrar) -> None:
     register("double_ensemble", _double_ensemble, aliases=("DEnsembleModel",))
     for name, class_name, qlib_name, description in TORCH_MODELS:
         register(name, _torch_factory(name, class_name, description), aliases=(qlib_name,), description=description)
+    for name, class_name, qlib_name, description in MORE_TORCH_MODELS:
+        register(name, _torch_factory(name, class_name, description, "qmodel_zoo.nn.more_models"),
+                 aliases=(qlib_name,), description=description)
 
 
 @hookimpl

@@ -104,6 +104,9 @@ class TorchModel:
         """The batches of one training epoch."""
         raise NotImplementedError
 
+    def _prepare_network(self, network: Any) -> None:
+        """Called on a freshly built network before training (a pre-trained part is loaded here)."""
+
     # -- the model contract --------------------------------------------------------------------------------------
 
     @property
@@ -124,7 +127,9 @@ class TorchModel:
         self.seed_ = self.seed if self.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
         with seeded(self.seed_, self.device):
             self.spec_ = self._spec(train_set)
-            self.network = build_network(self.spec_).to(self.device)
+            network = build_network(self.spec_)
+            self._prepare_network(network)
+            self.network = network.to(self.device)
             self.history_ = train(self.network, train_set, valid_set, self._plan(train_set), self.settings,
                                   self.device, np.random.default_rng(self.seed_))
         self.feature_names_ = list(train_set.feature_names)
@@ -135,7 +140,8 @@ class TorchModel:
         if self.network is None:
             raise not_fitted(self.registry_name)
         samples = self._samples(dataset, segment, self.feature_names_)
-        return score_series(predict_samples(self.network, samples, self.batch_size, self.device), samples.index)
+        scores = predict_samples(self.network, samples, self.batch_size, self.device, self.settings.by_day)
+        return score_series(scores, samples.index)
 
     def save(self, folder: Path) -> None:
         """Write ``model.json``, the weights and ``state.json`` (network description, features, history)."""

@@ -9,7 +9,7 @@ features, as Qlib's ``*_ts`` models with ``TSDatasetH``). They train on shuffled
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -17,10 +17,13 @@ import numpy as np
 
 from qcore.errors import ConfigError, QcoreError
 from qcore.protocols import Dataset
-from qmodel_zoo._base import check_choice, check_number
+from qmodel_zoo._base import check_choice, check_known, check_number
 from qmodel_zoo.nn.base import TorchModel, collect_params
 from qmodel_zoo.nn.batching import BATCHINGS, daily_batches, sampled_batches, shuffled_batches
 from qmodel_zoo.nn.samples import Samples, TabularSamples, WindowSamples
+
+#: The network Qlib's ``DNNModelPytorch`` builds by default (``pt_model_uri``), the only one :class:`MLPModel` builds.
+QLIB_NET = "qlib.contrib.model.pytorch_nn.Net"
 
 
 class MLPModel(TorchModel):
@@ -31,6 +34,8 @@ class MLPModel(TorchModel):
     after ``early_stop_rounds`` rounds without improvement. ``max_steps`` is rounded up to whole rounds.
     ``input_dim`` is read from the data (given, it must match); ``output_dim`` must be 1; ``lr_decay`` and
     ``lr_decay_steps`` are accepted and unused, as in Qlib. ``dropout`` is the input and output dropout (Qlib: 0.05).
+    Qlib 0.9's ``pt_model_kwargs`` (``input_dim``, ``output_dim``, ``layers``, ``act``) set the same network
+    arguments; ``pt_model_uri`` may only name Qlib's own ``Net`` (no class is imported by path).
     """
 
     registry_name = "mlp"
@@ -39,8 +44,26 @@ class MLPModel(TorchModel):
                  lr: float = 0.001, max_steps: int = 300, batch_size: int = 2000, early_stop_rounds: int = 50,
                  eval_steps: int = 20, lr_decay: float = 0.96, lr_decay_steps: int = 100, optimizer: str = "gd",
                  loss: str = "mse", GPU: Any = 0, seed: int | None = None, weight_decay: float = 0.0,
-                 dropout: float = 0.05, metric: str = "", **kwargs: Any) -> None:
+                 dropout: float = 0.05, metric: str = "", pt_model_uri: str = QLIB_NET,
+                 pt_model_kwargs: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         params = collect_params(locals())
+        if pt_model_uri != QLIB_NET:
+            raise ConfigError(f"pt_model_uri {pt_model_uri!r} is not supported: only Qlib's {QLIB_NET} network "
+                              "is built (qcore imports no class by path)", path="pt_model_uri")
+        if pt_model_kwargs is not None:
+            if not isinstance(pt_model_kwargs, Mapping):
+                raise ConfigError(f"pt_model_kwargs must be a mapping, got {pt_model_kwargs!r}",
+                                  path="pt_model_kwargs")
+            try:
+                check_known("the mlp model's network", pt_model_kwargs, ("input_dim", "output_dim", "layers", "act"))
+            except ConfigError as exc:
+                raise ConfigError(exc.message, path=f"pt_model_kwargs.{exc.path}") from None
+            if pt_model_kwargs.get("act", "LeakyReLU") != "LeakyReLU":
+                raise ConfigError(f"act must be 'LeakyReLU' (Qlib's Net), got {pt_model_kwargs['act']!r}",
+                                  path="pt_model_kwargs.act")
+            input_dim = pt_model_kwargs.get("input_dim", input_dim)
+            output_dim = pt_model_kwargs.get("output_dim", output_dim)
+            layers = pt_model_kwargs.get("layers", layers)
         check_number("max_steps", max_steps, low=1, integer=True)
         check_number("eval_steps", eval_steps, low=1, integer=True)
         check_number("early_stop_rounds", early_stop_rounds, low=1, integer=True)

@@ -114,7 +114,8 @@ class TransformerNet(nn.Module):
 
 
 def build_network(spec: Mapping[str, Any]) -> nn.Module:
-    """The network described by ``spec``: ``{"kind": "mlp" | "lstm" | "gru" | "alstm" | "transformer", ...}``."""
+    """The network described by ``spec``: ``{"kind": "mlp" | "lstm" | "gru" | "alstm" | "transformer" | "tcn" |
+    "localformer" | "gats", ...}``."""
     kwargs = {k: v for k, v in spec.items() if k != "kind"}
     kind = spec["kind"]
     if kind == "mlp":
@@ -125,4 +126,9 @@ def build_network(spec: Mapping[str, Any]) -> nn.Module:
         return ALSTMNet(**kwargs)
     if kind == "transformer":
         return TransformerNet(**kwargs)
+    from qmodel_zoo.nn.more_networks import build_more
+
+    network = build_more(kind, kwargs)
+    if network is not None:
+        return network
     raise ValueError(f"unknown network kind {kind!r}")

@@ -40,6 +40,7 @@ class TrainSettings:
     batch_size: int
     clip_value: float | None = 3.0
     plateau: bool = False  # halve the learning rate when the valid loss stalls (Qlib's MLP)
+    by_day: bool = False  # evaluate one date's cross-section per forward pass (networks that mix stocks)
 
 
 @attrs.define
@@ -103,14 +104,16 @@ def masked_mse(pred: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
     return torch.mean((pred[keep] - label[keep]) ** 2)
 
 
-def predict_samples(network: nn.Module, samples: Samples, batch_size: int, device: torch.device) -> np.ndarray:
-    """Scores of every sample in order, in evaluation mode."""
+def predict_samples(network: nn.Module, samples: Samples, batch_size: int, device: torch.device,
+                    by_day: bool = False) -> np.ndarray:
+    """Scores of every sample in order, in evaluation mode; ``by_day``: one forward pass per date's rows."""
     network.eval()
-    out = []
+    groups = samples.day_groups() if by_day else list(chunks(len(samples), batch_size))
+    out = np.zeros(len(samples), dtype=np.float64)
     with torch.no_grad():
-        for rows in chunks(len(samples), batch_size):
-            out.append(network(torch.from_numpy(samples.batch(rows)).to(device)).float().cpu().numpy())
-    return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+        for rows in groups:
+            out[rows] = network(torch.from_numpy(samples.batch(rows)).to(device)).float().cpu().numpy().reshape(-1)
+    return out
 
 
 def _valid_metrics(pred: np.ndarray, samples: Samples, metric: str) -> tuple[float, float]:
@@ -154,7 +157,7 @@ def train(network: nn.Module, train_set: Samples, valid_set: Samples | None,
         if valid_set is None:
             history.best_epoch = epoch
             continue
-        pred = predict_samples(network, valid_set, settings.batch_size, device)
+        pred = predict_samples(network, valid_set, settings.batch_size, device, settings.by_day)
         valid_loss, score = _valid_metrics(pred, valid_set, settings.metric)
         history.valid_loss.append(valid_loss)
         history.valid_score.append(score)

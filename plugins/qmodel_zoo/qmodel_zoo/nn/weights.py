@@ -36,18 +36,35 @@ def save_weights(network: nn.Module, folder: Path) -> Path:
     return path
 
 
-def load_weights(network: nn.Module, folder: Path, device: torch.device) -> None:
-    """Load the weights :func:`save_weights` wrote into ``network`` (moved to ``device``)."""
-    folder = Path(folder)
-    if (folder / SAFETENSORS_FILE).is_file():
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a saved model: a folder :func:`save_weights` wrote, or one ``.safetensors`` file or plain
+    ``torch.save`` state dict (read with ``weights_only=True``: no pickled objects)."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / SAFETENSORS_FILE).is_file():
+            path = path / SAFETENSORS_FILE
+        elif (path / TORCH_FILE).is_file():
+            path = path / TORCH_FILE
+        else:
+            raise DataError("the saved model has no network weights", path=str(path))
+    elif not path.is_file():
+        raise DataError("no saved model weights here", path=str(path))
+    if path.suffix == ".safetensors":
         if not _has_safetensors():
             raise OptionalDependencyError("loading weights.safetensors", "safetensors", "pip install safetensors")
         from safetensors.torch import load_file
 
-        state = load_file(str(folder / SAFETENSORS_FILE), device="cpu")
-    elif (folder / TORCH_FILE).is_file():
-        state = torch.load(folder / TORCH_FILE, map_location="cpu", weights_only=True)
-    else:
-        raise DataError("the saved model has no network weights", path=str(folder))
-    network.load_state_dict(state)
+        return load_file(str(path), device="cpu")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DataError(f"cannot read model weights: {exc}", path=str(path)) from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise DataError("expected a mapping of parameter names to tensors (a state dict)", path=str(path))
+    return state
+
+
+def load_weights(network: nn.Module, folder: Path, device: torch.device) -> None:
+    """Load the weights :func:`save_weights` wrote into ``network`` (moved to ``device``)."""
+    network.load_state_dict(read_weights(Path(folder)))
     network.to(device)
