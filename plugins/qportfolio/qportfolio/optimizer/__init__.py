@@ -1,0 +1,1 @@
+"""Portfolio optimisers on cvxpy: problems built once with parameters (DPP) and re-solved each day."""

@@ -1,0 +1,1 @@
+"""Risk models: covariance estimators on a returns matrix, a fundamental factor model on a store, risk-data files."""

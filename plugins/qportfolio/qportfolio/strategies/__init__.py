@@ -1,0 +1,1 @@
+"""Weight strategies (:class:`qcore.trading.WeightStrategy`): the backtest turns their target weights into orders."""
