@@ -91,6 +91,33 @@ class PointInTimeProvider(Protocol):
 
 
 @runtime_checkable
+class ExpressionEvaluator(Protocol):
+    """An optional extension of :class:`DataProvider`: a provider that can evaluate expressions itself (a remote
+    store evaluating them on its server, next to the data).
+
+    :meth:`qcore.expr.engine.ExpressionEngine.evaluate` checks for it by protocol
+    (``isinstance(provider, ExpressionEvaluator)``) and uses its frame when it returns one; ``None`` means "evaluate
+    locally" (the provider is configured to, or cannot take this request), and the engine goes on as usual.
+    """
+
+    def evaluate_expressions(
+        self,
+        expressions: Mapping[str, str],
+        instruments: str | Sequence[str],
+        start: object,
+        end: object,
+        *,
+        freq: str = "day",
+        missing_fields: str = "error",
+        index: str = "datetime",
+    ) -> pd.DataFrame | None:
+        """What ``ExpressionEngine.evaluate`` would return for these arguments (column name → expression, a market
+        name or symbols, inclusive dates, ``missing_fields`` ``"error"``/``"nan"``, ``index`` ``"datetime"``/
+        ``"instrument"``), or ``None`` to let the engine evaluate locally."""
+        ...
+
+
+@runtime_checkable
 class MarketRules(Protocol):
     """Trading rules of a market, supplied by its adapter through ``qcore_register_market_rules``."""
 

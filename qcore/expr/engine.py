@@ -21,7 +21,7 @@ from qcore.expr.evaluation import FrameGather, GraphEvaluator
 from qcore.expr.planning import MISSING_FIELDS, OPT_IN_HINT, Plan, Planner, check_missing_fields, subset
 from qcore.expr.schedule import Grid, load_window, query_grid, run_symbols, select_universe
 from qcore.operators import Operator
-from qcore.protocols import DataProvider
+from qcore.protocols import DataProvider, ExpressionEvaluator
 from qcore.types import Panel, Universe, membership_mask
 
 __all__ = ["MISSING_FIELDS", "OPT_IN_HINT", "ExpressionEngine", "Plan"]
@@ -115,7 +115,16 @@ class ExpressionEngine:
         (``instruments`` is a market name such as ``csi300``, or a list of symbols, each taken over its data
         range). Each expression's member cells are copied into one preallocated block as soon as it is computed,
         and its panel is freed, so peak memory stays close to the frame's own size.
+
+        A provider that satisfies :class:`~qcore.protocols.ExpressionEvaluator` (a remote store) may answer
+        instead; when it returns None the engine evaluates as usual.
         """
+        if isinstance(self.provider, ExpressionEvaluator):
+            named = dict(expressions) if isinstance(expressions, Mapping) else {e: e for e in expressions}
+            remote = self.provider.evaluate_expressions(named, instruments, start, end, freq=self.freq,
+                                                        missing_fields=self.missing_fields, index=index)
+            if remote is not None:
+                return remote
         plan = self.plan(expressions)
         grid = query_grid(self.provider, self.freq, instruments, start, end)
         gather = FrameGather(grid, plan.names, index)
