@@ -33,13 +33,15 @@ def data_group() -> None:
               help="1min also writes 240 one-minute bars per day, consistent with the daily bars.")  # fmt: skip
 @click.option("--start", default="2015-01-05", show_default=True, help="First calendar date.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store.")
-def synth_command(out: str, instruments: int, days: int, seed: int, freq: str, start: str, overwrite: bool) -> None:
+@click.option("--fundamentals/--no-fundamentals", default=True, show_default=True,
+              help="Also write point-in-time quarterly and annual reports (financial/, read with $$field and P()).")
+def synth_command(out: str, instruments: int, days: int, seed: int, freq: str, start: str, overwrite: bool,
+                  fundamentals: bool) -> None:
     """Write a synthetic China A-share market (deterministic per seed) as a Qlib bin store."""
     from qdata_cn.synth import synthesize
 
-    summary = synthesize(
-        out, instruments=instruments, days=days, seed=seed, start=start, freq=freq, overwrite=overwrite
-    )
+    summary = synthesize(out, instruments=instruments, days=days, seed=seed, start=start, freq=freq,
+                         overwrite=overwrite, fundamentals=fundamentals)
     click.echo(
         f"wrote {summary['instruments']} instruments x {summary['days']} days ({summary['start']}..{summary['end']}, "
         f"{'+'.join(summary['freqs'])}) to {summary['path']} in {summary['seconds']:.2f}s"

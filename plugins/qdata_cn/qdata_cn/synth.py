@@ -18,7 +18,9 @@ The market is generated day by day with vector operations across all stocks (det
 - ``SH000300``: the value-weighted index of a ``csi300``-like universe (half the stocks, semi-annual rebalances on
   the first trading day after the second Friday of June and December, ST and soon-delisted names excluded);
 - ``instruments/st.txt`` lists ST spans (read by :class:`qdata_cn.rules.CNMarketRules`), and ``synth_info.json``
-  the generator's ground truth.
+  the generator's ground truth;
+- point-in-time fundamentals under ``financial/`` (quarterly and annual EPS, ROE, revenue and book value, published
+  with lags and amended now and then, consistent with the prices): :mod:`qdata_cn.synth_fundamentals`.
 """
 
 from __future__ import annotations
@@ -490,6 +492,7 @@ def generate(params: SynthParams) -> SynthMarket:
     market.raw["planted"] = np.concatenate([planted, np.full((t_len, 1), np.nan)], axis=1)[:, order]
     market.raw["limit_up"] = np.concatenate([limit_up, np.zeros((t_len, 1), bool)], axis=1)[:, order]
     market.raw["limit_down"] = np.concatenate([limit_down, np.zeros((t_len, 1), bool)], axis=1)[:, order]
+    market.raw["cap"] = np.concatenate([cap, np.full((t_len, 1), np.nan)], axis=1)[:, order]  # CNY, raw
     return market
 
 
@@ -618,6 +621,7 @@ def write_market(
     *,
     overwrite: bool = False,
     intraday: bool = False,
+    fundamentals: bool = True,
     lock_timeout: float = 0.0,
 ) -> dict[str, Any]:
     """Write ``market`` as a Qlib bin store under ``out`` in one transaction; returns a summary.
@@ -625,12 +629,20 @@ def write_market(
     :param overwrite: replace an existing store (its other files for the written frequencies are removed).
     :param intraday: also write one-minute bars (``calendars/1min.txt``, ``*.1min.bin``) consistent with the days;
         the instrument files' spans then run from midnight of their first day to the last bar of their last day.
+    :param fundamentals: also write point-in-time quarterly and annual reports under ``financial/``
+        (:mod:`qdata_cn.synth_fundamentals`).
     """
     from qdata_cn.writer import StoreTransaction, format_calendar, format_instruments
 
     out = Path(out).expanduser()
     if _existing_store(out) and not overwrite:
         raise DataError("a store already exists here; pass --overwrite to replace it", path=str(out))
+    reports: dict[tuple[str, str], np.ndarray] = {}
+    info = dict(market.info)
+    if fundamentals:
+        from qdata_cn.synth_fundamentals import generate_fundamentals
+
+        reports, info["fundamentals"] = generate_fundamentals(market, int(market.info["params"]["seed"]))
     freqs = ["day", "1min"] if intraday else ["day"]
     with StoreTransaction(out, lock_timeout=lock_timeout) as txn:
         if _existing_store(out) and not overwrite:  # again under the lock: another writer may have been first
@@ -655,12 +667,22 @@ def write_market(
                 spans = {s: [span_bounds(a, b) for a, b in items] for s, items in spans.items()}
             txn.write_text(f"instruments/{name}.txt", format_instruments(spans, HIGH_FREQ_FORMAT if intraday
                                                                          else DAY_FORMAT))  # fmt: skip
-        txn.write_text("synth_info.json", json.dumps(market.info, indent=1, sort_keys=True) + "\n")
+        pit_written: set[str] = set()
+        if reports:
+            from qdata_cn.synth_fundamentals import write_fundamentals
+
+            pit_written = write_fundamentals(reports, txn)
+        txn.write_text("synth_info.json", json.dumps(info, indent=1, sort_keys=True) + "\n")
         if overwrite and (out / "features").is_dir():
             suffixes = tuple(f".{f}.bin" for f in freqs)
             for path in (out / "features").glob("*/*.bin"):
                 rel = path.relative_to(out).as_posix()
                 if path.name.endswith(suffixes) and rel not in written:
+                    txn.delete(rel)
+        if overwrite and (out / "financial").is_dir():  # the replaced market's reports go with it
+            for path in (out / "financial").glob("*/*"):
+                rel = path.relative_to(out).as_posix()
+                if path.suffix in (".data", ".index") and rel not in pit_written:
                     txn.delete(rel)
     return {
         "path": str(out),
@@ -670,6 +692,7 @@ def write_market(
         "end": market.dates[-1].strftime(DAY_FORMAT),
         "freqs": freqs,
         "files": len(written),
+        "pit_files": len(pit_written),
     }
 
 
@@ -682,16 +705,18 @@ def synthesize(
     start: str = "2015-01-05",
     freq: str = "day",
     overwrite: bool = False,
+    fundamentals: bool = True,
 ) -> dict[str, Any]:
     """Generate and write a synthetic market (``qcore data synth``); returns a summary with the timing.
 
-    ``freq="1min"`` writes the daily bars and one-minute bars consistent with them.
+    ``freq="1min"`` writes the daily bars and one-minute bars consistent with them; ``fundamentals`` (on by default)
+    adds point-in-time quarterly and annual reports (``financial/``, read with ``P($$eps_q)``).
     """
     if freq not in ("day", "1min"):
         raise DataError(f"synth writes freq 'day' or '1min', not {freq!r}")
     began = time.perf_counter()
     params = SynthParams(instruments=instruments, days=days, seed=seed, start=start)
     market = generate(params)
-    summary = write_market(market, out, overwrite=overwrite, intraday=freq == "1min")
+    summary = write_market(market, out, overwrite=overwrite, intraday=freq == "1min", fundamentals=fundamentals)
     summary["seconds"] = round(time.perf_counter() - began, 3)
     return summary

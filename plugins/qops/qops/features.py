@@ -1,4 +1,5 @@
-"""Qlib's Alpha158 and Alpha360 feature sets as :class:`qcore.types.FeatureSet` values.
+"""Qlib's Alpha158 and Alpha360 feature sets, and a small point-in-time fundamental one, as
+:class:`qcore.types.FeatureSet` values.
 
 The names, column order and expression texts are those of Qlib 0.9.7 (``Alpha158DL.get_feature_config`` with the
 ``Alpha158`` handler's configuration, and ``Alpha360DL.get_feature_config``), so a frame evaluated from these sets
@@ -176,6 +177,27 @@ def alpha360(*, label: Any = DEFAULT_LABEL) -> FeatureSet:
         features[f"VOLUME{i}"] = f"Ref($volume, {i})/($volume+1e-12)"
     features["VOLUME0"] = "$volume/($volume+1e-12)"
     return _feature_set(features, label, "alpha360")
+
+
+#: The fundamental feature set: point-in-time report figures as known on each day (``P``), over the raw price
+#: (``$close/$factor``: Qlib's adjusted close over its adjustment factor; report figures are per raw share).
+FUNDAMENTAL: Mapping[str, str] = {
+    "EP": "P(Mean($$eps_q, 4)*4)/($close/$factor)",  # earnings yield, on the last four quarters' mean
+    "BP": "P($$bps_q)/($close/$factor)",  # book-to-price
+    "ROE": "P($$roe_q)",  # the latest quarter's return on equity
+    "ROED4": "P($$roe_q - Ref($$roe_q, 4))",  # its change over four quarters
+    "REVG": "P($$revenue_q/Ref($$revenue_q, 4) - 1)",  # revenue growth, year on year
+}
+
+
+def fundamental(*, label: Any = DEFAULT_LABEL) -> FeatureSet:
+    """Value, quality and growth from point-in-time reports (:data:`FUNDAMENTAL`), + label (Alpha158's by default).
+
+    Needs a store with period data (``$$eps_q``, ``$$bps_q``, ``$$roe_q``, ``$$revenue_q``: ``qcore data synth``
+    writes them, ``qcore data import-pit`` imports them); on a store without any, evaluation stops with an error
+    that says so. Each figure is the latest revision published on or before the day, so nothing leaks from later.
+    """
+    return _feature_set(dict(FUNDAMENTAL), label, "fundamental")
 
 
 def labels_of(label: Any) -> dict[str, str]:

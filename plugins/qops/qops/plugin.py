@@ -31,3 +31,6 @@ def qcore_register_feature_sets(register: Registrar) -> None:
     register("alpha360", lazy("qops.features:alpha360", description="Qlib's Alpha360 feature set (60 days of "
                                                                      "normalised prices and volume + LABEL0)."),
              aliases=("Alpha360",))  # fmt: skip
+    register("fundamental", lazy("qops.features:fundamental", description="Point-in-time fundamentals: earnings "
+                                                                           "yield, book-to-price, ROE, its 4-quarter "
+                                                                           "change, revenue growth + LABEL0."))
