@@ -269,19 +269,37 @@ def validate_command(ctx: click.Context, config_path: str, overrides: tuple[str,
     click.echo(f"{config_path}: OK ({len(config.components())} components resolved)")
 
 
+def _load_backend(ctx: click.Context, config_path: str, overrides: Sequence[str], plugin_args: Sequence[str],
+                  backend: str | None) -> Any:  # fmt: skip
+    """:func:`_load` with ``--backend NAME``: the workflow's ``backend`` (and its ``rolling.backend``, when it names
+    one of its own) set to NAME, as ``--set`` would."""
+    if backend is None:
+        return _load(ctx, config_path, overrides, plugin_args)
+    extra = (*overrides, f"backend={backend}")
+    config, kernel = _load(ctx, config_path, extra, plugin_args)
+    if config.rolling is not None and config.rolling.backend is not config.backend:
+        config, kernel = _load(ctx, config_path, (*extra, f"rolling.backend={backend}"), plugin_args)
+    return config, kernel
+
+
+_BACKEND_HELP = "Execution backend for the run's independent tasks (serial, processes, ray...) [default: the config's]."
+
+
 @cli.command("run")
 @click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
 @click.option("-p", "plugin_args", multiple=True, metavar="NAME", help="Load plugin NAME, or block it with no:NAME.")
 @click.option("--name", "run_name", default=None, help="A name for the tracked run.")
+@click.option("--backend", default=None, metavar="NAME", help=_BACKEND_HELP)
 @click.pass_context
 def run_command(
-    ctx: click.Context, config_path: str, overrides: tuple[str, ...], plugin_args: tuple[str, ...], run_name: str | None
+    ctx: click.Context, config_path: str, overrides: tuple[str, ...], plugin_args: tuple[str, ...],
+    run_name: str | None, backend: str | None = None,
 ) -> None:
     """Run the workflow in CONFIG and print its metrics."""
     from qcore.runner import run_workflow
 
-    config, kernel = _load(ctx, config_path, overrides, plugin_args)
+    config, kernel = _load_backend(ctx, config_path, overrides, plugin_args, backend)
     result = run_workflow(config, kernel, run_name=run_name)
     _print_run_summary(kernel, config, result)
 
@@ -291,15 +309,17 @@ def run_command(
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
 @click.option("-p", "plugin_args", multiple=True, metavar="NAME", help="Load plugin NAME, or block it with no:NAME.")
 @click.option("--name", "run_name", default=None, help="A name for the tracked (parent) run.")
+@click.option("--backend", default=None, metavar="NAME", help=_BACKEND_HELP)
 @click.pass_context
 def rolling_command(
-    ctx: click.Context, config_path: str, overrides: tuple[str, ...], plugin_args: tuple[str, ...], run_name: str | None
+    ctx: click.Context, config_path: str, overrides: tuple[str, ...], plugin_args: tuple[str, ...],
+    run_name: str | None, backend: str | None = None,
 ) -> None:
     """Run the workflow in CONFIG retraining per window of its rolling: section (as qcore run does with one)."""
     from qcore.errors import ConfigError
     from qcore.runner import run_workflow
 
-    config, kernel = _load(ctx, config_path, overrides, plugin_args)
+    config, kernel = _load_backend(ctx, config_path, overrides, plugin_args, backend)
     if config.rolling is None:
         raise ConfigError("qcore rolling needs a 'rolling:' section (step, window, gap...)", source=config.source)
     result = run_workflow(config, kernel, run_name=run_name)
@@ -374,7 +394,12 @@ def _evaluate_to_parquet(ctx: click.Context, expressions: Any, params: dict[str,
 @click.option("--fields-file", type=click.Path(exists=True, dir_okay=False), help="A name,expression CSV.")
 @click.pass_context
 def expr_command(ctx: click.Context, field_exprs: tuple[str, ...], fields_file: str | None, **params: Any) -> None:
-    """Evaluate expressions into a Parquet file (index instrument, datetime; a column per expression)."""
+    """Evaluate expressions into a Parquet file (index instrument, datetime; a column per expression).
+
+    Point-in-time fundamentals: $$eps_q, $$roe_a... are report-period fields (quarterly _q, annual _a), read on
+    trading days through P(expr), the latest figure published by that day (P(Mean($$eps_q, 4)): the last four
+    quarters), or PRef(expr, 201903), a given period's figure as known that day; amendments count from their date.
+    """
     from qcore import cli_args
 
     if bool(field_exprs) == bool(fields_file):
@@ -469,9 +494,16 @@ def runs_show(recorder: Any, run_id: str, as_json: bool) -> None:
 @runs_group.command("compare")
 @click.argument("run_ids", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.pass_obj
-def runs_compare(recorder: Any, run_ids: tuple[str, ...], as_json: bool) -> None:
+@click.option("--html", "html_out", default=None, type=click.Path(dir_okay=False),
+              help="Also write a self-contained HTML page: the tables and the runs' curves side by side.")
+@click.pass_context
+def runs_compare(ctx: click.Context, run_ids: tuple[str, ...], as_json: bool, html_out: str | None) -> None:
     """Metrics (and differing params) of several runs side by side."""
+    from qcore import reporting
+
+    if html_out is not None:
+        reporting.check_page_path(html_out)
+    recorder = ctx.obj
     runs = [recorder.get_run(r) for r in run_ids]
     metric_names = sorted({k for run in runs for k in run.get("metrics", {})})
     param_names = sorted({k for run in runs for k in run.get("params", {})})
@@ -481,6 +513,10 @@ def runs_compare(recorder: Any, run_ids: tuple[str, ...], as_json: bool) -> None
         "metrics": {m: [_metric_value(run.get("metrics", {}).get(m)) for run in runs] for m in metric_names},
         "params": {p: [run.get("params", {}).get(p) for run in runs] for p in differing},
     }
+    if html_out is not None:
+        compared = reporting.compared_runs(runs)
+        page = reporting.comparison_page(compared, table, get_kernel(ctx).render_comparison(compared))
+        reporting.write_page(html_out, page)
     if as_json:
         click.echo(_json(table))
         return
@@ -490,6 +526,8 @@ def runs_compare(recorder: Any, run_ids: tuple[str, ...], as_json: bool) -> None
         for name, values in table[section].items():
             cells = "  ".join(f"{_fmt(v):>18}" for v in values)
             click.echo(f"{name:<{width}}  {cells}")
+    if html_out is not None:
+        click.echo(f"comparison page: {html_out} (self-contained; open it in a browser)")
 
 
 def _fmt(value: Any) -> str:

@@ -149,7 +149,7 @@ class RollingConfig:
     :ivar step: how far apart windows are (:class:`qcore.rolling.windows.Step`: bars, or calendar periods).
     :ivar window: ``expanding`` (the train start stays) or ``sliding``.
     :ivar gap: bars between the last train/valid day and the first test day (the label's look-ahead).
-    :ivar backend: the ``execution_backend`` that runs the windows (``serial`` by default).
+    :ivar backend: the ``execution_backend`` that runs the windows (the workflow's ``backend:``, else ``serial``).
     :ivar checkpoint: the folder each finished window's prediction is stored in (None: under the cache folder,
         keyed by the data version and the config), which a re-run resumes from.
     :ivar resume: skip the windows the checkpoint already holds.
@@ -176,6 +176,8 @@ class WorkflowConfig:
     :ivar sections: plugin-owned top-level sections by name (``sections["backtest"]``), as their
         :class:`~qcore.protocols.ConfigSection` parsed them.
     :ivar section_components: the components those sections name, as ``(key path, kind, spec)``.
+    :ivar backend: the ``execution_backend`` the workflow's independent tasks run on (``backend:``; None: serial);
+        a ``rolling.backend`` of its own takes precedence for the windows.
     """
 
     data: DataConfig
@@ -189,6 +191,7 @@ class WorkflowConfig:
     sections: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
     section_components: ComponentRefs = ()
     rolling: RollingConfig | None = None
+    backend: ComponentSpec | None = None
     source: str | None = attrs.field(default=None, eq=False)
     raw: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False, converter=_frozen_mapping)
     document: Document | None = attrs.field(default=None, eq=False, repr=False)
@@ -210,7 +213,9 @@ class WorkflowConfig:
                 specs += [(f"dataset.{group}.{i}", "processor", p) for i, p in enumerate(getattr(self.dataset, group))]
         if self.model is not None:
             specs.append(("model", "model", self.model))
-        if self.rolling is not None:
+        if self.backend is not None:
+            specs.append(("backend", "execution_backend", self.backend))
+        if self.rolling is not None and self.rolling.backend is not self.backend:
             specs.append(("rolling.backend", "execution_backend", self.rolling.backend))
         specs += list(self.section_components)
         specs += [(f"records.{i}", "record", spec) for i, spec in enumerate(self.records)]
@@ -339,7 +344,8 @@ class Reader:
 
 
 #: The kernel's own top-level sections; plugins declare more (``config_section`` components).
-KERNEL_KEYS = ("experiment", "seed", "plugins", "data", "dataset", "model", "records", "recorder", "rolling")
+KERNEL_KEYS = ("experiment", "seed", "plugins", "data", "dataset", "model", "records", "recorder", "rolling",
+               "backend")
 _ROLLING_KEYS = ("step", "window", "rtype", "gap", "backend", "checkpoint", "resume")
 _DATA_KEYS = ("provider", "market_rules", "universe", "freq", "start", "end", "fields", "missing_fields")
 #: Values of ``data.missing_fields``.
@@ -394,8 +400,10 @@ def _dataset(r: Reader, value: Any) -> DatasetConfig:
     )
 
 
-def _rolling(r: Reader, value: Any, dataset: DatasetConfig | None, model: ComponentSpec | None) -> RollingConfig:
-    """The ``rolling:`` section, checked against the dataset it rolls (a test segment, no fixed fit window)."""
+def _rolling(r: Reader, value: Any, dataset: DatasetConfig | None, model: ComponentSpec | None,
+             backend: ComponentSpec | None = None) -> RollingConfig:  # fmt: skip
+    """The ``rolling:`` section, checked against the dataset it rolls (a test segment, no fixed fit window);
+    its windows run on ``rolling.backend``, else the workflow's ``backend``, else ``serial``."""
     from qcore.rolling.windows import WINDOW_TYPES, WindowError, parse_step
 
     body = r.mapping(value, "rolling", _ROLLING_KEYS, required=("step",))
@@ -432,7 +440,8 @@ def _rolling(r: Reader, value: Any, dataset: DatasetConfig | None, model: Compon
         step=step,
         window=window,
         gap=gap,
-        backend=r.component(body.get("backend") or "serial", "rolling.backend"),
+        backend=(r.component(body["backend"], "rolling.backend") if body.get("backend")
+                 else backend or ComponentSpec("serial")),
         checkpoint=r.string(checkpoint, "rolling.checkpoint") if checkpoint is not None else None,
         resume=resume,
     )
@@ -497,7 +506,8 @@ def validate(doc: Document, kernel: Kernel) -> WorkflowConfig:
         items = r.sequence(top["records"], "records", "records")
         records = tuple(r.component(item, f"records.{i}") for i, item in enumerate(items))
     sections, section_components = _sections(r, top, kernel)
-    rolling = _rolling(r, top["rolling"], dataset, model) if top.get("rolling") is not None else None
+    backend = r.component(top["backend"], "backend") if top.get("backend") is not None else None
+    rolling = _rolling(r, top["rolling"], dataset, model, backend) if top.get("rolling") is not None else None
     config = WorkflowConfig(
         data=data_config,
         experiment=r.string(top.get("experiment", "default"), "experiment"),
@@ -510,6 +520,7 @@ def validate(doc: Document, kernel: Kernel) -> WorkflowConfig:
         sections=sections,
         section_components=section_components,
         rolling=rolling,
+        backend=backend,
         source=doc.source,
         raw=doc.data,
         document=doc,

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from qcore.context import RunContext, RunResult
     from qcore.kernel import Kernel
     from qcore.registry import KindRegistrar, Registrar
+    from qcore.reporting import ComparedRun, ReportSection
     from qcore.yamldoc import Document
 
 #: Marks a hook specification. Plugins that add hooks of their own use it too (``from qcore import hookspec``).
@@ -271,4 +272,23 @@ def qcore_on_run_error(context: RunContext, error: BaseException) -> None:
 
     :param context: the run's config, kernel and tracking run.
     :param error: the exception.
+    """
+
+
+# -------------------------------------------------------------------------
+# Reports
+# -------------------------------------------------------------------------
+
+
+@hookspec
+def qcore_render_comparison(runs: Sequence[ComparedRun]) -> Sequence[ReportSection]:
+    """Sections of the page ``qcore runs compare A B --html OUT`` writes: the runs' curves side by side.
+
+    The kernel's page already lists the runs and tables their metrics and differing parameters; a plugin adds
+    what it can draw from the runs' artifacts (``run.artifacts``: artifact name → local file), one line per run
+    (``run.label``). Sections carry inline SVG/CSS only (:mod:`qcore.reporting`). Results are placed in plugin
+    order (as :func:`qcore_default_records`).
+
+    :param runs: the compared runs, in the order given on the command line.
+    :return: sections (empty when the plugin has nothing to draw for these runs).
     """

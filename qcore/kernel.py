@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
@@ -17,6 +17,9 @@ from qcore.builtin.kinds import BUILTIN_KINDS
 from qcore.errors import ComponentContractError, PluginLoadError, QcoreError, UnknownComponentError
 from qcore.plugins import LoadedPlugins, PluginInfo, PluginSelection, load_plugins
 from qcore.registry import KindSpec, Registrar, Registry, missing_members
+
+if TYPE_CHECKING:
+    from qcore.reporting import ComparedRun, ReportSection
 
 logger = logging.getLogger(__name__)
 
@@ -218,6 +221,11 @@ class Kernel:
         """``qcore_run_hints``: every plugin's "where to look" lines for a finished run."""
         return [str(line) for part in self._in_plugin_order("qcore_run_hints", config=config, result=result)
                 for line in part]  # fmt: skip
+
+    def render_comparison(self, runs: Sequence[ComparedRun]) -> list[ReportSection]:
+        """``qcore_render_comparison``: every plugin's report sections drawing the compared ``runs``."""
+        return [section for part in self._in_plugin_order("qcore_render_comparison", runs=runs)
+                for section in part]  # fmt: skip
 
     def _in_plugin_order(self, hook_name: str, **kwargs: Any) -> list[Any]:
         """Each implementation's non-None result in plugin order: built-ins first, then the others as they were

@@ -4,7 +4,8 @@ With a ``rolling:`` section, :func:`qcore.runner.run_workflow` runs :func:`rolli
 model steps. The feature set is evaluated once over the span of every window (the engine handles the warm-up);
 each window then builds its own dataset from those raw rows with *fresh* processors fitted on its own train span
 (never another window's: Qlib #1620), trains a fresh model and predicts what it owns of the test segment. Windows
-run on the configured execution backend (:mod:`qcore.backends`); each finished window is checkpointed at once
+run on the configured execution backend (:mod:`qcore.backends`: ``rolling.backend``, else the workflow's
+``backend``), shut down when they are done; each finished window is checkpointed at once
 (:mod:`qcore.rolling.checkpoint`) and recorded as a child run of the workflow's run (tags ``qcore.parent_run_id``,
 ``qcore.rolling.window``; params ``window.*``). The windows' predictions are joined (no date twice) into
 ``context.state.pred``/``label`` for the workflow's records, exactly as a single model's would be.
@@ -132,11 +133,12 @@ def rolling_step(context: RunContext) -> tuple[dict[str, float], dict[str, Any]]
     for result in sorted(done.values(), key=lambda r: r.window.index):
         children[result.window.name] = _record_child(context, recorder, parent_id, result)
     results = dict(done)
-    for i, result in backend.run_unordered(train_window, jobs):
-        checkpoint.save(result)
-        results[result.window.index] = result
-        children[result.window.name] = _record_child(context, recorder, parent_id, result)
-        jobs[i] = None  # type: ignore[call-overload]  # let its frame go
+    with backend:
+        for i, result in backend.map(train_window, jobs, labels=[f"window {job.window.name}" for job in jobs]):
+            checkpoint.save(result)
+            results[result.window.index] = result
+            children[result.window.name] = _record_child(context, recorder, parent_id, result)
+            jobs[i] = None  # type: ignore[call-overload]  # let its frame go
     pred, label = join_predictions(list(results.values()))
     state = context.state
     last_window = max(results.values(), key=lambda r: r.window.index)

@@ -111,7 +111,7 @@ def test_validate_checks_the_strategys_arguments_through_the_sections_components
     assert f"{path}:{line_of(path, 'strategy:')}: backtest.strategy.kwargs.n_drop: n_drop (9) cannot exceed topk" \
         in result.output
     ok = CliRunner().invoke(cli, ["validate", str(write(tmp_path))])
-    assert ok.exit_code == 0 and "OK (10 components resolved)" in ok.output, ok.output
+    assert ok.exit_code == 0 and "OK (11 components resolved)" in ok.output, ok.output  # 4 default records
 
 
 def test_without_the_backtest_plugin_the_section_is_unknown(tmp_path: Path) -> None:

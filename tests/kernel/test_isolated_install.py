@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "mlflow", "lightgbm", "tianshou", "cvxpy")
+HEAVY = ("torch", "mlflow", "lightgbm", "tianshou", "cvxpy", "ray")
 
 pytestmark = [pytest.mark.isolation, pytest.mark.slow]
 

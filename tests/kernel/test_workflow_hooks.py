@@ -133,7 +133,8 @@ def test_default_records_come_from_plugins_in_order_each_once(bare_kernel: Kerne
     assert names == ["signal", "probe_record"]  # built-ins first; the probe's "signal" is not run twice
     every = [r.name for r in config_from_mapping({**data, **MODEL, "backtest": {"strategy": "TopkDropout"}},
                                                  kernel=kernel).records]  # fmt: skip
-    assert every == ["signal", "sig_analysis", "port_analysis"]  # the backtest last: its report shows the IC
+    # the analysis after sig_analysis (it reuses its IC), the backtest last: its report shows both
+    assert every == ["signal", "sig_analysis", "analysis", "port_analysis"]
     assert config_from_mapping({**data, "probe": {"level": 1}}, kernel=bare_kernel).records[1].name == "probe_record"
     assert config_from_mapping({**data, **MODEL, "records": []}, kernel=kernel).records == ()
     assert config_from_mapping(data, kernel=kernel).records == ()

@@ -7,7 +7,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pytest
 from qanalysis.records import AnalysisRecord
+from qanalysis.signal import calc_ic
 
 from qcore.context import RunState
 from qcore.reporting import ReportSection, collect_sections
@@ -62,3 +64,42 @@ def test_after_a_backtest_stores_position_artifacts() -> None:
     assert {"cum_buy", "cum_sell", "cum_hold"} <= set(status.columns)
     ranks = output.artifacts["analysis_rank_label"]
     assert ((ranks >= 0) & (ranks <= 100)).all().all()
+
+
+def test_reuses_the_ic_an_earlier_signal_record_left() -> None:
+    context = _context({})
+    own = AnalysisRecord(ic_decay=0).generate(context).artifacts["analysis_ic"]
+    context = _context({})
+    context.state.ic = own * 0.5  # what a sig_analysis before it left (halved, so reuse shows)
+    output = AnalysisRecord(ic_decay=0).generate(context)
+    pd.testing.assert_frame_equal(output.artifacts["analysis_ic"], own * 0.5)
+    assert output.metrics["analysis.IC"] == pytest.approx(own["IC"].mean() * 0.5, rel=1e-12)
+
+
+def test_a_date_of_equal_scores_has_no_ic() -> None:
+    """As the ``sig_analysis`` record: NaN, where pandas' ``corr`` (Qlib) gives NaN or a ~1e-17 residue of the
+    rounded mean, depending on the count; other dates equal pandas."""
+    names = list("ABCDEFG")  # the mean of seven equal scores rounds: residues of ~1e-19 around it
+    dates = pd.to_datetime(["2020-01-02"] * 7 + ["2020-01-03"] * 7)
+    index = pd.MultiIndex.from_arrays([dates, names * 2], names=["datetime", "instrument"])
+    pred = pd.Series([-7.290836e-04] * 7 + [0.1, 0.3, 0.2, 0.4, 0.0, -0.1, 0.25], index=index)
+    label = pd.Series(np.random.default_rng(3).normal(0, 0.02, 14), index=index)
+    ic = calc_ic(pred, label)
+    with np.errstate(invalid="ignore", divide="ignore"):  # pandas' own constant-column division
+        expected = pd.DataFrame({"score": pred, "label": label}).groupby(level="datetime").apply(
+            lambda d: d["score"].corr(d["label"]))
+    assert np.isnan(ic["IC"].iloc[0]) and abs(expected.iloc[0]) < 1e-15  # pandas (Qlib): a rounding residue
+    assert ic["IC"].iloc[1] == pytest.approx(expected.iloc[1], rel=1e-12)
+
+
+def test_report_of_a_long_run_stays_small() -> None:
+    """Charts are thinned: 1,500 dates of 100 names make a page far below a few MB."""
+    rng = np.random.default_rng(1)
+    dates = pd.bdate_range("2015-01-05", periods=1500)
+    index = pd.MultiIndex.from_product([dates, [f"S{i:03d}" for i in range(100)]], names=["datetime", "instrument"])
+    label = pd.Series(rng.normal(0, 0.02, len(index)), index=index)
+    pred = label * 0.1 + pd.Series(rng.normal(0, 0.02, len(index)), index=index)
+    context = SimpleNamespace(state=RunState(pred=pred, label=label),
+                              config=SimpleNamespace(sections={}, experiment="t", data=None))  # fmt: skip
+    page = AnalysisRecord(ic_decay=0).generate(context).artifacts["analysis.html"]
+    assert "qa-group-returns" in page and len(page.encode()) < 1_500_000

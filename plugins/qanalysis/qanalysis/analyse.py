@@ -11,9 +11,19 @@ from qcore.reporting import ReportSection
 
 
 def signal_analysis(pred: pd.Series, label: pd.Series, *, n_groups: int = 5, lag: int = 1,
-                    decay_labels: pd.DataFrame | None = None) -> dict[str, Any]:  # fmt: skip
-    """Every signal figure as artifacts (frames by name, ``summary`` a mapping)."""
-    ic = signal.calc_ic(pred, label)
+                    decay_labels: pd.DataFrame | None = None,
+                    ic: pd.DataFrame | None = None) -> dict[str, Any]:  # fmt: skip
+    """Every signal figure as artifacts (frames by name, ``summary`` a mapping).
+
+    :param ic: the per-date ``IC``/``RankIC`` of these ``pred`` and ``label`` when an earlier step computed it
+        (the ``sig_analysis`` record's ``context.state.ic``); computed here otherwise.
+    """
+    if ic is None:
+        ic = signal.calc_ic(pred, label)
+    elif not {"IC", "RankIC"} <= set(ic.columns):
+        raise ValueError(f"an IC frame needs columns IC and RankIC, got {list(ic.columns)}")
+    else:
+        ic = ic[["IC", "RankIC"]]
     out: dict[str, Any] = {
         "ic": ic,
         "group_returns": signal.group_returns(pred, label, n_groups),

@@ -1,5 +1,5 @@
 """Hook implementations of the analysis plugin: the ``analysis`` record (a default record of a workflow with a
-model), the report path ``qcore run`` prints, and ``qcore analyze``."""
+model), the report path ``qcore run`` prints, ``qcore analyze`` and the curves of ``qcore runs compare --html``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from qcore import Registrar, hookimpl, lazy
 if TYPE_CHECKING:
     from qcore.config import WorkflowConfig
     from qcore.context import RunResult
+    from qcore.reporting import ComparedRun, ReportSection
 
 
 @hookimpl
@@ -21,9 +22,11 @@ def qcore_register_records(register: Registrar) -> None:
                                           "auto-correlation, turnover) and position analysis, in the HTML report."))
 
 
-@hookimpl
+@hookimpl(trylast=True)
 def qcore_default_records(config: WorkflowConfig) -> Sequence[str]:
-    """A workflow with a model analyses its signal (before a backtest, whose report shows the sections)."""
+    """A workflow with a model analyses its signal: after the other plugins' signal records (trylast: it reuses the
+    per-date IC a ``sig_analysis`` left), before a backtest (trylast too, a later plugin), whose report shows the
+    sections."""
     return ["analysis"] if config.model is not None else []
 
 
@@ -40,3 +43,11 @@ def qcore_register_commands(cli: Any, kernel: Any) -> None:
     from qanalysis.cli import analyze_command
 
     cli.add_command(analyze_command)
+
+
+@hookimpl
+def qcore_render_comparison(runs: Sequence[ComparedRun]) -> Sequence[ReportSection]:
+    """The compared runs' equity, excess return, drawdown and IC curves."""
+    from qanalysis.compare import comparison_sections
+
+    return comparison_sections(runs)

@@ -37,8 +37,9 @@ class AnalysisRecord:
         self.n_groups, self.lag, self.ic_decay, self.html = n_groups, lag, ic_decay, html
 
     def generate(self, context: RunContext) -> RecordOutput:
-        """Analyse ``context.state.pred`` against ``context.state.label``; append the report sections (a builder
-        for the position ones when the backtest has not run yet)."""
+        """Analyse ``context.state.pred`` against ``context.state.label`` (reusing the per-date IC an earlier
+        ``sig_analysis`` left in ``context.state.ic``); append the report sections (a builder for the position
+        ones when the backtest has not run yet)."""
         from qanalysis.analyse import position_analysis, position_sections, signal_analysis, signal_sections
         from qanalysis.signal import horizon_labels
         from qcore.reporting import ReportSection, render_page
@@ -51,7 +52,9 @@ class AnalysisRecord:
             dates = state.pred.index.get_level_values("datetime")
             names = sorted(set(state.pred.index.get_level_values("instrument")))
             decay = horizon_labels(state.engine, names, dates.min(), dates.max(), range(1, self.ic_decay + 1))
-        result = signal_analysis(state.pred, state.label, n_groups=self.n_groups, lag=self.lag, decay_labels=decay)
+        ic = state.ic if state.ic is not None and {"IC", "RankIC"} <= set(state.ic.columns) else None
+        result = signal_analysis(state.pred, state.label, n_groups=self.n_groups, lag=self.lag, decay_labels=decay,
+                                 ic=ic)  # fmt: skip
         sections = signal_sections(result)
         state.report_sections.extend(sections)
         artifacts: dict[str, Any] = {f"analysis_{k}": v for k, v in result.items()}

@@ -46,8 +46,21 @@ def _grouped_pearson(x: np.ndarray, y: np.ndarray, codes: np.ndarray, n: int) ->
         sxx = np.bincount(c, weights=dx * dx, minlength=n)
         syy = np.bincount(c, weights=dy * dy, minlength=n)
         corr = sxy / np.sqrt(sxx * syy)
-    corr[(count < 2) | (sxx <= 0) | (syy <= 0)] = np.nan
+    corr[(count < 2) | (sxx <= 0) | (syy <= 0) | _all_equal(x, c, n) | _all_equal(y, c, n)] = np.nan
     return np.clip(corr, -1.0, 1.0)
+
+
+def _all_equal(values: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
+    """Per group, whether its values are exactly one number. Such a group's correlation is NaN: the rounding of
+    its mean leaves residues ~1e-19 that would otherwise correlate as noise (pandas' ``Series.corr``, so Qlib, gives
+    NaN or a residue of ~1e-17 there, depending on the count; the ``sig_analysis`` record gives NaN)."""
+    order = np.lexsort((values, codes))
+    v, c = values[order], codes[order]
+    first = np.r_[True, c[1:] != c[:-1]]
+    last = np.r_[c[1:] != c[:-1], True]
+    equal = np.ones(n, dtype=bool)
+    equal[c[first]] = v[first] == v[last]
+    return equal
 
 
 def calc_ic(pred: pd.Series, label: pd.Series) -> pd.DataFrame:
