@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -33,3 +36,19 @@ def compare(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:
         return mismatches, 0, 1.0
     close = np.abs(a[finite] - b[finite]) <= 1e-4 * np.abs(b[finite]) + 1e-6
     return mismatches, n, float(close.mean())
+
+
+def load_script(path: str | os.PathLike[str], name: str) -> types.ModuleType:
+    """Import the generator script at ``path`` (a ``make_golden.py`` next to its golden files) as module ``name``.
+
+    Each golden folder has a script of the same file name, so they are imported under distinct names instead of
+    through ``sys.path`` (where the first one imported would shadow the others).
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +11,10 @@ import pytest
 
 import qcore
 from qcore.expr.engine import ExpressionEngine
+from tests.parity import load_script
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "pit"
-sys.path.insert(0, str(DATA))
-from make_golden import EXPRESSIONS  # noqa: E402
-
-sys.path.remove(str(DATA))
+EXPRESSIONS = load_script(DATA / "make_golden.py", "pit_make_golden").EXPRESSIONS
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,14 +22,12 @@ from qdata_testutil import tree_bytes
 
 from qcore.expr.engine import ExpressionEngine
 from qcore.kernel import Kernel
-from tests.parity import compare
+from tests.parity import compare, load_script
 
 MINUTE = Path(__file__).resolve().parents[1] / "data" / "minute"
 GOLDEN = json.loads((MINUTE / "golden.json").read_text())
-sys.path.insert(0, str(MINUTE))
-from make_golden import store_digest, write_synth  # noqa: E402
-
-sys.path.remove(str(MINUTE))
+_script = load_script(MINUTE / "make_golden.py", "minute_make_golden")
+store_digest, write_synth = _script.store_digest, _script.write_synth
 
 
 def _golden_frame(name: str) -> pd.DataFrame:
