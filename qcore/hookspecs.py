@@ -182,10 +182,12 @@ def qcore_register_config_sections(register: Registrar) -> None:
 
 @hookspec
 def qcore_register_execution_backends(register: Registrar) -> None:
-    """Register execution backends: where independent tasks (a rolling run's windows) run.
+    """Register execution backends: where independent tasks (a rolling run's windows...) run.
 
-    A factory takes its keyword arguments from the config (``rolling.backend``) and returns a
-    :class:`qcore.backends.ExecutionBackend`. The kernel registers ``serial`` and ``processes``.
+    A factory takes its keyword arguments from the config (``backend:``, or ``rolling.backend``) and returns a
+    :class:`qcore.backends.ExecutionBackend` (``submit``/``map`` with per-task resources and retries, ``put``/``get``
+    of large read-only arrays, ``shutdown``). The kernel registers ``serial`` and ``processes``; a cluster plugin
+    registers its own (Ray...).
 
     :param register: ``register(name, factory, ...)``.
     """
