@@ -107,3 +107,29 @@ def test_the_nested_example_validates(tmp_path_factory: pytest.TempPathFactory, 
     run = CliRunner().invoke(cli, ["validate", str(EXAMPLE)])
     assert run.exit_code == 0, run.output
     assert "OK" in run.output
+
+
+@pytest.mark.slow
+def test_the_nested_example_runs_end_to_end(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
+    """``qcore run examples/workflow_nested.yaml``: every level's report; the 30-minute running cost total ends
+    each day at the day's."""
+    from qdata_cn.synth import SynthParams, generate, write_market
+
+    root = tmp_path_factory.mktemp("example_run")
+    store = root / "store"
+    write_market(generate(SynthParams(instruments=6, days=250, seed=0)), store, intraday=True)
+    monkeypatch.setenv("QCORE_NESTED_DATA", str(store))
+    monkeypatch.chdir(root)
+    run = CliRunner().invoke(cli, ["run", str(EXAMPLE), "--set", f"recorder.kwargs.uri={root / 'runs'}"])
+    assert run.exit_code == 0, run.output
+    artifacts = {p.name: p for p in (root / "runs").rglob("*.parquet")}
+    for freq in ("1day", "30min", "5min"):
+        assert f"report_normal_{freq}.parquet" in artifacts, sorted(artifacts)
+    day = pd.read_parquet(artifacts["report_normal_1day.parquet"])
+    half_hour = pd.read_parquet(artifacts["report_normal_30min.parquet"])
+    assert day["total_cost"].iloc[-1] > 0
+    # the running total of costs at each day's last 30-minute bar is the day's (one account for every level)
+    last_bar = half_hour["total_cost"].groupby(pd.DatetimeIndex(half_hour.index).normalize()).last()
+    carried = last_bar.reindex(day.index.normalize()).ffill().fillna(0.0)  # a day without inner bars: no new cost
+    pd.testing.assert_series_equal(carried.set_axis(day.index), day["total_cost"],
+                                   check_names=False, rtol=1e-9)
