@@ -26,11 +26,12 @@ def make_execution_env(
     :param kernel: where the named ``rl_state_interpreter``, ``rl_action_interpreter`` and ``rl_reward`` come from.
     """
     from qrl.execution.env import ExecutionEnv
+    from qrl.execution.spec import DEFAULT_ACTION, DEFAULT_REWARD, DEFAULT_STATE
 
     return ExecutionEnv(
-        data, state=_component(kernel, "rl_state_interpreter", state, "recent_bars"),
-        action=_component(kernel, "rl_action_interpreter", action, "categorical"),
-        reward=_component(kernel, "rl_reward", reward, "pa_penalty"), **kwargs,
+        data, state=_component(kernel, "rl_state_interpreter", state, DEFAULT_STATE),
+        action=_component(kernel, "rl_action_interpreter", action, DEFAULT_ACTION),
+        reward=_component(kernel, "rl_reward", reward, DEFAULT_REWARD), **kwargs,
     )
 
 

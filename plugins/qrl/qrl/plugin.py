@@ -41,6 +41,10 @@ def qcore_register_strategies(register: Registrar) -> None:
     register("rl_policy", lazy("qrl.portfolio.strategy:RLPolicyStrategy",
                                description="A trained portfolio policy as a weight strategy (``checkpoint``, "
                                            "``deterministic``, ``risk_degree``, ``order_generator``)."))  # fmt: skip
+    register("rl_execution", lazy("qrl.execution.strategy:RLExecutionStrategy",
+                                  description="A trained order-execution policy as the inner strategy of a nested "
+                                              "executor (``checkpoint``, ``deterministic``, ``price_field``)."),
+             aliases=("RLExecution", "SAOEIntStrategy"))  # fmt: skip
 
 
 @hookimpl

@@ -175,10 +175,15 @@ def _log(run: Any, prefix: str, results: dict[str, Any]) -> None:
 
 
 def data_meta(cfg: RLConfig, data: SplitData) -> dict[str, Any]:
-    """What a checkpoint records of its data: the split dates and execution timing; for a portfolio also the
+    """What a checkpoint records of its data: the split dates and execution timing; for the execution env also its
+    settings and interpreters (:func:`qrl.execution.spec.execution_settings`); for a portfolio also the
     instruments, feature names, (from a store) feature expressions and the train split's scaler, so that
     evaluation and the ``rl_policy`` backtest strategy observe exactly what training observed."""
     meta: dict[str, Any] = {"splits": dict(data.dates), "timing": cfg.env_kwargs.get("timing", DEFAULT_TIMING)}
+    if cfg.env == "execution":  # the interpreters and step schedule, for the rl_execution backtest strategy
+        from qrl.execution.spec import execution_settings
+
+        meta["execution"] = execution_settings(cfg.env_kwargs)
     if cfg.env not in DAILY_ENVS:
         return meta
     if data.turbulence is not None:
