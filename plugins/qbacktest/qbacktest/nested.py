@@ -7,7 +7,7 @@ Qlib's ``NestedExecutor``, on the kernel's contracts (:class:`qcore.trading.Nest
    exchange and account) and the inner strategy is told the outer decision (``set_parent(decision, step)``);
 2. each inner step runs in order: with ``skip_empty_decision`` (default) an outer decision without an order above
    ``1e-6`` runs no inner step at all (no inner report rows); with ``align_range_limit`` (default) the steps outside
-   the decision's trade range (:mod:`qbacktest.trade_range`) are skipped (no strategy call, no row); otherwise the
+   the decision's trade range (:mod:`qcore.trade_range`) are skipped (no strategy call, no row); otherwise the
    inner strategy decides (``generate_trade_decision``), the decision inherits the outer clock-time range when it
    has none, the inner executor carries it out (recursing to any depth) and the inner strategy hears the fills
    (``post_exe_step(fills)``, when it has that method);
@@ -38,8 +38,8 @@ import pandas as pd
 
 from qbacktest.freq import Freq
 from qbacktest.indicators import OrderTable, check_indicator_config
-from qbacktest.trade_range import TradeRangeByTime, decision_range, inherit, range_of
 from qcore.errors import ConfigError, DataError, UnknownComponentError
+from qcore.trade_range import TradeRangeByTime, decision_range, inherit, range_of
 from qcore.trading import BarCalendar, Direction, Fill, Step, TradeDecision, TradingInfra
 
 logger = logging.getLogger(__name__)

@@ -37,8 +37,8 @@ import pandas as pd
 
 from qbacktest.freq import Freq
 from qbacktest.strategies.topk_dropout import _ignore_qlib_infra
-from qbacktest.trade_range import range_of
 from qcore.errors import ConfigError
+from qcore.trade_range import range_of
 from qcore.trading import Fill, Order, Step, TradeDecision, TradingInfra
 
 TREND_MID, TREND_SHORT, TREND_LONG = 0, 1, 2

@@ -3,7 +3,7 @@
 The file (CSV or Parquet) has the columns ``datetime, instrument, amount, direction``; ``amount`` is in adjusted
 shares and ``direction`` is ``buy``/``sell`` (or 1/0). Orders dated on a bar are placed on that bar, in file order;
 orders dated on non-trading days or outside the run are reported once as skipped. ``trade_range`` (two inner step
-indices or two clock times, :mod:`qbacktest.trade_range`) limits the decisions to part of the inner bars of a
+indices or two clock times, :mod:`qcore.trade_range`) limits the decisions to part of the inner bars of a
 nested run, as Qlib's ``trade_range`` does.
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 
 from qbacktest.strategies.topk_dropout import _ignore_qlib_infra
-from qbacktest.trade_range import TRADE_RANGE, parse_trade_range
 from qcore.errors import DataError
+from qcore.trade_range import TRADE_RANGE, parse_trade_range
 from qcore.trading import Direction, Order, Step, TradeDecision, TradingInfra
 
 logger = logging.getLogger(__name__)

@@ -26,7 +26,6 @@ checkpoint trained with ``same_close`` (it saw the interval's first bar) is run 
 from __future__ import annotations
 
 import bisect
-import datetime
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,7 +37,8 @@ import numpy as np
 import pandas as pd
 
 from qcore.errors import ConfigError, QcoreError, UnknownComponentError
-from qcore.trading import Fill, Order, Step, TradeCalendar, TradeDecision, TradingInfra
+from qcore.trade_range import range_of
+from qcore.trading import Fill, Order, Step, TradeDecision, TradingInfra
 from qrl.execution.simulator import Order as ParentOrder
 from qrl.execution.spec import DEFAULT_PRICE_FIELD
 
@@ -88,33 +88,6 @@ class PolicyView:
     def seen_prices(self) -> np.ndarray:
         """The observed deal prices, oldest first."""
         return self.prices
-
-
-def _steps_of_range(value: Any, calendar: TradeCalendar) -> tuple[int, int] | None:
-    """The inner steps ``(first, last)`` of a decision's ``info["trade_range"]``: a range object with
-    ``steps(calendar)`` (the backtest plugin's), two step indices, or two clock times (the bars holding them, on the
-    bars' date); None for no range."""
-    if value is None:
-        return None
-    steps = getattr(value, "steps", None)
-    if callable(steps):
-        first, last = steps(calendar)
-        return int(first), int(last)
-    if isinstance(value, (list, tuple)) and len(value) == 2:
-        a, b = value
-        if all(isinstance(x, int) and not isinstance(x, bool) for x in (a, b)):
-            return int(a), int(b)
-        if all(isinstance(x, (str, datetime.time)) for x in (a, b)) and len(calendar.bars):
-            day = pd.Timestamp(calendar.bars[0]).normalize()
-            full = pd.DatetimeIndex(calendar.calendar)
-            out = []
-            for x in (a, b):
-                t = x if isinstance(x, datetime.time) else pd.Timestamp(str(x)).time()
-                stamp = day + pd.Timedelta(hours=t.hour, minutes=t.minute, seconds=t.second)
-                out.append(int(full.searchsorted(stamp, "right")) - 1 - calendar.offset)
-            return out[0], out[1]
-    raise ConfigError(f"rl_execution cannot read the trade range {value!r} (two step indices or two clock times)",
-                      path="trade_range")  # fmt: skip
 
 
 class RLExecutionStrategy:
@@ -223,11 +196,9 @@ class RLExecutionStrategy:
         """The outer decision whose orders this strategy carries out over the inner bars."""
         assert self.infra is not None, "reset() first"
         calendar = self.infra.calendar
-        n = len(calendar.bars)
         self.parent = TradeDecision(tuple(o for o in decision.orders if o.amount > 1e-6), decision.info)
         self.remaining = {order.instrument: order.amount for order in self.parent.orders}
-        found = _steps_of_range((decision.info or {}).get("trade_range"), calendar)
-        first, last = (0, n - 1) if found is None else (max(0, found[0]), min(n - 1, found[1]))
+        first, last = range_of(decision, calendar)
         self.range = (first, last)
         size = last - first + 1
         self.bounds = [first + k * size // self.n_steps for k in range(self.n_steps + 1)] if size > 0 else []

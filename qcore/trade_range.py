@@ -1,5 +1,8 @@
 """Trade ranges: which inner steps of a nested run may carry out a decision (Qlib's ``TradeRange``).
 
+Part of the trading contract (:mod:`qcore.trading`): the executor that nests levels and the inner strategies that
+carry a decision out (whichever plugins ship them) read a decision's range the same way, through :func:`range_of`.
+
 A strategy limits its decision to part of the inner bars by putting a range under the decision's
 ``info["trade_range"]`` (:data:`TRADE_RANGE`):
 
