@@ -38,4 +38,4 @@ def test_example_builds(path: Path, kernel: Kernel) -> None:
     assert hasattr(model, "fit") and hasattr(model, "predict")
     strategy = kernel.registry("strategy").get(config.sections["backtest"].strategy.name)
     assert strategy is not None
-    assert [r.name for r in config.records] == ["signal", "sig_analysis", "port_analysis"]
+    assert [r.name for r in config.records] == ["signal", "sig_analysis", "analysis", "port_analysis"]
