@@ -243,63 +243,16 @@ class Exchange:
         A store without ``$change`` gets it derived as :data:`DERIVED_CHANGE` for a numeric ``limit_threshold``
         (Qlib skips the check silently); one without ``$factor`` trades without lots (as Qlib); each with a warning.
         """
-        kwargs = dict(exchange_kwargs)
-        for ignored in ("freq", "start_time", "end_time", "codes", "subscribe_fields", "extra_quote", "quote_cls"):
-            kwargs.pop(ignored, None)
-        unknown = set(kwargs) - set(QLIB_EXCHANGE_DEFAULTS)
-        if unknown:
-            raise ConfigError(f"unknown exchange_kwargs: {', '.join(sorted(unknown))} "
-                              f"(known: {', '.join(QLIB_EXCHANGE_DEFAULTS)})", path="backtest.exchange_kwargs")
-        check_exchange(kwargs, _exchange_fail)
-        opts = {**QLIB_EXCHANGE_DEFAULTS, **kwargs}
-        buy_expr, sell_expr = _deal_price_exprs(opts["deal_price"])
-        limit = opts["limit_threshold"]
-        limit_exprs: list[str] = []
-        if isinstance(limit, (list, tuple)):
-            if len(limit) != 2:
-                raise ConfigError("limit_threshold must be a number or (buy expression, sell expression)",
-                                  path="backtest.exchange_kwargs.limit_threshold")  # fmt: skip
-            limit_exprs = [str(limit[0]), str(limit[1])]
-        elif limit is not None and not isinstance(limit, (int, float)):
-            raise ConfigError(f"limit_threshold must be a number, a pair of expressions or null, got {limit!r}",
-                              path="backtest.exchange_kwargs.limit_threshold")  # fmt: skip
-        buy_vol, sell_vol = _volume_limits(opts["volume_threshold"])
-        exprs = list(dict.fromkeys([buy_expr, sell_expr, "$close", "$change", "$factor", "$volume", *limit_exprs,
-                                    *(e for _, e in buy_vol + sell_vol)]))  # fmt: skip
-        stored = {f.lower() for f in provider.fields("day")}
-        change_expr = "$change"
-        if isinstance(limit, (int, float)) and not isinstance(limit, bool):
-            warning = derived_change_warning(stored)
-            if warning is not None:  # Qlib skips the limit check silently; derive $change and say so
-                logger.warning(warning)
-                change_expr = DERIVED_CHANGE
-                exprs.append(change_expr)
-        if opts["trade_unit"] is not None and (warning := missing_factor_warning(stored)) is not None:
-            logger.warning(warning)
-        exprs = [e for e in exprs if field_name(e) is None or field_name(e) in stored]
-        arrays = load_arrays(provider, operators, exprs, instruments, dates, quoted)
+        plan = QlibQuotePlan.parse(exchange_kwargs, {f.lower() for f in provider.fields("day")})
+        arrays = load_arrays(provider, operators, list(plan.exprs), instruments, dates, quoted)
         shape = (len(dates), len(instruments))
         nan = np.full(shape, np.nan, dtype=np.float32)
         close = arrays["$close"]
-        change = arrays.get(change_expr, nan)
         suspended = np.isnan(close)
-        if isinstance(limit, (list, tuple)):
-            # Qlib casts the expression to bool: NaN counts as limited
-            limit_buy = arrays[limit_exprs[0]] != 0
-            limit_sell = arrays[limit_exprs[1]] != 0
-        elif limit is not None:
-            # float32 comparison, as pandas/numpy do it on the float32 $change column
-            limit_buy = change >= np.float32(limit)
-            limit_sell = change <= np.float32(-limit)
-        else:
-            limit_buy = np.zeros(shape, dtype=bool)
-            limit_sell = np.zeros(shape, dtype=bool)
-        fees = Fees(
-            open_cost=float(opts["open_cost"]),
-            close_cost=float(opts["close_cost"]),
-            min_cost=float(opts["min_cost"]),
-            impact_cost=float(opts["impact_cost"]),
-        )
+        limit_buy, limit_sell = plan.limits(arrays, shape)
+        fees = plan.fees()
+        opts, buy_expr, sell_expr, buy_vol, sell_vol = plan.opts, plan.buy_expr, plan.sell_expr, plan.buy_vol, \
+            plan.sell_vol
         unit = opts["trade_unit"]
         return cls(
             dates,
@@ -587,6 +540,89 @@ class Exchange:
         if value <= 1e-5:
             cost = 0.0
         return deal, price, value, cost
+
+
+
+@attrs.frozen
+class QlibQuotePlan:
+    """What Qlib's ``exchange_kwargs`` ask an exchange to load, checked before any data is read.
+
+    :ivar opts: the options with Qlib's defaults filled in.
+    :ivar buy_expr: the buy deal-price expression; :ivar sell_expr: the sell one.
+    :ivar limit: ``limit_threshold`` as given (a number, two expressions, or None).
+    :ivar limit_exprs: the two limit expressions when ``limit`` is a pair.
+    :ivar change_expr: ``$change``, or :data:`DERIVED_CHANGE` for a store that lacks it.
+    :ivar buy_vol: ``(kind, expression)`` volume limits of buys; :ivar sell_vol: of sells.
+    :ivar exprs: every expression to load that the store can give.
+    """
+
+    opts: Mapping[str, Any]
+    buy_expr: str
+    sell_expr: str
+    limit: Any
+    limit_exprs: tuple[str, ...]
+    change_expr: str
+    buy_vol: tuple[tuple[str, str], ...]
+    sell_vol: tuple[tuple[str, str], ...]
+    exprs: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, exchange_kwargs: Mapping[str, Any], stored: set[str]) -> QlibQuotePlan:
+        """Check ``exchange_kwargs`` (``freq``, dates, codes and quote options are the caller's business and are
+        ignored here) against Qlib's names and ``stored`` (the store's field names); warn where a field is derived
+        (``$change``) or missing (``$factor``: no lots)."""
+        kwargs = dict(exchange_kwargs)
+        for ignored in ("freq", "start_time", "end_time", "codes", "subscribe_fields", "extra_quote", "quote_cls"):
+            kwargs.pop(ignored, None)
+        unknown = set(kwargs) - set(QLIB_EXCHANGE_DEFAULTS)
+        if unknown:
+            raise ConfigError(f"unknown exchange_kwargs: {', '.join(sorted(unknown))} "
+                              f"(known: {', '.join(QLIB_EXCHANGE_DEFAULTS)})", path="backtest.exchange_kwargs")
+        check_exchange(kwargs, _exchange_fail)
+        opts = {**QLIB_EXCHANGE_DEFAULTS, **kwargs}
+        buy_expr, sell_expr = _deal_price_exprs(opts["deal_price"])
+        limit = opts["limit_threshold"]
+        limit_exprs: tuple[str, ...] = ()
+        if isinstance(limit, (list, tuple)):
+            if len(limit) != 2:
+                raise ConfigError("limit_threshold must be a number or (buy expression, sell expression)",
+                                  path="backtest.exchange_kwargs.limit_threshold")  # fmt: skip
+            limit_exprs = (str(limit[0]), str(limit[1]))
+        elif limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))):
+            raise ConfigError(f"limit_threshold must be a number, a pair of expressions or null, got {limit!r}",
+                              path="backtest.exchange_kwargs.limit_threshold")  # fmt: skip
+        buy_vol, sell_vol = _volume_limits(opts["volume_threshold"])
+        change_expr = "$change"
+        if limit is not None and not limit_exprs:
+            warning = derived_change_warning(stored)
+            if warning is not None:  # Qlib skips the limit check silently; derive $change and say so
+                logger.warning(warning)
+                change_expr = DERIVED_CHANGE
+        if opts["trade_unit"] is not None and (warning := missing_factor_warning(stored)) is not None:
+            logger.warning(warning)
+        wanted = [buy_expr, sell_expr, "$close", change_expr, "$factor", "$volume", *limit_exprs,
+                  *(e for _, e in buy_vol + sell_vol)]  # fmt: skip
+        exprs = tuple(e for e in dict.fromkeys(wanted) if field_name(e) is None or field_name(e) in stored)
+        return cls(opts, buy_expr, sell_expr, limit, limit_exprs, change_expr, tuple(buy_vol), tuple(sell_vol), exprs)
+
+    def limits(self, arrays: Mapping[str, np.ndarray], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Limit-up (no buys) and limit-down (no sells) masks from the loaded ``arrays``."""
+        if self.limit_exprs:
+            # Qlib casts the expression to bool: NaN counts as limited
+            return arrays[self.limit_exprs[0]] != 0, arrays[self.limit_exprs[1]] != 0
+        if self.limit is None:
+            return np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
+        change = arrays.get(self.change_expr)
+        if change is None:
+            change = np.full(shape, np.nan, dtype=np.float32)
+        # float32 comparison, as pandas/numpy do it on the float32 $change column
+        return change >= np.float32(self.limit), change <= np.float32(-self.limit)
+
+    def fees(self) -> Fees:
+        """The cost rates of the options."""
+        opts = self.opts
+        return Fees(open_cost=float(opts["open_cost"]), close_cost=float(opts["close_cost"]),
+                    min_cost=float(opts["min_cost"]), impact_cost=float(opts["impact_cost"]))  # fmt: skip
 
 
 def _exchange_fail(message: str, key: str) -> ConfigError:

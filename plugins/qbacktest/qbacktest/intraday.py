@@ -34,19 +34,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from qbacktest.config import check_exchange
 from qbacktest.exchange import (
-    DERIVED_CHANGE,
-    QLIB_EXCHANGE_DEFAULTS,
     Exchange,
     Fees,
+    QlibQuotePlan,
     _deal_price_exprs,
-    _exchange_fail,
     _volume_limits,
-    derived_change_warning,
-    missing_factor_warning,
 )
-from qbacktest.quote import field_name, load_arrays, normalise_price
+from qbacktest.quote import load_arrays, normalise_price
 from qcore.errors import ConfigError, DataError
 from qcore.trading import Direction
 
@@ -192,56 +187,16 @@ class MinuteMarket:
         **exchange_kwargs: Any,
     ) -> MinuteMarket:
         """Minute quotes with Qlib's ``exchange_kwargs`` (``freq`` names the store frequency read, ``1min``)."""
-        kwargs = dict(exchange_kwargs)
-        freq = str(kwargs.pop("freq", None) or MINUTE_FREQ)
-        for ignored in ("start_time", "end_time", "codes", "subscribe_fields", "extra_quote", "quote_cls"):
-            kwargs.pop(ignored, None)
-        unknown = set(kwargs) - set(QLIB_EXCHANGE_DEFAULTS)
-        if unknown:
-            raise ConfigError(f"unknown exchange_kwargs: {', '.join(sorted(unknown))} "
-                              f"(known: {', '.join(QLIB_EXCHANGE_DEFAULTS)})", path="backtest.exchange_kwargs")
-        check_exchange(kwargs, _exchange_fail)
-        opts = {**QLIB_EXCHANGE_DEFAULTS, **kwargs}
-        buy_expr, sell_expr = _deal_price_exprs(opts["deal_price"])
-        limit = opts["limit_threshold"]
-        limit_exprs: list[str] = []
-        if isinstance(limit, (list, tuple)):
-            if len(limit) != 2:
-                raise ConfigError("limit_threshold must be a number or (buy expression, sell expression)",
-                                  path="backtest.exchange_kwargs.limit_threshold")  # fmt: skip
-            limit_exprs = [str(limit[0]), str(limit[1])]
-        buy_vol, sell_vol = _volume_limits(opts["volume_threshold"])
-        stored = {f.lower() for f in provider.fields(freq)}
-        change_expr = "$change"
-        exprs = [buy_expr, sell_expr, "$close", "$factor", "$volume", *limit_exprs, *(e for _, e in buy_vol + sell_vol)]
-        if isinstance(limit, (int, float)) and not isinstance(limit, bool):
-            warning = derived_change_warning(stored)
-            if warning is not None:
-                logger.warning(warning)
-                change_expr = DERIVED_CHANGE
-            exprs.append(change_expr)
-        if opts["trade_unit"] is not None and (warning := missing_factor_warning(stored)) is not None:
-            logger.warning(warning)
-        exprs = [e for e in dict.fromkeys(exprs) if field_name(e) is None or field_name(e) in stored]
-        arrays = load_arrays(provider, operators, exprs, instruments, minutes, quoted, freq=freq)
+        freq = str(exchange_kwargs.get("freq") or MINUTE_FREQ)
+        plan = QlibQuotePlan.parse(exchange_kwargs, {f.lower() for f in provider.fields(freq)})
+        arrays = load_arrays(provider, operators, list(plan.exprs), instruments, minutes, quoted, freq=freq)
         shape = (len(minutes), len(instruments))
         nan = np.full(shape, np.nan, dtype=np.float32)
         close = arrays["$close"]
-        if isinstance(limit, (list, tuple)):
-            limit_buy = arrays[limit_exprs[0]] != 0
-            limit_sell = arrays[limit_exprs[1]] != 0
-        elif limit is not None:
-            if isinstance(limit, bool) or not isinstance(limit, (int, float)):
-                raise ConfigError(f"limit_threshold must be a number, a pair of expressions or null, got {limit!r}",
-                                  path="backtest.exchange_kwargs.limit_threshold")  # fmt: skip
-            change = arrays.get(change_expr, nan)
-            limit_buy = change >= np.float32(limit)
-            limit_sell = change <= np.float32(-limit)
-        else:
-            limit_buy = np.zeros(shape, dtype=bool)
-            limit_sell = np.zeros(shape, dtype=bool)
-        fees = Fees(open_cost=float(opts["open_cost"]), close_cost=float(opts["close_cost"]),
-                    min_cost=float(opts["min_cost"]), impact_cost=float(opts["impact_cost"]))  # fmt: skip
+        limit_buy, limit_sell = plan.limits(arrays, shape)
+        fees = plan.fees()
+        opts, buy_expr, sell_expr, buy_vol, sell_vol = plan.opts, plan.buy_expr, plan.sell_expr, plan.buy_vol, \
+            plan.sell_vol
         unit = opts["trade_unit"]
         return cls(
             minutes,
