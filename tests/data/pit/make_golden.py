@@ -5,6 +5,17 @@
    ``qcore data import-pit reports.csv``: the PIT files are our importer's).
 2. ``.bench/qlib-baseline/bin/python tests/data/pit/make_golden.py golden``: Qlib 0.9.7 reads ``store/`` (bars and PIT
    files) and writes ``golden.csv``, the values of :data:`EXPRESSIONS` on every instrument and day.
+3. ``qlib_dumped/financial/`` is the output of Qlib's own ``scripts/dump_pit.py`` (Qlib 0.9.7, tag ``v0.9.7``, commit
+   ``da920b7f954f48ab1bb64117c976710de198373e``; not part of the ``pyqlib`` wheel, never copied into this repository)
+   on the same records as ``reports.csv``::
+
+       git -C QLIB_CHECKOUT show v0.9.7:scripts/dump_pit.py > /tmp/qlib_scripts/dump_pit.py
+       .bench/qlib-baseline/bin/python tests/data/pit/make_golden.py qlib_dump /tmp/qlib_scripts/dump_pit.py
+
+   It splits ``reports.csv`` into the per-instrument CSVs (``<instrument>.csv``: ``date,period,field,value``, the field
+   without its ``_q``/``_a`` suffix) that ``dump_pit.py`` reads, quarterly and annual fields in separate folders, and
+   runs ``python dump_pit.py dump --csv_path DIR --qlib_dir OUT --interval {quarterly,annual} --max_workers 1`` once
+   per folder (``dump_pit.py`` stores values as float32-rounded doubles, as Qlib's own data has them).
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 STORE = HERE / "store"
 REPORTS = HERE / "reports.csv"
 GOLDEN = HERE / "golden.csv"
+QLIB_DUMPED = HERE / "qlib_dumped"
 
 #: Name → expression, read by Qlib (golden) and by qcore (tests/pit/test_pit_parity.py).
 EXPRESSIONS = {
@@ -82,5 +94,30 @@ def write_golden() -> None:
     frame.to_csv(GOLDEN, float_format="%.9g")
 
 
+def write_qlib_dumped(dump_pit: str) -> None:
+    """Step 3 (the Qlib baseline environment): ``qlib_dumped/financial/`` written by Qlib's ``dump_pit.py``."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    import pandas as pd
+
+    reports = pd.read_csv(REPORTS)
+    shutil.rmtree(QLIB_DUMPED, ignore_errors=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for suffix, interval in (("_q", "quarterly"), ("_a", "annual")):
+            folder = Path(tmp) / interval
+            folder.mkdir()
+            part = reports[reports["field"].str.endswith(suffix)].copy()
+            part["field"] = part["field"].str.removesuffix(suffix)
+            for symbol, rows in part.groupby("instrument"):
+                rows[["date", "period", "field", "value"]].to_csv(folder / f"{symbol.lower()}.csv", index=False)
+            subprocess.run([sys.executable, dump_pit, "dump", "--csv_path", str(folder), "--qlib_dir", str(QLIB_DUMPED),
+                            "--interval", interval, "--max_workers", "1"], check=True)  # fmt: skip
+
+
 if __name__ == "__main__":
-    {"store": write_store, "golden": write_golden}[sys.argv[1]]()
+    if sys.argv[1] == "qlib_dump":
+        write_qlib_dumped(sys.argv[2])
+    else:
+        {"store": write_store, "golden": write_golden}[sys.argv[1]]()
