@@ -37,8 +37,6 @@ KNOWN_FAILURES: dict[str, tuple[str, str]] = {
     "GeneralPtNN/workflow_config_mlp.yaml": (f"{_MODEL} 'GeneralPTNN'", "model not written yet"),
     "HIST/workflow_config_hist_Alpha360.yaml": (f"{_MODEL} 'HIST'", "model (and its concept data) not written yet"),
     "IGMTF/workflow_config_igmtf_Alpha360.yaml": (f"{_MODEL} 'IGMTF'", "model not written yet"),
-    "KRNN/workflow_config_krnn_Alpha360.yaml": (f"{_MODEL} 'KRNN'", "model not written yet"),
-    "SFM/workflow_config_sfm_Alpha360.yaml": (f"{_MODEL} 'SFM'", "model not written yet"),
     "Sandwich/workflow_config_sandwich_Alpha360.yaml": (f"{_MODEL} 'Sandwich'", "model not written yet"),
     "TCTS/workflow_config_tcts_Alpha360.yaml": (f"{_MODEL} 'TCTS'", "model not written yet"),
     "TabNet/workflow_config_TabNet_Alpha158.yaml": (f"{_MODEL} 'TabnetModel'", "model not written yet"),

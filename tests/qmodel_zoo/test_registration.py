@@ -25,6 +25,8 @@ NAMES = {
     "tcn": ("TCN",),
     "localformer": ("LocalformerModel",),
     "gats": ("GATs",),
+    "krnn": ("KRNN",),
+    "sfm": ("SFM",),
 }
 
 
@@ -45,7 +47,7 @@ def test_the_plugin_module_imports_neither_torch_nor_lightgbm() -> None:
         "import qmodel_zoo.plugin as p\n"
         "names = []\n"
         "p.qcore_register_models(lambda name, factory, **kw: names.append(name))\n"
-        "assert len(names) == 11, names\n"
+        "assert len(names) == 13, names\n"
         "assert 'torch' not in sys.modules and 'lightgbm' not in sys.modules, 'heavy import'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

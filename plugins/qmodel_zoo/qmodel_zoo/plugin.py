@@ -97,6 +97,11 @@ MORE_TORCH_MODELS = (
      "Transformer with local convolutions and a GRU on feature sequences (PyTorch)."),
     ("gats", "GATsModel", "GATs", "GRU/LSTM base with graph attention across a day's stocks (PyTorch)."),
 )
+#: The same, for the models in :mod:`qmodel_zoo.nn.recurrent_models`.
+RECURRENT_TORCH_MODELS = (
+    ("krnn", "KRNNModel", "KRNN", "Convolution then parallel GRUs, averaged, on feature sequences (PyTorch)."),
+    ("sfm", "SFMModel", "SFM", "State Frequency Memory recurrent network on feature sequences (PyTorch)."),
+)
 
 
 @hookimpl
@@ -109,6 +114,9 @@ def qcore_register_models(register: Registrar) -> None:
         register(name, _torch_factory(name, class_name, description), aliases=(qlib_name,), description=description)
     for name, class_name, qlib_name, description in MORE_TORCH_MODELS:
         register(name, _torch_factory(name, class_name, description, "qmodel_zoo.nn.more_models"),
+                 aliases=(qlib_name,), description=description)
+    for name, class_name, qlib_name, description in RECURRENT_TORCH_MODELS:
+        register(name, _torch_factory(name, class_name, description, "qmodel_zoo.nn.recurrent_models"),
                  aliases=(qlib_name,), description=description)
 
 

@@ -115,7 +115,7 @@ class TransformerNet(nn.Module):
 
 def build_network(spec: Mapping[str, Any]) -> nn.Module:
     """The network described by ``spec``: ``{"kind": "mlp" | "lstm" | "gru" | "alstm" | "transformer" | "tcn" |
-    "localformer" | "gats", ...}``."""
+    "localformer" | "gats" | "krnn" | "sfm", ...}``."""
     kwargs = {k: v for k, v in spec.items() if k != "kind"}
     kind = spec["kind"]
     if kind == "mlp":
@@ -129,6 +129,11 @@ def build_network(spec: Mapping[str, Any]) -> nn.Module:
     from qmodel_zoo.nn.more_networks import build_more
 
     network = build_more(kind, kwargs)
+    if network is not None:
+        return network
+    from qmodel_zoo.nn.recurrent_networks import build_recurrent
+
+    network = build_recurrent(kind, kwargs)
     if network is not None:
         return network
     raise ValueError(f"unknown network kind {kind!r}")
