@@ -9,6 +9,10 @@ A nested run has one account per level (:meth:`Account.level`, Qlib's shallow co
 shares the position (cash and holdings) and the accumulated turnover and cost, and keeps its own report, holdings
 history, bar counts and indicators at its own frequency, so the 30-minute ``total_cost`` at a day's last bar is
 the daily one.
+
+A run with short selling on (:class:`qbacktest.short.ShortSelling`) charges the borrow fee of its short holdings
+at every bar end of the outermost level, after the closes are applied: ``short value × borrow_rate /
+days_per_year`` leaves the cash and is added to the bar's ``cost`` (and to :attr:`Account.total_borrow`).
 """
 
 from __future__ import annotations
@@ -45,11 +49,13 @@ class History:
 class Totals:
     """Turnover and cost accumulated over a run, shared by the accounts of all its levels."""
 
-    __slots__ = ("cost", "turnover")
+    __slots__ = ("borrow", "cost", "turnover")
 
     def __init__(self) -> None:
         self.turnover = 0.0
         self.cost = 0.0
+        #: borrow fees of short holdings (also counted in ``cost``)
+        self.borrow = 0.0
 
 
 class Account:
@@ -91,6 +97,20 @@ class Account:
         self.tables: list[OrderTable] | None = None
         #: Qlib's ``indicator_config`` of the level's executor
         self.indicator_config: Mapping[str, Any] = {}
+        #: short-selling rules (:meth:`enable_shorting`; None: long only)
+        self.shorting: Any = None
+
+    def enable_shorting(self, rules: Any) -> None:
+        """Allow short holdings and charge their borrow fee (rules that are not ``enabled`` change nothing)."""
+        if rules is None or not rules.enabled:
+            return
+        self.shorting = rules
+        self.position.allow_short = True
+
+    @property
+    def total_borrow(self) -> float:
+        """Borrow fees charged so far (part of :attr:`total_cost`)."""
+        return self.totals.borrow
 
     @property
     def total_turnover(self) -> float:
@@ -121,6 +141,7 @@ class Account:
         other.pa = []
         other.tables = []
         other.indicator_config = {}
+        other.shorting = None  # the outermost level charges the borrow fee, once per bar
         return other
 
     # -- trading ----------------------------------------------------------------------------------------------
@@ -168,6 +189,8 @@ class Account:
             if position.settlement_days > 0:
                 release = getattr(exchange, "release_ledger", None)
                 position.release(release(bar) if release is not None else bar + 1)
+            if self.shorting is not None:
+                self._charge_borrow()
         stock_value = position.stock_value()
         stamps = getattr(exchange, "stamps", None)
         self.times.append(stamps[bar] if stamps is not None else bar)
@@ -181,6 +204,13 @@ class Account:
         else:
             self._record_indicators(fills, bar, exchange)
         self.fills.extend((base + bar, f) for f in fills)
+
+    def _charge_borrow(self) -> None:
+        fee = self.position.short_value() * self.shorting.daily_rate
+        if fee > 0:
+            self.position.cash -= fee
+            self.totals.cost += fee
+            self.totals.borrow += fee
 
     def _record_metrics(self, bar: int, stock_value: float) -> None:
         if self.records:

@@ -91,6 +91,7 @@ def backtest_from_spec(
         codes=spec.codes,
         region=spec.region,
         kernel=kernel,
+        short=spec.short,
     )
 
 

@@ -40,6 +40,7 @@ from qbacktest.report import (
     trade_summary,
 )
 from qbacktest.risk import risk_report
+from qbacktest.short import ShortSelling
 from qbacktest.signal import Signal
 from qbacktest.weight_orders import as_order_strategy
 from qcore.errors import ConfigError, DataError
@@ -198,6 +199,7 @@ def run_backtest(
     codes: str | Sequence[str] = "all",
     region: str = "cn",
     kernel: Any = None,
+    short: Any = None,
 ) -> BacktestResult:
     """Run a backtest.
 
@@ -215,7 +217,9 @@ def run_backtest(
     :param codes: the market (or symbols) the exchange quotes.
     :param region: Qlib region of the defaults (``cn``, ``us``, ``tw``) in Qlib-compatible mode.
     :param kernel: the kernel whose operators evaluate expressions (default: a freshly loaded one).
+    :param short: short selling (:class:`~qbacktest.short.ShortSelling` or its mapping; None: long only).
     """
+    shorting = ShortSelling.parse(short)
     strategy = as_order_strategy(strategy)
     fail = plain_fail("backtest.")
     check_account(account, fail)
@@ -223,6 +227,9 @@ def run_backtest(
     executor = executor if executor is not None else SimulatorExecutor()
     freq = Freq.parse(getattr(executor, "time_per_step", None) or "day")
     if _reads_minutes(executor, freq, exchange_kwargs):
+        if shorting.enabled:
+            raise ConfigError("short selling is simulated on daily bars only (the executor trades minute bars)",
+                              path="backtest.short")  # fmt: skip
         return _run_levels(provider, strategy, executor, freq, start=start, end=end, account=account,
                            benchmark=benchmark, exchange_kwargs=exchange_kwargs, market_rules=market_rules,
                            codes=codes, region=region, kernel=kernel)  # fmt: skip
@@ -248,6 +255,8 @@ def run_backtest(
     bench = benchmark_returns(provider, operators, benchmark, bars)
     holdings = _fill_prices(provider, holdings, calendar, lo) if holdings else {}
     trade_account = Account(cash, holdings, bench=bench, settlement_days=exchange.settlement_days)
+    trade_account.enable_shorting(shorting)
+    exchange.enable_shorting(shorting, trade_account.position)
     infra = TradingInfra(exchange, trade_account, BarCalendar(calendar, lo, len(bars), "day"), provider=provider,
                          operators=operators)
     strategy.reset(infra)

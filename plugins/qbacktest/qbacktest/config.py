@@ -20,6 +20,7 @@ Shape (the whole file, or its ``port_analysis_config`` key)::
       # market_rules: cn                    # or {name: cn, kwargs: {...}}
       # codes: all                          # the market the exchange quotes
       # region: cn                          # Qlib defaults of the compatible mode
+      # short: {enabled: true, borrow_rate: 0.08, margin: 0.5, eligible: [...]}   # long-short (qbacktest.short)
 
 ``exchange_kwargs`` (even empty) selects the Qlib-compatible exchange; without it the market rules named by
 ``market_rules`` (default ``cn``) drive the run. ``signal`` placeholders (``<PRED>``) are replaced by the score file;
@@ -53,7 +54,7 @@ from qcore.yamldoc import Document, parse_yaml, read_yaml
 Fail = Callable[[str, str], Exception]
 
 _BACKTEST_KEYS = ("start_time", "end_time", "account", "benchmark", "exchange_kwargs", "pos_type", "market_rules",
-                  "codes", "region")  # fmt: skip
+                  "codes", "region", "short")  # fmt: skip
 _TOP_KEYS = ("strategy", "executor", "backtest")
 
 #: Starting cash when a config gives no ``account``: Qlib's ``PortAnaRecord`` default (100,000,000; Qlib's bare
@@ -82,6 +83,8 @@ class BacktestSpec:
     market_rules: ComponentRef | None = None
     codes: Any = "all"
     region: str = "cn"
+    #: short selling (:class:`qbacktest.short.ShortSelling`; off by default)
+    short: Any = None
     #: the ``BT.yaml`` it was read from and the key prefix there (``port_analysis_config.``), so later checks name
     #: keys with their lines
     document: Document | None = attrs.field(default=None, eq=False, repr=False)
@@ -177,6 +180,7 @@ def parse_backtest(doc: Document) -> BacktestSpec:
         market_rules=rules_ref,
         codes=body.get("codes", "all"),
         region=body.get("region", "cn"),
+        short=body.get("short"),
         document=doc,
         prefix=prefix,
     )
@@ -187,7 +191,8 @@ def parse_backtest(doc: Document) -> BacktestSpec:
 #: Where each key of :class:`BacktestSpec` sits in a ``BT.yaml`` (below its optional ``port_analysis_config``).
 _BT_YAML_KEYS = {"start": "backtest.start_time", "end": "backtest.end_time", "exchange": "backtest.exchange_kwargs",
                  "account": "backtest.account", "benchmark": "backtest.benchmark", "codes": "backtest.codes",
-                 "region": "backtest.region", "market_rules": "backtest.market_rules"}  # fmt: skip
+                 "region": "backtest.region", "market_rules": "backtest.market_rules",
+                 "short": "backtest.short"}  # fmt: skip
 
 
 def bt_yaml_fail(doc: Document, prefix: str = "") -> Fail:
@@ -361,6 +366,14 @@ def check_spec(spec: BacktestSpec, fail: Fail) -> None:
         isinstance(codes, list | tuple) and codes and all(isinstance(c, str) and c.strip() for c in codes)
     ):
         raise fail(f"expected a market name or a list of instrument codes, got {_shown(codes)}", "codes")
+    if spec.short is not None:
+        from qbacktest.short import ShortSelling
+
+        try:
+            ShortSelling.parse(spec.short)
+        except ConfigError as exc:
+            key = (exc.path or "backtest.short").removeprefix("backtest.")
+            raise fail(exc.message, key) from None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -369,7 +382,7 @@ def check_spec(spec: BacktestSpec, fail: Fail) -> None:
 
 #: The workflow section this plugin owns, and its keys.
 SECTION = "backtest"
-WORKFLOW_KEYS = ("strategy", "executor", "start", "end", "account", "benchmark", "exchange", "pos_type")
+WORKFLOW_KEYS = ("strategy", "executor", "start", "end", "account", "benchmark", "exchange", "pos_type", "short")
 
 
 class BacktestSection:
@@ -405,6 +418,7 @@ class BacktestSection:
             account=body.get("account", DEFAULT_ACCOUNT),
             benchmark=body.get("benchmark", DEFAULT_BENCHMARK),
             exchange_kwargs=_tuples(dict(exchange)) if exchange is not None else None,
+            short=body.get("short"),
         )
         check_spec(spec, lambda message, key: reader.fail(message, f"{path}.{key}"))
         return spec

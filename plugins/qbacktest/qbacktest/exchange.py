@@ -206,6 +206,10 @@ class Exchange:
         self._window = (0, n_bars)
         #: where :meth:`field` gets values when not from the daily store (set by intraday levels)
         self.field_loader: Any = None
+        #: short-selling rules (None: long only, Qlib's account) and the position whose margin bounds a short sale
+        self.shorting: Any = None
+        self._short_position: Any = None
+        self._short_ok: np.ndarray | None = None
         #: the minute bars an intraday level is aggregated from (:class:`qbacktest.intraday.MinuteMarket`)
         self.minutes: Any = None
         #: each bar's rows ``[lo, hi)`` in :attr:`minutes` (intraday levels only)
@@ -354,7 +358,7 @@ class Exchange:
     #: the attributes holding one row per bar (a :meth:`window` slices them)
     _BAR_ARRAYS = ("close", "factor", "volume", "suspended", "buy_price", "sell_price", "limit_buy", "limit_sell",
                    "_tradable_any", "_tradable_buy", "_tradable_sell", "ledger_day", "next_ledger_day",
-                   "minute_windows", "stamps")  # fmt: skip
+                   "minute_windows", "stamps", "_short_ok")  # fmt: skip
 
     def window(self, lo: int, hi: int) -> Exchange:
         """The exchange of bars ``lo .. hi - 1`` only (bar ``t`` of the window is bar ``lo + t`` here): a view that
@@ -406,6 +410,41 @@ class Exchange:
             arrays = load_arrays(provider, operators, [key], self.instruments, self.dates, quoted)
             self._extra[key] = arrays[key].astype(np.float64)
         return self._extra[key]
+
+    # -- short selling ----------------------------------------------------------------------------------------
+
+    def enable_shorting(self, rules: Any, position: Any) -> None:
+        """Let sells of eligible names go below zero (:class:`qbacktest.short.ShortSelling`), within the margin of
+        ``position``; rules that are not ``enabled`` leave the exchange long only."""
+        if rules is None or not rules.enabled:
+            self.shorting, self._short_position, self._short_ok = None, None, None
+            return
+        shape = self.close.shape
+        if rules.eligible is None:
+            ok = np.ones(shape, dtype=bool)
+        elif isinstance(rules.eligible, str):
+            values = self.field(rules.eligible)
+            ok = np.nan_to_num(values, nan=0.0) != 0.0
+        else:
+            ok = np.zeros(shape, dtype=bool)
+            for code in rules.eligible:
+                j = self._cols.get(code)
+                if j is not None:
+                    ok[:, j] = True
+        self.shorting, self._short_position, self._short_ok = rules, position, ok
+
+    def can_short(self, t: int, j: int | None) -> bool:
+        """True when shorting is on and the instrument may be lent on bar ``t``."""
+        return self._short_ok is not None and j is not None and bool(self._short_ok[t, j])
+
+    def short_room(self, t: int, j: int, price: float) -> float:
+        """The amount that may be sold short on bar ``t`` at ``price`` beyond the holding (0 when the name is not
+        eligible): what keeps the account's value at least ``margin ×`` its gross short value."""
+        if not self.can_short(t, j) or not price > 0:
+            return 0.0
+        position = self._short_position
+        room = position.value() / self.shorting.margin - position.short_value()
+        return max(room, 0.0) / price
 
     # -- lookups ----------------------------------------------------------------------------------------------
 
@@ -516,6 +555,8 @@ class Exchange:
             ratio = fees.close_cost + adj
             extra = self._sell_extra[t]
             if held is not None:
+                if self._short_ok is not None and deal > held:  # the part beyond the holding is a short sale
+                    held = held + self.short_room(t, j, price)
                 if not _isclose(deal, held):
                     deal = self.round_amount(min(held, deal), factor)
                 value = deal * price

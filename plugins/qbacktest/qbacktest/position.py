@@ -4,6 +4,10 @@ Amounts are adjusted shares; a holding's ``price`` is the last close it was valu
 it was bought). Bookkeeping follows Qlib's ``Position``: a buy adds ``value / price`` shares and takes
 ``value + cost`` from the cash; a sell removes ``value / price`` shares (the holding disappears when that is the
 whole amount, within ``numpy.isclose``) and adds ``value - cost``.
+
+With ``allow_short`` (a run whose ``short:`` option is on) a sell may leave a negative amount (a short holding,
+valued at ``amount × price`` < 0, its proceeds in the cash) and a buy of a short holding covers it; the holding
+disappears when the cover brings it to zero.
 """
 
 from __future__ import annotations
@@ -30,9 +34,9 @@ class Holding:
         self.locked: list[list[float]] = []
 
     def sellable(self) -> float:
-        """The amount that may be sold now."""
+        """The amount that may be sold now (0 for a short holding: selling more of it is a new short sale)."""
         if not self.locked:
-            return self.amount
+            return self.amount if self.amount > 0 else 0.0
         return max(self.amount - sum(lot[1] for lot in self.locked), 0.0)
 
     def as_dict(self) -> dict[str, float]:
@@ -61,6 +65,8 @@ class Position:
         self.cash_delay = 0.0
         self.settle_cash = False
         self.settlement_days = settlement_days
+        #: whether sells may leave negative amounts (short holdings)
+        self.allow_short = False
         self.holdings: dict[str, Holding] = {}
         for name, spec in (holdings or {}).items():
             if isinstance(spec, Mapping):
@@ -103,8 +109,16 @@ class Position:
         holding = self.holdings.get(instrument)
         return holding.count if holding is not None else 0
 
+    def short_value(self) -> float:
+        """The gross value of the short holdings, ``Σ −amount × price`` over negative amounts (>= 0)."""
+        value = 0.0
+        for holding in self.holdings.values():
+            if holding.amount < 0:
+                value -= holding.amount * holding.price
+        return value
+
     def stock_value(self) -> float:
-        """Σ amount × price over the holdings."""
+        """Σ amount × price over the holdings (short holdings count negative)."""
         value = 0.0
         for holding in self.holdings.values():
             value += holding.amount * holding.price
@@ -129,12 +143,21 @@ class Position:
         """Add ``value / price`` shares bought at ``price`` and pay ``value + cost``."""
         amount = value / price
         holding = self.holdings.get(instrument)
+        locked = amount
         if holding is None:
             holding = self.holdings[instrument] = Holding(amount, price)
+        elif holding.amount < 0:  # covering a short holding: only what goes beyond zero is a new long lot
+            before = holding.amount
+            holding.amount += amount
+            if _isclose(amount, -before):
+                del self.holdings[instrument]
+                locked = 0.0
+            else:
+                locked = max(holding.amount, 0.0)
         else:
             holding.amount += amount
-        if self.settlement_days > 0:
-            holding.locked.append([bar + self.settlement_days, amount])
+        if self.settlement_days > 0 and locked > 0:
+            holding.locked.append([bar + self.settlement_days, locked])
         self.cash -= value + cost
 
     def sell(self, instrument: str, value: float, cost: float, price: float) -> None:
@@ -142,12 +165,14 @@ class Position:
         amount = value / price
         holding = self.holdings.get(instrument)
         if holding is None:
-            raise KeyError(f"{instrument} is not held")
-        if _isclose(holding.amount, amount):
+            if not self.allow_short:
+                raise KeyError(f"{instrument} is not held")
+            self.holdings[instrument] = Holding(-amount, price)
+        elif _isclose(holding.amount, amount):
             del self.holdings[instrument]
         else:
             holding.amount -= amount
-            if holding.amount < -1e-5:
+            if holding.amount < -1e-5 and not self.allow_short:
                 raise ValueError(f"sold {amount} of {instrument} holding only {holding.amount + amount}")
         proceeds = value - cost
         if self.settle_cash:
@@ -178,6 +203,7 @@ class Position:
         other.cash_delay = self.cash_delay
         other.settle_cash = self.settle_cash
         other.settlement_days = self.settlement_days
+        other.allow_short = self.allow_short
         other.holdings = {}
         for name, h in self.holdings.items():
             c = Holding(h.amount, h.price)

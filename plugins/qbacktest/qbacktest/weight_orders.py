@@ -17,6 +17,12 @@ The adapter reads three optional attributes of the strategy: ``risk_degree`` (0.
 (``without_interact`` when absent; Qlib's class names ``OrderGenWOInteract``/``OrderGenWInteract`` are accepted) and
 ``instruments()`` (names the runner quotes beyond its universe). Weights must be finite, in ``[0, 1]`` and sum to
 at most 1 (a :class:`~qcore.errors.RunError` naming the strategy and the bar otherwise).
+
+Long–short weights: when the run's ``short:`` option is on (the exchange's ``shorting``,
+:class:`qbacktest.short.ShortSelling`), a weight may be negative for a name eligible for lending on the bar, with
+``Σ|w| <= max_gross`` and ``|Σw| <= 1``; a negative target becomes a short holding of ``risk_degree × account value
+× w`` at the previous close (``without_interact`` only). Without the option a negative weight is an error that
+names it.
 """
 
 from __future__ import annotations
@@ -129,28 +135,45 @@ class WeightOrders:
         """Checked weights by exchange column, in the strategy's order; names the exchange does not quote are
         dropped (with one warning each)."""
         assert self.infra is not None
-        col = self.infra.exchange.col
+        exchange = self.infra.exchange
+        col = exchange.col
+        shorting = getattr(exchange, "shorting", None)
+        who = _describe(self.strategy, self.name)
         out: dict[int, float] = {}
-        total = 0.0
+        total = gross = 0.0
         unquoted: list[str] = []
         for name, value in weights.items():
             try:
                 w = float(value)
             except (TypeError, ValueError):
                 w = math.nan
-            if not (0.0 <= w <= 1.0 + WEIGHT_TOLERANCE):
-                raise RunError(f"{_describe(self.strategy, self.name)} gave {name} the target weight {value!r} on "
+            if w < 0.0 and shorting is None and w == w:
+                raise RunError(f"{who} gave {name} the target weight {value!r} on {step.start.date()}; short "
+                               "positions need the backtest option short: {enabled: true, ...}")  # fmt: skip
+            low = -math.inf if shorting is not None else 0.0
+            if not (low <= w <= 1.0 + WEIGHT_TOLERANCE) or math.isinf(w):
+                raise RunError(f"{who} gave {name} the target weight {value!r} on "
                                f"{step.start.date()}; weights must be numbers in [0, 1]")  # fmt: skip
             total += w
+            gross += abs(w)
             c = col(name)
+            if w < 0.0:
+                if self.order_generator != "without_interact":
+                    raise RunError(f"{who}: short target weights need order_generator without_interact")
+                if not exchange.can_short(step.index, c):
+                    raise RunError(f"{who} gave {name} the short target weight {w:.6g} on {step.start.date()}, but "
+                                   f"{name} is not eligible for securities lending then (backtest.short.eligible)")
             if c is None:
                 if name not in self._unquoted:
                     unquoted.append(name)
                 continue
             out[c] = w
-        if total - 1.0 >= WEIGHT_TOLERANCE:
-            raise RunError(f"{_describe(self.strategy, self.name)}: target weights on {step.start.date()} sum to "
+        if abs(total) - 1.0 >= WEIGHT_TOLERANCE:
+            raise RunError(f"{who}: target weights on {step.start.date()} sum to "
                            f"{total:.6g}, more than 1")  # fmt: skip
+        if shorting is not None and gross - shorting.max_gross >= WEIGHT_TOLERANCE:
+            raise RunError(f"{who}: target weights on {step.start.date()} have a gross exposure Σ|w| = {gross:.6g}, "
+                           f"more than backtest.short.max_gross = {shorting.max_gross:g}")  # fmt: skip
         if unquoted:
             self._unquoted.update(unquoted)
             logger.warning("%s targets %s, which the backtest does not quote: never traded (list them in the "
@@ -230,7 +253,9 @@ class WeightOrders:
             factor = exchange.factor_at(t, c)
             if have == want:
                 continue
-            if have < want:
+            if want == 0 and have < 0:  # cover the whole short holding
+                delta = -have
+            elif have < want:
                 delta = exchange.round_amount(want - have, factor)
             elif want == 0:
                 delta = -have
