@@ -1,0 +1,42 @@
+"""Hook implementations of qmine: the ``factor_proposer`` kind with ``genetic`` and ``random``, the ``mined``
+feature set and ``qcore mine``. Nothing heavy is imported by loading the plugin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qcore import KindSpec, Registrar, hookimpl, lazy
+from qcore.registry import KindRegistrar
+
+KINDS: tuple[KindSpec, ...] = (
+    KindSpec("factor_proposer", "qmine_register_proposers",
+             "Factor proposers: suggest candidate expressions for `qcore mine` from the history of scored ones.",
+             ("factor_proposers", "proposers"), "qmine.proposers:FactorProposer"),
+)  # fmt: skip
+
+
+@hookimpl
+def qcore_register_kinds(register_kind: KindRegistrar) -> None:
+    for spec in KINDS:
+        register_kind(spec)
+
+
+@hookimpl
+def qmine_register_proposers(register: Registrar) -> None:
+    register("genetic", lazy("qmine.proposers:GeneticProposer",
+                             description="Genetic programming: tournament selection, crossover, subtree/point/"
+                                         "window/hoist mutation (seeded)."))  # fmt: skip
+    register("random", lazy("qmine.proposers:RandomProposer", description="Baseline: fresh random typed trees."))
+
+
+@hookimpl
+def qcore_register_feature_sets(register: Registrar) -> None:
+    register("mined", lazy("qmine.library:mined", description="The factors of a `qcore mine` library "
+                                                             "(kwargs: library=PATH) + LABEL0."))
+
+
+@hookimpl
+def qcore_register_commands(cli: Any, kernel: Any) -> None:
+    from qmine.cli import mine_command
+
+    cli.add_command(mine_command)
