@@ -71,7 +71,9 @@ def _root_params(ctx: click.Context) -> dict[str, Any]:
     return root.params if root.params else {}
 
 
-def _selection(ctx: click.Context, extra: Sequence[str] = ()) -> Any:
+def plugin_selection(ctx: click.Context, extra: Sequence[str] = ()) -> Any:
+    """The plugins the command line asked for (``-p``, ``--no-autoload``), plus ``extra``, as a
+    :class:`qcore.plugins.PluginSelection` (for plugin commands that start processes loading the same plugins)."""
     from qcore.plugins import PluginSelection
 
     params = _root_params(ctx)
@@ -85,7 +87,7 @@ def get_kernel(ctx: click.Context, extra_selection: Any = None) -> Any:
 
     root = ctx.find_root()
     cache = root.meta.setdefault("qcore.kernels", {})
-    selection = _selection(ctx)
+    selection = plugin_selection(ctx)
     if extra_selection is not None:
         selection = extra_selection.then(selection)
     if selection not in cache:

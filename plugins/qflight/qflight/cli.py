@@ -64,6 +64,11 @@ def _check(uri: str, token_file: str | None, tls_root_cert: str | None) -> None:
               help="Most symbols listed in one request.")
 @click.option("--max-expressions", default=2_000, show_default=True, type=click.IntRange(1),
               help="Most expressions in one request.")
+@click.option("--max-seconds", default=300.0, show_default=True, type=click.FloatRange(0, min_open=True),
+              help="Longest one server-side evaluation may run; past it its worker process is stopped and the client "
+                   "gets an error naming the limit.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="Worker processes for server-side evaluation (evaluations that run at once).")
 @click.option("--batch-cells", default=1 << 20, show_default=True, type=click.IntRange(1),
               help="About how many cells one streamed record batch holds.")
 @click.option("--grace", default=10.0, show_default=True, type=click.FloatRange(0),
@@ -75,8 +80,9 @@ def _check(uri: str, token_file: str | None, tls_root_cert: str | None) -> None:
 @click.pass_context
 def serve_command(ctx: click.Context, store: str | None, provider_name: str, host: str, port: int,
                   token_file: str | None, tls_cert: str | None, tls_key: str | None, expr_cache: str | None,
-                  max_cells: int, max_instruments: int, max_expressions: int, batch_cells: int, grace: float,
-                  check: bool, uri: str | None, tls_root_cert: str | None) -> None:  # fmt: skip
+                  max_cells: int, max_instruments: int, max_expressions: int, max_seconds: float, workers: int,
+                  batch_cells: int, grace: float, check: bool, uri: str | None,
+                  tls_root_cert: str | None) -> None:  # fmt: skip
     """Serve a store read-only over Arrow Flight (calendar, instruments, raw fields, server-side expressions)."""
     from qcore.errors import ArgumentError
 
@@ -93,17 +99,19 @@ def serve_command(ctx: click.Context, store: str | None, provider_name: str, hos
         raise ArgumentError(f"binding {host} (not loopback) needs --token-file: anyone who reaches the port could "
                             "read the store", option="--host")  # fmt: skip
     _serve(ctx, store, provider_name, host, port, token_file, tls_cert, tls_key, expr_cache, max_cells,
-           max_instruments, max_expressions, batch_cells, grace)  # fmt: skip
+           max_instruments, max_expressions, max_seconds, workers, batch_cells, grace)  # fmt: skip
 
 
 def _serve(ctx: click.Context, store: str, provider_name: str, host: str, port: int, token_file: str | None,
            tls_cert: str | None, tls_key: str | None, expr_cache: str | None, max_cells: int, max_instruments: int,
-           max_expressions: int, batch_cells: int, grace: float) -> None:  # fmt: skip
-    from qcore.cli import get_kernel
+           max_expressions: int, max_seconds: float, workers: int, batch_cells: int,
+           grace: float) -> None:  # fmt: skip
+    from qcore.cli import get_kernel, plugin_selection
     from qcore.errors import ArgumentError
     from qflight.auth import BearerAuthFactory, TokenFile
     from qflight.requests import Limits
     from qflight.server import DataServer, logger, serve_until_signalled
+    from qflight.workers import EvaluationPool, WorkerSetup
 
     tls = (_read_pem(tls_cert, "--tls-cert"), _read_pem(tls_key, "--tls-key")) if tls_cert and tls_key else None
     tokens = TokenFile(token_file) if token_file else None
@@ -112,11 +120,6 @@ def _serve(ctx: click.Context, store: str, provider_name: str, host: str, port: 
     provider.calendar("day")  # a folder that is no store fails here, naming what is missing
     operators = {name: kernel.registry("operator").get(name)
                  for name in kernel.registry("operator").names(include_aliases=True)}  # fmt: skip
-    cache = None
-    if expr_cache:
-        from qcore.expr.cache import ExpressionCache
-
-        cache = ExpressionCache(expr_cache)
     if not logger.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -124,13 +127,17 @@ def _serve(ctx: click.Context, store: str, provider_name: str, host: str, port: 
     logger.setLevel(logging.INFO)
     scheme = "grpc+tls" if tls else "grpc"
     limits = Limits(max_cells=max_cells, max_instruments=max_instruments, max_expressions=max_expressions)
+    # evaluations run in worker processes that open the same store with the same plugins (and can be stopped)
+    setup = WorkerSetup(plugin_selection(ctx), provider_name, {"provider_uri": store},
+                        os.path.abspath(os.path.expanduser(expr_cache)) if expr_cache else None)
     try:
         middleware = {"auth": BearerAuthFactory(tokens)} if tokens else None
         server = DataServer(provider, operators, lambda name: kernel.create("feature_set", name),
                             f"{scheme}://{host}:{port}", middleware=middleware, tls=tls, limits=limits,
-                            batch_cells=batch_cells, expr_cache=cache, name=os.path.basename(os.path.abspath(store)))
+                            batch_cells=batch_cells, name=os.path.basename(os.path.abspath(store)))
     except OSError as exc:  # pyarrow raises an OSError subclass when it cannot bind
         raise ArgumentError(f"cannot serve on {host}:{port}: {exc}", option="--port") from None
+    server.pool = EvaluationPool(setup, size=workers, max_seconds=max_seconds)
     if tokens is None:
         logger.warning("no --token-file: every client that reaches %s:%s may read the store", host, server.port)
     elif tls is None and not _is_loopback(host):

@@ -5,7 +5,9 @@ the default), or the expressions are sent to the server and only the evaluated f
 (``evaluate="server"``: :meth:`FlightProvider.evaluate_expressions`, which the engine finds through the optional
 :class:`~qcore.protocols.ExpressionEvaluator` protocol). Every answer is kept in a local read-through cache under
 ``$QCORE_CACHE_DIR/flight/`` keyed by the server's data version, so a repeated run downloads nothing; when the
-server's store changes, its version changes and the old entries are dropped.
+server's store changes, its version changes and the old entries are dropped. Point-in-time period data (``$$eps_q``)
+comes over the wire too (:class:`~qcore.protocols.PointInTimeProvider`), so ``P``/``PRef`` evaluate locally as on the
+server's store.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.flight as fl
@@ -28,7 +31,7 @@ import pyarrow.flight as fl
 from qcore.errors import DataError
 from qcore.types import Panel, Span, Universe
 from qflight.auth import read_client_token
-from qflight.codec import frame_from_table, panel_from_batches
+from qflight.codec import frame_from_table, panel_from_batches, pit_from_table
 from qflight.requests import ticket
 
 logger = logging.getLogger(__name__)
@@ -145,7 +148,7 @@ class FlightProvider:
             return DataError(f"the data server {self.uri} refused the call ({what}): {message}{hint}")
         if isinstance(exc, fl.FlightUnavailableError):
             return DataError(f"the data server {self.uri} is unavailable ({what}): {message}")
-        if isinstance(exc, fl.FlightTimedOutError):
+        if isinstance(exc, fl.FlightTimedOutError) and "--max-seconds" not in message:  # else the server's own limit
             return DataError(f"the data server {self.uri} did not answer within {self.timeout:g} s ({what})")
         return DataError(f"the data server {self.uri} answered {what} with an error: {message}")
 
@@ -274,6 +277,24 @@ class FlightProvider:
         try:
             return panel_from_batches(table.schema, table.to_batches())
         except ValueError as exc:
+            raise DataError(f"the data server {self.uri} sent a malformed answer: {exc}") from None
+
+    # -- point-in-time period data (qcore.protocols.PointInTimeProvider) -----------------------------------------
+
+    def pit_fields(self) -> list[str]:
+        """Names of the server's stored period fields (``eps_q``, ``roe_a``...), lower case; none when its store has
+        no point-in-time data."""
+        return list(self.info().get("pit_fields", ()))
+
+    def load_pit(self, field: str, instruments: Sequence[str]) -> dict[str, np.ndarray]:
+        """Every record of period field ``field`` for each of ``instruments`` that has any, in publication order,
+        as the server's store reads them (a :data:`~qcore.protocols.PIT_RECORD` array per instrument)."""
+        name = str(field).strip().lower().removeprefix("$$")
+        raw = ticket(kind="pit", field=name, instruments=[str(s) for s in instruments])
+        table = self._fetch(raw, f"period field {name} of {len(instruments)} instruments")
+        try:
+            return pit_from_table(table)
+        except (ValueError, KeyError) as exc:
             raise DataError(f"the data server {self.uri} sent a malformed answer: {exc}") from None
 
     # -- server-side evaluation (qcore.protocols.ExpressionEvaluator) ------------------------------------------

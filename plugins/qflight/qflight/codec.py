@@ -3,14 +3,16 @@
 A **fields** answer streams one batch per block of instruments: a float32 column per field, each the block's
 ``(dates, block)`` array flattened date-major; the schema's metadata holds the dates and the symbols. An
 **evaluate** answer is the engine's frame: two int32 code columns for the ``(datetime, instrument)`` index (the
-levels in the metadata) and one column per expression, named by position (the names in the metadata).
+levels in the metadata) and one column per expression, named by position (the names in the metadata). A **pit**
+answer is the point-in-time records of one period field: instrument, publication date, period and value, each
+instrument's records contiguous and in publication order.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -116,3 +118,46 @@ def table_batches(table: pa.Table, max_rows: int) -> Iterator[pa.RecordBatch]:
     """``table`` as batches of at most ``max_rows`` rows (zero-copy slices)."""
     yield from table.combine_chunks().to_batches(max_chunksize=max(1, max_rows))
 
+
+
+# -- point-in-time records ------------------------------------------------------------------------------------
+
+PIT_SCHEMA = pa.schema([("instrument", pa.string()), ("date", pa.uint32()), ("period", pa.uint32()),
+                        ("value", pa.float64())])  # fmt: skip
+
+
+def pit_table(records: Mapping[str, np.ndarray]) -> pa.Table:
+    """``load_pit``'s answer (symbol → :data:`~qcore.protocols.PIT_RECORD` array) as one table, each symbol's
+    records contiguous and in their stored (publication) order."""
+    symbols = [s for s, r in records.items() if len(r)]
+    parts = [np.asarray(records[s]) for s in symbols]
+    columns = {"date": np.uint32, "period": np.uint32, "value": np.float64}
+    arrays = [pa.array(np.repeat(np.array(symbols, dtype=object), [len(p) for p in parts]) if parts else [],
+                       pa.string())]  # fmt: skip
+    for name, dtype in columns.items():
+        values = np.concatenate([p[name] for p in parts]).astype(dtype, copy=False) if parts else np.empty(0, dtype)
+        arrays.append(pa.array(values))
+    return pa.Table.from_arrays(arrays, schema=PIT_SCHEMA)
+
+
+def pit_from_table(table: pa.Table) -> dict[str, np.ndarray]:
+    """The mapping :func:`pit_table` encoded: symbol → record array, in the order the table holds them."""
+    from qcore.protocols import PIT_RECORD
+
+    if table.schema.remove_metadata() != PIT_SCHEMA:
+        raise ValueError(f"a point-in-time answer has the columns {PIT_SCHEMA.names}, not {table.schema.names}")
+    symbols = np.asarray(table.column("instrument").to_pylist(), dtype=object)
+    if len(symbols) == 0:
+        return {}
+    records = np.empty(len(symbols), dtype=PIT_RECORD)
+    for name in ("date", "period", "value"):
+        records[name] = table.column(name).to_numpy()
+    starts = np.flatnonzero(np.r_[True, symbols[1:] != symbols[:-1]])
+    ends = np.r_[starts[1:], len(symbols)]
+    out: dict[str, np.ndarray] = {}
+    for lo, hi in zip(starts, ends, strict=True):
+        symbol = str(symbols[lo])
+        if symbol in out:
+            raise ValueError(f"the records of {symbol} are not contiguous")
+        out[symbol] = records[lo:hi].copy()
+    return out

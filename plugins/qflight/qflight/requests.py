@@ -8,7 +8,9 @@ A ticket is a JSON object with a ``kind``:
   fields of the listed symbols on the calendar rows between the dates;
 - ``{"kind": "evaluate", "expressions": [[name, expr], ...] | [expr] | {name: expr}, "feature_set": name, "label": bool,
   "instruments": market | [...], "start", "end", "freq", "missing_fields", "index"}``: expressions (or a
-  registered feature set) evaluated on the server into one frame.
+  registered feature set) evaluated on the server into one frame;
+- ``{"kind": "pit", "field": "eps_q", "instruments": [...]}``: every point-in-time record of a period field (the
+  store's ``financial/`` data) for the listed symbols.
 
 Everything wrong with a ticket is a :class:`RequestError` naming the key; the server turns it into a Flight error.
 """
@@ -29,6 +31,7 @@ _KEYS = {
     "fields": {"kind", "fields", "instruments", "start", "end", "freq"},
     "evaluate": {"kind", "expressions", "feature_set", "label", "instruments", "start", "end", "freq",
                  "missing_fields", "index"},
+    "pit": {"kind", "field", "instruments"},
 }  # fmt: skip
 
 
@@ -101,7 +104,15 @@ class EvaluateRequest:
     index: str = "datetime"
 
 
-Request = CalendarRequest | InstrumentsRequest | FieldsRequest | EvaluateRequest
+@attrs.frozen
+class PitRequest:
+    """Every point-in-time record of one period field (``eps_q``, ``roe_a``) for some symbols."""
+
+    field: str
+    instruments: tuple[str, ...]
+
+
+Request = CalendarRequest | InstrumentsRequest | FieldsRequest | EvaluateRequest | PitRequest
 
 
 def _text(doc: Mapping[str, Any], key: str, default: str | None = None, limit: int = 64) -> str:
@@ -181,6 +192,12 @@ def parse_ticket(raw: bytes, limits: Limits) -> Request:
     unknown = sorted(set(doc) - _KEYS[kind])
     if unknown:
         raise RequestError(f"unknown key(s) for a {kind} request: {', '.join(map(str, unknown))}")
+    if kind == "pit":
+        field = _text(doc, "field").lower().removeprefix("$$")
+        if not _NAME.match(field) or not field.endswith(("_q", "_a")):
+            raise RequestError(f"field: {field!r} is not a period field name (letters, digits, underscores, ending "
+                               "in _q or _a)")  # fmt: skip
+        return PitRequest(field, _symbols(doc.get("instruments"), limits))
     freq = _name(doc, "freq", "day") if kind != "instruments" else "day"
     if kind == "calendar":
         return CalendarRequest(freq)

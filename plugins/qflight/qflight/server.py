@@ -2,9 +2,10 @@
 
 Calls: ``do_get`` with a JSON ticket (:mod:`qflight.requests`), ``do_action("info")`` (what it serves and its data
 version), ``do_action("stats")`` (per-client calls, bytes and seconds) and ``list_flights`` (the calendars and
-markets as tickets). There is no ``do_put``/``do_exchange``: nothing can write. Every call is logged with its client,
-bytes and time; a request the server refuses, or one that fails, is a Flight error with a one-line message, and the
-server keeps serving.
+markets as tickets). Server-side evaluation runs in a pool of worker processes (:mod:`qflight.workers`), each request
+bounded in wall-clock time: past the limit its worker is killed and replaced. There is no ``do_put``/``do_exchange``:
+nothing can write. Every call is logged with its client, bytes and time; a request the server refuses, or one that
+fails, is a Flight error with a one-line message, and the server keeps serving.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ import pyarrow as pa
 import pyarrow.flight as fl
 
 from qcore.errors import QcoreError
-from qflight.codec import fields_schema, frame_table, panel_batch, table_batches
+from qflight.codec import PIT_SCHEMA, fields_schema, frame_table, panel_batch, pit_table, table_batches
 from qflight.requests import (
     CalendarRequest,
     EvaluateRequest,
     FieldsRequest,
     InstrumentsRequest,
     Limits,
+    PitRequest,
     Request,
     RequestError,
     check_cells,
@@ -60,6 +62,10 @@ def flight_error(exc: BaseException) -> fl.FlightError:
         return exc
     if isinstance(exc, RequestError):
         return fl.FlightServerError(f"invalid request: {exc}")
+    from qflight.workers import TimeLimitError
+
+    if isinstance(exc, TimeLimitError):
+        return fl.FlightTimedOutError(str(exc))
     if isinstance(exc, QcoreError):
         return fl.FlightServerError(str(exc))
     logger.error("internal error", exc_info=exc)
@@ -78,6 +84,9 @@ class DataServer(fl.FlightServerBase):
     :param batch_cells: about how many cells (rows × columns) one streamed batch holds.
     :param expr_cache: the engine's :class:`~qcore.expr.cache.ExpressionCache` for server-side evaluation.
     :param name: what ``info`` calls the store.
+    :param pool: a :class:`~qflight.workers.EvaluationPool` that evaluates expressions in worker processes within
+        its time limit (the server closes it when it stops); None evaluates in the server's own threads, unbounded
+        in time.
     """
 
     def __init__(
@@ -93,6 +102,7 @@ class DataServer(fl.FlightServerBase):
         batch_cells: int = 1 << 20,
         expr_cache: Any = None,
         name: str = "store",
+        pool: Any = None,
     ) -> None:
         certificates = [fl.CertKeyPair(cert=tls[0], key=tls[1])] if tls else None
         super().__init__(location, tls_certificates=certificates, middleware=dict(middleware or {}))
@@ -103,10 +113,12 @@ class DataServer(fl.FlightServerBase):
         self.batch_cells = max(1, int(batch_cells))
         self.expr_cache = expr_cache
         self.name = name
+        self.pool = pool
         self.stopping = threading.Event()
         self.stats: dict[str, ClientStats] = {}
         self._lock = threading.Lock()
         self._version: tuple[float, str] | None = None
+        self._pit_fields: tuple[str, list[str]] | None = None
 
     # -- bookkeeping -------------------------------------------------------------------------------------------
 
@@ -145,17 +157,35 @@ class DataServer(fl.FlightServerBase):
         with self._lock:
             return {user: attrs.asdict(stats) for user, stats in sorted(self.stats.items())}
 
+    def pit_fields(self) -> list[str]:
+        """The store's point-in-time period fields (none when its provider has no period data), listed once per
+        data version."""
+        from qcore.protocols import PointInTimeProvider
+
+        if not isinstance(self.provider, PointInTimeProvider):
+            return []
+        version = self.data_version()
+        with self._lock:
+            if self._pit_fields is not None and self._pit_fields[0] == version:
+                return list(self._pit_fields[1])
+        names = sorted(str(f).lower() for f in self.provider.pit_fields())
+        with self._lock:
+            self._pit_fields = (version, names)
+        return list(names)
+
     def _freqs(self) -> list[str]:
         freqs = getattr(self.provider, "freqs", None)
         return list(freqs()) if callable(freqs) else ["day"]
 
     def info(self) -> dict[str, Any]:
-        """What the server serves: store name, data version, frequencies, fields, markets, limits."""
+        """What the server serves: store name, data version, frequencies, fields, period fields, markets, limits
+        (``max_seconds``: the wall-clock limit of one evaluation, None when unbounded)."""
         freqs = self._freqs()
+        limits = {**attrs.asdict(self.limits), "max_seconds": self.pool.max_seconds if self.pool else None}
         return {
             "name": self.name, "version": self.data_version(), "read_only": True, "freqs": freqs,
-            "fields": {freq: list(self.provider.fields(freq)) for freq in freqs},
-            "markets": list(self.provider.markets()), "limits": attrs.asdict(self.limits),
+            "fields": {freq: list(self.provider.fields(freq)) for freq in freqs}, "pit_fields": self.pit_fields(),
+            "markets": list(self.provider.markets()), "limits": limits,
         }  # fmt: skip
 
     # -- Flight calls ------------------------------------------------------------------------------------------
@@ -212,7 +242,7 @@ class DataServer(fl.FlightServerBase):
                 raise fl.FlightUnavailableError(SHUTTING_DOWN)
             request = parse_ticket(flight_ticket.ticket, self.limits)
             what = _describe(request)
-            schema, batches = self._answer(request)
+            schema, batches = self._answer(request, context)
         except Exception as exc:
             self._record(user, peer, what, 0, started, str(exc))
             raise flight_error(exc) from None
@@ -254,7 +284,8 @@ class DataServer(fl.FlightServerBase):
 
     # -- answers -----------------------------------------------------------------------------------------------
 
-    def _answer(self, request: Request) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    def _answer(self, request: Request, context: fl.ServerCallContext | None = None
+                ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:  # fmt: skip
         if isinstance(request, CalendarRequest):
             dates = self.provider.calendar(request.freq)
             table = pa.table({"datetime": pa.array(dates.values.astype("datetime64[ns]"))})
@@ -270,7 +301,9 @@ class DataServer(fl.FlightServerBase):
             return table.schema, iter(table.to_batches())
         if isinstance(request, FieldsRequest):
             return self._fields(request)
-        return self._evaluate(request)
+        if isinstance(request, PitRequest):
+            return self._pit(request)
+        return self._evaluate(request, context)
 
     def _fields(self, request: FieldsRequest) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         p = self.provider
@@ -290,9 +323,19 @@ class DataServer(fl.FlightServerBase):
 
         return schema, batches()
 
-    def _evaluate(self, request: EvaluateRequest) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-        from qcore.expr.engine import ExpressionEngine
+    def _pit(self, request: PitRequest) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        from qcore.protocols import PointInTimeProvider
 
+        if not isinstance(self.provider, PointInTimeProvider) or request.field not in self.pit_fields():
+            stored = self.pit_fields()
+            raise RequestError(f"unknown period field {request.field!r} (this store has "
+                               f"{', '.join(stored) if stored else 'no point-in-time period data'})")  # fmt: skip
+        table = pit_table(self.provider.load_pit(request.field, list(request.instruments)))
+        rows = max(1, self.batch_cells // len(PIT_SCHEMA))
+        return table.schema, table_batches(table, rows)
+
+    def _evaluate(self, request: EvaluateRequest, context: fl.ServerCallContext | None = None
+                  ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:  # fmt: skip
         expressions = dict(request.expressions)
         if request.feature_set is not None:
             definition = self.feature_sets(request.feature_set)
@@ -311,13 +354,38 @@ class DataServer(fl.FlightServerBase):
         else:
             count = len(request.instruments)
         check_cells(max(0, hi - lo), count, len(expressions), self.limits)
+        if self.pool is not None:
+            table = self._evaluate_in_worker(request, expressions, context)
+        else:
+            table = self._evaluate_here(request, expressions)
+        rows = max(1, self.batch_cells // max(1, table.num_columns))
+        return table.schema, table_batches(table, rows)
+
+    def _evaluate_in_worker(self, request: EvaluateRequest, expressions: dict[str, str],
+                            context: fl.ServerCallContext | None) -> pa.Table:  # fmt: skip
+        from qflight.workers import EvaluateTask, RequestCancelled
+
+        task = EvaluateTask(expressions, request.instruments, request.start, request.end, request.freq,
+                            request.missing_fields, request.index)  # fmt: skip
+
+        def cancelled() -> bool:
+            return self.stopping.is_set() or (context is not None and context.is_cancelled())
+
+        try:
+            return self.pool.evaluate(task, cancelled)
+        except RequestCancelled:
+            if self.stopping.is_set():
+                raise fl.FlightUnavailableError(SHUTTING_DOWN) from None
+            raise
+
+    def _evaluate_here(self, request: EvaluateRequest, expressions: dict[str, str]) -> pa.Table:
+        from qcore.expr.engine import ExpressionEngine
+
         engine = ExpressionEngine(self.provider, self.operators, freq=request.freq, cache=self.expr_cache,
                                   missing_fields=request.missing_fields)  # fmt: skip
         instruments = request.instruments if isinstance(request.instruments, str) else list(request.instruments)
         frame = engine.evaluate(expressions, instruments, request.start, request.end, index=request.index)
-        table = frame_table(frame)
-        rows = max(1, self.batch_cells // max(1, table.num_columns))
-        return table.schema, table_batches(table, rows)
+        return frame_table(frame)
 
 
 class QcoreErrorChanged(QcoreError):
@@ -340,6 +408,8 @@ def _describe(request: Request) -> str:
         return f"instruments {request.market}"
     if isinstance(request, FieldsRequest):
         return f"fields {len(request.fields)} x {len(request.instruments)} instruments ({request.freq})"
+    if isinstance(request, PitRequest):
+        return f"pit {request.field} of {len(request.instruments)} instruments"
     what = f"feature set {request.feature_set}" if request.feature_set else f"{len(request.expressions)} expressions"
     universe = request.instruments if isinstance(request.instruments, str) else f"{len(request.instruments)} symbols"
     return f"evaluate {what} on {universe} ({request.freq})"
@@ -362,6 +432,8 @@ def serve_until_signalled(server: DataServer, grace: float = 10.0) -> bool:
             signal.signal(sig, old)
     logger.info("signal received: stopping (open streams are cut, %.0f s for open calls)", grace)
     server.stopping.set()
+    if server.pool is not None:
+        server.pool.close()  # running evaluations end now (their calls get SHUTTING_DOWN), idle workers leave
     closer = threading.Thread(target=server.shutdown, name="qflight-shutdown", daemon=True)
     closer.start()
     closer.join(grace)
