@@ -10,6 +10,8 @@
    kernel's own module names (``tracking``) and paths into ``qcore`` (``"qcore.trading:WeightStrategy"``) are the
    kernel's words whatever a plugin registers.
 
+3. Plugins use the kernel's public API: no plugin module imports a private (``_name``) module or name of ``qcore``.
+
 Each check is also run on a planted tree under ``tmp_path``, so a check that stopped finding offences fails too.
 """
 
@@ -502,3 +504,47 @@ def test_kernel_naming_check_passes_a_clean_tree(tmp_path: Path, loaded_kernel: 
     kernel_root = _write(tmp_path / "qcore" / "clean.py", clean).parent
     names = registered_names(loaded_kernel)
     assert kernel_naming(kernel_root, names, {"qbacktest", "qrl"}, root=tmp_path) == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rule 3: plugins use the kernel's public API
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def private_kernel_imports(packages: Mapping[str, Path]) -> list[Offence]:
+    """Every ``from qcore... import _x`` / ``import qcore._x`` (or a private module on the path) in a plugin."""
+    offences = []
+    for package, folder in sorted(packages.items()):
+        for path in _sources(folder):
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    modules = [node.module]
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.Import):
+                    modules, names = [alias.name for alias in node.names], []
+                else:
+                    continue
+                for module in modules:
+                    if module != "qcore" and not module.startswith("qcore."):
+                        continue
+                    bad = [part for part in module.split(".") if part.startswith("_") and not part.startswith("__")]
+                    bad += [name for name in names if name.startswith("_") and not name.startswith("__")]
+                    for name in bad:
+                        offences.append(Offence(_relative(path, ROOT), node.lineno, name,
+                                                f"{package} imports a private name of the kernel ({module})"))
+    return offences
+
+
+def test_plugins_use_only_the_kernels_public_names() -> None:
+    offences = private_kernel_imports(plugin_packages(PLUGIN_DIST_ROOTS))
+    assert not offences, "plugins import kernel internals:\n" + "\n".join(map(str, offences))
+
+
+def test_private_kernel_import_check_finds_planted_offences(tmp_path: Path) -> None:
+    root = tmp_path / "plugins"
+    _write(root / "qa" / "qa" / "__init__.py", "")
+    _write(root / "qa" / "qa" / "bad.py", "from qcore.cli import _selection\nimport qcore._hidden\n"
+           "from qcore.trading import Order\nfrom qcore import __version__\n")
+    offences = private_kernel_imports(plugin_packages([root]))
+    assert sorted((o.line, o.name) for o in offences) == [(1, "_selection"), (2, "_hidden")]

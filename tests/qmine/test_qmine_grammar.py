@@ -114,7 +114,7 @@ def test_scoring_matches_pandas() -> None:
 
 def test_kind_and_components_are_registered() -> None:
     kernel = Kernel.load(use_env=False)
-    assert set(kernel.registry("factor_proposer").names()) >= {"genetic", "random"}
-    assert isinstance(kernel.create("factor_proposer", "random"), RandomProposer)
+    assert set(kernel.registry("factor_proposer").names()) >= {"genetic", "random_search"}
+    assert isinstance(kernel.create("factor_proposer", "random_search"), RandomProposer)
     assert "mined" in kernel.registry("feature_set").names()
     assert Const(5) == parse("5")

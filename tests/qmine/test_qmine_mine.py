@@ -98,9 +98,9 @@ def test_mine_recovers_the_planted_factor(tmp_path: Path, planted_store: Path) -
 
 
 def test_random_baseline_runs_and_library_grows(tmp_path: Path, planted_store: Path) -> None:
-    first, lib1 = _mine(tmp_path, planted_store, proposer="random", population=30, generations=2)
+    first, lib1 = _mine(tmp_path, planted_store, proposer="random_search", population=30, generations=2)
     assert first.exit_code == 0, first.output
-    second, lib2 = _mine(tmp_path, planted_store, proposer="random", population=30, generations=2)
+    second, lib2 = _mine(tmp_path, planted_store, proposer="random_search", population=30, generations=2)
     assert second.exit_code == 0, second.output
     assert len(lib2["runs"]) == 2 and lib2["factors"][: len(lib1["factors"])] == lib1["factors"]
     names = [f["name"] for f in lib2["factors"]]

@@ -26,7 +26,7 @@ def qmine_register_proposers(register: Registrar) -> None:
     register("genetic", lazy("qmine.proposers:GeneticProposer",
                              description="Genetic programming: tournament selection, crossover, subtree/point/"
                                          "window/hoist mutation (seeded)."))  # fmt: skip
-    register("random", lazy("qmine.proposers:RandomProposer", description="Baseline: fresh random typed trees."))
+    register("random_search", lazy("qmine.proposers:RandomProposer", description="Baseline: fresh random typed trees."))
 
 
 @hookimpl
