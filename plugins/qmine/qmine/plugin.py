@@ -1,4 +1,4 @@
-"""Hook implementations of qmine: the ``factor_proposer`` kind with ``genetic`` and ``random``, the ``mined``
+"""Hook implementations of qmine: the ``factor_proposer`` kind with ``genetic`` and ``random_search``, the ``mined``
 feature set and ``qcore mine``. Nothing heavy is imported by loading the plugin."""
 
 from __future__ import annotations
