@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from qcore.errors import QcoreError
+from qcore.errors import ConfigError, QcoreError
 
 FORMAT = "qrl-checkpoint/1"
 
@@ -58,6 +58,19 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         raise QcoreError(f"checkpoint sidecar {side} is not valid JSON: {exc.msg}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise QcoreError(f"checkpoint sidecar {side} is not a {FORMAT} file")
+    return meta
+
+
+def meta_for_strategy(path: str | Path, env: str, strategy: str, key: str) -> dict[str, Any]:
+    """The sidecar of checkpoint ``path`` for a strategy that needs an ``env`` policy; any problem is a
+    :class:`ConfigError` at ``key`` (the strategy's ``checkpoint`` argument)."""
+    try:
+        meta = read_meta(path)
+    except QcoreError as exc:
+        raise ConfigError(str(exc), path=key) from None
+    if meta.get("env") != env:
+        raise ConfigError(f"checkpoint {Path(path)} holds a {meta.get('env')!r} policy; {strategy} needs a"
+                          f"{'n' if env[:1] in 'aeiou' else ''} {env} policy (env: {env})", path=key)  # fmt: skip
     return meta
 
 

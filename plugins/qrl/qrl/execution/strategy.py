@@ -111,13 +111,7 @@ class RLExecutionStrategy:
         self.kernel = kernel
         self.checkpoint = Path(checkpoint)
         self.deterministic = bool(deterministic)
-        try:
-            self.meta = ckpt.read_meta(self.checkpoint)
-        except QcoreError as exc:
-            raise ConfigError(str(exc), path=f"{PATH}.checkpoint") from None
-        if self.meta.get("env") != "execution":
-            raise ConfigError(f"checkpoint {self.checkpoint} holds a {self.meta.get('env')!r} policy; rl_execution "
-                              "needs an execution policy (env: execution)", path=f"{PATH}.checkpoint")
+        self.meta = ckpt.meta_for_strategy(self.checkpoint, "execution", "rl_execution", f"{PATH}.checkpoint")
         settings = self.meta.get("execution")
         if not isinstance(settings, Mapping):
             raise ConfigError(f"checkpoint {self.checkpoint} does not record its environment's interpreters and "

@@ -73,13 +73,7 @@ class RLPolicyStrategy:
         self.checkpoint = Path(checkpoint)
         self.deterministic = bool(deterministic)
         self.kernel = kernel
-        try:
-            self.meta = ckpt.read_meta(self.checkpoint)
-        except QcoreError as exc:
-            raise ConfigError(str(exc), path=f"{PATH}.checkpoint") from None
-        if self.meta.get("env") != "portfolio":
-            raise ConfigError(f"checkpoint {self.checkpoint} holds a {self.meta.get('env')!r} policy; rl_policy "
-                              "needs a portfolio policy", path=f"{PATH}.checkpoint")
+        self.meta = ckpt.meta_for_strategy(self.checkpoint, "portfolio", "rl_policy", f"{PATH}.checkpoint")
         instruments, features = self.meta.get("instruments"), self.meta.get("features")
         if not instruments or not features or "scaler" not in self.meta:
             raise ConfigError(f"checkpoint {self.checkpoint} does not record its instruments, feature expressions "
