@@ -110,3 +110,18 @@ def position_sections(result: dict[str, Any]) -> list[ReportSection]:
                       charts.value_table("qa-costs", result["cost_attribution"]), "qa-costs"),
     ]
     return sections
+
+
+def industry_sections(result: dict[str, Any]) -> list[ReportSection]:
+    """The industry exposure as report sections (none when the store had no industry field)."""
+    if "industry" not in result:
+        return []
+    sections = [ReportSection("Portfolio: weight per industry",
+                              charts.stacked_area_chart("qa-industry", result["industry"]), "qa-industry")]
+    if "industry_active" in result:
+        monthly = result["industry_active"].groupby(pd.DatetimeIndex(result["industry_active"].index).to_period("M"))
+        table = monthly.mean()
+        table.index = table.index.astype(str)
+        sections.append(ReportSection("Portfolio: active industry exposure (monthly mean, invested part − benchmark)",
+                                      charts.heatmap_table("qa-industry-active", table), "qa-industry-active"))
+    return sections

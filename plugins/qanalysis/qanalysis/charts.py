@@ -79,6 +79,29 @@ def line_chart(chart_id: str, frame: pd.DataFrame) -> str:
     return _legend([str(c) for c in frame.columns]) + _frame(chart_id, body, lo, hi, labels)
 
 
+def stacked_area_chart(chart_id: str, frame: pd.DataFrame) -> str:
+    """The columns of ``frame`` (non-negative shares) stacked over its index, one hoverable band per column."""
+    frame = _thin(frame.astype(float).fillna(0.0).clip(lower=0.0))
+    labels = _labels(frame.index)
+    tops = frame.cumsum(axis=1).to_numpy(float)
+    lo, hi = _range([np.append(tops.ravel(), 0.0)])
+    xs = PAD + (WIDTH - PAD - 10) * np.arange(len(frame)) / max(len(frame) - 1, 1)
+    body, base = [], np.zeros(len(frame))
+    for k, name in enumerate(frame.columns):
+        top = tops[:, k]
+        upper = " ".join(f"{x:.1f},{_y(y, lo, hi):.1f}" for x, y in zip(xs, top))
+        lower = " ".join(f"{x:.1f},{_y(y, lo, hi):.1f}" for x, y in zip(xs[::-1], base[::-1]))
+        shares = frame[name].to_numpy(float)
+        tip = html.escape(f"{name}: mean {shares.mean():.4g}, last {shares[-1]:.4g}" if len(shares) else str(name))
+        body.append(f"<polygon points='{upper} {lower}' fill='{COLORS[k % len(COLORS)]}' fill-opacity='0.75'>"
+                    f"<title>{tip}</title></polygon>")  # fmt: skip
+        body.extend(f"<circle cx='{x:.1f}' cy='{_y(y, lo, hi):.1f}' r='2' fill-opacity='0.01'>"
+                    f"<title>{html.escape(str(name))} {labels[i]}: {shares[i]:.6g}</title></circle>"
+                    for i, (x, y) in enumerate(zip(xs, top)))  # fmt: skip
+        base = top
+    return _legend([str(c) for c in frame.columns]) + _frame(chart_id, body, lo, hi, labels)
+
+
 def bar_chart(chart_id: str, series: pd.Series) -> str:
     """One hoverable bar per value of ``series`` over its index."""
     series = _thin(series.astype(float).to_frame()).iloc[:, 0]

@@ -56,16 +56,27 @@ def _column(frame: Any, names: tuple[str, ...], what: str, path: str) -> Any:
 @click.option("--groups", default=5, show_default=True, type=click.IntRange(1, 100), help="Score quantile groups.")
 @click.option("--ic-decay", default=20, show_default=True, type=click.IntRange(0, 60),
               help="Label horizons of the IC decay (needs --provider-uri; 0: none).")
+@click.option("--bench-weight", default=None,
+              help="With --provider-uri and --report: the store's benchmark weight field (such as $csi300_weight) "
+                   "for the active industry exposure.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.pass_context
 def analyze_command(ctx: click.Context, pred_path: str, label_path: str | None, provider_uri: str | None,
-                    provider_name: str, report_dir: str | None, groups: int, ic_decay: int,
+                    provider_name: str, report_dir: str | None, groups: int, ic_decay: int, bench_weight: str | None,
                     out_dir: str) -> None:  # fmt: skip
     """Analyse predictions against labels: groups, IC, IC decay, auto-correlation, turnover; write Parquet/JSON
-    artifacts and a self-contained analysis.html."""
+    artifacts and a self-contained analysis.html. With --report and --provider-uri, also the weight per industry
+    when the store has an $industry field (and the active exposure given --bench-weight)."""
     import pandas as pd
 
-    from qanalysis.analyse import position_analysis, position_sections, signal_analysis, signal_sections
+    from qanalysis.analyse import (
+        industry_sections,
+        position_analysis,
+        position_sections,
+        signal_analysis,
+        signal_sections,
+    )
+    from qanalysis.industry import industry_analysis
     from qanalysis.signal import horizon_label, horizon_labels
     from qcore.reporting import render_page
 
@@ -80,7 +91,9 @@ def analyze_command(ctx: click.Context, pred_path: str, label_path: str | None, 
         if missing:
             raise ConfigError(f"--report: missing {', '.join(missing)}")
         report, positions = pd.read_parquet(files["report"]), pd.read_parquet(files["positions"])
-    decay = None
+    if bench_weight is not None and (provider_uri is None or report_dir is None):
+        raise ConfigError("qcore analyze: --bench-weight needs --provider-uri and --report")
+    decay = engine = None
     if label_path is not None:
         label = _column(read_frame(label_path, "--label"), ("label", "LABEL0"), "--label", label_path)
     else:
@@ -101,6 +114,10 @@ def analyze_command(ctx: click.Context, pred_path: str, label_path: str | None, 
         more = position_analysis(report, positions, label)
         result.update(more)
         sections += position_sections(more)
+        if engine is not None:
+            industry = industry_analysis(engine, positions, bench_weight=bench_weight)
+            result.update(industry)
+            sections += industry_sections(industry)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []

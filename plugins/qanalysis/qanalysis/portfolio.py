@@ -130,3 +130,46 @@ def cost_attribution(report: pd.DataFrame) -> dict[str, float]:
             "cost / gross return": cost / gross if gross else float("nan"),
             "mean daily turnover": float(turnover.mean()),
             "cost per unit turnover": cost / float(turnover.sum()) if turnover.sum() else float("nan")}  # fmt: skip
+
+
+def industry_weights(positions: pd.DataFrame, industry: pd.Series) -> pd.DataFrame:
+    """Per date (rows) and industry code (columns), the summed ``weight`` of the names held in that industry on that
+    date; ``industry`` is indexed ``(datetime, instrument)``. A held name with no code that date counts under
+    ``unknown`` (a column only when needed), so each row sums to the date's invested share."""
+    weights = positions["weight"].astype(float)
+    codes = industry.reindex(weights.index)
+    labels = codes.map(_industry_label, na_action="ignore").fillna("unknown")
+    table = weights.groupby([weights.index.get_level_values(DATE), labels.to_numpy()]).sum().unstack(fill_value=0.0)
+    table.index.name, table.columns.name = DATE, "industry"
+    return table[sorted(table.columns, key=_industry_order)]
+
+
+def benchmark_industry_weights(bench_weight: pd.Series, industry: pd.Series) -> pd.DataFrame:
+    """Per date and industry code, the benchmark's weight (each date's weights scaled to sum to 1; NaN counts as 0;
+    names without a code under ``unknown``). Both series are indexed ``(datetime, instrument)``."""
+    weight = bench_weight.astype(float).fillna(0.0)
+    weight = weight[weight > 0]
+    total = weight.groupby(level=DATE).transform("sum")
+    return industry_weights((weight / total).to_frame("weight"), industry)
+
+
+def active_industry_exposure(portfolio: pd.DataFrame, benchmark: pd.DataFrame) -> pd.DataFrame:
+    """The portfolio's industry weights as shares of its invested part (each row scaled to sum to 1) minus the
+    benchmark's, on the portfolio's dates and the union of both tables' industries (a missing one counts as 0)."""
+    columns = sorted(set(portfolio.columns) | set(benchmark.columns), key=_industry_order)
+    own = portfolio.reindex(columns=columns, fill_value=0.0)
+    invested = own.sum(axis=1)
+    own = own.div(invested.where(invested > 0), axis=0)
+    bench = benchmark.reindex(index=own.index, columns=columns).fillna(0.0)
+    return own - bench
+
+
+def _industry_label(code: float) -> str:
+    return str(int(code)) if float(code).is_integer() else str(code)
+
+
+def _industry_order(label: str) -> tuple[int, float, str]:
+    try:
+        return 0, float(label), label
+    except ValueError:
+        return 1, 0.0, label

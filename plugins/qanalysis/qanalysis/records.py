@@ -29,18 +29,50 @@ class AnalysisRecord:
     :param lag: lag of the auto-correlation and turnover.
     :param ic_decay: label horizons of the IC decay (0: none), labels computed by the run's expression engine.
     :param html: write ``analysis.html`` (the sections alone) even when a backtest report shows them.
+    :param industry: the store's industry-code field for the industry exposure (``auto``: ``$industry`` when the
+        store has it; None: none); see :mod:`qanalysis.industry`.
+    :param bench_weight: the benchmark weight field for the active industry exposure (``auto``:
+        ``$<universe>_weight`` when the store has it; None: none).
     """
 
-    def __init__(self, n_groups: int = 5, lag: int = 1, ic_decay: int = 20, html: bool = False) -> None:
+    def __init__(self, n_groups: int = 5, lag: int = 1, ic_decay: int = 20, html: bool = False,
+                 industry: str | None = "auto", bench_weight: str | None = "auto") -> None:  # fmt: skip
         if n_groups < 1 or lag < 1 or ic_decay < 0:
             raise ValueError("analysis: n_groups and lag must be at least 1, ic_decay at least 0")
+        for key, value in (("industry", industry), ("bench_weight", bench_weight)):
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"analysis: {key} must be a field name, 'auto' or null, got {value!r}")
         self.n_groups, self.lag, self.ic_decay, self.html = n_groups, lag, ic_decay, html
+        self.industry, self.bench_weight = industry, bench_weight
+
+    def _industry(self, context: RunContext, positions: Any) -> dict[str, Any]:
+        """The industry exposure of ``positions`` read through the run's engine (or its provider); {} without a
+        store or an industry field."""
+        from qanalysis.industry import industry_analysis
+
+        engine = context.state.engine
+        if engine is None and getattr(context, "provider", None) is not None:
+            from qcore.expr.engine import ExpressionEngine
+
+            engine = ExpressionEngine(context.provider, context.kernel.registry("operator"))
+        if engine is None or self.industry is None:
+            return {}
+        data = getattr(context.config, "data", None)
+        market = getattr(data, "universe", None)
+        return industry_analysis(engine, positions, industry=self.industry, bench_weight=self.bench_weight,
+                                 market=market if isinstance(market, str) else None)  # fmt: skip
 
     def generate(self, context: RunContext) -> RecordOutput:
         """Analyse ``context.state.pred`` against ``context.state.label`` (reusing the per-date IC an earlier
         ``sig_analysis`` left in ``context.state.ic``); append the report sections (a builder for the position
         ones when the backtest has not run yet)."""
-        from qanalysis.analyse import position_analysis, position_sections, signal_analysis, signal_sections
+        from qanalysis.analyse import (
+            industry_sections,
+            position_analysis,
+            position_sections,
+            signal_analysis,
+            signal_sections,
+        )
         from qanalysis.signal import horizon_labels
         from qcore.reporting import ReportSection, render_page
 
@@ -61,14 +93,23 @@ class AnalysisRecord:
         frames = _trading_frames(state.trading)
         if frames is not None:  # listed after the backtest: analyse its positions now
             positions = position_analysis(*frames, state.label)
+            industry = self._industry(context, frames[1])
+            positions.update(industry)
             artifacts.update({f"analysis_{k}": v for k, v in positions.items()})
-            state.report_sections.extend(position_sections(positions))
+            state.report_sections.extend(position_sections(positions) + industry_sections(industry))
         elif "backtest" in context.config.sections:
             label = state.label
 
             def later(run_state: Any) -> list[Any]:
                 traded = _trading_frames(run_state.trading)
-                return position_sections(position_analysis(*traded, label)) if traded else []
+                if not traded:
+                    return []
+                industry = self._industry(context, traded[1])
+                run = getattr(context, "run", None)
+                if run is not None:  # the backtest ran after this record: store its artifacts now
+                    for key, value in industry.items():
+                        run.log_artifact(f"analysis_{key}", value)
+                return position_sections(position_analysis(*traded, label)) + industry_sections(industry)
 
             state.report_sections.append(later)
         if self.html or "backtest" not in context.config.sections:
