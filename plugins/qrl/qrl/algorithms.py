@@ -112,26 +112,33 @@ def build_sac(obs_space: Any, act_space: Any, *, hidden_sizes: Sequence[int] = (
                alpha=alpha, **kwargs)
 
 
-def build_td3(obs_space: Any, act_space: Any, *, hidden_sizes: Sequence[int] = (64, 64), lr: float = 1e-3,
-              exploration_sigma: float = 0.2, **kwargs: Any) -> Any:
-    """TD3 for continuous actions with Gaussian exploration noise."""
+def _deterministic_policy(name: str, obs_space: Any, act_space: Any, hidden_sizes: Sequence[int],
+                          exploration_sigma: float) -> Any:
+    """The deterministic actor with Gaussian exploration noise that TD3 and DDPG share."""
     import gymnasium as gym
-    from tianshou.algorithm import TD3
     from tianshou.algorithm.modelfree.ddpg import ContinuousDeterministicPolicy
-    from tianshou.algorithm.optim import AdamOptimizerFactory
     from tianshou.exploration import GaussianNoise
     from tianshou.utils.net.common import Net
     from tianshou.utils.net.continuous import ContinuousActorDeterministic
 
     if not isinstance(act_space, gym.spaces.Box):
-        raise ValueError("td3 needs a continuous (Box) action space")
+        raise ValueError(f"{name} needs a continuous (Box) action space")
     actor = ContinuousActorDeterministic(
         preprocess_net=Net(state_shape=obs_space.shape, hidden_sizes=hidden_sizes), action_shape=act_space.shape,
     )
-    c1, c2 = _critics(obs_space, act_space, hidden_sizes)
-    policy = ContinuousDeterministicPolicy(
+    return ContinuousDeterministicPolicy(
         actor=actor, action_space=act_space, exploration_noise=GaussianNoise(sigma=exploration_sigma)
     )
+
+
+def build_td3(obs_space: Any, act_space: Any, *, hidden_sizes: Sequence[int] = (64, 64), lr: float = 1e-3,
+              exploration_sigma: float = 0.2, **kwargs: Any) -> Any:
+    """TD3 for continuous actions with Gaussian exploration noise."""
+    from tianshou.algorithm import TD3
+    from tianshou.algorithm.optim import AdamOptimizerFactory
+
+    policy = _deterministic_policy("td3", obs_space, act_space, hidden_sizes, exploration_sigma)
+    c1, c2 = _critics(obs_space, act_space, hidden_sizes)
     opt = AdamOptimizerFactory(lr=lr)
     return TD3(policy=policy, policy_optim=opt, critic=c1, critic_optim=opt, critic2=c2, critic2_optim=opt, **kwargs)
 
@@ -139,22 +146,10 @@ def build_td3(obs_space: Any, act_space: Any, *, hidden_sizes: Sequence[int] = (
 def build_ddpg(obs_space: Any, act_space: Any, *, hidden_sizes: Sequence[int] = (64, 64), lr: float = 1e-3,
                exploration_sigma: float = 0.2, **kwargs: Any) -> Any:
     """DDPG for continuous actions: one critic, a deterministic actor and Gaussian exploration noise."""
-    import gymnasium as gym
     from tianshou.algorithm import DDPG
-    from tianshou.algorithm.modelfree.ddpg import ContinuousDeterministicPolicy
     from tianshou.algorithm.optim import AdamOptimizerFactory
-    from tianshou.exploration import GaussianNoise
-    from tianshou.utils.net.common import Net
-    from tianshou.utils.net.continuous import ContinuousActorDeterministic
 
-    if not isinstance(act_space, gym.spaces.Box):
-        raise ValueError("ddpg needs a continuous (Box) action space")
-    actor = ContinuousActorDeterministic(
-        preprocess_net=Net(state_shape=obs_space.shape, hidden_sizes=hidden_sizes), action_shape=act_space.shape,
-    )
+    policy = _deterministic_policy("ddpg", obs_space, act_space, hidden_sizes, exploration_sigma)
     critic, _ = _critics(obs_space, act_space, hidden_sizes)
-    policy = ContinuousDeterministicPolicy(
-        actor=actor, action_space=act_space, exploration_noise=GaussianNoise(sigma=exploration_sigma)
-    )
     opt = AdamOptimizerFactory(lr=lr)
     return DDPG(policy=policy, policy_optim=opt, critic=critic, critic_optim=opt, **kwargs)
