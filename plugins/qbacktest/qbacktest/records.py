@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from qcore.context import RecordOutput, RunContext
@@ -68,14 +69,15 @@ class PortAnaRecord:
         provider_uri = config.data.provider.kwargs.get("provider_uri")
         signal = Signal(pred, source=f"the predictions of model {config.model.name!r}" if config.model else None)
         result = backtest_from_spec(spec, context.provider, context.kernel, signal=signal, provider_uri=provider_uri)
-        risk = _finite(result.risk())
+        risk = result.risk()
         context.state.trading = result
         metrics: dict[str, float] = {}
         for series, key in (("excess_return_without_cost", "excess"), ("excess_return_with_cost", "excess_cost")):
             stats = risk[series]["sum"]
             for stat in ("annualized_return", "information_ratio", "max_drawdown"):
-                if stats.get(stat) is not None:
-                    metrics[f"backtest.{key}.{stat}"] = float(stats[stat])
+                value = stats.get(stat)
+                if value is not None and math.isfinite(value):
+                    metrics[f"backtest.{key}.{stat}"] = float(value)
         html = render_html(result.report, risk, ic=context.state.ic, title=f"qcore: {config.experiment}",
                            meta={"strategy": spec.strategy.name, "exchange": result.exchange.description},
                            levels={freq: level.indicators for freq, level in result.levels.items()},
@@ -84,7 +86,7 @@ class PortAnaRecord:
             "report_normal_1day": result.report,
             "positions_normal_1day": result.positions,
             "indicators_normal_1day": result.indicators,
-            "risk": json.loads(json.dumps(risk, default=str)),
+            "risk": json.loads(json.dumps(_finite(risk), default=str)),  # JSON has no NaN: null
             HTML_REPORT: html,
         }
         for freq, level in result.levels.items():  # a nested run: every level's report at its own frequency
