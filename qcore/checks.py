@@ -69,7 +69,8 @@ def check_arguments(config: WorkflowConfig, kernel: Kernel) -> None:
     with the line (the model zoo's models check every argument this way). Otherwise a factory whose signature
     lists its parameters (no ``**kwargs``) gets unknown names refused with the accepted ones. Feature sets and
     processors, plain values by contract, are built once so their own argument checks run too. The components
-    plugin-owned sections name (``config.section_components``) are covered like the kernel's own.
+    plugin-owned sections name (``config.section_components``) are covered like the kernel's own. Last,
+    :func:`check_reweighter`.
     """
     for path, kind, spec in config.component_specs():
         factory = kernel.registry(kind).get(spec.name)
@@ -94,6 +95,20 @@ def check_arguments(config: WorkflowConfig, kernel: Kernel) -> None:
         except Exception as exc:
             raise config.error(f"invalid arguments for {kind} {spec.name!r}: {type(exc).__name__}: {exc}",
                                where if spec.kwargs else path) from None  # fmt: skip
+    check_reweighter(config, kernel)
+
+
+def check_reweighter(config: WorkflowConfig, kernel: Kernel) -> None:
+    """With ``reweighter:``, the model must take sample weights (its ``fit`` has a ``reweighter`` keyword): checked
+    on a model built from the config (building one reads no data) before the run starts."""
+    if config.reweighter is None or config.model is None:
+        return
+    from qcore.reweight import accepts_reweighter
+
+    model = kernel.create("model", config.model.name, **config.model.kwargs)
+    if not accepts_reweighter(model.fit):
+        raise config.error(f"model {config.model.name!r} does not take sample weights (its fit has no 'reweighter' "
+                           "keyword); drop 'reweighter' or pick a model that accepts one", "reweighter")  # fmt: skip
 
 
 def _check_signature(factory: Any, kwargs: Mapping[str, Any], component: str) -> None:

@@ -176,6 +176,7 @@ class WorkflowConfig:
     :ivar sections: plugin-owned top-level sections by name (``sections["backtest"]``), as their
         :class:`~qcore.protocols.ConfigSection` parsed them.
     :ivar section_components: the components those sections name, as ``(key path, kind, spec)``.
+    :ivar reweighter: the ``reweighter`` whose sample weights the model trains with (``reweighter:``; None: equal).
     :ivar backend: the ``execution_backend`` the workflow's independent tasks run on (``backend:``; None: serial);
         a ``rolling.backend`` of its own takes precedence for the windows.
     """
@@ -187,6 +188,7 @@ class WorkflowConfig:
     recorder: ComponentSpec = attrs.field(factory=lambda: ComponentSpec("local"))
     dataset: DatasetConfig | None = None
     model: ComponentSpec | None = None
+    reweighter: ComponentSpec | None = None
     records: tuple[ComponentSpec, ...] = ()
     sections: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
     section_components: ComponentRefs = ()
@@ -213,6 +215,8 @@ class WorkflowConfig:
                 specs += [(f"dataset.{group}.{i}", "processor", p) for i, p in enumerate(getattr(self.dataset, group))]
         if self.model is not None:
             specs.append(("model", "model", self.model))
+        if self.reweighter is not None:
+            specs.append(("reweighter", "reweighter", self.reweighter))
         if self.backend is not None:
             specs.append(("backend", "execution_backend", self.backend))
         if self.rolling is not None and self.rolling.backend is not self.backend:
@@ -344,8 +348,8 @@ class Reader:
 
 
 #: The kernel's own top-level sections; plugins declare more (``config_section`` components).
-KERNEL_KEYS = ("experiment", "seed", "plugins", "data", "dataset", "model", "records", "recorder", "rolling",
-               "backend")
+KERNEL_KEYS = ("experiment", "seed", "plugins", "data", "dataset", "model", "reweighter", "records", "recorder",
+               "rolling", "backend")
 _ROLLING_KEYS = ("step", "window", "rtype", "gap", "backend", "checkpoint", "resume")
 _DATA_KEYS = ("provider", "market_rules", "universe", "freq", "start", "end", "fields", "missing_fields")
 #: Values of ``data.missing_fields``.
@@ -501,6 +505,10 @@ def validate(doc: Document, kernel: Kernel) -> WorkflowConfig:
     model = r.component(top["model"], "model") if top.get("model") is not None else None
     if model is not None and dataset is None:
         raise r.fail("a model needs a dataset section", "model")
+    reweighter = r.component(top["reweighter"], "reweighter") if top.get("reweighter") is not None else None
+    if reweighter is not None and model is None:
+        raise r.fail("a reweighter weights a model's training samples: the workflow needs a 'model' section",
+                     "reweighter")
     records = None
     if top.get("records") is not None:
         items = r.sequence(top["records"], "records", "records")
@@ -516,6 +524,7 @@ def validate(doc: Document, kernel: Kernel) -> WorkflowConfig:
         recorder=r.component(top.get("recorder") or "local", "recorder"),
         dataset=dataset,
         model=model,
+        reweighter=reweighter,
         records=records or (),
         sections=sections,
         section_components=section_components,

@@ -133,6 +133,17 @@ def qcore_register_models(register: Registrar) -> None:
 
 
 @hookspec
+def qcore_register_reweighters(register: Registrar) -> None:
+    """Register reweighters: factories of :class:`qcore.protocols.Reweighter` (sample weights for training).
+
+    A workflow picks one with ``reweighter:`` (Qlib's ``task.reweighter``); the model's ``fit`` receives it as the
+    ``reweighter`` keyword.
+
+    :param register: ``register(name, factory, ...)``.
+    """
+
+
+@hookspec
 def qcore_register_strategies(register: Registrar) -> None:
     """Register trading strategies, which turn signals and positions into orders or target weights.
 

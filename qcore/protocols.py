@@ -147,6 +147,23 @@ class Dataset(Protocol):
 
 
 @runtime_checkable
+class Reweighter(Protocol):
+    """Weights of training samples (Qlib's ``Reweighter``), registered as a ``reweighter``.
+
+    A workflow names one under ``reweighter:``; the runtime passes it to the model's ``fit(dataset,
+    reweighter=...)``, and a model that accepts sample weights turns it into one weight per training row with
+    :func:`qcore.reweight.sample_weights` (checked: aligned, finite, non-negative, not all zero). A model whose ``fit``
+    takes no ``reweighter`` keyword is refused before any data is read. Rolling meta-learners (DDG-DA) build one per
+    window.
+    """
+
+    def reweight(self, index: pd.MultiIndex) -> pd.Series | np.ndarray:
+        """A non-negative weight for each row of ``index`` (rows ``(datetime, instrument)`` of a training segment):
+        a Series indexed like ``index`` (or by its dates alone), or an array of ``len(index)``."""
+        ...
+
+
+@runtime_checkable
 class Processor(Protocol):
     """A step of dataset processing (``ZScoreNorm``, ``DropnaLabel``...), registered as a ``processor``.
 

@@ -33,6 +33,7 @@ from qcore.config import ComponentSpec, WorkflowConfig
 from qcore.context import RecordOutput, RunContext, RunResult
 from qcore.errors import QcoreError, UnknownComponentError
 from qcore.kernel import Kernel
+from qcore.reweight import fit_model
 from qcore.tracking import BackgroundRun
 from qcore.types import Panel, clip_universe, membership_mask
 
@@ -121,8 +122,11 @@ def _model_step(context: RunContext) -> tuple[dict[str, float], dict[str, Any]]:
     dataset = context.state.dataset
     assert dataset is not None
     model = build_component(config, kernel, "model", config.model, "model")
+    reweighter = None
+    if config.reweighter is not None:
+        reweighter = build_component(config, kernel, "reweighter", config.reweighter, "reweighter")
     start_tracking(context)
-    model.fit(dataset)
+    fit_model(model, dataset, reweighter)
     segment = "test" if "test" in dataset.segments else list(dataset.segments)[-1]
     pred = model.predict(dataset, segment)
     _, label = dataset.xy(segment, "raw")

@@ -283,7 +283,7 @@ def translate(doc: Document) -> Document:
                          "module_path, so a path would change nothing; load your code as a plugin (-p "
                          "path/to/module.py, or the qcore entry-point group)", "sys")
     task = _mapping(doc, data.get("task"), "task")
-    unknown = set(task) - {"model", "dataset", "record"}
+    unknown = set(task) - {"model", "dataset", "record", "reweighter"}
     if unknown:
         raise _fail(doc, f"unsupported task key(s) {', '.join(sorted(map(str, unknown)))}", "task")
     out: dict[str, Any] = {
@@ -299,6 +299,9 @@ def translate(doc: Document) -> Document:
     origins["data.provider"] = "qlib_init.provider_uri"
     origins["data.market_rules"] = "qlib_init.region"
     origins.component("model", "task.model")
+    if task.get("reweighter") is not None:
+        out["reweighter"] = _component(doc, task["reweighter"], "task.reweighter")
+        origins.component("reweighter", "task.reweighter")
     if isinstance(out["dataset"].get("instruments"), str):
         out["data"]["universe"] = out["dataset"]["instruments"]
         origins["data.universe"] = origins.paths["dataset.instruments"]

@@ -93,6 +93,8 @@ def _jobs(context: RunContext, windows: list[Window], frame: pd.DataFrame, finge
             infer_processors=tuple(build_processor(kernel, p, start, end) for p in spec.infer_processors),
             learn_processors=tuple(build_processor(kernel, p, start, end) for p in spec.learn_processors),
             model=build_component(config, kernel, "model", config.model, "model"),
+            reweighter=(build_component(config, kernel, "reweighter", config.reweighter, "reweighter")
+                        if config.reweighter is not None else None),
             seed=config.seed,
             fingerprint=fingerprint,
             keep_model=keep_model,

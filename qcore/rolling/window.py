@@ -18,7 +18,8 @@ from qcore.rolling.windows import Window
 @attrs.frozen
 class WindowJob:
     """What one window needs: its raw rows (features evaluated once for the whole run), unfitted processors and
-    an unfitted model built from the config, the seed, and the run's dataset fingerprint (for model caches).
+    an unfitted model built from the config, the seed, the run's dataset fingerprint (for model caches) and the
+    reweighter whose sample weights the model trains with (None: equal weights).
     ``keep_model``: hand the fitted model back (in-process backends; another process sends only its files)."""
 
     window: Window
@@ -29,6 +30,7 @@ class WindowJob:
     seed: int = 0
     fingerprint: str | None = None
     keep_model: bool = True
+    reweighter: Any = None
 
 
 @attrs.frozen
@@ -67,6 +69,7 @@ def train_window(job: WindowJob) -> WindowResult:
     import numpy as np
 
     from qcore.dataset import PanelDataset, dataset_fingerprint
+    from qcore.reweight import fit_model
 
     np.random.seed(job.seed)
     window = job.window
@@ -77,7 +80,7 @@ def train_window(job: WindowJob) -> WindowResult:
     if job.fingerprint is not None:
         dataset.fingerprint = dataset_fingerprint(job.fingerprint, window.describe())
     model = job.model
-    model.fit(dataset)
+    fit_model(model, dataset, job.reweighter)
     pred = model.predict(dataset, "test")
     _, label = dataset.xy("test", "raw")
     files: dict[str, bytes] = {}
