@@ -199,6 +199,22 @@ class Exchange(Protocol):
 
 
 @runtime_checkable
+class ShortSellingExchange(Protocol):
+    """An optional extension of :class:`Exchange`: one that can lend shares for short positions.
+
+    A weight strategy that produces negative weights checks for it by protocol and asks :meth:`can_short` per
+    instrument; an exchange without it (or with :attr:`shorting` None) holds long positions only.
+    """
+
+    #: the short-selling rules in force (borrow rate, margin, eligibility), or None when shorting is off.
+    shorting: object | None
+
+    def can_short(self, t: int, j: int | None) -> bool:
+        """True when shorting is on and the instrument of column ``j`` may be sold short on bar ``t``."""
+        ...
+
+
+@runtime_checkable
 class Position(Protocol):
     """Cash and holdings; iterating yields the held instruments."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -94,3 +95,24 @@ def memory_market(n: int = 24, days: int = 320, seed: int = 0, industries: int |
 def memory_store() -> MemoryStore:
     """24 stocks × 320 days with three industries."""
     return memory_market()
+
+
+@pytest.fixture(scope="session")
+def store_setup(small_store: Path, pkernel: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Risk data (4-factor PCA, 60-day window) of the small store's csi300 for calendar days 300..360, and noisy
+    next-day returns as scores."""
+    from qportfolio.risk.build import RiskBuildSpec, build_risk_data
+
+    from qcore.expr.engine import ExpressionEngine
+
+    provider = pkernel.create("data_provider", "qlib_bin", provider_uri=str(small_store))
+    calendar = provider.calendar()
+    root = tmp_path_factory.mktemp("risk") / "structured"
+    spec = RiskBuildSpec(root=str(root), universe="csi300", start=calendar[300], end=calendar[360], window=60,
+                         model={"name": "structured", "kwargs": {"num_factors": 4}})  # fmt: skip
+    build_risk_data(provider, pkernel.registry("operator"), spec)
+    engine = ExpressionEngine(provider, pkernel.registry("operator"))
+    label = engine.evaluate({"s": "Ref($close, -2) / Ref($close, -1) - 1"}, "csi300", calendar[300], calendar[360])
+    noise = np.random.default_rng(0).normal(0, 0.02, len(label))
+    return {"provider": provider, "root": str(root), "scores": label["s"].astype("float64") + noise,
+            "calendar": calendar}  # fmt: skip

@@ -166,25 +166,6 @@ def test_argument_errors(setup: dict[str, Any]) -> None:
 # -- whole backtests on a small synthetic store ---------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def store_setup(small_store: Path, pkernel: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from qportfolio.risk.build import RiskBuildSpec, build_risk_data
-
-    from qcore.expr.engine import ExpressionEngine
-
-    provider = pkernel.create("data_provider", "qlib_bin", provider_uri=str(small_store))
-    calendar = provider.calendar()
-    root = tmp_path_factory.mktemp("risk") / "structured"
-    spec = RiskBuildSpec(root=str(root), universe="csi300", start=calendar[300], end=calendar[360], window=60,
-                         model={"name": "structured", "kwargs": {"num_factors": 4}})  # fmt: skip
-    build_risk_data(provider, pkernel.registry("operator"), spec)
-    engine = ExpressionEngine(provider, pkernel.registry("operator"))
-    label = engine.evaluate({"s": "Ref($close, -2) / Ref($close, -1) - 1"}, "csi300", calendar[300], calendar[360])
-    noise = np.random.default_rng(0).normal(0, 0.02, len(label))
-    return {"provider": provider, "root": str(root), "scores": label["s"].astype("float64") + noise,
-            "calendar": calendar}  # fmt: skip
-
-
 def _run(store_setup: dict[str, Any], strategy: Any, pkernel: Any) -> Any:
     from qbacktest.backtest import run_backtest
 
@@ -222,3 +203,45 @@ def test_optimized_weights_backtest(store_setup: dict[str, Any], pkernel: Any) -
     factor_root = OptimizedWeights(signal=store_setup["scores"], method="gmv", riskmodel_root=store_setup["root"])
     result = _run(store_setup, factor_root, pkernel)
     assert (factor_root.diagnostics["status"] == "optimal").all() and len(result.positions) > 0
+
+
+# -- the "done when" edge cases at the strategy level ------------------------------------------------
+
+
+def test_nan_scores_get_the_days_lowest_and_an_all_nan_day_is_skipped(setup: dict[str, Any],
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    scores = setup["scores"].copy()
+    scores.loc[(CAL[1], "B")] = np.nan  # a NaN score, as a model leaves for a name without features
+    strategy, spy = make({**setup, "scores": scores})
+    strategy.target_weights(step(1))
+    day = scores.loc[CAL[1]]
+    np.testing.assert_array_equal(spy.calls[-1]["r"], [day["A"], day.min(), day.min(), day["D"]])
+    scores.loc[CAL[2]] = np.nan
+    strategy, spy = make({**setup, "scores": scores})
+    with caplog.at_level(logging.WARNING, logger="qportfolio.strategy"):
+        assert strategy.target_weights(step(2)) is None
+    assert "no score for 2024-01-03" in caplog.text and not spy.calls
+
+
+def test_optimized_weights_drops_nan_scores_and_skips_days_without_risk(setup: dict[str, Any],
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    scores = setup["scores"].copy()
+    scores.loc[(CAL[1], "D")] = np.nan
+    strategy = OptimizedWeights(signal=scores, method="gmv", riskmodel_root=setup["root"])
+    strategy.reset(TradingInfra(FakeExchange(setup["volume"]), FakeAccount({}), BarCalendar(CAL, 1, 6)))
+    target = strategy.target_weights(step(1))  # information date CAL[1]: A, B, D scored; D is NaN
+    assert set(target) == {"A", "B"} and sum(target.values()) == pytest.approx(1.0)
+    with caplog.at_level(logging.WARNING, logger="qportfolio.strategy"):
+        assert strategy.target_weights(step(3)) is None  # CAL[3] has no risk data
+    assert "no risk data for 2024-01-04" in caplog.text
+
+
+def test_portfolio_optimizer_nan_returns_and_infeasible_caps() -> None:
+    from qportfolio.optimizer.portfolio import PortfolioOptimizer
+    from qportfolio.optimizer.solve import SolveError
+
+    cov = np.diag([0.04, 0.09, 0.01])
+    with pytest.raises(DataError, match="r has 1 NaN or infinite values"):
+        PortfolioOptimizer("mvo", lamb=1.0)(cov, np.array([0.01, np.nan, 0.02]))
+    with pytest.raises(SolveError, match=r"gmv over 3 names found no optimal portfolio.*status 'infeasible'"):
+        PortfolioOptimizer("gmv", max_weight=0.2)(cov)  # 3 × 0.2 < 1

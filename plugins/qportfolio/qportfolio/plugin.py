@@ -90,7 +90,9 @@ def qcore_register_records(register: Registrar) -> None:
 #: the run's metrics ``qcore run`` prints, with their labels.
 SUMMARY = (("portfolio.tracking_error", "Tracking error (realised, annualised)"),
            ("portfolio.information_ratio", "Information ratio (active, without cost)"),
-           ("portfolio.information_ratio_with_cost", "Information ratio (active, with cost)"))  # fmt: skip
+           ("portfolio.information_ratio_with_cost", "Information ratio (active, with cost)"),
+           ("portfolio.ex_ante_te", "Tracking error (ex ante, mean, annualised)"),
+           ("portfolio.ex_ante_factor_share", "Factor share of the ex-ante active variance"))  # fmt: skip
 
 
 @hookimpl
@@ -101,6 +103,26 @@ def qcore_run_summary(config: Any, result: Any) -> list[tuple[str, str]]:
         written, kept = result.metrics["risk.days_written"], result.metrics.get("risk.days_kept", 0.0)
         rows.append(("Risk data days (written / kept)", f"{written:.0f} / {kept:.0f}"))
     return rows
+
+
+@hookimpl
+def qcore_before_run(context: Any) -> None:
+    """Before any step: a long–short strategy needs the backtest's ``short`` option (refused before training);
+    with a ``tracking`` record listed, register the builder of its HTML report sections (``port_analysis`` renders
+    the page before the record runs, and calls the builders once the backtest has traded)."""
+    from qportfolio.records import TRACKING_NAMES, check_long_short_backtest
+
+    check_long_short_backtest(context.config)
+    specs = [s for s in context.config.records if s.name in TRACKING_NAMES]
+    if not specs or "backtest" not in context.config.sections:
+        return
+
+    def build(state: Any) -> list[Any]:
+        from qportfolio.records import TrackingRecord
+
+        return TrackingRecord(**dict(specs[0].kwargs or {})).sections(context)
+
+    context.state.report_sections.append(build)
 
 
 @hookimpl

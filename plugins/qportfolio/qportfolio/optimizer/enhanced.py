@@ -20,7 +20,10 @@ are zeroed and the rest renormalised — all as in Qlib. Beyond Qlib:
   ``qcore risk build``'s files);
 - ``tc_penalty``: ``− tc_penalty · ‖w − w0‖₁`` in the objective (a linear transaction cost per unit turnover);
 - ``long_short``: ``{gross, net, max_short}``: weights may be negative down to ``−max_short``, ``Σw = net`` and
-  ``‖w‖₁ ≤ gross`` replace the long-only budget (the backtest cannot hold short positions yet).
+  ``‖w‖₁ ≤ gross`` replace the long-only budget; ``shortable`` (per call) limits the negative weights to the names
+  that may be lent (the others keep a lower bound of 0). ``b_dev`` still bounds ``|w − wb|``: a benchmark name can go
+  short only when its benchmark weight is below ``b_dev``, so with a tight ``b_dev`` the shorts are the names outside
+  the benchmark (or light in it). The backtest holds them with its ``short:`` option.
 
 The problem is built once per shape with cvxpy parameters (DPP) and re-solved each day warm-started; a solve that
 is not optimal raises :class:`~qportfolio.optimizer.solve.SolveError` or takes the configured fallbacks (Qlib's
@@ -166,8 +169,10 @@ class EnhancedIndexingOptimizer:
         mfh: np.ndarray | None = None,
         mfs: np.ndarray | None = None,
         factor_names: Sequence[str] | None = None,
+        shortable: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Optimal weights (Qlib's argument names; ``var_u`` are specific *variances*)."""
+        """Optimal weights (Qlib's argument names; ``var_u`` are specific *variances*; ``shortable``: which names
+        may take a negative weight under ``long_short``, None for all)."""
         r, F, cov_b, var_u, wb, w0 = self._checked(r, F, cov_b, var_u, wb, w0)
         n, k = F.shape
         root = psd_root(cov_b, "factor covariance")  # checked before anything is computed from it
@@ -178,7 +183,7 @@ class EnhancedIndexingOptimizer:
             else:
                 logger.warning("the scores have no spread (all equal): no view, the portfolio tracks the benchmark")
                 r = np.zeros_like(r)
-        lb, ub = self._bounds(wb, w0, mfh, mfs)
+        lb, ub = self._bounds(wb, w0, mfh, mfs, shortable)
         limits = self._factor_limits(k, factor_names)
         turnover = self.delta is not None and w0.sum() > 0
         uses_w0 = turnover or (self.tc_penalty > 0 and w0.sum() > 0)
@@ -232,9 +237,15 @@ class EnhancedIndexingOptimizer:
             raise DataError("specific variances must be non-negative")
         return r, F, cov_b, var_u, wb, w0
 
-    def _bounds(self, wb: np.ndarray, w0: np.ndarray, mfh: Any, mfs: Any) -> tuple[np.ndarray, np.ndarray]:
+    def _bounds(self, wb: np.ndarray, w0: np.ndarray, mfh: Any, mfs: Any,
+                shortable: Any = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         ls = self.long_short
         lb = np.full_like(wb, -ls.max_short) if ls else np.zeros_like(wb)
+        if ls and shortable is not None:
+            allowed = np.asarray(shortable, dtype=bool).reshape(-1)
+            if allowed.shape != wb.shape:
+                raise DataError(f"shortable has shape {allowed.shape}, expected {wb.shape}")
+            lb[~allowed] = 0.0
         ub = np.ones_like(wb)
         if self.b_dev is not None:
             lb = np.maximum(lb, wb - self.b_dev)
@@ -304,8 +315,11 @@ class EnhancedIndexingOptimizer:
             if w.sum() <= 0:
                 raise SolveError("enhanced indexing left no weight above epsilon", status=status, solver=self.solver)
             w *= (1.0 if self.cash == 0 else min(total, 1.0)) / w.sum()
-        else:
+        else:  # zero the dust, then scale the longs so that Σw = net again (the gross can only fall)
             w[np.abs(w) < self.epsilon] = 0.0
+            longs = w > 0
+            if longs.any():
+                w[longs] *= (self.long_short.net - w[~longs].sum()) / w[longs].sum()
         self.last = SolveInfo(status, self.solver, objective(w, r, F, cov_b, var_u, wb, self.lamb), fallback)
         return w
 
@@ -322,12 +336,11 @@ def _hint(status: str, lb: np.ndarray, ub: np.ndarray, opt: EnhancedIndexingOpti
     """Why the problem may be infeasible, when the bounds alone show it."""
     if status not in ("infeasible", "infeasible_inaccurate"):
         return ""
-    if opt.long_short is None:
-        low, high = (1.0 - opt.cash), 1.0
-        if ub.sum() < low - 1e-9:
-            return f" (the upper bounds sum to {ub.sum():.4f} < {low:.4f}: b_dev, max_weight or must-sell too tight)"
-        if lb.sum() > high + 1e-9:
-            return f" (the lower bounds sum to {lb.sum():.4f} > 1: b_dev or must-hold too tight)"
+    low, high = (1.0 - opt.cash, 1.0) if opt.long_short is None else (opt.long_short.net, opt.long_short.net)
+    if ub.sum() < low - 1e-9:
+        return f" (the upper bounds sum to {ub.sum():.4f} < {low:.4f}: b_dev, max_weight or must-sell too tight)"
+    if lb.sum() > high + 1e-9:
+        return f" (the lower bounds sum to {lb.sum():.4f} > {high:.4f}: b_dev or must-hold too tight)"
     if (lb > ub + 1e-12).any():
         return " (a name's lower bound exceeds its upper bound)"
     return " (the constraints cannot all hold: check delta, f_dev, te_cap and industry_neutral)"

@@ -1,4 +1,4 @@
-"""Long-only portfolios from a covariance (and expected returns): Qlib's ``PortfolioOptimizer`` and more.
+"""Portfolios from a covariance (and expected returns): Qlib's ``PortfolioOptimizer`` and more.
 
 Methods (``S`` the covariance, ``r`` the expected returns, ``0 ≤ w ≤ 1``, ``Σw = 1``):
 
@@ -18,6 +18,10 @@ keeps ``w0``); ``max_weight`` caps each name (gmv, mvo, max_sharpe). ``r`` is re
 weights are then not unique: ``alpha > 0`` makes them so, and a warning says it); one that is not positive
 semidefinite, or has non-finite entries, is a :class:`~qcore.errors.DataError`.
 
+``long_short: {gross, net, max_short}`` (gmv and mvo only) replaces the long-only budget: ``Σw = net``,
+``‖w‖₁ ≤ gross``, ``w ≥ −max_short`` (``w ≥ 0`` for the names a call's ``shortable`` leaves out), ``w ≤ max_weight``
+(1 by default). Long-only problems are unchanged (Qlib's parity).
+
 Problems are cvxpy DPP problems built once per size and method, re-solved with new parameters; a failed solve
 raises :class:`~qportfolio.optimizer.solve.SolveError` or takes the ``hold`` fallback (keep ``w0``), logged.
 """
@@ -32,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from qcore.errors import ConfigError, DataError
-from qportfolio.optimizer.enhanced import _number
+from qportfolio.optimizer.enhanced import LongShort, _number
 from qportfolio.optimizer.linalg import psd_root, rank
 from qportfolio.optimizer.solve import SolveError, SolveInfo, accept, check_fallbacks, choose_solver, solve
 
@@ -55,6 +59,7 @@ class PortfolioOptimizer:
     :param fallback: ``hold`` (keep ``w0``) or None (raise).
     :param max_weight: cap per name.
     :param risk_free: the return ``max_sharpe`` measures excess over.
+    :param long_short: ``{gross, net, max_short}`` for a long–short gmv or mvo portfolio (None: long only).
     """
 
     def __init__(
@@ -70,6 +75,7 @@ class PortfolioOptimizer:
         fallback: str | Sequence[str] | None = None,
         max_weight: float | None = None,
         risk_free: float = 0.0,
+        long_short: Mapping[str, float] | bool | None = None,
     ) -> None:
         if method not in METHODS:
             raise ConfigError(f"expected one of {', '.join(METHODS)}, got {method!r}", path="method")
@@ -84,6 +90,9 @@ class PortfolioOptimizer:
         if method == "rp" and (self.alpha > 0 or self.max_weight is not None):
             raise ConfigError("rp solves for equal risk contributions exactly; alpha and max_weight do not apply",
                               path="method")  # fmt: skip
+        self.long_short = LongShort.parse(long_short)
+        if self.long_short is not None and method not in ("gmv", "mvo"):
+            raise ConfigError(f"long_short works with gmv and mvo, not {method}", path="long_short")
         self.fallback = check_fallbacks(fallback)
         if any(f != "hold" for f in self.fallback):
             raise ConfigError("the portfolio optimiser's only fallback is 'hold'", path="fallback")
@@ -95,9 +104,11 @@ class PortfolioOptimizer:
         #: how the last call went.
         self.last: SolveInfo | None = None
         self._problems: dict[tuple[Any, ...], Any] = {}
+        self._lower = np.zeros(0)
 
-    def __call__(self, S: Any, r: Any = None, w0: Any = None) -> np.ndarray | pd.Series:
-        """Weights for covariance ``S`` (a Series when ``S`` is a DataFrame), expected returns ``r``, current ``w0``."""
+    def __call__(self, S: Any, r: Any = None, w0: Any = None, shortable: Any = None) -> np.ndarray | pd.Series:
+        """Weights for covariance ``S`` (a Series when ``S`` is a DataFrame), expected returns ``r``, current ``w0``;
+        ``shortable`` (long–short only): which names may take a negative weight (None: all)."""
         index = S.index if isinstance(S, pd.DataFrame) else None
         cov = np.asarray(S, dtype=np.float64)
         n = len(cov)
@@ -108,8 +119,21 @@ class PortfolioOptimizer:
         if r_arr is not None and self.scale_return:
             spread = r_arr.std()
             r_arr = r_arr / spread * np.sqrt(np.mean(np.diag(cov))) if spread > 0 else np.zeros(n)
+        self._lower = self._lower_bounds(n, shortable)
         w = self._optimize(cov, r_arr, w0_arr)
         return pd.Series(w, index=index) if index is not None else w
+
+    def _lower_bounds(self, n: int, shortable: Any) -> np.ndarray:
+        """Each name's lower weight bound: 0 long only, ``−max_short`` where it may be shorted."""
+        if self.long_short is None:
+            return np.zeros(n)
+        lower = np.full(n, -self.long_short.max_short)
+        if shortable is not None:
+            allowed = np.asarray(shortable, dtype=bool).reshape(-1)
+            if allowed.shape != (n,):
+                raise DataError(f"shortable has {allowed.size} values for a {n}×{n} covariance")
+            lower[~allowed] = 0.0
+        return lower
 
     @staticmethod
     def _aligned(value: Any, index: pd.Index | None, n: int, name: str) -> np.ndarray | None:
@@ -148,7 +172,7 @@ class PortfolioOptimizer:
                            "set alpha > 0 for a unique answer", rank(cov), len(cov))  # fmt: skip
         problem = self._problem(len(cov), w0 is not None)
         values = {"root": root, "r": r if r is not None else np.zeros(len(cov)),
-                  "w0": w0 if w0 is not None else np.zeros(len(cov))}  # fmt: skip
+                  "w0": w0 if w0 is not None else np.zeros(len(cov)), "lb": self._lower}  # fmt: skip
         if self.method == "max_sharpe":
             excess = values["r"] - self.risk_free
             if not (excess > 0).any():
@@ -197,7 +221,9 @@ class _PortfolioProblem:
         self.root = cp.Parameter((n, n))
         self.r = cp.Parameter(n)
         self.w0 = cp.Parameter(n)
-        self.w = cp.Variable(n, nonneg=True)
+        ls = opt.long_short
+        self.lb = cp.Parameter(n)
+        self.w = cp.Variable(n) if ls else cp.Variable(n, nonneg=True)
         w = self.w
         risk = cp.sum_squares(self.root.T @ w)
         cons: list[Any] = []
@@ -213,7 +239,9 @@ class _PortfolioProblem:
             if opt.alpha > 0:
                 expr = expr + opt.alpha * cp.sum_squares(w)
             objective = cp.Minimize(expr)
-            cons = [cp.sum(w) == 1.0, w <= (opt.max_weight if opt.max_weight is not None else 1.0)]
+            cons = [cp.sum(w) == (ls.net if ls else 1.0), w <= (opt.max_weight if opt.max_weight is not None else 1.0)]
+            if ls:
+                cons += [w >= self.lb, cp.norm1(w) <= ls.gross]
             if with_w0:
                 cons.append(cp.norm1(w - self.w0) <= opt.delta)
         self.problem = cp.Problem(objective, cons)
@@ -221,10 +249,15 @@ class _PortfolioProblem:
 
     def solve(self, values: Mapping[str, np.ndarray]) -> str:
         self.root.value, self.r.value, self.w0.value = values["root"], values["r"], values["w0"]
+        self.lb.value = values["lb"]
         return solve(self.problem, self.opt.solver, solver_kwargs=self.opt.solver_kwargs)
 
     def weights(self) -> np.ndarray:
-        w = np.clip(np.asarray(self.w.value, dtype=np.float64), 0.0, None)
+        w = np.asarray(self.w.value, dtype=np.float64)
+        if self.opt.long_short is not None:  # the solver's tolerance may leave -1e-9 below a bound of 0
+            w = np.maximum(w, self.lb.value)
+            return np.where(np.abs(w) < 1e-10, 0.0, w)
+        w = np.clip(w, 0.0, None)
         if self.opt.method in ("rp", "max_sharpe"):
             return w / w.sum()
         return w

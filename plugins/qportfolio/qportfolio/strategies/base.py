@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from qcore.errors import ConfigError
-from qcore.trading import Step, TradingInfra
+from qcore.trading import ShortSellingExchange, Step, TradingInfra
 from qportfolio.scores import Scores
 
 logger = logging.getLogger("qportfolio.strategy")
@@ -111,6 +111,25 @@ class WeightStrategyBase:
         held = self.infra.account.position.weights(only_stock=False)
         w = np.array([held.get(n, 0.0) for n in names], dtype=np.float64)
         return w / self.risk_degree if self.risk_degree > 0 else w
+
+    def check_shorting(self, long_short: Any) -> None:
+        """A long–short optimiser needs a backtest that holds short positions (its ``short:`` option): refused at
+        reset otherwise, before any bar is traded."""
+        assert self.infra is not None, "reset() first"
+        exchange = self.infra.exchange
+        if long_short is not None and (not isinstance(exchange, ShortSellingExchange) or exchange.shorting is None):
+            raise ConfigError("optimizer_kwargs.long_short gives negative weights, but the backtest holds no short "
+                              "positions: set backtest.short: {enabled: true, ...} (or drop long_short)",
+                              path="optimizer_kwargs.long_short")  # fmt: skip
+
+    def shortable(self, step: Step, names: list[str]) -> np.ndarray:
+        """Which of ``names`` the exchange lets the account sell short on ``step``'s bar (its ``can_short``, the
+        backtest's ``short.eligible`` list); all False when the exchange has no short selling."""
+        assert self.infra is not None, "reset() first"
+        exchange = self.infra.exchange
+        if not isinstance(exchange, ShortSellingExchange):
+            return np.zeros(len(names), dtype=bool)
+        return np.array([bool(exchange.can_short(step.index, exchange.col(n))) for n in names], dtype=bool)
 
     def scores_for(self, step: Step) -> tuple[pd.Timestamp | None, pd.Series | None]:
         """The bar's information date and the scores of its window (None when there are none)."""

@@ -10,10 +10,14 @@ For the bar of trade date ``T`` (information date ``T−1``):
   of benchmark names outside the risk universe is dropped without rescaling the rest (Qlib);
 - names with no volume on ``T−1`` (suspended, or unknown to the store) are held where they are (must-hold);
   blacklisted names are sold (must-sell, which wins);
-- the optimiser's weights above 0 are the target.
+- the optimiser's weights above 0 are the target; with ``optimizer_kwargs.long_short`` every non-zero weight is,
+  the negative ones limited to the names the backtest may lend on the bar (``backtest.short.eligible``; a run
+  without ``backtest.short`` enabled is refused at reset).
 
-``diagnostics`` keeps, per decided bar, the solve status, Qlib's objective, any fallback taken, the names held and
-the ex-ante tracking error ``√(v'Σ_b v + Σσ²d²)`` in the risk data's units.
+``diagnostics`` keeps, per decided bar, the solve status, Qlib's objective, any fallback taken, the names held
+(``shorts`` of them negative), the ``gross`` and ``net`` weight, and the target's ex-ante tracking error
+``√(v'Σ_b v + Σσ²d²)`` with its factor and specific parts, in the risk data's units (:mod:`qportfolio.tracking`);
+``exposures`` the target's active factor exposures ``v`` per bar.
 """
 
 from __future__ import annotations
@@ -94,6 +98,7 @@ class EnhancedIndexing(WeightStrategyBase):
         self.verbose = bool(verbose)
         self.missing_risk = missing_risk
         self._volume: np.ndarray | None = None
+        self._exposures: list[pd.Series] = []
 
     def instruments(self) -> list[str]:
         """Scored names and the names of a benchmark file."""
@@ -102,6 +107,7 @@ class EnhancedIndexing(WeightStrategyBase):
     def reset(self, infra: TradingInfra) -> None:
         """Check the risk data against the run's bars, prepare the benchmark weights and the volumes."""
         super().reset(infra)
+        self._exposures = []
         root = self.riskdata.root
         if not root.is_dir():
             raise DataError("the risk-data folder does not exist (build it with `qcore risk build`)", path=str(root))
@@ -121,6 +127,7 @@ class EnhancedIndexing(WeightStrategyBase):
                            int((~covered).sum()), len(infos),
                            "an error" if self.missing_risk == "error" else "no trading then, as in Qlib",
                            infos[~covered][0].date())  # fmt: skip
+        self.check_shorting(getattr(self.optimizer, "long_short", None))
         self.benchmark.bind(infra.provider, infra.operators)
         self.benchmark.prepare(list(infos))
         self._volume = None
@@ -177,21 +184,32 @@ class EnhancedIndexing(WeightStrategyBase):
         F = risk.exposures.to_numpy(np.float64)
         cov_b = risk.factor_cov.to_numpy(np.float64)
         var_u = risk.specific_risk.to_numpy(np.float64) ** 2
-        w = self.optimizer(r, F, cov_b, var_u, w0, wb, hold, sell, factor_names=list(risk.exposures.columns))
-        self._record(step, w, wb, F, cov_b, var_u)
-        target = {name: float(x) for name, x in zip(names, w, strict=True) if x > 0}
+        long_short = getattr(self.optimizer, "long_short", None) is not None
+        extra = {"shortable": self.shortable(step, names)} if long_short else {}
+        w = self.optimizer(r, F, cov_b, var_u, w0, wb, hold, sell, factor_names=list(risk.exposures.columns),
+                           **extra)  # fmt: skip
+        self._record(step, w, wb, F, cov_b, var_u, list(risk.exposures.columns))
+        target = {name: float(x) for name, x in zip(names, w, strict=True) if (x != 0 if long_short else x > 0)}
         if self.verbose:
             logger.info("%s: %d names, total weight %.6f", step.start.date(), len(target), float(w.sum()))
         return target
 
     def _record(self, step: Step, w: np.ndarray, wb: np.ndarray, F: np.ndarray, cov_b: np.ndarray,
-                var_u: np.ndarray) -> None:  # fmt: skip
-        d = w - wb
-        v = d @ F
+                var_u: np.ndarray, factors: list[str]) -> None:  # fmt: skip
+        from qportfolio.tracking import active_risk
+
+        risk = active_risk(w, wb, F, cov_b, var_u)
         info = self.optimizer.last
         self._records.append({
             "datetime": step.start, "status": info.status if info else "",
             "objective": info.objective if info else np.nan, "fallback": info.fallback if info else None,
-            "names": int((w > 0).sum()),
-            "ex_ante_te": float(np.sqrt(max(v @ cov_b @ v + var_u @ (d * d), 0.0))),
+            "names": int((w != 0).sum()), "shorts": int((w < 0).sum()), "gross": float(np.abs(w).sum()),
+            "net": float(w.sum()), "ex_ante_te": risk.te, "ex_ante_factor_te": risk.factor_te,
+            "ex_ante_specific_te": risk.specific_te,
         })  # fmt: skip
+        self._exposures.append(pd.Series(risk.exposures, index=factors, name=step.start))
+
+    @property
+    def exposures(self) -> pd.DataFrame:
+        """The target portfolio's active factor exposures ``F'(w − wb)``, one row per decided bar."""
+        return pd.DataFrame(self._exposures) if self._exposures else pd.DataFrame()

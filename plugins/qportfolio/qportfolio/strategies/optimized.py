@@ -10,6 +10,12 @@ given; NaN scores are dropped) are the candidates; their covariance comes from
 then ``method`` (``inv``, ``gmv``, ``mvo``, ``rp``, ``max_sharpe``) gives the weights, with the scores as expected
 returns (``mvo``, ``max_sharpe``) and, with ``delta``, the current weights as the turnover anchor. Weights below
 ``min_weight`` are dropped and the rest renormalised.
+
+Long–short (``optimizer_kwargs.long_short: {gross, net, max_short}``, methods ``gmv`` and ``mvo``): the ``bottomk``
+worst-scored names join the candidates, negative weights are kept for the names the backtest may lend on the bar
+(``backtest.short.eligible``; the others are bounded below by 0), weights with ``|w| < min_weight`` are dropped
+without renormalising (the budget ``Σw = net`` holds up to them); a backtest without ``short`` enabled is refused
+at reset.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ class OptimizedWeights(WeightStrategyBase):
     :param signal: the scores.
     :param method: optimiser method.
     :param topk: candidates per bar (None: every scored name).
+    :param bottomk: the worst-scored names added to the candidates (for long–short; None: none).
     :param risk_model: risk model name or ``{name, kwargs}`` on returns (ignored with ``riskmodel_root``).
     :param riskmodel_root: factor risk data to use instead.
     :param window: days of returns for ``risk_model``.
@@ -53,6 +60,7 @@ class OptimizedWeights(WeightStrategyBase):
         signal: Any = None,
         method: str = "mvo",
         topk: int | None = None,
+        bottomk: int | None = None,
         risk_model: Any = None,
         riskmodel_root: str | None = None,
         window: int = 120,
@@ -65,8 +73,9 @@ class OptimizedWeights(WeightStrategyBase):
         generator = qlib_kwargs.pop("order_generator_cls_or_obj", order_generator)
         drop_qlib_infra(qlib_kwargs, "OptimizedWeights")
         super().__init__(signal=signal, risk_degree=risk_degree, order_generator=generator)
-        if topk is not None and (not isinstance(topk, int) or isinstance(topk, bool) or topk < 1):
-            raise ConfigError(f"expected a positive integer, got {topk!r}", path="topk")
+        for key, value in (("topk", topk), ("bottomk", bottomk)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ConfigError(f"expected a positive integer, got {value!r}", path=key)
         if not isinstance(window, int) or isinstance(window, bool) or window < 3:
             raise ConfigError(f"expected an integer >= 3, got {window!r}", path="window")
         if isinstance(min_weight, bool) or not isinstance(min_weight, int | float) or not 0 <= min_weight < 1:
@@ -86,6 +95,7 @@ class OptimizedWeights(WeightStrategyBase):
         except TypeError as exc:
             raise ConfigError(str(exc), path="optimizer_kwargs") from None
         self.topk = topk
+        self.bottomk = bottomk
         self.window = window
         self.min_weight = float(min_weight)
         self.riskdata = RiskData(riskmodel_root) if riskmodel_root else None
@@ -97,6 +107,7 @@ class OptimizedWeights(WeightStrategyBase):
     def reset(self, infra: TradingInfra) -> None:
         """Read the closes the covariance windows need (with a returns risk model)."""
         super().reset(infra)
+        self.check_shorting(getattr(self.optimizer, "long_short", None))
         if self.riskdata is not None:
             if self.riskdata.days.empty:
                 raise DataError("the risk-data folder holds no day", path=str(self.riskdata.root))
@@ -150,22 +161,35 @@ class OptimizedWeights(WeightStrategyBase):
         scores = scores.dropna()
         if scores.empty:
             return None
+        ranked = scores.sort_values(ascending=False, kind="stable")
         if self.topk is not None:
-            scores = scores.sort_values(ascending=False, kind="stable").iloc[: self.topk]
+            chosen = ranked.iloc[: self.topk]
+            if self.bottomk is not None:
+                chosen = pd.concat([chosen, ranked.iloc[self.topk :].iloc[-self.bottomk :]])
+            scores = chosen
         cov, names = self._covariance(info, list(scores.index))
         if cov is None:
             return None
         r = scores.reindex(names)
         w0 = pd.Series(self.current_weights(names), index=names) if self.use_w0 else None
-        if w0 is not None and w0.sum() <= 0:
+        long_short = getattr(self.optimizer, "long_short", None) is not None
+        if w0 is not None and not long_short and w0.sum() <= 0:
             w0 = None
-        w = np.asarray(self.optimizer(cov, r, w0), dtype=np.float64)
-        w = np.where(w >= self.min_weight, w, 0.0)
-        if not w.sum() > 0:
-            return None
-        w = w / w.sum()
+        if long_short:
+            w = np.asarray(self.optimizer(cov, r, w0, shortable=self.shortable(step, names)), dtype=np.float64)
+            w = np.where(np.abs(w) >= self.min_weight, w, 0.0)
+            if not np.abs(w).sum() > 0:
+                return None
+        else:
+            w = np.asarray(self.optimizer(cov, r, w0), dtype=np.float64)
+            w = np.where(w >= self.min_weight, w, 0.0)
+            if not w.sum() > 0:
+                return None
+            w = w / w.sum()
         info_solve = self.optimizer.last
         self._records.append({"datetime": step.start, "status": info_solve.status if info_solve else "",
                               "objective": info_solve.objective if info_solve else np.nan,
-                              "fallback": info_solve.fallback if info_solve else None, "names": int((w > 0).sum())})
-        return {n: float(x) for n, x in zip(names, w, strict=True) if x > 0}
+                              "fallback": info_solve.fallback if info_solve else None, "names": int((w != 0).sum()),
+                              "shorts": int((w < 0).sum()), "gross": float(np.abs(w).sum()),
+                              "net": float(w.sum())})  # fmt: skip
+        return {n: float(x) for n, x in zip(names, w, strict=True) if x != 0}
