@@ -136,4 +136,9 @@ def build_network(spec: Mapping[str, Any]) -> nn.Module:
     network = build_recurrent(kind, kwargs)
     if network is not None:
         return network
+    from qmodel_zoo.nn.zoo_b_networks import build_zoo_b
+
+    network = build_zoo_b(kind, kwargs)
+    if network is not None:
+        return network
     raise ValueError(f"unknown network kind {kind!r}")

@@ -120,3 +120,24 @@ class WindowSamples(Samples):
     def batch(self, rows: np.ndarray) -> np.ndarray:
         """Windows ``(batch, step_len, features)``, gaps filled."""
         return fill_windows(self._view.batch(rows))
+
+
+class SubsetSamples(Samples):
+    """The samples of ``base`` at ``positions`` (in that order): what training sees when some samples weigh 0."""
+
+    def __init__(self, base: Samples, positions: np.ndarray) -> None:
+        self._base = base
+        self._positions = np.asarray(positions, dtype=np.int64)
+        self.index = base.index[self._positions]
+        self.label = None if base.label is None else base.label[self._positions]
+        self.feature_names = base.feature_names
+        self.d_feat = getattr(base, "d_feat", None)
+
+    @property
+    def steps(self) -> int | None:
+        """Sequence length of a sample, as the base samples'."""
+        return getattr(self._base, "steps", None)
+
+    def batch(self, rows: np.ndarray) -> np.ndarray:
+        """The base samples' inputs of ``rows`` (positions in this subset)."""
+        return self._base.batch(self._positions[np.asarray(rows)])
