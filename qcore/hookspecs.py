@@ -152,6 +152,16 @@ def qcore_register_strategies(register: Registrar) -> None:
 
 
 @hookspec
+def qcore_register_exchanges(register: Registrar) -> None:
+    """Register exchange factories: each builds a :class:`qcore.trading.Exchange` on a grid of bars and instruments
+    (``factory(provider, instruments, dates, *, market_rules=None, exchange_kwargs=None, region="cn", quoted=None)``),
+    for a runner that decides outside a backtest loop (the online routine's orders).
+
+    :param register: ``register(name, factory, ...)``.
+    """
+
+
+@hookspec
 def qcore_register_executors(register: Registrar) -> None:
     """Register executors, which carry a strategy's decisions out against a simulated (or real) exchange.
 

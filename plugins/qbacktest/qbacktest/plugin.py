@@ -42,6 +42,9 @@ _sbb_ema = lazy("qbacktest.strategies.execution:SBBEMA",
                 description="Execution: the better bar of each pair by the EMA trend (Qlib's SBBStrategyEMA).")
 _almgren_chriss = lazy("qbacktest.strategies.execution:AlmgrenChriss",
                        description="Execution: Almgren-Chriss schedule from the volatility (Qlib's ACStrategy).")
+_exchange = lazy("qbacktest.exchange_factory:build_exchange",
+                 description="The backtest's exchange (A-share rules or Qlib's exchange_kwargs) on a grid of bars, "
+                             "for decisions outside a backtest (online orders).")  # fmt: skip
 _port_analysis = lazy("qbacktest.records:PortAnaRecord",
                       description="Backtest the run's predictions and store Qlib's reports, risk analysis and an HTML "
                                   "report.")  # fmt: skip
@@ -69,6 +72,11 @@ def qcore_register_executors(register: Registrar) -> None:
 
 
 @hookimpl
+def qcore_register_exchanges(register: Registrar) -> None:
+    register("backtest", _exchange)
+
+
+@hookimpl
 def qcore_register_commands(cli: Any, kernel: Any) -> None:
     from qbacktest.cli import backtest_command
 
@@ -78,6 +86,11 @@ def qcore_register_commands(cli: Any, kernel: Any) -> None:
 @hookimpl
 def qcore_register_records(register: Registrar) -> None:
     register("port_analysis", _port_analysis, aliases=("PortAnaRecord",))
+    register("multi_pass_port_analysis", lazy("qbacktest.records:MultiPassPortAnaRecord",
+                                              description="The backtest run several times from shuffled first-day "
+                                                          "scores; mean and std of return and IR (Qlib's "
+                                                          "MultiPassPortAnaRecord)."),
+             aliases=("MultiPassPortAnaRecord",))  # fmt: skip
 
 
 @hookimpl

@@ -1,3 +1,3 @@
-"""qcore plugin: online serving of a rolling run's latest model (``qcore online predict/simulate/status``)."""
+"""qcore plugin: the online routine after each close (``qcore online update/retrain/predict/orders/monitor``)."""
 
 __version__ = "0.1.0"

@@ -11,8 +11,8 @@ from qcore import Registrar, hookimpl
 from qcore.registry import lazy
 
 _online_section = lazy("qonline.section:OnlineSection",
-                       description="Online serving: folder (predictions...), model (a saved model folder; "
-                                   "default: the rolling checkpoint).")  # fmt: skip
+                       description="Online routine: folder (predictions, orders, monitor, log), model (a "
+                                   "saved model folder; default: the rolling checkpoint), exchange, drift.")
 
 
 @hookimpl

@@ -76,9 +76,10 @@ def _rolling_source(config: WorkflowConfig, calendar: pd.DatetimeIndex, date: pd
 
 
 def serving_model(config: WorkflowConfig, kernel: Kernel, provider: Any, date: pd.Timestamp, *,
-                  cache: dict[str, ServedModel] | None = None) -> ServedModel:  # fmt: skip
+                  cache: dict[str, ServedModel] | None = None, folder: Path | None = None) -> ServedModel:  # fmt: skip
     """The model that serves ``date`` (see the module docstring), restored and ready to predict; ``cache`` (by
-    source) keeps the models already restored, for a caller that serves many dates."""
+    source) keeps the models already restored, for a caller that serves many dates. With the online ``folder``, a
+    drift model (:mod:`qonline.early`) flagged before ``date`` while the scheduled window served replaces it."""
     cache = {} if cache is None else cache
     from qcore.assembly import build_component
     from qcore.modelio import load_model
@@ -87,19 +88,25 @@ def serving_model(config: WorkflowConfig, kernel: Kernel, provider: Any, date: p
     spec = config.dataset
     assert spec is not None and config.model is not None
     online = config.sections.get("online")
-    folder = getattr(online, "model", None)
-    if folder is not None:
+    saved = getattr(online, "model", None)
+    if saved is not None:
         train = spec.segments.get("train") or next(iter(spec.segments.values()))
-        if str(folder) not in cache:
-            cache[str(folder)] = ServedModel(str(folder), spec.fit_start or train[0], spec.fit_end or train[1],
-                                             load_model(folder, kernel))  # fmt: skip
-        return cache[str(folder)]
+        if str(saved) not in cache:
+            cache[str(saved)] = ServedModel(str(saved), spec.fit_start or train[0], spec.fit_end or train[1],
+                                            load_model(saved, kernel))  # fmt: skip
+        return cache[str(saved)]
     if config.rolling is None:
         raise ConfigError("online serving needs a 'rolling:' section (its checkpoint holds the models) or an "
                           "'online.model' folder", source=config.source)  # fmt: skip
     calendar = provider.calendar(config.data.freq)
     window, model_dir = _rolling_source(config, calendar, date, data_version(provider))
-    source = f"rolling:{window.name}"
+    source, train = f"rolling:{window.name}", window.train
+    if folder is not None:
+        from qonline.early import early_models
+
+        later = [m for m in early_models(folder) if window.predict[0] <= m.flagged < date]
+        if later:
+            source, train, model_dir = f"drift:{later[-1].flagged.date()}", later[-1].train, later[-1].path
     if source in cache:
         return cache[source]
     model = build_component(config, kernel, "model", config.model, "model")
@@ -108,7 +115,7 @@ def serving_model(config: WorkflowConfig, kernel: Kernel, provider: Any, date: p
         raise DataError(f"{window.name}'s model was not saved (model {config.model.name!r} has no save/restore)",
                         path=str(model_dir))  # fmt: skip
     restore(model_dir)
-    cache[source] = ServedModel(source, window.train[0], window.train[1], model)
+    cache[source] = ServedModel(source, train[0], train[1], model)
     return cache[source]
 
 
@@ -147,4 +154,7 @@ def predict_date(config: WorkflowConfig, kernel: Kernel, provider: Any, date: pd
     dataset = PanelDataset(frame, segments, infer_processors=processors, fit_start=served.fit_start,
                            fit_end=served.fit_end, lazy_learn=True)  # fmt: skip
     pred = served.model.predict(dataset, "test")
+    if not len(pred):
+        raise DataError(f"no instrument of the universe {spec.instruments or config.data.universe!r} is a member on "
+                        f"{date.date()} (is its membership file up to date with the new bars?)")  # fmt: skip
     return pred.rename("score"), served
