@@ -190,6 +190,11 @@ class PanelDataset:
         #: A token that identifies this dataset's content (data version, features, segments, processors) for
         #: caches of what is derived from it; None when it cannot be known (:func:`build_dataset` sets it).
         self.fingerprint: str | None = None
+        #: label column → the expression it was evaluated from, when known (:func:`build_dataset` sets it).
+        self.label_expressions: dict[str, str] = {}
+        #: the data provider the frame was evaluated from, when known (:func:`build_dataset` sets it): models that
+        #: need side data of the same store (an industry field, say) read it here.
+        self.provider: Any = None
         self._infer = self._fit_apply(frame, infer_processors)
         self._learn_processors = tuple(learn_processors)
         self._learn: pd.DataFrame | None = None
@@ -344,6 +349,8 @@ def build_dataset(
         fit_end=fit_end,
         lazy_learn=True,
     )
+    dataset.label_expressions = dict(feature_set.labels)
+    dataset.provider = getattr(engine, "provider", None)
     version = getattr(getattr(engine, "provider", None), "version", None)
     if isinstance(version, str) and version:
         seg = sorted((name, str(s.start), str(s.end)) for name, s in parsed.items())
