@@ -306,6 +306,68 @@ def run_command(
     _print_run_summary(kernel, config, result)
 
 
+@cli.command("sweep")
+@click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
+@click.option("--grid", "grid", multiple=True, metavar="KEY=V1,V2",
+              help="A swept key and its values (repeatable), or KEY=uniform(LOW,HIGH) / loguniform / randint with "
+              "--random [default: the config's sweep: section].")
+@click.option("--random", "random_points", type=click.IntRange(1, 10_000), default=None,
+              help="Sample this many points instead of running the whole grid.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=None, help="Seed of --random [default: 0].")
+@click.option("--metric", default=None, help="The run metric that ranks points [default: signal.IC].")
+@click.option("--mode", type=click.Choice(["max", "min"]), default=None, help="Best is the largest or smallest.")
+@click.option("--scheduler", default=None, help="A sweep scheduler a plugin provides (qcore list sweep_scheduler).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value (every point).")
+@click.option("-p", "plugin_args", multiple=True, metavar="NAME", help="Load plugin NAME, or block it with no:NAME.")
+@click.option("--name", "run_name", default="sweep", show_default=True, help="Runs are named NAME-000 key=value...")
+@click.option("--backend", default=None, metavar="NAME", help="Execution backend the points run on [default: the "
+              "config's backend:, else serial].")
+@click.option("--retries", type=click.IntRange(0, 100), default=0, show_default=True,
+              help="Times a failed point runs again.")
+@click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False), help="Write the table as CSV.")
+@click.pass_context
+def sweep_command(ctx: click.Context, config_path: str, grid: tuple[str, ...], random_points: int | None,
+                  seed: int | None, metric: str | None, mode: str | None, scheduler: str | None,
+                  overrides: tuple[str, ...], plugin_args: tuple[str, ...], run_name: str, backend: str | None,
+                  retries: int, out_path: str | None) -> None:  # fmt: skip
+    """Run the workflow in CONFIG once per parameter point (grid or random search) and rank the points."""
+    from qcore import sweep as sweeps
+    from qcore.atomic import write_text
+    from qcore.progress import enabled
+
+    config, kernel = _load(ctx, config_path, overrides, plugin_args)
+    section = config.raw.get("sweep")
+    base = sweeps.parse_section(section, config.error) if section is not None and not grid else None
+    params = [sweeps.parse_grid_option(g) for g in grid] if grid else list(base.params if base else ())
+    spec = sweeps.make_spec(params, random=random_points if random_points is not None else (base and base.random),
+                            seed=seed if seed is not None else (base.seed if base else 0),
+                            metric=metric or (base.metric if base else "signal.IC"),
+                            mode=mode or (base.mode if base else "max"),
+                            scheduler=scheduler or (base.scheduler if base else None))  # fmt: skip
+    spec_backend = config.backend if backend is None else None
+    built = kernel.create("execution_backend", backend or (spec_backend.name if spec_backend else "serial"),
+                          **(dict(spec_backend.kwargs) if spec_backend else {}))  # fmt: skip
+
+    def bar(done: int, total: int) -> None:
+        click.echo(f"\rpoints {done}/{total}", nl=done == total, err=True)
+
+    with built:
+        result = sweeps.run_sweep(config_path, spec, overrides=overrides, plugins=plugin_args, backend=built,
+                                  kernel=kernel, name=run_name, retries=retries,
+                                  progress=bar if enabled() else None)  # fmt: skip
+    table = result.table
+    click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.6g}"))
+    if result.best is None:
+        click.echo(f"no point has a value of {result.metric}")
+    else:
+        row = table.loc[result.best]
+        click.echo(f"best ({result.mode} {result.metric}): point {result.best} "
+                   f"({sweeps.describe(result.best_point or {})}) = {row[result.metric]:.6g}, run {row['run_id']}")
+    if out_path:
+        write_text(out_path, table.to_csv(index=False))
+        click.echo(f"table: {out_path}")
+
+
 @cli.command("rolling")
 @click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
@@ -361,6 +423,18 @@ def _store_options(command: Any) -> Any:
         click.option("--missing-fields", type=click.Choice(["error", "nan"]), default=None,
                      help="A field the store lacks: an error, or read as NaN with a warning [default: error for "
                      "expr, nan for features]."),
+        click.option("--backend", default=None, metavar="NAME",
+                     help="Evaluate in shards on this execution backend (serial, processes, ray...)."),
+        click.option("--shards", type=click.IntRange(1, 100_000), default=None,
+                     help="Number of shards [default with --backend: the backend's workers, else 2]."),
+        click.option("--shard-by", type=click.Choice(["instruments", "expressions"]), default="instruments",
+                     show_default=True, help="Cut the batch by instrument groups (a second stage for cross-sectional "
+                     "operators) or by expression groups of the shared graph."),
+        click.option("--retries", type=click.IntRange(0, 100), default=0, show_default=True,
+                     help="Times a failed shard runs again."),
+        click.option("--parts", is_flag=True, help="With instrument shards: --out is a new folder where each shard "
+                     "writes its own rows (part-NNNNN.parquet; cross-sectional columns in cross_sectional.parquet), "
+                     "so no process holds the whole output."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -381,13 +455,48 @@ def _evaluate_to_parquet(ctx: click.Context, expressions: Any, params: dict[str,
     provider = api.open_provider(name, kernel=kernel, provider_uri=params["provider_uri"])
     provider.calendar(params["freq"])  # a folder that is no store fails here, naming what is missing
     universe = cli_args.instruments(provider, params["instruments"])
-    frame = api.evaluate(expressions, provider, instruments=universe, start=start, end=end, freq=params["freq"],
-                         kernel=kernel, missing_fields=params.get("missing_fields") or "error", index="instrument")
+    missing = params.get("missing_fields") or "error"
+    sharded = ""
+    if params.get("parts") and (params.get("shard_by") != "instruments" or params.get("shards") is None):
+        raise click.UsageError("--parts needs --shards N (by instruments)")
+    if params.get("backend") is not None or params.get("shards") is not None:
+        frame, sharded = _evaluate_in_shards(ctx, kernel, expressions, provider, universe, start, end, missing, params)
+        if frame is None:
+            click.echo(f"{out_path}/: {sharded.strip()[1:-1]}, written as parts")
+            return
+    else:
+        frame = api.evaluate(expressions, provider, instruments=universe, start=start, end=end, freq=params["freq"],
+                             kernel=kernel, missing_fields=missing, index="instrument")  # fmt: skip
     try:
         write_table(frame, out_path, params["out_format"])
     except OSError as exc:
         raise DataError(f"cannot write the output: {exc.strerror or exc}", path=out_path) from None
-    click.echo(f"{out_path}: {len(frame)} rows x {frame.shape[1]} columns")
+    click.echo(f"{out_path}: {len(frame)} rows x {frame.shape[1]} columns{sharded}")
+
+
+def _evaluate_in_shards(ctx: click.Context, kernel: Any, expressions: Any, provider: Any, universe: Any, start: Any,
+                        end: Any, missing: str, params: dict[str, Any]) -> tuple[Any, str]:  # fmt: skip
+    """``--backend`` / ``--shards``: :func:`qcore.expr.sharding.evaluate_sharded`, with a bar per finished shard."""
+    from qcore.expr.sharding import evaluate_sharded
+    from qcore.progress import enabled
+
+    name = params.get("backend") or "serial"
+    backend = kernel.create("execution_backend", name)
+    shards = params.get("shards") or getattr(backend, "max_workers", None) or 2
+    root = _root_params(ctx)
+
+    def bar(done: int, total: int) -> None:
+        click.echo(f"\rshards {done}/{total}", nl=done == total, err=True)
+
+    with backend:
+        result = evaluate_sharded(expressions, provider, instruments=universe, start=start, end=end, backend=backend,
+                                  shards=shards, by=params["shard_by"], freq=params["freq"], kernel=kernel,
+                                  plugins=tuple(root.get("plugin_args", ())),
+                                  autoload=False if root.get("no_autoload") else None, missing_fields=missing,
+                                  index="instrument", retries=params["retries"],
+                                  progress=bar if enabled() else None,
+                                  out_dir=params["out_path"] if params.get("parts") else None)  # fmt: skip
+    return result.frame, f" ({result.shards} shards by {result.by} on {name})"
 
 
 @cli.command("expr")

@@ -349,7 +349,7 @@ class Reader:
 
 #: The kernel's own top-level sections; plugins declare more (``config_section`` components).
 KERNEL_KEYS = ("experiment", "seed", "plugins", "data", "dataset", "model", "reweighter", "records", "recorder",
-               "rolling", "backend")
+               "rolling", "backend", "sweep")  # sweep: read by qcore.sweep (qcore sweep), ignored by a single run
 _ROLLING_KEYS = ("step", "window", "rtype", "gap", "backend", "checkpoint", "resume")
 _DATA_KEYS = ("provider", "market_rules", "universe", "freq", "start", "end", "fields", "missing_fields")
 #: Values of ``data.missing_fields``.
@@ -561,8 +561,8 @@ class WorkflowDocument:
     @property
     def plugins(self) -> PluginSelection:
         """The plugin selection the document asks for (its ``plugins:`` key, overrides of it applied)."""
-        mine = [o for o in self.overrides if o.partition("=")[0].strip().partition(".")[0] == "plugins"]
-        doc = apply_overrides(self.document, mine) if mine else self.document
+        selecting = [o for o in self.overrides if o.partition("=")[0].strip().partition(".")[0] == "plugins"]
+        doc = apply_overrides(self.document, selecting) if selecting else self.document
         data = doc.data if isinstance(doc.data, Mapping) else {}
         return Reader(doc).plugins(data.get("plugins"), "plugins")
 

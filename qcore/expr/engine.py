@@ -100,7 +100,7 @@ class ExpressionEngine:
 
     def evaluate(
         self,
-        expressions: Sequence[str] | Mapping[str, str],
+        expressions: Sequence[str] | Mapping[str, str] | Plan,
         instruments: str | Sequence[str] = "all",
         start: object = None,
         end: object = None,
@@ -117,15 +117,20 @@ class ExpressionEngine:
         and its panel is freed, so peak memory stays close to the frame's own size.
 
         A provider that satisfies :class:`~qcore.protocols.ExpressionEvaluator` (a remote store) may answer
-        instead; when it returns None the engine evaluates as usual.
+        instead; when it returns None the engine evaluates as usual. ``expressions`` may also be a :class:`Plan`
+        this engine's :meth:`plan` made (or one made for the same store and operators, as shards receive it).
         """
-        if isinstance(self.provider, ExpressionEvaluator):
+        if isinstance(expressions, Plan):
+            plan = expressions
+        elif isinstance(self.provider, ExpressionEvaluator):
             named = dict(expressions) if isinstance(expressions, Mapping) else {e: e for e in expressions}
             remote = self.provider.evaluate_expressions(named, instruments, start, end, freq=self.freq,
                                                         missing_fields=self.missing_fields, index=index)
             if remote is not None:
                 return remote
-        plan = self.plan(expressions)
+            plan = self.plan(expressions)
+        else:
+            plan = self.plan(expressions)
         grid = query_grid(self.provider, self.freq, instruments, start, end)
         gather = FrameGather(grid, plan.names, index)
         self._compute(plan, instruments, grid, gather.emit)
@@ -141,13 +146,15 @@ class ExpressionEngine:
         instruments: str | Sequence[str] = "all",
         start: object = None,
         end: object = None,
+        dtype: Any = np.float32,
     ) -> tuple[Panel, np.ndarray]:
-        """Evaluate on the query rows; returns float32 panels (one field per expression) and the membership mask."""
+        """Evaluate on the query rows; returns panels (one field per expression, float32 unless ``dtype`` says
+        otherwise; None keeps each expression's computed dtype) and the membership mask."""
         grid = query_grid(self.provider, self.freq, instruments, start, end)
         results: dict[int, np.ndarray] = {}
 
         def emit(i: int, value: np.ndarray) -> None:
-            results[i] = np.ascontiguousarray(value, dtype=np.float32)
+            results[i] = np.ascontiguousarray(value, dtype=value.dtype if dtype is None else dtype)
 
         self._compute(plan, instruments, grid, emit)
         data = {f"e{i}": results[i] for i in range(len(plan.roots))}

@@ -55,6 +55,8 @@ ALLOWED_KERNEL_NAMES: Mapping[tuple[str, str], str] = {
     (_QLIB, "ZScoreNorm"): f"{_QLIB_WHY} (a default infer processor of Alpha360)",
     (_QLIB, "Fillna"): f"{_QLIB_WHY} (a default infer processor of Alpha360)",
     (_QLIB, "PortAnaRecord"): f"{_QLIB_WHY} (the record whose kwargs.config holds the backtest settings)",
+    (_QLIB, "MultiPassPortAnaRecord"): f"{_QLIB_WHY} (the multi-pass record whose kwargs.config holds the backtest "
+                                       "settings)",
     (_QLIB, "backtest"): "the workflow section a Qlib port_analysis_config becomes (the documented `backtest:` "
                          "section, whose schema the backtest plugin owns): the translation's target format",
     ("qcore/trading.py", "factor"): "the price adjustment factor (Qlib's $factor), a parameter of the Exchange "
