@@ -39,16 +39,6 @@ library: lib.json
 """
 
 
-@pytest.fixture(scope="module")
-def planted_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from qdata_cn.synth_planted import synthesize_planted
-
-    out = tmp_path_factory.mktemp("planted") / "store"
-    kernel = Kernel.load(use_env=False)
-    synthesize_planted(out, PLANTED, kernel.registry("operator"), strength=0.4, instruments=80, days=500, seed=3)
-    return out
-
-
 def _mine(tmp_path: Path, store: Path, **kw: object) -> tuple[object, dict]:
     params = {"proposer": "genetic", "population": 80, "generations": 14, **kw}
     config = tmp_path / "mine.yaml"
@@ -91,6 +81,13 @@ def test_mine_recovers_the_planted_factor(tmp_path: Path, planted_store: Path) -
     assert abs(_spearman(planted_store, best["expression"], PLANTED)) > 0.9  # read on the unused test span
     assert best["valid"]["rank_ic"] > 0.2 and best["test"]["rank_ic"] > 0.2 and not best["lucky"]
     assert 0.0 < best["turnover"] < 1.0
+    # honesty guards: decay over 20 horizons, the IC the threshold asked for, the deflated Sharpe of the best
+    assert len(best["decay"]) == 20 and best["decay"][0] > 0.2 and abs(best["decay"][-1]) < best["decay"][0]
+    assert 0.0 < best["ic_threshold"] < best["train"]["rank_ic"]
+    assert best["train"]["n_eff"] <= best["train"]["days"]
+    assert run["deflated_sharpe"]["trials"] == run["candidates_evaluated"] and not run["deflated_sharpe"]["flagged"]
+    assert best["deflated_sharpe"] == run["deflated_sharpe"]["probability"] > 0.95
+    assert "deflated Sharpe probability" in result.output
     for other in factors[1:]:
         assert abs(other["correlation"][best["name"]]) <= 1.0
     fs = Kernel.load(use_env=False).create("feature_set", "mined", library=str(tmp_path / "lib.json"))
@@ -117,6 +114,12 @@ def test_random_baseline_runs_and_library_grows(tmp_path: Path, planted_store: P
         (("max_size: 7", "max_size: 7\n  bogus: 1"), "mine.yaml:16: search.bogus: unknown key 'bogus'"),
         (("metric: rank_ic", "metric: sharpe"), "fitness.metric: metric must be one of"),
         (("valid: [2017-04-01", "valid: [2017-03-01"), "data.spans: spans must follow each other"),
+        (("proposer: genetic", "proposer: {name: genetic, kwargs: {bogus: 1}}"),
+         "mine.yaml:7: search.proposer.kwargs: invalid arguments for factor_proposer 'genetic'"),
+        (("proposer: genetic", "proposer: {name: llm, kwargs: {url: 'http://127.0.0.1:9/v1', model: m, api_key: k}}"),
+         "search.proposer.kwargs: invalid arguments for factor_proposer 'llm'"),
+        (("proposer: genetic", "proposer: oracle"), "search.proposer: unknown factor_proposer 'oracle'"),
+        (("library: lib.json", "library: lib.json\nif_exists: keep"), "if_exists: if_exists must be one of"),
     ],
 )
 def test_bad_config_names_key_and_line(tmp_path: Path, edit: tuple[str, str], message: str) -> None:

@@ -1,4 +1,5 @@
-"""``qcore data ...``: synth, import, import-pit, export, check, info, recover and restamp commands for bin stores.
+"""``qcore data ...``: synth, import, import-pit, import-weights, export, check, info, recover and restamp commands
+for bin stores.
 
 Only click is imported here; each command imports what it needs when it runs. Errors are raised as
 :class:`qcore.errors.DataError`, which the ``qcore`` command line prints as one line with exit code 5.
@@ -35,13 +36,43 @@ def data_group() -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing store.")
 @click.option("--fundamentals/--no-fundamentals", default=True, show_default=True,
               help="Also write point-in-time quarterly and annual reports (financial/, read with $$field and P()).")
+@click.option("--regime-shift", "regime_shift", default=None, metavar="DATE",
+              help="The planted loadings change on DATE (qdata_cn.synth_regime).")
+@click.option("--regime-after", "regime_after", default=None, metavar="R,M,V",
+              help="Reversal, momentum and volume loadings from --regime-shift on [default: -0.04,0.03,-0.02].")
+@click.option("--planted", default=None, metavar="EXPR",
+              help="Plant EXPR (reading only $volume) in next-day returns (qdata_cn.synth_planted).")
+@click.option("--planted-strength", "planted_strength", default=0.1, show_default=True, type=float,
+              help="The planted effect in daily vols per cross-sectional z-score of --planted.")
 def synth_command(out: str, instruments: int, days: int, seed: int, freq: str, start: str, overwrite: bool,
-                  fundamentals: bool) -> None:
+                  fundamentals: bool, regime_shift: str | None, regime_after: str | None, planted: str | None,
+                  planted_strength: float) -> None:
     """Write a synthetic China A-share market (deterministic per seed) as a Qlib bin store."""
     from qdata_cn.synth import synthesize
 
-    summary = synthesize(out, instruments=instruments, days=days, seed=seed, start=start, freq=freq,
-                         overwrite=overwrite, fundamentals=fundamentals)
+    if planted is not None:
+        from qcore.cli import get_kernel
+        from qcore.errors import ArgumentError
+        from qdata_cn.synth_planted import synthesize_planted
+
+        if regime_shift is not None or regime_after is not None or freq != "day":
+            raise ArgumentError("cannot be combined with --regime-shift or --freq 1min", option="--planted")
+        summary = synthesize_planted(out, planted, get_kernel(click.get_current_context()).registry("operator"),
+                                     strength=planted_strength, instruments=instruments, days=days, seed=seed,
+                                     start=start, overwrite=overwrite, fundamentals=fundamentals)  # fmt: skip
+    elif regime_shift is not None or regime_after is not None:
+        from qdata_cn.synth_regime import RegimeShift, synthesize_regime
+
+        if regime_shift is None:
+            from qcore.errors import ArgumentError
+
+            raise ArgumentError("needs --regime-shift DATE", option="--regime-after")
+        summary = synthesize_regime(out, RegimeShift.parse(regime_shift, regime_after), instruments=instruments,
+                                    days=days, seed=seed, start=start, freq=freq, overwrite=overwrite,
+                                    fundamentals=fundamentals)  # fmt: skip
+    else:
+        summary = synthesize(out, instruments=instruments, days=days, seed=seed, start=start, freq=freq,
+                             overwrite=overwrite, fundamentals=fundamentals)
     click.echo(
         f"wrote {summary['instruments']} instruments x {summary['days']} days ({summary['start']}..{summary['end']}, "
         f"{'+'.join(summary['freqs'])}) to {summary['path']} in {summary['seconds']:.2f}s"
@@ -67,6 +98,49 @@ def import_pit_command(src: str, to: str, lock_timeout: float) -> None:
         f"imported {summary['records']} new record(s) of {len(summary['fields'])} field(s) for "
         f"{summary['instruments']} instrument(s) into {summary['path']} ({summary['files']} file pair(s) written) "
         f"in {summary['seconds']:.2f}s"
+    )
+
+
+@data_group.command("import-weights")
+@click.argument("src", type=click.Path(exists=True, dir_okay=False))
+@click.option("--to", "to", required=True, type=click.Path(file_okay=False), help="Store directory (must exist).")
+@click.option("--market", required=True, help="The index: the field written is $<market>_weight (Qlib's).")
+@click.option("--fill/--no-fill", default=True, show_default=True,
+              help="Hold a date's weights until the next date in the file (the last to the calendar's end).")
+@click.option("--normalise", is_flag=True, help="Store each date's weights scaled to sum to 1.")
+@click.option("--strict", is_flag=True, help="A date whose weights do not sum to 1 is an error, not a warning.")
+@click.option("--tolerance", default=0.01, show_default=True, type=float,
+              help="Relative distance of a date's sum from 1 that is accepted without a warning.")
+@click.option("--lock-timeout", default=0.0, show_default=True, type=float,
+              help="Seconds to wait for another writer to finish.")  # fmt: skip
+def import_weights_command(src: str, to: str, market: str, fill: bool, normalise: bool, strict: bool,
+                           tolerance: float, lock_timeout: float) -> None:  # fmt: skip
+    """Import benchmark weights (CSV or Parquet: date, instrument, weight) as the store's $<market>_weight field.
+
+    Every row is checked first (dates on the store's calendar, known instruments, non-negative weights); the field
+    is then replaced atomically. Daily sums off 1 are a warning (--strict: an error); percent files are recognised.
+    """
+    import logging
+
+    from qdata_cn.weights_import import import_weights
+
+    class _Echo(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            click.echo(f"Warning: {record.getMessage()}", err=True)
+
+    log = logging.getLogger("qdata_cn.weights")
+    handler = _Echo(logging.WARNING)
+    log.addHandler(handler)
+    try:
+        summary = import_weights(src, to, market, fill=fill, normalise=normalise, strict=strict, tolerance=tolerance,
+                                 lock_timeout=lock_timeout)  # fmt: skip
+    finally:
+        log.removeHandler(handler)
+    click.echo(
+        f"wrote {summary['field']} for {summary['instruments']} instrument(s), {summary['dates']} published date(s) "
+        f"over {summary['days']} day(s) ({summary['first']}..{summary['last']}, {summary['units']}) to "
+        f"{summary['path']} in {summary['seconds']:.2f}s"
+        + (f"; removed it from {summary['removed']} instrument(s) not in the file" if summary["removed"] else "")
     )
 
 

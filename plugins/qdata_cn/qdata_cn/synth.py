@@ -157,8 +157,12 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
 
 
-def generate(params: SynthParams) -> SynthMarket:
-    """Simulate the market described by ``params`` (no files are written)."""
+def generate(params: SynthParams, loadings: np.ndarray | None = None) -> SynthMarket:
+    """Simulate the market described by ``params`` (no files are written).
+
+    ``loadings``: a ``(days, 3)`` array of the planted (reversal, momentum, volume) coefficients of each day, in
+    place of the params' constant ones (a regime shift: :mod:`qdata_cn.synth_regime`).
+    """
     rng = np.random.default_rng(params.seed)
     dates = cn_trading_days(params.start, count=params.days)
     t_len, n = len(dates), params.instruments
@@ -398,7 +402,7 @@ def generate(params: SynthParams) -> SynthMarket:
         mask_stack[0] = lst
         mask_stack[1] = lst
         mask_stack[2] = act
-        signal = (coef * _zscores(sig_stack, mask_stack)).sum(axis=0)
+        signal = ((coef if loadings is None else loadings[t][:, None]) * _zscores(sig_stack, mask_stack)).sum(axis=0)
         planted[t] = signal
         anchor += 0.0002
         alpha = np.sqrt(h_i) * signal - 0.0004 * (np.log(price * factor_cum) - anchor)

@@ -12,6 +12,7 @@ the very values it was computed from. Tests of factor search use it as ground tr
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,23 +38,30 @@ def synthesize_planted(
     days: int = 600,
     seed: int = 0,
     start: str = "2016-01-04",
+    overwrite: bool = False,
+    fundamentals: bool = False,
 ) -> dict[str, Any]:
     """Write a synthetic market to ``out`` whose next-day returns carry ``expression``'s z-score.
 
     :param operators: the operator registry (``kernel.registry("operator")``) the expression is evaluated with.
     :param strength: the planted effect in units of each stock's daily volatility per cross-sectional standard
-        deviation of the expression.
+        deviation of the expression (a number in (0, 5]).
+    :param overwrite: replace an existing store at ``out``.
+    :param fundamentals: also write the point-in-time reports (off by default: they play no part in planting).
     :returns: ``write_market``'s summary plus the planted ``expression`` and ``strength``.
     """
     from qcore.expr.engine import ExpressionEngine
     from qdata_cn.binstore import QlibBinProvider
 
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 < strength <= 5.0:
+        raise DataError(f"the planted strength must be a number in (0, 5], got {strength!r}")
     read = {f.lower() for f in expr_fields(parse(expression))}
     if not read or not read <= UNCHANGED:
         raise DataError(f"a planted expression may read only {', '.join(sorted(UNCHANGED))}, not "
                         f"{', '.join(sorted(read - UNCHANGED)) or 'nothing'}")  # fmt: skip
+    began = time.perf_counter()
     market = generate(SynthParams(instruments=instruments, days=days, seed=seed, start=start))
-    write_market(market, out, fundamentals=False)
+    write_market(market, out, overwrite=overwrite, fundamentals=False)
     engine = ExpressionEngine(QlibBinProvider(out), operators)
     panel, _ = engine.evaluate_panel(engine.plan([expression]), list(market.symbols))
     if len(panel.dates) != len(market.dates) or set(panel.instruments) != set(market.symbols):
@@ -76,5 +84,5 @@ def synthesize_planted(
     market.fields["amount"] = (market.fields["amount"] * scale).astype(market.fields["amount"].dtype)
     market.fields["change"] = _change(market.fields["close"], market.first)
     market.info = {**market.info, "planted": {"expression": expression, "strength": strength}}
-    summary = write_market(market, out, overwrite=True, fundamentals=False)
-    return {**summary, "planted": expression, "strength": strength}
+    summary = write_market(market, out, overwrite=True, fundamentals=fundamentals)
+    return {**summary, "planted": expression, "strength": strength, "seconds": round(time.perf_counter() - began, 3)}

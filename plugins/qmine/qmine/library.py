@@ -23,6 +23,16 @@ FORMAT = "qmine-library/1"
 DEFAULT_LABEL: Mapping[str, str] = {"LABEL0": "Ref($close, -2)/Ref($close, -1) - 1"}
 
 
+#: Library files a parsed ``mine:`` section of this process will write when its run starts (resolved paths).
+_PENDING: set[Path] = set()
+
+
+def expect_library(path: str | os.PathLike[str]) -> None:
+    """Note that a ``mine:`` section will write ``path`` when its run starts: until then, :func:`mined` checks its
+    arguments without the file (a workflow is checked before any of its steps runs)."""
+    _PENDING.add(Path(path).expanduser().resolve())
+
+
 def read_library(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The library at ``path``; a :class:`DataError` when it is missing or not a library."""
     p = Path(path).expanduser()
@@ -57,16 +67,40 @@ def write_library(path: str | os.PathLike[str], doc: Mapping[str, Any]) -> Path:
     return p
 
 
-def mined(*, library: str, label: Any = DEFAULT_LABEL, include_lucky: bool = False) -> FeatureSet:
+def mined(*, library: str, label: Any = DEFAULT_LABEL, include_lucky: bool = False, merge: str | None = None,
+          merge_kwargs: Mapping[str, Any] | None = None, kernel: Any = None) -> FeatureSet:
     """The factors of a library as a feature set (``features: {name: mined, kwargs: {library: PATH}}``).
 
     :param library: the library file written by ``qcore mine``.
     :param label: name → expression of the label (default Qlib's ``LABEL0``), or one expression.
     :param include_lucky: also take factors the multiple-testing threshold flagged as lucky.
+    :param merge: another registered feature set (``alpha158``) whose features come first; its labels are used
+        unless ``label`` is given.
+    :param merge_kwargs: that feature set's keyword arguments.
+    :param kernel: the building kernel (passed by the kernel), for ``merge``.
+
+    A library that a ``mine:`` section of the same workflow is about to write (:func:`expect_library`) may be
+    absent while the workflow's arguments are checked: the feature set is then built without the mined factors
+    (only ever for that check; the dataset step builds it from the file the mining wrote).
     """
-    doc = read_library(library)
-    features = {f["name"]: f["expression"] for f in doc["factors"] if include_lucky or not f.get("lucky")}
-    if not features:
-        raise DataError("the factor library holds no usable factor", path=str(library))
     labels = {"LABEL0": label} if isinstance(label, str) else dict(label or {})
-    return FeatureSet(features, labels)
+    pending = not Path(library).expanduser().exists() and Path(library).expanduser().resolve() in _PENDING
+    if pending and merge is None:  # checked while the workflow is validated; built for real after the mining
+        return FeatureSet({}, labels)
+    doc = {"factors": []} if pending else read_library(library)
+    features = {f["name"]: f["expression"] for f in doc["factors"] if include_lucky or not f.get("lucky")}
+    if not features and not pending:
+        raise DataError("the factor library holds no usable factor", path=str(library))
+    if merge is None:
+        return FeatureSet(features, labels)
+    if kernel is None:
+        from qcore import load_kernel
+
+        kernel = load_kernel()
+    base = kernel.create("feature_set", merge, **dict(merge_kwargs or {}))
+    clash = sorted(set(base.features) & set(features))
+    if clash:
+        raise DataError(f"mined factor names clash with {merge}'s features: {', '.join(clash[:5])}",
+                        path=str(library))  # fmt: skip
+    merged_labels = labels if label is not DEFAULT_LABEL else (dict(base.labels) or labels)
+    return FeatureSet({**base.features, **features}, merged_labels)

@@ -1,5 +1,7 @@
 """Scoring candidate factors on whole panels: daily cross-sectional IC and Rank IC, their mean and IR, turnover,
-factor-to-factor correlation, and the multiple-testing threshold that flags lucky factors.
+decay, factor-to-factor correlation, and the honesty guards: the multiple-testing threshold that flags lucky
+factors, with the daily ICs' autocorrelation taken into account (effective sample size), and the deflated Sharpe
+ratio of the best factor.
 
 Every function takes ``(dates, instruments)`` float arrays with NaN where an instrument is not a member or has no
 value; a day counts when at least :data:`MIN_NAMES` instruments have both a factor value and a label.
@@ -56,8 +58,12 @@ class Stats:
 
     :ivar ic: mean daily Pearson IC. :ivar icir: its mean over its standard deviation.
     :ivar rank_ic: mean daily Spearman (Rank) IC. :ivar rank_icir: its IR.
-    :ivar rank_ic_t: t statistic of the mean Rank IC (``rank_icir * sqrt(days)``).
+    :ivar rank_ic_t: t statistic of the mean Rank IC (``rank_icir * sqrt(days)``), as if the days were independent.
     :ivar days: days with a correlation.
+    :ivar n_eff: the daily Rank ICs' effective sample size (:func:`effective_size`): fewer than ``days`` when they
+        are autocorrelated (a slow factor against an overlapping label).
+    :ivar rank_ic_t_eff: the t statistic on ``n_eff`` (``rank_icir * sqrt(n_eff)``), what the threshold tests.
+    :ivar skew: skewness of the daily Rank ICs. :ivar kurtosis: their kurtosis (3 for a normal series).
     """
 
     ic: float
@@ -66,6 +72,10 @@ class Stats:
     rank_icir: float
     rank_ic_t: float
     days: int
+    n_eff: float = math.nan
+    rank_ic_t_eff: float = math.nan
+    skew: float = math.nan
+    kurtosis: float = math.nan
 
     def metric(self, name: str) -> float:
         """``ic``, ``icir``, ``rank_ic`` or ``rank_icir``."""
@@ -89,9 +99,97 @@ def factor_stats(factor: np.ndarray, label: np.ndarray) -> Stats:
     """IC, Rank IC and their IRs of ``factor`` against ``label`` (both ``(dates, instruments)``)."""
     f, y = joint(factor, label)
     ic, icir, _ = _mean_ir(row_corr(f, y))
-    rank_ic, rank_icir, days = _mean_ir(row_corr(rank_rows(f), rank_rows(y)))
-    t = rank_icir * math.sqrt(days) if math.isfinite(rank_icir) else math.nan
-    return Stats(ic, icir, rank_ic, rank_icir, t, days)
+    daily = row_corr(rank_rows(f), rank_rows(y))
+    rank_ic, rank_icir, days = _mean_ir(daily)
+    if not math.isfinite(rank_icir):
+        return Stats(ic, icir, rank_ic, rank_icir, math.nan, days)
+    daily = daily[np.isfinite(daily)]
+    n_eff = effective_size(daily)
+    skew, kurt = moments(daily)
+    return Stats(ic, icir, rank_ic, rank_icir, rank_icir * math.sqrt(days), days, n_eff,
+                 rank_icir * math.sqrt(n_eff), skew, kurt)  # fmt: skip
+
+
+def effective_size(series: np.ndarray, max_lag: int = 20) -> float:
+    """The effective number of independent observations of an autocorrelated ``series`` (its mean's variance is
+    ``var / n_eff``): ``n / (1 + 2 * sum(rho_k))`` over the lags ``k = 1..max_lag`` up to the first autocorrelation
+    that is not positive (Geyer's initial positive sequence, which never counts noise as dependence), clipped to
+    ``[1, n]``."""
+    x = np.asarray(series, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    n = len(x)
+    if n < 3:
+        return float(n)
+    d = x - x.mean()
+    var = float(d @ d)
+    if var <= 0:
+        return float(n)
+    total = 0.0
+    for k in range(1, min(max_lag, n // 4) + 1):
+        rho = float(d[k:] @ d[:-k]) / var
+        if rho <= 0:
+            break
+        total += rho
+    return float(min(n, max(1.0, n / (1.0 + 2.0 * total))))
+
+
+def moments(series: np.ndarray) -> tuple[float, float]:
+    """Skewness and (non-excess) kurtosis of ``series`` (population moments); NaN for fewer than 3 values."""
+    x = np.asarray(series, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if len(x) < 3 or not x.std() > 0:
+        return math.nan, math.nan
+    z = (x - x.mean()) / x.std()
+    return float((z**3).mean()), float((z**4).mean())
+
+
+def expected_max_sharpe(trials: int, variance: float) -> float:
+    """The Sharpe ratio the best of ``trials`` skill-less candidates is expected to reach when their estimated
+    Sharpe ratios have ``variance`` across candidates (Bailey and López de Prado's false-strategy theorem):
+    ``sqrt(variance) * ((1 - g) * Phi^-1(1 - 1/N) + g * Phi^-1(1 - 1/(N e)))``, g the Euler–Mascheroni constant;
+    0 for one trial."""
+    if trials < 1:
+        raise ValueError("trials must be at least 1")
+    if trials == 1 or not variance > 0:
+        return 0.0
+    gamma = 0.5772156649015329
+    inv = NormalDist().inv_cdf
+    return math.sqrt(variance) * ((1 - gamma) * inv(1 - 1 / trials) + gamma * inv(1 - 1 / (trials * math.e)))
+
+
+def deflated_sharpe(sharpe: float, n: float, skew: float, kurtosis: float, trials: int,
+                    variance: float) -> tuple[float, float]:  # fmt: skip
+    """``(SR0, probability)``: the deflated Sharpe ratio test of a Sharpe ratio ``sharpe`` (per observation)
+    estimated from ``n`` observations with the given skewness and kurtosis, the best of ``trials`` whose Sharpe
+    ratios vary by ``variance``: the probability that its true Sharpe ratio exceeds :func:`expected_max_sharpe`,
+    ``Phi((SR - SR0) * sqrt(n - 1) / sqrt(1 - skew * SR + (kurtosis - 1) / 4 * SR^2))``. Missing moments are taken
+    as a normal series'."""
+    sr0 = expected_max_sharpe(trials, variance)
+    skew = skew if math.isfinite(skew) else 0.0
+    kurtosis = kurtosis if math.isfinite(kurtosis) else 3.0
+    if not (math.isfinite(sharpe) and n > 1):
+        return sr0, math.nan
+    denom = 1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe**2
+    if denom <= 0:
+        return sr0, math.nan
+    return sr0, NormalDist().cdf((sharpe - sr0) * math.sqrt(n - 1.0) / math.sqrt(denom))
+
+
+def decay(factor: np.ndarray, label: np.ndarray, horizons: int = 20) -> list[float]:
+    """Mean daily Rank IC of the factor on day ``t`` against the label of day ``t + h - 1`` for ``h = 1..horizons``
+    (``h = 1`` is the label itself): how fast the factor's power fades. NaN where too few days remain."""
+    out: list[float] = []
+    for h in range(1, horizons + 1):
+        lag = h - 1
+        if lag >= len(factor) - 1:
+            out.append(math.nan)
+            continue
+        f = factor[: len(factor) - lag] if lag else factor
+        f, y = joint(f, label[lag:])
+        daily = row_corr(rank_rows(f), rank_rows(y))
+        daily = daily[np.isfinite(daily)]
+        out.append(float(daily.mean()) if len(daily) else math.nan)
+    return out
 
 
 def turnover(factor: np.ndarray) -> float:

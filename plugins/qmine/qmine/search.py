@@ -2,7 +2,10 @@
 re-score survivors on the valid span, report the test span only after selection, write the library.
 
 Honesty guards: fitness and selection read the train and valid spans only; the number of candidates evaluated sets
-a Bonferroni threshold on the train Rank-IC t statistic, and factors below it are flagged ``lucky``.
+a Bonferroni threshold on the train Rank-IC t statistic, computed on the daily ICs' effective sample size (their
+autocorrelation shrinks it), and factors below it are flagged ``lucky``; the best kept factor's daily Rank-IC
+Sharpe ratio is deflated for the number of candidates tried (Bailey and López de Prado), and flagged when the
+probability that it beats the best of as many skill-less tries is under ``1 - alpha``.
 """
 
 from __future__ import annotations
@@ -14,12 +17,12 @@ from typing import Any
 import attrs
 import numpy as np
 
-from qcore.errors import ConfigError
+from qcore.errors import ConfigError, UnknownComponentError
 from qmine.config import MineConfig
 from qmine.grammar import Grammar, size
 from qmine.library import read_library, write_library
 from qmine.proposers import FactorProposer, Scored
-from qmine.scoring import Stats, bonferroni_t, factor_corr, factor_stats, rank_rows, turnover
+from qmine.scoring import Stats, bonferroni_t, decay, deflated_sharpe, factor_corr, factor_stats, rank_rows, turnover
 
 #: Candidates re-evaluated per kept slot when selection checks correlations.
 SHORTLIST = 5
@@ -65,30 +68,83 @@ def _fitness(stats: Stats, metric: str, penalty: float, n: int) -> float:
     return abs(value) - penalty * n if math.isfinite(value) else math.nan
 
 
+def _shown(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _t_eff(stats: Stats) -> float:
+    """The autocorrelation-aware t statistic, or the plain one when the effective size is unknown."""
+    return stats.rank_ic_t_eff if math.isfinite(stats.rank_ic_t_eff) else stats.rank_ic_t
+
+
+def _ic_threshold(stats: Stats, threshold: float) -> float | None:
+    """The mean Rank IC the factor needed to pass ``threshold`` given its IC volatility and effective size."""
+    t = _t_eff(stats)
+    value = threshold * abs(stats.rank_ic) / abs(t) if math.isfinite(t) and t != 0 else math.nan
+    return round(value, 6) if math.isfinite(value) else None
+
+
+def _deflated(config: MineConfig, evaluated: Mapping[str, Candidate],
+              kept: Sequence[tuple[str, Candidate, Stats]]) -> dict[str, Any] | None:  # fmt: skip
+    """The deflated Sharpe test of the best kept factor's daily train Rank IC (None when nothing was kept)."""
+    if not kept:
+        return None
+    best = kept[0][1].train
+    sharpes = np.array([c.train.rank_icir for c in evaluated.values()], dtype=float)
+    sharpes = sharpes[np.isfinite(sharpes)]
+    variance = float(sharpes.var(ddof=1)) if len(sharpes) > 1 else 0.0
+    sign = 1.0 if best.rank_icir >= 0 else -1.0
+    n = best.n_eff if math.isfinite(best.n_eff) else float(best.days)
+    sr0, prob = deflated_sharpe(abs(best.rank_icir), n, sign * best.skew, best.kurtosis, max(len(evaluated), 1),
+                                variance)  # fmt: skip
+    return {"sharpe": round(abs(best.rank_icir), 6), "expected_max": round(sr0, 6), "trials": len(evaluated),
+            "variance": round(variance, 8), "n_eff": round(n, 2),
+            "probability": None if not math.isfinite(prob) else round(prob, 6),
+            "flagged": not (prob >= 1.0 - config.alpha)}  # fmt: skip
+
+
+def _proposer(config: MineConfig, kernel: Any) -> FactorProposer:
+    """The configured proposer; bad arguments are a :class:`ConfigError` at ``search.proposer``."""
+    where = "search.proposer.kwargs" if config.proposer_kwargs else "search.proposer"
+    try:
+        return kernel.create("factor_proposer", config.proposer, **dict(config.proposer_kwargs))
+    except UnknownComponentError as exc:
+        raise config.error(str(exc), "search.proposer") from None
+    except ConfigError as exc:
+        raise config.error(exc.message, where) from None
+    except TypeError as exc:
+        raise config.error(f"invalid arguments for factor_proposer {config.proposer!r}: {exc}", where) from None
+
+
 def mine(config: MineConfig, kernel: Any, echo: Callable[[str], None] = print) -> MineResult:
     """Run the search of ``config`` with the kernel's providers, operators and proposers; write the library."""
     from qcore.expr.engine import ExpressionEngine
 
-    doc = config.document
+    if config.provider is None or config.universe is None or not {"train", "valid"} <= set(config.spans):
+        raise config.error("needs a provider, a universe and train and valid spans", "data")
+    if config.if_exists == "reuse" and config.library.exists():
+        factors = tuple(read_library(config.library)["factors"])
+        echo(f"library: {config.library} exists ({len(factors)} factor(s)); reused, nothing mined")
+        return MineResult(config.library, factors, 0, 0, math.nan, ())
+    proposer = _proposer(config, kernel)  # its arguments checked before any data is read
     provider = kernel.create("data_provider", config.provider, **dict(config.provider_kwargs))
     store_fields = sorted(f.lower() for f in provider.fields("day"))
     fields = config.fields or tuple(store_fields)
     absent = [f for f in fields if f.lower() not in store_fields]
     if absent:
-        raise doc.error(f"the store has no field {absent[0]!r} (it has {', '.join(store_fields)})", "search.fields")
+        raise config.error(f"the store has no field {absent[0]!r} (it has {', '.join(store_fields)})", "search.fields")
     try:
         grammar = Grammar.build(kernel.registry("operator"), [f.lower() for f in fields], config.windows,
                                 names=config.operators, max_depth=config.max_depth, max_size=config.max_size)
     except ConfigError as exc:
-        raise doc.error(exc.message, exc.path or "search") from None
+        raise config.error(exc.message, exc.path or "search") from None
     engine = ExpressionEngine(provider, kernel.registry("operator"))
     try:
         engine.plan({"label": config.label})
     except (ValueError, TypeError) as exc:
-        raise doc.error(f"invalid label: {exc}", "data.label") from None
-    proposer: FactorProposer = kernel.create("factor_proposer", config.proposer, **dict(config.proposer_kwargs))
+        raise config.error(f"invalid label: {exc}", "data.label") from None
     proposer.reset(grammar, config.seed)
-    existing = read_library(config.library) if config.library.exists() else None
+    existing = read_library(config.library) if config.if_exists == "append" and config.library.exists() else None
     library_factors = list(existing["factors"]) if existing else []
 
     train = config.spans["train"]
@@ -167,6 +223,7 @@ def _select(config: MineConfig, engine: Any, evaluated: Mapping[str, Candidate],
         tpanels = _spans_panels(engine, {k: c.expression for k, c, _ in kept}, config.universe, test)
         test_stats = {k: factor_stats(tpanels[k], test_label) for k, _, _ in kept}
     vranks = {k: rank_rows(vpanels[k]) for k, _, _ in kept}
+    honesty = _deflated(config, evaluated, kept)
     start = len(library_factors)
     names = {k: f"MINED{start + i}" for i, (k, _, _) in enumerate(kept)}
     factors: list[dict[str, Any]] = []
@@ -178,22 +235,33 @@ def _select(config: MineConfig, engine: Any, evaluated: Mapping[str, Candidate],
             "generation": cand.generation, "train": cand.train.as_dict(), "valid": vstats.as_dict(),
             "test": test_stats[key].as_dict() if key in test_stats else None,
             "turnover": round(turnover(vpanels[key]), 6), "correlation": corr,
-            "lucky": not (abs(cand.train.rank_ic_t) >= threshold),
+            "decay": [None if not math.isfinite(v) else round(v, 6) for v in decay(vpanels[key], valid_label)],
+            "ic_threshold": _ic_threshold(cand.train, threshold),
+            "lucky": not (abs(_t_eff(cand.train)) >= threshold),
         })  # fmt: skip
+    if factors and honesty is not None:
+        factors[0]["deflated_sharpe"] = honesty["probability"]
     provenance = {
-        "config": str(config.document.source), "seed": config.seed, "proposer": config.proposer,
+        "config": config.source, "seed": config.seed, "proposer": config.proposer,
         "data": {"provider": config.provider, **{k: str(v) for k, v in config.provider_kwargs.items()},
                  "version": str(engine.provider.version)},
         "label": config.label, "universe": config.universe, "metric": config.metric,
         "spans": {k: [str(a.date()), str(b.date())] for k, (a, b) in config.spans.items()},
         "candidates_evaluated": tries, "proposals_refused": rejected,
-        "bonferroni": {"alpha": config.alpha, "t_threshold": round(threshold, 4)},
+        "bonferroni": {"alpha": config.alpha, "t_threshold": round(threshold, 4),
+                       "t_statistic": "mean daily Rank IC over its standard error on the effective sample size"},
+        "deflated_sharpe": honesty,
     }  # fmt: skip
     runs = list(existing.get("runs", [])) if existing else []
     doc = {"runs": [*runs, provenance], "factors": [*library_factors, *factors]}
     path = write_library(config.library, doc)
     lucky = sum(f["lucky"] for f in factors)
-    echo(f"{tries} candidates evaluated: Bonferroni t threshold {threshold:.2f} (alpha {config.alpha}); "
+    echo(f"{tries} candidates evaluated: Bonferroni t threshold {threshold:.2f} (alpha {config.alpha}, on the "
+         f"daily ICs' effective sample size); "
          f"{lucky} of {len(factors)} kept factor(s) below it flagged lucky")  # fmt: skip
+    if honesty is not None:
+        echo(f"best factor: daily Rank-IC Sharpe {honesty['sharpe']:.4f} against {honesty['expected_max']:.4f} "
+             f"expected from the best of {tries} skill-less tries; deflated Sharpe probability "
+             f"{_shown(honesty['probability'])}{' (flagged)' if honesty['flagged'] else ''}")  # fmt: skip
     echo(f"library: {path} ({len(doc['factors'])} factor(s))")
     return MineResult(path, tuple(factors), tries, rejected, threshold, tuple(best))
