@@ -100,7 +100,7 @@ def test_performance_metrics() -> None:
     ("text", "path", "message"),
     [
         ("env: chess\ndata: {planted: {}}\n", "env", "env must be one of"),
-        ("env: execution\n", "data", "needs 'planted'"),
+        ("env: execution\n", "data", "needs exactly one of 'planted'"),
         (f"env: execution\n{DATA}algorithm: {{name: a3c}}\n", "algorithm.name", "unknown rl_algorithm"),
         (f"env: execution\n{DATA}algorithm: {{name: sacc}}\n", "algorithm.name", "did you mean 'sac'"),
         (f"env: execution\n{DATA}trainer: {{epochs: -1}}\n", "trainer.epochs", "invalid value"),

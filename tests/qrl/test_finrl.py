@@ -109,7 +109,7 @@ def test_cli_seeds_trains_each_seed_and_summarises(tmp_path: Path) -> None:
     assert [r["seed"] for r in out["runs"]] == [0, 1]
     assert (tmp_path / "out" / "seed0" / "best.pt").exists() and (tmp_path / "out" / "seed1" / "best.pt").exists()
     summary = out["summary"]
-    assert set(summary["beats"]) == {"buy_and_hold", "equal_weight", "min_variance", "random", "cash"}
+    assert set(summary["beats"]) == {"buy_and_hold", "equal_weight", "min_variance", "max_sharpe", "random", "cash"}
     values = [r["metrics"]["policy"]["cumulative_return"] for r in out["runs"]]
     assert summary["mean"]["policy"]["cumulative_return"] == pytest.approx(np.mean(values))
     assert summary["beats"]["cash"] == sum(v > 0 for v in values)
@@ -261,7 +261,7 @@ def test_daily_baselines_estimate_on_train_only() -> None:
     train_part, test_part = data.take(slice(0, 40)), data.take(slice(40, 80))
     env = StockTradingEnv(test_part, sequential=True)
     res = daily_baselines(env, train=train_part)
-    assert set(res) == {"buy_and_hold", "equal_weight", "min_variance", "random", "cash"}
+    assert set(res) == {"buy_and_hold", "equal_weight", "min_variance", "max_sharpe", "random", "cash"}
     assert res["cash"]["cumulative_return"] == 0.0
     other = daily_baselines(env, train=planted_daily(days=80, seed=9).take(slice(0, 40)))
     assert other["min_variance"] != res["min_variance"]  # the estimate comes from the train rows

@@ -127,7 +127,7 @@ def test_training_reads_no_test_row_and_selects_on_valid(kernel, tmp_path: Path,
     assert out["splits"] == {"train": ["2020-01-02", str(dates[59].date())],
                              "valid": [str(dates[60].date()), str(dates[79].date())],
                              "test": [str(dates[80].date()), str(dates[99].date())]}
-    expected = {"buy_and_hold", "equal_weight", "min_variance", "random", "cash", "policy"}
+    expected = {"buy_and_hold", "equal_weight", "min_variance", "max_sharpe", "random", "cash", "policy"}
     assert set(out["metrics"]) == set(out["valid"]) == expected
     meta = json.loads((tmp_path / "out" / "best.json").read_text())
     assert meta["selected_on"] == "valid" and meta["splits"] == out["splits"]

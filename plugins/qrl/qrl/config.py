@@ -21,7 +21,10 @@ ENVS = ("execution", "portfolio", "stock_trading")
 #: The environments on daily bars (features, scalers, turbulence, the daily baselines).
 DAILY_ENVS = ("portfolio", "stock_trading")
 TOP = ("env", "data", "env_kwargs", "algorithm", "trainer", "output")
-DATA_KEYS = ("planted", "provider_uri", "instruments", "start", "end", "features", "splits", "turbulence")
+DATA_KEYS = ("planted", "provider_uri", "source", "market_rules", "instruments", "start", "end", "features", "splits",
+             "turbulence", "vix")
+#: Keys of ``data.source``: exported files read through a FinRL-style processor (:mod:`qrl.meta`).
+SOURCE_KEYS = ("format", "path", "tickers", "start", "end", "time_interval", "vix_ticker")
 TURBULENCE_KEYS = ("window", "min_periods", "quantile")
 #: Keys of earlier configs that the leak-free protocol replaced, with what to write instead.
 RETIRED = {
@@ -70,8 +73,22 @@ def validate_data(doc: Document) -> tuple[dict[str, Any], Splits]:
     """The ``data`` section of an RL config and its splits (no kernel needed: ``rl_policy`` reads it too)."""
     top = doc.data if isinstance(doc.data, dict) else {}
     data = _mapping(doc, top.get("data"), "data", DATA_KEYS)
-    if "planted" not in data and "provider_uri" not in data:
-        raise doc.error("data needs 'planted' (synthetic) or 'provider_uri' (a Qlib-format store)", "data")
+    given = [k for k in ("planted", "provider_uri", "source") if k in data]
+    if len(given) != 1:
+        raise doc.error("data needs exactly one of 'planted' (synthetic), 'provider_uri' (a Qlib-format store) or "
+                        "'source' (exported files: {format: yahoo, path: DIR})"
+                        + (f"; got {', '.join(given)}" if given else ""), "data")
+    if "source" in data:
+        data["source"] = _source(doc, data["source"])
+    rules = data.get("market_rules", "cn" if "provider_uri" in data else "none")
+    if rules not in ("cn", "none", None):
+        raise doc.error(f"market_rules must be 'cn' or 'none', got {rules!r}", "data.market_rules")
+    data["market_rules"] = None if rules in ("none", None) else rules
+    features = data.get("features")
+    if features is not None and features != "finrl" and not (
+            isinstance(features, dict) and features and all(isinstance(v, str) for v in features.values())):
+        raise doc.error("features must be 'finrl' (FinRL's indicators) or a mapping of name: expression",
+                        "data.features")
     if "splits" not in data:
         raise doc.error("data needs splits: {train: ..., valid: ..., test: ...} (trading days or [first, last] "
                         "dates): the best checkpoint is chosen on valid and reported on test", "data")
@@ -87,6 +104,40 @@ def validate_data(doc: Document) -> tuple[dict[str, Any], Splits]:
             raise doc.error(f"data.end ({end.date()}) is before the test split's end ({splits.last.date()})",
                             "data.end")
     return data, splits
+
+
+def _source(doc: Document, value: Any) -> dict[str, Any]:
+    """``data.source: {format: yahoo, path: DIR, tickers: [...], start, end, time_interval: 1d, vix_ticker}``."""
+    from qrl.meta.formats import FORMATS
+
+    src = _mapping(doc, value, "data.source", SOURCE_KEYS)
+    if str(src.get("format", "")).lower() not in FORMATS:
+        raise doc.error(f"format must be one of {', '.join(FORMATS)}, got {src.get('format')!r}",
+                        "data.source.format")
+    if not isinstance(src.get("path"), str) or not src["path"]:
+        raise doc.error("path must name the exported file or folder (nothing is downloaded)", "data.source.path")
+    tickers = src.get("tickers")
+    if tickers is not None and not (isinstance(tickers, list) and tickers and all(isinstance(t, str) for t in tickers)):
+        raise doc.error("tickers must be a non-empty list of names", "data.source.tickers")
+    for key in ("start", "end"):
+        src[key] = splitmod.parse_optional(doc, src.get(key), f"data.source.{key}")
+    return src
+
+
+def _vix(doc: Document, value: Any, env: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """``data.vix: {window: 21}`` (``true``: 21 days): a VIX-like market-volatility series, observed by the
+    portfolio environment."""
+    if env != "portfolio":
+        raise doc.error(f"the market-volatility series is observed by the portfolio environment, not by {env!r}",
+                        "data.vix")
+    spec = {"window": 21} if value is True else _mapping(doc, value, "data.vix", ("window",))
+    window = spec.get("window", 21)
+    if not isinstance(window, int) or isinstance(window, bool) or window < 2:
+        raise doc.error(f"window must be a whole number of days >= 2, got {window!r}", "data.vix.window")
+    if "source" in data and data["source"].get("vix_ticker"):
+        raise doc.error("give either data.vix (computed from the closes) or data.source.vix_ticker (a volatility "
+                        "index among the files), not both", "data.vix")
+    return {"window": window}
 
 
 def _turbulence(doc: Document, value: Any) -> TurbulenceSpec:
@@ -121,6 +172,11 @@ def validate(doc: Document, kernel: Kernel) -> RLConfig:
             raise doc.error(f"turbulence is observed by the daily environments ({', '.join(DAILY_ENVS)}), not by "
                             f"{env!r}", "data.turbulence")
         data["turbulence"] = _turbulence(doc, data["turbulence"])
+    if "vix" in data:
+        data["vix"] = _vix(doc, data["vix"], env, data)
+    if "source" in data and env not in DAILY_ENVS:
+        raise doc.error(f"data.source gives daily bars, for {', '.join(DAILY_ENVS)}; {env!r} needs minute bars from "
+                        "a store (provider_uri)", "data.source")
     env_kwargs = _mapping(doc, top.get("env_kwargs"), "env_kwargs", tuple(top.get("env_kwargs") or ()))
     if "timing" in env_kwargs and env_kwargs["timing"] not in TIMINGS:
         raise doc.error(f"timing must be one of {', '.join(TIMINGS)}, got {env_kwargs['timing']!r}",

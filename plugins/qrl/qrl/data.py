@@ -142,6 +142,8 @@ class DailyData:
     :ivar scaler: the training span's feature scaler (None: features are observed raw, NaN as 0).
     :ivar turbulence: the turbulence index of each row (:func:`qrl.risk.turbulence`, computed on the whole loaded
         range before any split, so a split's first rows keep their history), or None.
+    :ivar market_volatility: a VIX-like series per row (:func:`qrl.meta.processor.market_volatility`, causal,
+        computed like the turbulence before any split), or None; the portfolio environment observes it.
     """
 
     dates: pd.DatetimeIndex
@@ -155,6 +157,7 @@ class DailyData:
     open: np.ndarray | None = None
     scaler: FeatureScaler | None = None
     turbulence: np.ndarray | None = None
+    market_volatility: np.ndarray | None = None
 
     def __attrs_post_init__(self) -> None:
         shape = (len(self.dates), len(self.instruments))
@@ -169,6 +172,8 @@ class DailyData:
         for name in ("close", "limit", "tradable", "prev_close", "open"):
             if getattr(self, name).shape != shape:
                 raise ValueError(f"{name} has shape {getattr(self, name).shape}, expected {shape}")
+        if self.market_volatility is not None and np.shape(self.market_volatility) != shape[:1]:
+            raise ValueError(f"market_volatility has shape {np.shape(self.market_volatility)}, expected {shape[:1]}")
         if self.turbulence is not None and np.shape(self.turbulence) != shape[:1]:
             raise ValueError(f"turbulence has shape {np.shape(self.turbulence)}, expected {shape[:1]}")
         if self.features.shape[:2] != shape:
@@ -180,11 +185,20 @@ class DailyData:
         return attrs.evolve(self, dates=self.dates[rows], close=self.close[rows], features=self.features[rows],
                             limit=self.limit[rows], tradable=self.tradable[rows], prev_close=self.prev_close[rows],
                             open=self.open[rows],
-                            turbulence=None if self.turbulence is None else self.turbulence[rows])  # fmt: skip
+                            turbulence=None if self.turbulence is None else self.turbulence[rows],
+                            market_volatility=None if self.market_volatility is None
+                            else self.market_volatility[rows])  # fmt: skip
 
     def with_turbulence(self, spec: TurbulenceSpec) -> DailyData:
         """The same data with the turbulence series of ``spec`` (call it on the whole loaded range, then split)."""
         return attrs.evolve(self, turbulence=spec.series(self.close))
+
+    def with_market_volatility(self, window: int = 21) -> DailyData:
+        """The same data with the VIX-like series of its closes over ``window`` rows (call it on the whole loaded
+        range, then split)."""
+        from qrl.meta.processor import market_volatility
+
+        return attrs.evolve(self, market_volatility=market_volatility(self.close, window))
 
     def with_scaler(self, scaler: FeatureScaler | None) -> DailyData:
         """The same data observed through ``scaler`` (fitted on the training span)."""

@@ -35,11 +35,18 @@ def make_execution_env(
     )
 
 
-def make_portfolio_env(data: DailyData, *, kernel: Kernel | None = None, **kwargs: Any) -> Any:
-    """A :class:`~qrl.portfolio.env.PortfolioEnv` (it names no component, so it needs no kernel)."""
+def make_portfolio_env(data: DailyData, *, kernel: Kernel | None = None, reward: Any = None, **kwargs: Any) -> Any:
+    """A :class:`~qrl.portfolio.env.PortfolioEnv`; ``reward`` is a name or ``{"name": ..., "kwargs": ...}`` of the
+    kernel's ``rl_portfolio_reward`` registry (default ``log_growth``), or a reward object."""
     from qrl.portfolio.env import PortfolioEnv
 
-    return PortfolioEnv(data, **kwargs)
+    if isinstance(reward, str):
+        reward = {"name": reward}
+    if isinstance(reward, Mapping):
+        if kernel is None:
+            raise ValueError("a named portfolio reward needs the kernel's rl_portfolio_reward registry")
+        reward = _component(kernel, "rl_portfolio_reward", reward, "log_growth")
+    return PortfolioEnv(data, reward=reward, **kwargs)
 
 
 def make_stock_trading_env(data: DailyData, *, kernel: Kernel | None = None, **kwargs: Any) -> Any:

@@ -49,6 +49,15 @@ def qrl_register_rewards(register: Registrar) -> None:
 
 
 @hookspec
+def qrl_register_portfolio_rewards(register: Registrar) -> None:
+    """Register rewards of the portfolio environment: a factory ``(**kwargs)`` returning an object with
+    ``reset(value)`` and ``__call__(StepOutcome) -> float`` (:class:`qrl.portfolio.rewards.PortfolioReward`).
+
+    :param register: ``register(name, factory, ...)``.
+    """
+
+
+@hookspec
 def qrl_register_baselines(register: Registrar) -> None:
     """Register baselines by environment name: ``baselines(env, *, train) -> {name: metrics}`` on a sequential
     evaluation env; ``train`` is the training split's data (for baselines estimated on it, never on the evaluated

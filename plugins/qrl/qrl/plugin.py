@@ -16,6 +16,8 @@ KINDS: tuple[KindSpec, ...] = (
     KindSpec("rl_action_interpreter", "qrl_register_action_interpreters", "Execution-env actions to amounts.",
              ("rl_action_interpreters",)),
     KindSpec("rl_reward", "qrl_register_rewards", "Execution-env rewards.", ("rl_rewards",)),
+    KindSpec("rl_portfolio_reward", "qrl_register_portfolio_rewards", "Portfolio-env rewards (env_kwargs.reward).",
+             ("rl_portfolio_rewards",), "qrl.portfolio.rewards:PortfolioReward"),
     KindSpec("rl_baseline", "qrl_register_baselines", "Baselines an RL policy is evaluated against, by env.",
              ("rl_baselines",)),
     KindSpec("rl_algorithm", "qrl_register_algorithms", "RL algorithms (tianshou 2) for an env's spaces.",
@@ -45,6 +47,13 @@ def qcore_register_strategies(register: Registrar) -> None:
                                   description="A trained order-execution policy as the inner strategy of a nested "
                                               "executor (``checkpoint``, ``deterministic``, ``price_field``)."),
              aliases=("RLExecution", "SAOEIntStrategy"))  # fmt: skip
+
+
+@hookimpl
+def qcore_register_feature_sets(register: Registrar) -> None:
+    register("finrl", lazy("qrl.meta.indicators:finrl",
+                           description="FinRL's indicators (MACD, Bollinger bands, RSI-30, CCI-30, DX-30, SMA-30/60) "
+                                       "as expressions; kwargs indicators=[...], label."))
 
 
 @hookimpl
@@ -82,6 +91,16 @@ def qrl_register_action_interpreters(register: Registrar) -> None:
 def qrl_register_rewards(register: Registrar) -> None:
     register("pa_penalty", lazy("qrl.execution.reward:PriceAdvantageReward",
                                 description="Price advantage over TWAP (bps) less a penalty on concentrated trading."))
+
+
+@hookimpl
+def qrl_register_portfolio_rewards(register: Registrar) -> None:
+    for name, cls, text in (("log_growth", "LogGrowth", "log(after / before) (the default)."),
+                            ("differential_sharpe", "DifferentialSharpe", "Moody & Saffell's differential Sharpe "
+                                                                          "ratio (eta)."),
+                            ("drawdown_penalty", "DrawdownPenalty", "Log growth less penalty x drawdown increase."),
+                            ("turnover_penalty", "TurnoverPenalty", "Log growth less penalty x turnover.")):
+        register(name, lazy(f"qrl.portfolio.rewards:{cls}", description=text))
 
 
 @hookimpl

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import pandas as pd
 
 from qcore.errors import ComponentContractError, ConfigError, QcoreError, UnknownComponentError
 from qrl.config import DAILY_ENVS, RLConfig
@@ -40,6 +41,7 @@ class SplitData:
     scaler: FeatureScaler | None
     dates: Mapping[str, list[str]]
     turbulence: TurbulenceSpec | None = None
+    manifest: Mapping[str, Any] | None = None
 
     def __getitem__(self, split: str) -> Any:
         return self.parts[split]
@@ -47,8 +49,29 @@ class SplitData:
 
 def load_full(cfg: RLConfig, kernel: Kernel | None) -> Any:
     """Every loaded row of ``cfg``'s data (all splits, plus the history before the first one a store keeps for
-    feature windows); planted data needs no kernel, a store does."""
+    feature windows); planted data needs no kernel, a store or source files do."""
+    return load_full_with_manifest(cfg, kernel)[0]
+
+
+def feature_exprs(cfg: RLConfig) -> dict[str, str] | None:
+    """The feature expressions of a store or source config (``data.features``: a mapping, ``finrl`` for FinRL's
+    indicators; default :data:`~qrl.data.DEFAULT_FEATURES` for a store, FinRL's indicators for source files), or
+    None for planted data."""
+    from qrl.data import DEFAULT_FEATURES
+    from qrl.meta.indicators import select
+
+    features = cfg.data.get("features")
+    if "planted" in cfg.data:
+        return None
+    if features == "finrl" or (features is None and "source" in cfg.data):
+        return select(None)
+    return dict(features or DEFAULT_FEATURES)
+
+
+def load_full_with_manifest(cfg: RLConfig, kernel: Kernel | None) -> tuple[Any, dict[str, Any]]:
+    """:func:`load_full` and the data's manifest (:mod:`qrl.meta.manifest`: files with hashes, instruments, dates)."""
     from qrl import data as qd
+    from qrl.meta import manifest as mf
 
     d = cfg.data
     planted = d.get("planted")
@@ -56,29 +79,58 @@ def load_full(cfg: RLConfig, kernel: Kernel | None) -> Any:
     try:
         if cfg.env == "execution":
             if planted is not None:
-                return qd.planted_intraday(**planted)
+                full = qd.planted_intraday(**planted)
+                return full, mf.planted_manifest(planted, full.days, full.instruments)
             first = d.get("start") or (cfg.splits.ranges["train"][0] if cfg.splits.ranges is not None else None)
-            return qd.load_intraday(*_provider(cfg, kernel), d.get("instruments", "all"), first, last)
+            full = qd.load_intraday(*_provider(cfg, kernel), d.get("instruments", "all"), first, last)
+            return full, mf.store_manifest(d["provider_uri"], full.instruments, full.days, "1min")
         if planted is not None:
-            return _with_turbulence(cfg, qd.planted_daily(**planted))
-        provider, rules = _provider(cfg, kernel)
+            full = qd.planted_daily(**planted)
+            return _with_turbulence(cfg, full), mf.planted_manifest(planted, full.dates, full.instruments)
         assert kernel is not None
+        if "source" in d:
+            return _from_source(cfg, kernel)
+        provider, rules = _provider(cfg, kernel)
         full = qd.load_daily(provider, kernel.registry("operator"), rules, d.get("instruments", "all"),
-                             d.get("start"), last, d.get("features"))
-        return _with_turbulence(cfg, full)
+                             d.get("start"), last, feature_exprs(cfg))
+        return _with_turbulence(cfg, full), mf.store_manifest(d["provider_uri"], full.instruments, full.dates)
     except TypeError as exc:
         raise ConfigError(f"invalid data options: {exc}", path="data", source=cfg.source) from None
 
 
+def _from_source(cfg: RLConfig, kernel: Kernel) -> tuple[Any, dict[str, Any]]:
+    """``data.source``'s files through the FinRL-style processor: read, clean, align (tradable mask), features."""
+    from qrl.data import load_daily
+    from qrl.meta.processor import DataProcessor
+
+    src = cfg.data["source"]
+    proc = DataProcessor(src["format"], src.get("start"), src.get("end"), src.get("time_interval", "1d"),
+                         path=src["path"], kernel=kernel)
+    proc.download_data(src.get("tickers"))
+    proc.clean_data()
+    if src.get("vix_ticker"):
+        proc.add_vix(src["vix_ticker"])
+    instruments = cfg.data.get("instruments", "all")
+    names = list(proc.provider().panel.instruments) if instruments == "all" else list(instruments)
+    full = load_daily(proc.provider(), kernel.registry("operator"), _rules(cfg, kernel), names,
+                      cfg.data.get("start"), cfg.data.get("end") or cfg.splits.last, feature_exprs(cfg))
+    if src.get("vix_ticker") and cfg.env == "portfolio":  # the volatility index's closes, observed by the env
+        series = pd.Series(proc.df_to_array([], if_vix=True)[2], index=proc.aligned_panel().dates)
+        full = attrs.evolve(full, market_volatility=series.reindex(full.dates).ffill().to_numpy())
+    return _with_turbulence(cfg, full), proc.manifest()
+
+
 def _with_turbulence(cfg: RLConfig, full: Any) -> Any:
-    """``full`` with the turbulence series of ``data.turbulence``, computed on every loaded row before the split (a
-    causal series: each row reads earlier rows only)."""
+    """``full`` with the turbulence series of ``data.turbulence`` and the market-volatility series of ``data.vix``,
+    computed on every loaded row before the split (causal series: each row reads earlier rows only)."""
     spec = cfg.data.get("turbulence")
-    return full if spec is None else full.with_turbulence(spec)
+    full = full if spec is None else full.with_turbulence(spec)
+    vix = cfg.data.get("vix")
+    return full if vix is None else full.with_market_volatility(vix["window"])
 
 
 def split_data(cfg: RLConfig, full: Any, scaler: FeatureScaler | None = None,
-               turbulence: TurbulenceSpec | None = None) -> SplitData:
+               turbulence: TurbulenceSpec | None = None, manifest: Mapping[str, Any] | None = None) -> SplitData:
     """Cut ``full`` into ``cfg``'s splits; daily features are observed through ``scaler`` (default: one fitted on
     the train rows only) and the turbulence threshold is ``turbulence``'s (default: ``data.turbulence``'s quantile of
     the train rows)."""
@@ -101,18 +153,28 @@ def split_data(cfg: RLConfig, full: Any, scaler: FeatureScaler | None = None,
                 turbulence = cfg.data["turbulence"].fit(parts["train"].turbulence, rows["train"].start)
             except ValueError as exc:
                 raise ConfigError(str(exc), path="data.turbulence", source=cfg.source) from None
-    return SplitData(parts, scaler, dates_of(dates, rows), turbulence)
+    split_dates = dates_of(dates, rows)
+    if manifest is not None:
+        manifest = {**manifest, "splits": dict(split_dates)}
+    return SplitData(parts, scaler, split_dates, turbulence, manifest)
 
 
 def load_data(cfg: RLConfig, kernel: Kernel | None, scaler: FeatureScaler | None = None,
               turbulence: TurbulenceSpec | None = None) -> SplitData:
-    """:func:`load_full` then :func:`split_data`."""
-    return split_data(cfg, load_full(cfg, kernel), scaler, turbulence)
+    """:func:`load_full` then :func:`split_data` (with the data's manifest)."""
+    full, manifest = load_full_with_manifest(cfg, kernel)
+    return split_data(cfg, full, scaler, turbulence, manifest)
 
 
 def _provider(cfg: RLConfig, kernel: Any) -> tuple[Any, Any]:
     provider = kernel.create("data_provider", "qlib_bin", provider_uri=cfg.data["provider_uri"])
-    return provider, kernel.create("market_rules", "cn")
+    return provider, _rules(cfg, kernel)
+
+
+def _rules(cfg: RLConfig, kernel: Any) -> Any:
+    """The market rules of ``data.market_rules`` (``cn`` by default for a store), or None."""
+    name = cfg.data.get("market_rules", "cn" if "provider_uri" in cfg.data else None)
+    return None if name is None else kernel.create("market_rules", name)
 
 
 def env_factory(cfg: RLConfig, parts: Mapping[str, Any], kernel: Kernel,
@@ -127,8 +189,8 @@ def env_factory(cfg: RLConfig, parts: Mapping[str, Any], kernel: Kernel,
     kwargs = dict(cfg.env_kwargs)
     if turbulence is not None and turbulence.threshold is not None:
         kwargs.setdefault("turbulence_threshold", turbulence.threshold)
-    if cfg.env in DAILY_ENVS and "provider_uri" in cfg.data:
-        rules = kernel.create("market_rules", "cn")
+    rules = _rules(cfg, kernel) if cfg.env in DAILY_ENVS else None
+    if rules is not None:
         kwargs.setdefault("costs", rules.costs)
         kwargs.setdefault("lot_size", rules.lot_size)
         kwargs.setdefault("settlement_days", rules.settlement_days)
@@ -164,7 +226,8 @@ def evaluate_policy(cfg: RLConfig, env: Any, act: Callable[[Any], Any] | None, k
         from qrl.stock.env import policy_metrics as evaluate
     else:
         from qrl.portfolio.env import policy_metrics as evaluate
-    out: dict[str, Any] = dict(kernel.registry("rl_baseline").get(cfg.env)(env, train=train))
+    extra = {"kernel": kernel} if cfg.env in DAILY_ENVS else {}
+    out: dict[str, Any] = dict(kernel.registry("rl_baseline").get(cfg.env)(env, train=train, **extra))
     if act is not None:
         out["policy"] = evaluate(env, act)
     return out
@@ -180,6 +243,8 @@ def data_meta(cfg: RLConfig, data: SplitData) -> dict[str, Any]:
     instruments, feature names, (from a store) feature expressions and the train split's scaler, so that
     evaluation and the ``rl_policy`` backtest strategy observe exactly what training observed."""
     meta: dict[str, Any] = {"splits": dict(data.dates), "timing": cfg.env_kwargs.get("timing", DEFAULT_TIMING)}
+    if data.manifest is not None:
+        meta["dataset"] = dict(data.manifest)
     if cfg.env == "execution":  # the interpreters and step schedule, for the rl_execution backtest strategy
         from qrl.execution.spec import execution_settings
 
@@ -188,10 +253,15 @@ def data_meta(cfg: RLConfig, data: SplitData) -> dict[str, Any]:
         return meta
     if data.turbulence is not None:
         meta["turbulence"] = data.turbulence.to_dict()
-    from qrl.data import DEFAULT_FEATURES
-
+    if cfg.data.get("vix") is not None:
+        meta["vix"] = dict(cfg.data["vix"])
+    elif "source" in cfg.data and cfg.data["source"].get("vix_ticker") and cfg.env == "portfolio":
+        meta["vix"] = {"ticker": cfg.data["source"]["vix_ticker"]}
+    if cfg.env == "portfolio":  # what the observation holds besides the features, for rl_policy and trade
+        meta["observation_kwargs"] = {k: cfg.env_kwargs[k] for k in ("lookback", "covariance")
+                                      if k in cfg.env_kwargs}
     train = data["train"]
-    features = dict(cfg.data.get("features") or DEFAULT_FEATURES) if "provider_uri" in cfg.data else None
+    features = feature_exprs(cfg)
     assert data.scaler is not None
     return {**meta, "instruments": list(train.instruments), "feature_names": list(train.feature_names),
             "features": features, "scaler": data.scaler.to_dict()}
@@ -213,6 +283,8 @@ def train(cfg: RLConfig, kernel: Kernel, resume: str | Path | None = None, data:
         if run is not None:
             run.log_params({"env": cfg.env, "algorithm": cfg.spec.algorithm, "seed": cfg.spec.seed,
                             **{f"split.{k}": " .. ".join(v) for k, v in data.dates.items()}})
+            if data.manifest is not None:
+                run.log_artifact("dataset_manifest", dict(data.manifest))
         result = fit(make, cfg.env, cfg.spec, out_dir=cfg.out_dir, run=run, resume=resume, kernel=kernel,
                      extra_meta=data_meta(cfg, data))
         if "best" in result.checkpoints:
@@ -276,7 +348,7 @@ def evaluate(cfg: RLConfig, checkpoint_path: str | Path, kernel: Kernel) -> dict
     algorithm = build_algorithm(cfg.spec, env, kernel)
     checkpoint.load(checkpoint_path, algorithm)
     metrics = evaluate_policy(cfg, env, policy_fn(algorithm), kernel, data["train"])
-    return {"metrics": metrics, "splits": {"test": data.dates["test"]}}
+    return {"metrics": metrics, "splits": {"test": data.dates["test"]}, "dataset": data.manifest}
 
 
 def _check_unseen(meta: Mapping[str, Any], test: list[str], path: str | Path, source: str | None) -> None:

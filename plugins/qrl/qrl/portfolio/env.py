@@ -13,8 +13,12 @@ from qcore.types import CostSchedule
 from qrl.data import DailyData
 from qrl.market import quotes
 from qrl.portfolio.metrics import performance
+from qrl.portfolio.rewards import LogGrowth, PortfolioReward, StepOutcome
 from qrl.risk import turbulence
 from qrl.timing import DEFAULT_TIMING, TIMINGS
+
+#: The shortest window of the covariance observation (``lookback`` when longer).
+COV_WINDOW = 20
 
 
 def weights_from_action(action: Any, n_assets: int, sharpness: float = 3.0) -> np.ndarray:
@@ -43,7 +47,13 @@ class PortfolioEnv(gym.Env):
     :class:`CostSchedule`. When ``turbulence_threshold`` is set and the decision row's turbulence (known when
     deciding) exceeds it, the portfolio sells everything it may and buys nothing; the turbulence is the data's series
     (:attr:`DailyData.turbulence`), else one over a trailing 20-day window of the environment's own rows. Reward:
-    ``reward_scale`` × log growth of the portfolio value from one close to the next.
+    ``reward_scale`` × ``reward`` of the step (default log growth of the portfolio value from one close to the next;
+    any :class:`~qrl.portfolio.rewards.PortfolioReward`, named in configs through the ``rl_portfolio_reward``
+    registry: differential Sharpe, drawdown or turnover penalties).
+
+    Optional observations: the data's market-volatility series (:attr:`DailyData.market_volatility`, /100),
+    ``lookback`` days of each asset's daily returns (×10), and with ``covariance`` the upper triangle of the
+    covariance of the daily returns over the last ``max(lookback, 20)`` rows (×1e3). All read rows ``<= t`` only.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
@@ -61,6 +71,9 @@ class PortfolioEnv(gym.Env):
         reward_scale: float = 100.0,
         sequential: bool = False,
         timing: str = DEFAULT_TIMING,
+        reward: Any = None,
+        lookback: int = 0,
+        covariance: bool = False,
     ) -> None:
         if len(data.dates) < 3:
             raise ValueError("the portfolio environment needs at least 3 dates")
@@ -85,6 +98,14 @@ class PortfolioEnv(gym.Env):
         else:
             self.turb = np.zeros(len(data.dates))
         self.reward_scale = reward_scale
+        self.reward = LogGrowth() if reward is None else reward
+        if not isinstance(self.reward, PortfolioReward):
+            raise ValueError(f"reward must have reset(value) and __call__(StepOutcome), got {type(reward).__name__}")
+        if not isinstance(lookback, int) or isinstance(lookback, bool) or lookback < 0:
+            raise ValueError(f"lookback must be a whole number of days >= 0, got {lookback!r}")
+        self.lookback = lookback
+        self.covariance = bool(covariance)
+        self.cov_window = max(lookback, COV_WINDOW)
         self.sequential = sequential
         self.mark = np.nan_to_num(data.close, nan=0.0)  # valuation prices: no price before listing, no holding
         self.rets = data.returns()
@@ -92,7 +113,11 @@ class PortfolioEnv(gym.Env):
         self.tradable = np.asarray(data.tradable, dtype=bool)
         f = data.features.shape[2]
         self.observe_turbulence = data.turbulence is not None
-        size = 1 + self.n * (3 + f) + int(self.observe_turbulence)
+        self.observe_vix = data.market_volatility is not None
+        self.vix = np.nan_to_num(np.asarray(data.market_volatility, dtype=np.float64) / 100.0) if self.observe_vix \
+            else None
+        size = (1 + self.n * (3 + f) + int(self.observe_turbulence) + int(self.observe_vix) + self.n * lookback
+                + (self.n * (self.n + 1) // 2 if self.covariance else 0))
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(size,), dtype=np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(self.n + 1,), dtype=np.float32)
 
@@ -107,8 +132,27 @@ class PortfolioEnv(gym.Env):
         v = float(cash + shares @ self.mark[t])
         w = shares * self.mark[t] / v
         turb = [np.log1p(self.turb[t])] if self.observe_turbulence else []
+        extra: list[Any] = []
+        if self.vix is not None:
+            extra.append([self.vix[t]])
+        if self.lookback:
+            past = np.zeros((self.lookback, self.n))
+            rows = self.rets[max(0, t - self.lookback + 1): t + 1]
+            past[self.lookback - len(rows):] = rows
+            extra.append(past.reshape(-1) * 10)
+        if self.covariance:
+            extra.append(self.covariance_at(t))
         return np.concatenate([[cash / v], w, self.rets[t] * 10, self.tradable[t], self.features[t].reshape(-1),
-                               turb]).astype(np.float32)  # fmt: skip
+                               turb, *extra]).astype(np.float32)  # fmt: skip
+
+    def covariance_at(self, t: int) -> np.ndarray:
+        """The upper triangle (row by row) of the covariance of daily returns over the :attr:`cov_window` rows up to
+        ``t`` (×1e3; zeros with fewer than two rows)."""
+        rows = self.rets[max(0, t - self.cov_window + 1): t + 1]
+        if len(rows) < 2:
+            return np.zeros(self.n * (self.n + 1) // 2)
+        cov = np.atleast_2d(np.cov(rows, rowvar=False))
+        return cov[np.triu_indices(self.n)] * 1e3
 
     def turbulent(self, row: int) -> bool:
         """Whether row ``row``'s turbulence exceeds :attr:`turbulence_threshold` (never when it is None)."""
@@ -127,6 +171,9 @@ class PortfolioEnv(gym.Env):
         self.bought_at = np.full((self.n,), -(10**9))
         self.values = [self.value()]
         self.total_cost = 0.0
+        self.traded = 0.0
+        self.last_step = StepOutcome(self.initial_cash, self.initial_cash)
+        self.reward.reset(self.initial_cash)
         return self._obs(), {}
 
     # -- trading ---------------------------------------------------------------------------------------------------
@@ -157,6 +204,7 @@ class PortfolioEnv(gym.Env):
                 self.shares[i] += d
                 self.cash += proceeds - fee
                 self.total_cost += fee
+                self.traded += proceeds
             elif d > 0 and not up[i] and not stop:
                 fee = self.costs.cost(d * price[i], sell=False, date=date)
                 afford = np.floor(max(self.cash - fee, 0.0) / price[i] / self.lot_size) * self.lot_size
@@ -166,12 +214,14 @@ class PortfolioEnv(gym.Env):
                     self.shares[i] += d
                     self.cash -= d * price[i] + fee
                     self.total_cost += fee
+                    self.traded += d * price[i]
                     self.bought_at[i] = e
 
     def advance(self, weights: np.ndarray | None) -> tuple[float, bool]:
         """Carry out the decision taken on the current row (per :attr:`timing`), move to the next row; returns
         ``(log growth from this close to the next, done)``."""
         before = self.value()
+        self.traded = 0.0
         if self.timing == "same_close":
             self.rebalance(weights)
             self.t += 1
@@ -180,13 +230,14 @@ class PortfolioEnv(gym.Env):
             self.rebalance(weights)
         after = self.value()
         self.values.append(after)
+        self.last_step = StepOutcome(before, after, self.traded)
         done = self.t >= len(self.data.dates) - 1 or self.t - self.t0 >= self.episode_days
         return float(np.log(after / before)), done
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
-        growth, done = self.advance(weights_from_action(action, self.n))
+        _, done = self.advance(weights_from_action(action, self.n))
         info = self.metrics() if done else {}
-        return self._obs(), growth * self.reward_scale, done, False, info
+        return self._obs(), float(self.reward(self.last_step)) * self.reward_scale, done, False, info
 
     def metrics(self) -> dict[str, float]:
         """Performance of the values so far (see :func:`qrl.portfolio.metrics.performance`)."""

@@ -80,6 +80,8 @@ class RLPolicyStrategy:
                               "and training-split scaler (trained on planted data, or before leak-free training); "
                               "retrain it on a store", path=f"{PATH}.checkpoint")  # fmt: skip
         names = self.meta.get("feature_names")
+        if names is not None and set(names) == set(features):  # the sidecar's JSON keys are sorted: names give order
+            features = {name: features[name] for name in names}
         if names is not None and list(names) != list(features):
             raise ConfigError(f"checkpoint {self.checkpoint} was trained on features {list(names)}, not "
                               f"{list(features)}", path=f"{PATH}.checkpoint")
@@ -96,6 +98,12 @@ class RLPolicyStrategy:
                                                            f"the turbulence of checkpoint {self.checkpoint}")
             except QcoreError as exc:
                 raise ConfigError(str(exc), path=f"{PATH}.checkpoint") from None
+        self.observation_kwargs = dict(self.meta.get("observation_kwargs") or {})
+        self.vix = self.meta.get("vix")
+        if self.vix is not None and "window" not in self.vix:
+            raise ConfigError(f"checkpoint {self.checkpoint} observes a volatility index read from source files "
+                              f"({self.vix}); the backtest computes only data.vix windows: retrain with data.vix",
+                              path=f"{PATH}.checkpoint")
         self.trained: tuple[str, ...] = tuple(instruments)
         self.features: dict[str, str] = dict(features)
         self.infra: TradingInfra | None = None
@@ -138,7 +146,10 @@ class RLPolicyStrategy:
         if self.turbulence is not None:  # the series over every stored row up to the last information date
             data = data.with_turbulence(self.turbulence)
             threshold = self.turbulence.threshold
-        self.env = PortfolioEnv(data.with_scaler(self.scaler), turbulence_threshold=threshold)
+        if self.vix is not None:
+            data = data.with_market_volatility(int(self.vix["window"]))
+        self.env = PortfolioEnv(data.with_scaler(self.scaler), turbulence_threshold=threshold,
+                                **self.observation_kwargs)
         got = {"observation": list(self.env.observation_space.shape), "action": list(self.env.action_space.shape)}
         want = {k: (self.meta.get(k) or {}).get("shape") for k in ("observation", "action")}
         if got != want:
