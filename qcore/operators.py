@@ -106,6 +106,16 @@ class Operator:
     :ivar overwrites_input: ``compute`` may write its result into an array argument that arrives writable and
         return it (element-wise arithmetic). The engine hands writable only an intermediate that no other node
         reads; every other array argument of such an operator arrives read-only.
+    :ivar batch: optional ``batch(ctx, series, constants) -> sequence of arrays``: several calls of this operator
+        on the same expression arguments that differ only in their constants (sibling nodes: ``Quantile(x, 20,
+        0.8)`` and ``Quantile(x, 20, 0.2)``), computed in one go that can share work (one walk of the panel, one
+        sorted window). ``series`` holds the expression arguments (as ``compute`` gets them), ``constants`` one
+        tuple per sibling with its other arguments in call order; it returns one array per sibling, each exactly
+        what ``compute`` would return for it. When set, the engine dispatches every group of two or more
+        siblings of one evaluation as one call (operators with ``instrument_param`` are never batched).
+    :ivar batch_shared: names of constant parameters that siblings batched together must share (``("N",)``:
+        one batch per window). Smaller groups run side by side on the engine's threads; use it where calls with
+        different values share no work.
     """
 
     name: str
@@ -118,6 +128,8 @@ class Operator:
     input_dtype: str | None = None
     overwrites_input: bool = False
     cross_sectional: bool = False
+    batch: Callable[..., Sequence[np.ndarray]] | None = None
+    batch_shared: tuple[str, ...] = ()
 
     def bind(self, args: Sequence[Any]) -> tuple[Any, ...]:
         """Complete ``args`` with defaults; raise ``TypeError`` with a readable message on a wrong count."""
@@ -131,6 +143,13 @@ class Operator:
                 raise TypeError(f"{self.name} is missing argument {param.name!r} ({self.signature()})")
             bound.append(param.default)
         return tuple(bound)
+
+    def split(self, bound: Sequence[Any]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """Bound arguments split into (expression arguments, other arguments), each in call order: what
+        :attr:`batch` receives as one sibling's ``series`` and ``constants``."""
+        series = tuple(a for p, a in zip(self.params, bound) if p.kind == "expr")
+        constants = tuple(a for p, a in zip(self.params, bound) if p.kind != "expr")
+        return series, constants
 
     def signature(self) -> str:
         """``Mean(x: expr, N: int)``-style text."""

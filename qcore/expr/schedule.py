@@ -159,6 +159,56 @@ def usable_workers(num_threads: int) -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def grouped_order(
+    order: Sequence[Call], roots: Sequence[Any], groups: Mapping[Call, tuple[Call, ...]]
+) -> tuple[Call, ...]:
+    """``order`` re-sequenced so that the expressions reading one sibling group (nodes one batched call computes,
+    see :func:`qcore.expr.evaluation.sibling_groups`) run one after another: the batch's other results are then
+    consumed, and freed, right after it instead of waiting for their own expression's turn (Alpha158's QTLD
+    columns come five columns after the QTLU ones that batch them).
+
+    Still topological: each expression's nodes keep their relative order and come after what they read.
+    """
+    if not groups:
+        return tuple(order)
+    rank = {node: k for k, node in enumerate(order)}
+    subtrees: list[set[Call]] = []
+    for root in roots:
+        nodes: set[Call] = set()
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            if node in rank and node not in nodes:
+                nodes.add(node)
+                stack.extend(node.args)
+        subtrees.append(nodes)
+    touches = [sorted({groups[n] for n in nodes if n in groups}, key=lambda g: rank[g[0]]) for nodes in subtrees]
+    readers: dict[tuple[Call, ...], list[int]] = {}
+    for i, touched in enumerate(touches):
+        for group in touched:
+            readers.setdefault(group, []).append(i)
+    sequence: list[int] = []
+    placed: set[int] = set()
+    for i in range(len(roots)):
+        if i in placed:
+            continue
+        placed.add(i)
+        sequence.append(i)
+        for group in touches[i]:
+            for j in readers[group]:
+                if j not in placed:
+                    placed.add(j)
+                    sequence.append(j)
+    out: list[Call] = []
+    seen: set[Call] = set()
+    for i in sequence:
+        for node in sorted(subtrees[i] - seen, key=rank.__getitem__):
+            out.append(node)
+            seen.add(node)
+    out.extend(node for node in order if node not in seen)  # read by no expression: nothing waits for them
+    return tuple(out)
+
+
 def run_concurrently(
     order: Sequence[Call],
     compute: Callable[[Call], np.ndarray],

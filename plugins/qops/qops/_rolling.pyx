@@ -706,6 +706,45 @@ cdef inline int _rm_order(const double* x, double* y, Py_ssize_t T, Py_ssize_t N
     return 0
 
 
+cdef int _rm_quantiles(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1,
+                       Py_ssize_t w, const double* qs, Py_ssize_t K) noexcept nogil:
+    """K quantiles of columns j0..j1-1 from one sorted buffer per column (as _rm_order in mode 1, which each
+    output equals bit for bit); output k goes to y + k * T * N."""
+    cdef Py_ssize_t B = j1 - j0, b, t, k, lo, cap = w + 1, plane = T * N
+    cdef double* bufs
+    cdef Py_ssize_t* counts
+    cdef double* buf
+    cdef double v, vo
+    if B <= 0:
+        return 0
+    bufs = <double*>malloc(B * cap * sizeof(double))
+    counts = <Py_ssize_t*>malloc(B * sizeof(Py_ssize_t))
+    if bufs == NULL or counts == NULL:
+        free(bufs)
+        free(counts)
+        return 1
+    for b in range(B):
+        counts[b] = 0
+    for t in range(T):
+        lo = t - w + 1
+        for b in range(B):
+            buf = bufs + b * cap
+            v = x[t * N + j0 + b]
+            vo = x[(lo - 1) * N + j0 + b] if lo > 0 else NAN
+            if c_isfinite(vo) and c_isfinite(v):
+                _sorted_replace(buf, counts[b], vo, v)
+            else:
+                if c_isfinite(vo):
+                    _sorted_remove(buf, &counts[b], vo)
+                if c_isfinite(v):
+                    _sorted_insert(buf, &counts[b], v)
+            for k in range(K):
+                y[k * plane + t * N + j0 + b] = _quantile_sorted(buf, counts[b], qs[k])
+    free(bufs)
+    free(counts)
+    return 0
+
+
 cdef int _rm_median(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1,
                     Py_ssize_t w, double p) noexcept nogil:
     return _rm_order(x, y, T, N, j0, j1, w, p, 0)
@@ -1388,3 +1427,37 @@ def ewm_mean(const double[:, ::1] x, double com, int num_threads=0):
 def expanding_ema_qlib(const double[:, ::1] x, int num_threads=0, starts=None):
     """Qlib's EMA(x, 0) (expanding, decay 1 - 2/(1+n), missing values count as 0)."""
     return _drive1(_col_ema_qlib, x, 0, 0.0, num_threads, starts)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# sibling batches: several quantiles of one window of one input from one sorted buffer
+#
+# (Several windows of the running-sum and max/min kernels in one call, column strip by column strip, were
+# measured slower than one call per window: those kernels already stream the panel at memory speed.)
+
+
+def rolling_quantiles(const double[:, ::1] x, Py_ssize_t window, qs, int num_threads=0):
+    """Several rolling quantiles of one window from one sorted buffer per column: an array (K, T, N) whose
+    k-th plane equals :func:`rolling_quantile` at ``qs[k]`` bit for bit."""
+    cdef Py_ssize_t T = x.shape[0], N = x.shape[1], K = len(qs), c, w, nch
+    cdef int err = 0, nt = _threads(num_threads)
+    out = np.empty((K, T, N), dtype=np.float64)
+    if T == 0 or N == 0 or K == 0:
+        return out
+    levels = np.ascontiguousarray(qs, dtype=np.float64)
+    cdef const double[::1] qv = levels
+    cdef double[:, :, ::1] o = out
+    cdef const double* xp = &x[0, 0]
+    cdef double* op = &o[0, 0, 0]
+    cdef const double* qp = &qv[0]
+    w = _eff_window(window, T)
+    nch = _nchunks(nt, N)
+    with nogil:
+        if nch == 1:
+            err = _rm_quantiles(xp, op, T, N, 0, N, w, qp, K)
+        else:
+            for c in prange(nch, num_threads=nt, schedule="static"):
+                err += _rm_quantiles(xp, op, T, N, _chunk_edge(c, nch, N), _chunk_edge(c + 1, nch, N), w, qp, K)
+    if err:
+        raise MemoryError("qops kernel could not allocate its state")
+    return out

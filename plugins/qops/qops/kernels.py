@@ -95,6 +95,7 @@ __all__ = [
     "rolling_median",
     "rolling_min",
     "rolling_quantile",
+    "rolling_quantiles",
     "rolling_rank",
     "rolling_resi",
     "rolling_rsquare",
@@ -264,6 +265,16 @@ def rolling_quantile(x: ArrayLike, window: int, q: float, *, num_threads: int = 
     ``q`` must lie in [0, 1]; ``q=0`` is the minimum and ``q=1`` the maximum.
     """
     return _run1(_rolling.rolling_quantile, x, window, num_threads, _quantile_q(q))
+
+
+def rolling_quantiles(x: ArrayLike, window: int, qs: Any, *, num_threads: int = 0) -> list[FloatArray]:
+    """Several rolling quantiles of one window at once, from one sorted buffer per column: one array per ``q`` in
+    ``qs``, each equal bit for bit to :func:`rolling_quantile` at that ``q`` (about half the time of two calls).
+    """
+    levels = [_quantile_q(q) for q in qs]
+    arr, was_1d = _panel(x)
+    out = _rolling.rolling_quantiles(arr, _window(window), levels, _threads(num_threads))
+    return [_shape_back(plane, was_1d) for plane in out]
 
 
 def rolling_count(x: ArrayLike, window: int, *, num_threads: int = 0) -> FloatArray:

@@ -15,7 +15,7 @@ history whatever the query start (Qlib's depend on it).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -135,6 +135,21 @@ def _quantile(ctx: OpContext, x: Any, n: Any, q: Any) -> np.ndarray:
     data = _as_float(x)
     window = _fit(int(_window(n)), data.shape[0])
     return kernels.rolling_quantile(data, window, float(q), num_threads=ctx.num_threads)
+
+
+def _quantiles(ctx: OpContext, series: tuple[Any, ...], constants: Sequence[tuple[Any, ...]]) -> list[np.ndarray]:
+    """Sibling ``Quantile`` calls on one series (Alpha158's QTLU/QTLD): the calls of each window share one sorted
+    buffer per column; each result equals :func:`_quantile`'s."""
+    data = _as_float(series[0])
+    windows: dict[int, list[int]] = {}  # window -> the siblings (by position) that use it
+    for k, (n, _q) in enumerate(constants):
+        windows.setdefault(_fit(int(_window(n)), data.shape[0]), []).append(k)
+    out: list[np.ndarray] = [np.empty(0)] * len(constants)
+    for window, members in windows.items():
+        levels = [float(constants[k][1]) for k in members]
+        for k, plane in zip(members, kernels.rolling_quantiles(data, window, levels, num_threads=ctx.num_threads)):
+            out[k] = plane
+    return out
 
 
 def _quantile_lookback(_x: Any, n: Any, q: Any) -> tuple[float, float]:
@@ -269,6 +284,8 @@ OPERATORS: tuple[Operator, ...] = (
         _quantile_lookback,
         "Rolling quantile (linear interpolation).",
         input_dtype=F64,
+        batch=_quantiles,
+        batch_shared=("N",),  # one sorted buffer per window: different windows share nothing
     ),
     Operator(
         "EMA", (X, N), _ema, _ema_lookback, "Exponential moving average (span N; alpha N if N < 1).", input_dtype=F64
