@@ -39,6 +39,8 @@ def checkpoint_key(raw: Mapping[str, Any], data_version: str | None) -> str:
 
     rolling = {k: v for k, v in dict(raw.get("rolling") or {}).items() if k not in ("backend", "checkpoint", "resume")}
     parts = [json.dumps(raw.get(name), sort_keys=True, default=str) for name in KEYED_SECTIONS]
+    if raw.get("reweighter") is not None:  # sample weights change every window's model (keys without one unchanged)
+        parts.append(json.dumps(raw.get("reweighter"), sort_keys=True, default=str))
     return dataset_fingerprint(data_version, *parts, json.dumps(rolling, sort_keys=True, default=str))
 
 

@@ -62,7 +62,12 @@ def window_frame(frame: pd.DataFrame, window: Window) -> pd.DataFrame:
 
 
 def train_window(job: WindowJob) -> WindowResult:
-    """Build the window's dataset (processors fitted on its train span only), fit, predict its test span."""
+    """Build the window's dataset (processors fitted on its train span only), fit, predict its test span.
+
+    A reweighter with a ``for_window(window, frame)`` method (a rolling meta-learner such as DDG-DA) is bound to
+    the window first: it gets the window and the raw rows of its train span only, and returns the reweighter
+    the model trains with.
+    """
     import tempfile
     from pathlib import Path
 
@@ -80,7 +85,11 @@ def train_window(job: WindowJob) -> WindowResult:
     if job.fingerprint is not None:
         dataset.fingerprint = dataset_fingerprint(job.fingerprint, window.describe())
     model = job.model
-    fit_model(model, dataset, job.reweighter)
+    reweighter = job.reweighter
+    bind = getattr(reweighter, "for_window", None)
+    if callable(bind):
+        reweighter = bind(window, _rows(job.frame, train_start, train_end))
+    fit_model(model, dataset, reweighter)
     pred = model.predict(dataset, "test")
     _, label = dataset.xy("test", "raw")
     files: dict[str, bytes] = {}

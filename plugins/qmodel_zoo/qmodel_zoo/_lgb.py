@@ -62,6 +62,34 @@ def training_arrays(features: pd.DataFrame, label: pd.Series) -> tuple[np.ndarra
     return (x if x.flags.c_contiguous or x.flags.f_contiguous else np.asfortranarray(x)), y
 
 
+def weighted_arrays(features: pd.DataFrame, label: pd.Series,
+                    weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`training_arrays` with one sample weight per row of ``features``: rows whose weight is 0 are left out
+    (so a zero weight is exactly the row's absence, bin boundaries included), and the kept weights are scaled to a
+    mean of 1 (so uniform weights train exactly as no weights, and the weights' scale never changes how much the
+    regularisation or ``min_sum_hessian_in_leaf`` counts)."""
+    keep = np.asarray(weights, dtype=np.float64) > 0
+    if not keep.any():
+        raise DataError("every sample weight of the training rows is zero; nothing would be learned")
+    kept_w = weights[keep]
+    if keep.all():
+        x, y = training_arrays(features, label)
+        finite = np.isfinite(label.to_numpy(dtype=np.float64))
+    else:
+        x, y = training_arrays(features.iloc[keep], label.iloc[keep])
+        finite = np.isfinite(label.iloc[keep].to_numpy(dtype=np.float64))
+    return x, y, normalised_weights(kept_w[finite])
+
+
+def normalised_weights(weights: np.ndarray) -> np.ndarray:
+    """``weights`` scaled so that the positive ones average 1 (zeros stay zero); an error when all are zero."""
+    weights = np.asarray(weights, dtype=np.float64)
+    positive = int(np.count_nonzero(weights > 0))
+    if positive == 0:
+        raise DataError("every sample weight of the rows with a finite label is zero; nothing would be learned")
+    return weights * (positive / float(weights.sum()))
+
+
 def write_booster(booster: lgb.Booster, path: Path) -> None:
     """Save ``booster`` as LightGBM's text model (its best iteration when early stopping found one)."""
     atomic.write_text(path, booster.model_to_string())

@@ -11,7 +11,8 @@ import pandas as pd
 
 from qcore.errors import ConfigError
 from qcore.modelio import write_manifest
-from qcore.protocols import Dataset
+from qcore.protocols import Dataset, Reweighter
+from qcore.reweight import sample_weights as reweighter_weights
 from qmodel_zoo import _de_steps as steps
 from qmodel_zoo._base import (
     check_choice,
@@ -25,7 +26,7 @@ from qmodel_zoo._base import (
     score_series,
     write_state,
 )
-from qmodel_zoo._lgb import booster_params, read_booster, training_arrays, write_booster
+from qmodel_zoo._lgb import booster_params, read_booster, training_arrays, weighted_arrays, write_booster
 from qmodel_zoo._lightgbm import lgb
 from qmodel_zoo.gbdt import check_extra_names, check_lightgbm_values
 
@@ -138,17 +139,25 @@ class DEnsembleModel:
         return lgb.train(self.params, train_set, num_boost_round=self.epochs, valid_sets=sets, valid_names=names,
                          callbacks=callbacks)
 
-    def fit(self, dataset: Dataset) -> DEnsembleModel:
-        """Train the sub-models one after the other on ``train`` (``valid`` early-stops each when configured)."""
+    def fit(self, dataset: Dataset, reweighter: Reweighter | None = None) -> DEnsembleModel:
+        """Train the sub-models one after the other on ``train`` (``valid`` early-stops each when configured).
+
+        With a ``reweighter``, its weights of the ``train`` rows multiply the ensemble's own sample re-weighting
+        (rows of weight 0 are left out; the others are scaled to a mean of 1, so uniform weights change nothing).
+        """
         features, label = labelled(dataset, "train")
         self.feature_names_ = [str(c) for c in features.columns]
-        x, y = training_arrays(features, label)
+        if reweighter is None:
+            x, y = training_arrays(features, label)
+            base = np.ones(len(y))
+        else:
+            x, y, base = weighted_arrays(features, label, reweighter_weights(reweighter, features.index))
         valid = None
         if has_segment(dataset, "valid"):
             valid_x, valid_y = labelled(dataset, "valid")
             valid = training_arrays(valid_x[list(features.columns)], valid_y)
         rng = np.random.default_rng(self.seed)
-        weights = np.ones(len(y))
+        weights = base
         columns = np.arange(x.shape[1])
         column_sets: list[np.ndarray] = []
         self.ensemble = []
@@ -165,8 +174,8 @@ class DEnsembleModel:
             loss_values = steps.squared_loss(y, sub_pred[:, : k + 1] @ used / used.sum())
             if self.enable_sr:
                 l_start, l_end = steps.loss_curve_ends(booster, inputs, y)
-                weights = steps.sample_weights(l_start, l_end, loss_values, k_th=k + 1, alpha1=self.alpha1,
-                                               alpha2=self.alpha2, bins=self.bins_sr, decay=self.decay)
+                weights = base * steps.sample_weights(l_start, l_end, loss_values, k_th=k + 1, alpha1=self.alpha1,
+                                                      alpha2=self.alpha2, bins=self.bins_sr, decay=self.decay)
             if self.enable_fs:
                 scores = steps.permutation_scores(x, y, self.ensemble, column_sets, loss_values, rng)
                 columns = steps.select_features(scores, bins=self.bins_fs, sample_ratios=self.sample_ratios, rng=rng)

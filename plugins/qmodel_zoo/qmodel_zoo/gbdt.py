@@ -13,7 +13,8 @@ import pandas as pd
 
 from qcore.errors import ConfigError
 from qcore.modelio import write_manifest
-from qcore.protocols import Dataset
+from qcore.protocols import Dataset, Reweighter
+from qcore.reweight import sample_weights
 from qmodel_zoo import _lgb_cache as lgb_cache
 from qmodel_zoo._base import (
     check_choice,
@@ -28,7 +29,7 @@ from qmodel_zoo._base import (
     score_series,
     write_state,
 )
-from qmodel_zoo._lgb import LOSSES, booster_params, read_booster, training_arrays, write_booster
+from qmodel_zoo._lgb import LOSSES, booster_params, read_booster, training_arrays, weighted_arrays, write_booster
 from qmodel_zoo._lgb_cache import LgbDatasetCache
 from qmodel_zoo._lightgbm import lgb
 
@@ -172,18 +173,25 @@ class LGBModel:
             **self._kwargs,
         }
 
-    def fit(self, dataset: Dataset) -> LGBModel:
+    def fit(self, dataset: Dataset, reweighter: Reweighter | None = None) -> LGBModel:
         """Train on ``train``; with a ``valid`` segment, stop after ``early_stopping_rounds`` rounds without gain.
 
         The constructed LightGBM datasets come from the dataset cache (:mod:`qmodel_zoo._lgb_cache`) when an entry
         for the same data, dataset configuration and LightGBM dataset parameters exists, and are stored there
         otherwise; the model trained is the same either way.
+
+        With a ``reweighter`` (Qlib's ``reweighter``), the rows of ``train`` and ``valid`` are weighted by it
+        (:func:`qmodel_zoo._lgb.weighted_arrays`: zero-weight rows are left out, the others scaled to a mean of 1).
+        The dataset cache is skipped then: a cached dataset never carries another run's weights.
         """
         names = ["train", *(["valid"] if has_segment(dataset, "valid") else [])]
         self.timings_ = {"arrays": 0.0, "construct": 0.0, "cache": 0.0}
-        sets = self._cached_sets(dataset, names)
+        if reweighter is None:
+            sets = self._cached_sets(dataset, names)
+        else:
+            sets, self.dataset_cache_ = None, "off"
         if sets is None:
-            sets = self._construct_sets(dataset, names)
+            sets = self._construct_sets(dataset, names, reweighter)
         train_set = sets[0]
         self.evals_result_ = {}
         callbacks = [lgb.record_evaluation(self.evals_result_)]
@@ -219,17 +227,23 @@ class LGBModel:
         self.dataset_cache_ = "hit"
         return sets
 
-    def _construct_sets(self, dataset: Dataset, names: list[str]) -> list[lgb.Dataset]:
-        """Build the LightGBM datasets of ``names`` from ``dataset`` (and store them in the cache when it is on)."""
+    def _construct_sets(self, dataset: Dataset, names: list[str],
+                        reweighter: Reweighter | None = None) -> list[lgb.Dataset]:
+        """Build the LightGBM datasets of ``names`` from ``dataset`` (weighted by ``reweighter`` when given; else
+        stored in the cache when it is on)."""
         began = time.perf_counter()
-        arrays = []
+        arrays: list[tuple[np.ndarray, ...]] = []
         for name in names:
             features, label = labelled(dataset, name)
             if name == "train":
                 self.feature_names_ = [str(c) for c in features.columns]
             elif list(features.columns) != self.feature_names_:
                 features = features[self.feature_names_]
-            arrays.append(training_arrays(features, label))
+            if reweighter is None:
+                arrays.append(training_arrays(features, label))
+            else:
+                weights = sample_weights(reweighter, features.index, segment=name)
+                arrays.append(weighted_arrays(features, label, weights))
             del features, label
         release = getattr(dataset, "release", None)
         if callable(release):  # the matrices are copies: the processed training frame can go before LightGBM bins
@@ -238,14 +252,15 @@ class LGBModel:
         params, sets = dict(self.params), []
         while arrays:
             began = time.perf_counter()
-            x, y = arrays.pop(0)
+            x, y, *weight = arrays.pop(0)
             reference = sets[0] if sets else None
             # free_raw_data: each float matrix is freed once LightGBM has binned it
-            sets.append(lgb.Dataset(x, label=y, reference=reference, params=params, free_raw_data=True).construct())
-            del x, y
+            sets.append(lgb.Dataset(x, label=y, weight=weight[0] if weight else None, reference=reference,
+                                    params=params, free_raw_data=True).construct())
+            del x, y, weight
             self.timings_["construct"] += time.perf_counter() - began
         fingerprint = getattr(dataset, "fingerprint", None)
-        cache = self._cache() if fingerprint else None
+        cache = self._cache() if fingerprint and reweighter is None else None
         if cache is not None:
             began = time.perf_counter()
             cache.store(cache.key(fingerprint, self.params, names), sets, names, self.feature_names_)

@@ -9,7 +9,8 @@ import pandas as pd
 
 from qcore.errors import ConfigError, QcoreError
 from qcore.modelio import write_manifest
-from qcore.protocols import Dataset
+from qcore.protocols import Dataset, Reweighter
+from qcore.reweight import sample_weights
 from qmodel_zoo._base import (
     check_choice,
     check_number,
@@ -38,6 +39,10 @@ class LinearModel:
       non-negative problem, which also forces the intercept to be >= 0).
 
     Rows with a NaN feature or label are left out of the fit; a NaN feature at prediction gives a NaN score.
+
+    With a ``reweighter`` every squared residual is weighted (weighted least squares; the lasso's ``n`` becomes the
+    weights' sum). The weights are scaled so that the rows with a positive weight average 1: a zero weight is the
+    row's absence and uniform weights give the unweighted fit, whatever their scale.
 
     :param estimator: ``ols``, ``ridge``, ``lasso`` or ``nnls``.
     :param alpha: the ridge or lasso penalty; must be 0 for ``ols`` and ``nnls``.
@@ -89,30 +94,50 @@ class LinearModel:
             "tol": self.tol,
         }
 
-    def _training_rows(self, dataset: Dataset) -> tuple[pd.Index, np.ndarray, np.ndarray]:
+    def _training_rows(self, dataset: Dataset,
+                       reweighter: Reweighter | None = None) -> tuple[pd.Index, np.ndarray, np.ndarray, np.ndarray]:
+        """Columns, features, label and weights of the complete rows with a positive weight (weights average 1)."""
         features, label = labelled(dataset, "train")
+        weights = None if reweighter is None else sample_weights(reweighter, features.index, segment="train")
         if self.include_valid and has_segment(dataset, "valid"):
             valid_x, valid_y = labelled(dataset, "valid")
+            if weights is not None:
+                weights = np.concatenate([weights, sample_weights(reweighter, valid_x.index, segment="valid")])
             features = pd.concat([features, valid_x[features.columns]])
             label = pd.concat([label, valid_y])
         x = features.to_numpy(dtype=np.float64)
         y = label.to_numpy(dtype=np.float64)
         rows = np.isfinite(x).all(axis=1) & np.isfinite(y)
+        if weights is not None:
+            rows &= weights > 0
         if rows.sum() <= x.shape[1]:
-            raise QcoreError(f"only {int(rows.sum())} complete rows to fit {x.shape[1]} features")
-        return features.columns, x[rows], y[rows]
+            raise QcoreError(f"only {int(rows.sum())} complete rows with a positive weight to fit {x.shape[1]} "
+                             "features" if weights is not None else
+                             f"only {int(rows.sum())} complete rows to fit {x.shape[1]} features")
+        w = np.ones(int(rows.sum())) if weights is None else weights[rows] * (rows.sum() / weights[rows].sum())
+        return features.columns, x[rows], y[rows], w
 
-    def fit(self, dataset: Dataset) -> LinearModel:
-        """Fit on the ``train`` segment (and ``valid`` with ``include_valid``)."""
-        columns, x, y = self._training_rows(dataset)
-        x_mean = x.mean(axis=0) if self.fit_intercept else np.zeros(x.shape[1])
-        y_mean = float(y.mean()) if self.fit_intercept else 0.0
+    def fit(self, dataset: Dataset, reweighter: Reweighter | None = None) -> LinearModel:
+        """Fit on the ``train`` segment (and ``valid`` with ``include_valid``), each row weighted by ``reweighter``
+        when one is given."""
+        columns, x, y, w = self._training_rows(dataset, reweighter)
+        total = float(w.sum())
+        if not self.fit_intercept:
+            x_mean, y_mean = np.zeros(x.shape[1]), 0.0
+        elif reweighter is None:
+            x_mean, y_mean = x.mean(axis=0), float(y.mean())
+        else:
+            x_mean, y_mean = (w @ x) / total, float(w @ y) / total
         x = x - x_mean
         y = y - y_mean
+        if reweighter is not None:  # rows scaled by sqrt(w): |sqrt(w)(y - Xb)|^2 is the weighted objective
+            root = np.sqrt(w)
+            x = x * root[:, None]
+            y = y * root
         gram = x.T @ x
         xty = x.T @ y
         if self.estimator == "lasso":
-            coef, self.n_iter_ = lasso_gram(gram / len(y), xty / len(y), self.alpha, max_iter=self.max_iter,
+            coef, self.n_iter_ = lasso_gram(gram / total, xty / total, self.alpha, max_iter=self.max_iter,
                                             tol=self.tol)
         elif self.estimator == "nnls":
             coef = nnls_gram(gram, xty, x, y)

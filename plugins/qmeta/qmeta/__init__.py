@@ -1,0 +1,1 @@
+"""qmeta: meta-learning for concept drift in qcore (DDG-DA: learned sample weights per rolling window)."""
