@@ -194,7 +194,7 @@ def test_qlib_yaml_translates(tmp_path: Path) -> None:
          "task.dataset.kwargs.handler: unsupported key(s) extra"),
         (("    end_time: 2019-04-23\n", "    end_time: 2019-04-23\n    filter_pipe: []\n"),
          "unsupported key(s) filter_pipe"),
-        (("        class: DatasetH", "        class: MTSDatasetH"), "unsupported dataset class 'MTSDatasetH'"),
+        (("        class: DatasetH", "        class: FancyDatasetH"), "unsupported dataset class 'FancyDatasetH'"),
     ],
 )
 def test_qlib_yaml_unsupported_keys_are_named(tmp_path: Path, edit: tuple[str, str], message: str) -> None:
