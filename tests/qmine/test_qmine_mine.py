@@ -33,14 +33,15 @@ search:
   windows: [5, 10, 20]
   max_depth: 3
   max_size: 7
-fitness: {{metric: rank_ic, complexity_penalty: 0.0002, max_correlation: 0.7}}
+fitness: {fitness}
 selection: {{keep: 5}}
 library: lib.json
 """
 
 
 def _mine(tmp_path: Path, store: Path, **kw: object) -> tuple[object, dict]:
-    params = {"proposer": "genetic", "population": 80, "generations": 14, **kw}
+    params = {"proposer": "genetic", "population": 80, "generations": 14,
+              "fitness": "{metric: rank_ic, complexity_penalty: 0.0002, max_correlation: 0.7}", **kw}
     config = tmp_path / "mine.yaml"
     config.write_text(CONFIG.format(store=store, **params))
     result = CliRunner().invoke(cli, ["mine", str(config)])
@@ -113,6 +114,7 @@ def test_random_baseline_runs_and_library_grows(tmp_path: Path, planted_store: P
         (("population: 80", "population: zero"), "mine.yaml:9: search.population: expected an integer"),
         (("max_size: 7", "max_size: 7\n  bogus: 1"), "mine.yaml:16: search.bogus: unknown key 'bogus'"),
         (("metric: rank_ic", "metric: sharpe"), "fitness.metric: metric must be one of"),
+        (("metric: rank_ic", "metric: ls_return, quantile: 0.9"), "fitness.quantile"),
         (("valid: [2017-04-01", "valid: [2017-03-01"), "data.spans: spans must follow each other"),
         (("proposer: genetic", "proposer: {name: genetic, kwargs: {bogus: 1}}"),
          "mine.yaml:7: search.proposer.kwargs: invalid arguments for factor_proposer 'genetic'"),
@@ -124,7 +126,8 @@ def test_random_baseline_runs_and_library_grows(tmp_path: Path, planted_store: P
 )
 def test_bad_config_names_key_and_line(tmp_path: Path, edit: tuple[str, str], message: str) -> None:
     config = tmp_path / "mine.yaml"
-    text = CONFIG.format(store=tmp_path / "nowhere", proposer="genetic", population=80, generations=1)
+    text = CONFIG.format(store=tmp_path / "nowhere", proposer="genetic", population=80, generations=1,
+                         fitness="{metric: rank_ic, complexity_penalty: 0.0002, max_correlation: 0.7}")
     config.write_text(text.replace(*edit))
     result = CliRunner().invoke(cli, ["mine", str(config)])
     assert result.exit_code not in (0, 70)

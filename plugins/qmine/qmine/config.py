@@ -19,6 +19,8 @@ any data is read (every error names its key and line).
       max_depth: 4
       max_size: 10
     fitness: {metric: rank_ic, complexity_penalty: 0.0005, max_correlation: 0.7}
+    # or metric: ls_return / ls_sharpe — the daily long–short book of the top and bottom `quantile` (0.2) after
+    # `cost` (0.001) per unit traded
     selection: {keep: 10, valid_keep_ratio: 0.5, alpha: 0.05}
     library: mined.json
     if_exists: append     # or replace (start the library afresh), reuse (mine nothing when it exists)
@@ -40,13 +42,15 @@ from qcore.dates import DateError, parse_date
 from qcore.errors import ConfigError
 from qcore.yamldoc import interpolate, read_yaml
 
-METRICS = ("rank_ic", "ic", "rank_icir", "icir")
+METRICS = ("rank_ic", "ic", "rank_icir", "icir", "ls_return", "ls_sharpe")
+#: Metrics of the long–short book (scored after costs; negative values are kept, not mirrored).
+BOOK_METRICS = ("ls_return", "ls_sharpe")
 DEFAULT_LABEL = "Ref($close, -2)/Ref($close, -1) - 1"
 _SECTIONS = {
     "data": ("provider", "universe", "label", "spans"),
     "search": ("proposer", "seed", "population", "generations", "fields", "operators", "windows", "max_depth",
                "max_size"),
-    "fitness": ("metric", "complexity_penalty", "max_correlation"),
+    "fitness": ("metric", "complexity_penalty", "max_correlation", "quantile", "cost"),
     "selection": ("keep", "valid_keep_ratio", "alpha"),
 }
 #: What a run does with a library file that already exists: add to it, start it afresh, or use it as it is.
@@ -90,6 +94,9 @@ class MineConfig:
     library: Path
     if_exists: str = "append"
     prefix: str = ""
+    #: the long–short book's quantile and cost per unit traded (``ls_*`` metrics).
+    quantile: float = 0.2
+    cost: float = 0.001
     source: str = ""
     fail: Callable[[str, str], ConfigError] | None = attrs.field(default=None, eq=False, repr=False)
 
@@ -243,6 +250,8 @@ def build_config(data: Mapping[str, Any], fail: Callable[[str, str], ConfigError
         metric=metric,
         complexity_penalty=r.number(fitness, "fitness.complexity_penalty", 0.0005, float, 0.0, 1.0),
         max_correlation=r.number(fitness, "fitness.max_correlation", 0.7, float, 0.0, 1.0),
+        quantile=r.number(fitness, "fitness.quantile", 0.2, float, 0.01, 0.5),
+        cost=r.number(fitness, "fitness.cost", 0.001, float, 0.0, 0.1),
         keep=r.number(selection, "selection.keep", 10, int, 1, 10_000),
         valid_keep_ratio=r.number(selection, "selection.valid_keep_ratio", 0.5, float, 0.0, 1.0),
         alpha=r.number(selection, "selection.alpha", 0.05, float, 1e-9, 0.5),

@@ -64,6 +64,9 @@ class Stats:
         are autocorrelated (a slow factor against an overlapping label).
     :ivar rank_ic_t_eff: the t statistic on ``n_eff`` (``rank_icir * sqrt(n_eff)``), what the threshold tests.
     :ivar skew: skewness of the daily Rank ICs. :ivar kurtosis: their kurtosis (3 for a normal series).
+    :ivar ls_return: mean daily return of the long–short book after costs (:func:`long_short`).
+    :ivar ls_sharpe: its annualised Sharpe ratio (252 days).
+    :ivar ls_direction: +1 when the book is long the factor's top quantile, -1 when long its bottom one.
     """
 
     ic: float
@@ -76,10 +79,20 @@ class Stats:
     rank_ic_t_eff: float = math.nan
     skew: float = math.nan
     kurtosis: float = math.nan
+    ls_return: float = math.nan
+    ls_sharpe: float = math.nan
+    ls_direction: int = 0
 
     def metric(self, name: str) -> float:
-        """``ic``, ``icir``, ``rank_ic`` or ``rank_icir``."""
+        """``ic``, ``icir``, ``rank_ic``, ``rank_icir``, ``ls_return`` or ``ls_sharpe``."""
         return float(getattr(self, name))
+
+    @property
+    def direction(self) -> int:
+        """The factor's sign: the long–short book's when it was scored, else the Rank IC's."""
+        if self.ls_direction:
+            return self.ls_direction
+        return 1 if self.rank_ic > 0 else -1
 
     def as_dict(self) -> dict[str, float]:
         """Plain numbers for a JSON file."""
@@ -95,19 +108,69 @@ def _mean_ir(daily: np.ndarray) -> tuple[float, float, int]:
     return mean, (mean / sd if sd > 0 else math.nan), len(daily)
 
 
-def factor_stats(factor: np.ndarray, label: np.ndarray) -> Stats:
-    """IC, Rank IC and their IRs of ``factor`` against ``label`` (both ``(dates, instruments)``)."""
+def factor_stats(factor: np.ndarray, label: np.ndarray, *, long_short_book: tuple[float, float] | None = None,
+                 direction: int | None = None) -> Stats:
+    """IC, Rank IC and their IRs of ``factor`` against ``label`` (both ``(dates, instruments)``); with
+    ``long_short_book=(quantile, cost)`` also the long–short book's return after costs (:func:`long_short`), in
+    ``direction`` when given (the train span's, for a valid or test span)."""
     f, y = joint(factor, label)
     ic, icir, _ = _mean_ir(row_corr(f, y))
     daily = row_corr(rank_rows(f), rank_rows(y))
     rank_ic, rank_icir, days = _mean_ir(daily)
+    book: dict[str, float] = {}
+    if long_short_book is not None:
+        ls_mean, ls_sharpe, ls_direction = long_short(f, y, *long_short_book, direction=direction)
+        book = {"ls_return": ls_mean, "ls_sharpe": ls_sharpe, "ls_direction": ls_direction}
     if not math.isfinite(rank_icir):
-        return Stats(ic, icir, rank_ic, rank_icir, math.nan, days)
+        return Stats(ic, icir, rank_ic, rank_icir, math.nan, days, **book)
     daily = daily[np.isfinite(daily)]
     n_eff = effective_size(daily)
     skew, kurt = moments(daily)
     return Stats(ic, icir, rank_ic, rank_icir, rank_icir * math.sqrt(days), days, n_eff,
-                 rank_icir * math.sqrt(n_eff), skew, kurt)  # fmt: skip
+                 rank_icir * math.sqrt(n_eff), skew, kurt, **book)  # fmt: skip
+
+
+def long_short(factor: np.ndarray, label: np.ndarray, quantile: float = 0.2, cost: float = 0.001, *,
+               direction: int | None = None) -> tuple[float, float, int]:
+    """The daily long–short book of a factor: equal weights long the top ``quantile`` of the names with a value
+    and short the bottom one (at least one name each; days with fewer than :data:`MIN_NAMES` names are skipped),
+    rebalanced every day. Gross return = mean label of the long leg − mean label of the short leg. The book goes
+    long the factor's top when that earns more on average, else its bottom (``direction`` -1); a given
+    ``direction`` fixes it (a valid span scored in the train span's direction). Costs: ``cost`` per
+    unit traded, and a name replaced in a leg is sold and bought (``2 × cost ×`` the share of the leg replaced,
+    both legs; the first day builds the book: one trade per name).
+
+    Returns ``(mean daily return after costs, annualised Sharpe ratio after costs, direction)``; NaN, NaN, 0
+    when fewer than two days count.
+    """
+    gross, long_sets, short_sets = [], [], []
+    for f_row, y_row in zip(factor, label):
+        ok = np.isfinite(f_row) & np.isfinite(y_row)
+        n = int(ok.sum())
+        if n < MIN_NAMES:
+            continue
+        names = np.flatnonzero(ok)
+        order = names[np.argsort(f_row[ok], kind="stable")]
+        k = max(1, math.floor(quantile * n))
+        top, bottom = order[-k:], order[:k]
+        gross.append(float(y_row[top].mean() - y_row[bottom].mean()))
+        long_sets.append(frozenset(top.tolist()))
+        short_sets.append(frozenset(bottom.tolist()))
+    if len(gross) < 2:
+        return math.nan, math.nan, 0
+    values = np.asarray(gross)
+    if direction is None:
+        direction = 1 if values.mean() >= 0 else -1
+    if direction < 0:
+        values, long_sets, short_sets = -values, short_sets, long_sets
+    traded = np.empty(len(values))
+    traded[0] = 2.0  # build both legs: one buy per name
+    for i in range(1, len(values)):
+        traded[i] = sum(2.0 * len(now - before) / len(now)
+                        for now, before in ((long_sets[i], long_sets[i - 1]), (short_sets[i], short_sets[i - 1])))
+    net = values - cost * traded
+    sd = float(net.std(ddof=1))
+    return float(net.mean()), (float(net.mean()) / sd * math.sqrt(252.0) if sd > 0 else math.nan), direction
 
 
 def effective_size(series: np.ndarray, max_lag: int = 20) -> float:

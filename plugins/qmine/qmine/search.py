@@ -18,7 +18,7 @@ import attrs
 import numpy as np
 
 from qcore.errors import ConfigError, UnknownComponentError
-from qmine.config import MineConfig
+from qmine.config import BOOK_METRICS, MineConfig
 from qmine.grammar import Grammar, size
 from qmine.library import read_library, write_library
 from qmine.proposers import FactorProposer, Scored
@@ -65,7 +65,16 @@ def _spans_panels(engine: Any, texts: Mapping[str, str], universe: str, span: tu
 
 def _fitness(stats: Stats, metric: str, penalty: float, n: int) -> float:
     value = stats.metric(metric)
-    return abs(value) - penalty * n if math.isfinite(value) else math.nan
+    if not math.isfinite(value):
+        return math.nan
+    # a correlation's sign is the factor's direction; the long–short book already trades in its direction, and a
+    # book that loses after costs must score low, not be mirrored
+    return (value if metric in BOOK_METRICS else abs(value)) - penalty * n
+
+
+def _book(config: MineConfig) -> tuple[float, float] | None:
+    """The long–short book's (quantile, cost) when the fitness metric scores it, else None (not computed)."""
+    return (config.quantile, config.cost) if config.metric in BOOK_METRICS else None
 
 
 def _shown(value: float | None) -> str:
@@ -166,7 +175,7 @@ def mine(config: MineConfig, kernel: Any, echo: Callable[[str], None] = print) -
         if batch:
             panels = _spans_panels(engine, batch, config.universe, train)
             for name, text in batch.items():
-                stats = factor_stats(panels[name], label)
+                stats = factor_stats(panels[name], label, long_short_book=_book(config))
                 n = size(grammar.parse(text))
                 cand = Candidate(text, n, stats, _fitness(stats, config.metric, config.complexity_penalty, n), gen)
                 evaluated[text] = cand
@@ -210,9 +219,14 @@ def _select(config: MineConfig, engine: Any, evaluated: Mapping[str, Candidate],
         else {}  # fmt: skip
     kept: list[tuple[str, Candidate, Stats]] = []
     for key, cand in accepted:
-        vstats = factor_stats(vpanels[key], valid_label)
+        vstats = factor_stats(vpanels[key], valid_label, long_short_book=_book(config),
+                              direction=cand.train.direction)
         tv, vv = cand.train.metric(config.metric), vstats.metric(config.metric)
-        if math.isfinite(vv) and np.sign(vv) == np.sign(tv) and abs(vv) >= config.valid_keep_ratio * abs(tv):
+        if config.metric in BOOK_METRICS:  # the book traded in the train span's direction must still earn
+            holds = math.isfinite(vv) and vv > 0 and vv >= config.valid_keep_ratio * tv
+        else:
+            holds = math.isfinite(vv) and np.sign(vv) == np.sign(tv) and abs(vv) >= config.valid_keep_ratio * abs(tv)
+        if holds:
             kept.append((key, cand, vstats))
     echo(f"selection: {len(accepted)} de-correlated on train, {len(kept)} held up on valid "
          f"({tries} candidates evaluated, {rejected} proposals refused)")  # fmt: skip
@@ -221,7 +235,8 @@ def _select(config: MineConfig, engine: Any, evaluated: Mapping[str, Candidate],
         test = config.spans["test"]
         test_label = _spans_panels(engine, {"label": config.label}, config.universe, test)["label"]
         tpanels = _spans_panels(engine, {k: c.expression for k, c, _ in kept}, config.universe, test)
-        test_stats = {k: factor_stats(tpanels[k], test_label) for k, _, _ in kept}
+        test_stats = {k: factor_stats(tpanels[k], test_label, long_short_book=_book(config),
+                                      direction=c.train.direction) for k, c, _ in kept}
     vranks = {k: rank_rows(vpanels[k]) for k, _, _ in kept}
     honesty = _deflated(config, evaluated, kept)
     start = len(library_factors)
@@ -231,7 +246,8 @@ def _select(config: MineConfig, engine: Any, evaluated: Mapping[str, Candidate],
         corr = {names[o]: round(factor_corr(vranks[key], vranks[o]), 4) for o, _, _ in kept if o != key}
         factors.append({
             "name": names[key], "expression": cand.expression, "size": cand.size,
-            "direction": 1 if cand.train.metric(config.metric) > 0 else -1, "fitness": round(cand.fitness, 6),
+            "direction": cand.train.direction if config.metric in BOOK_METRICS else
+            (1 if cand.train.metric(config.metric) > 0 else -1), "fitness": round(cand.fitness, 6),
             "generation": cand.generation, "train": cand.train.as_dict(), "valid": vstats.as_dict(),
             "test": test_stats[key].as_dict() if key in test_stats else None,
             "turnover": round(turnover(vpanels[key]), 6), "correlation": corr,
