@@ -60,6 +60,9 @@ _linear.check_kwargs = _check_linear  # type: ignore[attr-defined]
 
 _lightgbm = _checked(lazy("qmodel_zoo.gbdt:LGBModel",
                            description="LightGBM trees, early-stopped on the valid segment (Qlib's LGBModel)."))
+_hf_lightgbm = _checked(lazy("qmodel_zoo.hf_lgb:HFLGBModel",
+                             description="LightGBM on the sign of the cross-sectional alpha, for high-frequency "
+                                         "signals (Qlib's HFLGBModel)."))  # fmt: skip
 _double_ensemble = _checked(lazy("qmodel_zoo.double_ensemble:DEnsembleModel",
                                  description="DoubleEnsemble: LightGBM sub-models with sample re-weighting and "
                                              "feature selection."))  # fmt: skip
@@ -102,6 +105,33 @@ RECURRENT_TORCH_MODELS = (
     ("krnn", "KRNNModel", "KRNN", "Convolution then parallel GRUs, averaged, on feature sequences (PyTorch)."),
     ("sfm", "SFMModel", "SFM", "State Frequency Memory recurrent network on feature sequences (PyTorch)."),
 )
+#: Torch models in a module each: registry name, module, class, Qlib's class name, description.
+SINGLE_MODULE_TORCH_MODELS = (
+    ("sandwich", "qmodel_zoo.nn.sandwich", "SandwichModel", "Sandwich",
+     "Two convolution + parallel-GRU encoders stacked, on feature sequences (PyTorch)."),
+    ("general_ptnn", "qmodel_zoo.nn.general", "GeneralPTNN", "GeneralPTNN",
+     "Qlib's general PyTorch model: trains a named network (MLP, GRU, LSTM, ALSTM, Transformer)."),
+    ("add_model", "qmodel_zoo.nn.add", "ADDModel", "ADD",
+     "Excess-return and market encoders with adversarial heads and a reconstruction decoder (PyTorch)."),
+    ("igmtf", "qmodel_zoo.nn.igmtf", "IGMTFModel", "IGMTF",
+     "Recurrent encoder reading similar stocks of similar training days (instance graph, PyTorch)."),
+    ("tcts", "qmodel_zoo.nn.tcts", "TCTSModel", "TCTS",
+     "GRU forecaster on several labels weighted by a scheduler trained on the valid segment (PyTorch)."),
+    ("adarnn", "qmodel_zoo.nn.adarnn", "ADARNNModel", "ADARNN",
+     "Stacked GRUs matching hidden-state distributions across periods of the train segment (PyTorch)."),
+)
+
+#: registry name, module, model class, Qlib's class name, description (TabNet, TRA, HIST, TFT).
+ZOO_B_TORCH_MODELS = (
+    ("tabnet", "qmodel_zoo.nn.tabnet", "TabnetModel", "TabnetModel",
+     "TabNet on feature rows, with self-supervised pre-training on the 'pretrain' segment (PyTorch)."),
+    ("tra", "qmodel_zoo.nn.tra", "TRAModel", "TRAModel",
+     "Temporal Routing Adaptor: predictors routed by their recent errors, on MTSDatasetH's memory (PyTorch)."),
+    ("hist", "qmodel_zoo.nn.hist", "HISTModel", "HIST",
+     "GRU/LSTM base with predefined (industry) and hidden concepts shared across a day's stocks (PyTorch)."),
+    ("tft", "qmodel_zoo.nn.tft", "TFTModel", "TFTModel",
+     "Temporal Fusion Transformer, quantile forecasts over decoder days (PyTorch; Qlib's needs TensorFlow 1.x)."),
+)
 
 
 @hookimpl
@@ -109,6 +139,7 @@ def qcore_register_models(register: Registrar) -> None:
     """Register the zoo's models under qcore names and Qlib's class names."""
     register("linear", _linear, aliases=("LinearModel",))
     register("lightgbm", _lightgbm, aliases=("LGBModel", "lgb"))
+    register("hf_lightgbm", _hf_lightgbm, aliases=("HFLGBModel",))
     register("double_ensemble", _double_ensemble, aliases=("DEnsembleModel",))
     for name, class_name, qlib_name, description in TORCH_MODELS:
         register(name, _torch_factory(name, class_name, description), aliases=(qlib_name,), description=description)
@@ -118,6 +149,12 @@ def qcore_register_models(register: Registrar) -> None:
     for name, class_name, qlib_name, description in RECURRENT_TORCH_MODELS:
         register(name, _torch_factory(name, class_name, description, "qmodel_zoo.nn.recurrent_models"),
                  aliases=(qlib_name,), description=description)
+    for name, module, class_name, qlib_name, description in SINGLE_MODULE_TORCH_MODELS:
+        register(name, _torch_factory(name, class_name, description, module), aliases=(qlib_name,),
+                 description=description)
+    for name, module, class_name, qlib_name, description in ZOO_B_TORCH_MODELS:
+        register(name, _torch_factory(name, class_name, description, module), aliases=(qlib_name,),
+                 description=description)
 
 
 @hookimpl
