@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-PLUGINS := plugins/qdata_cn plugins/qops plugins/qmodel_zoo plugins/qbacktest plugins/qrl plugins/qrecorder_mlflow plugins/qportfolio plugins/qanalysis plugins/qflight plugins/qray plugins/qmine plugins/qonline plugins/qmeta
+PLUGINS := plugins/qdata_cn plugins/qops plugins/qmodel_zoo plugins/qbacktest plugins/qrl plugins/qrecorder_mlflow plugins/qportfolio plugins/qanalysis plugins/qflight plugins/qray plugins/qmine plugins/qonline plugins/qmeta plugins/qmodel_xgb_cat
 TEST_PLUGINS := tests/plugins/qdata_toy tests/plugins/qrl_toy_algo tests/plugins/qweight_toy
 STAMP := $(VENV)/.installed
 # Where `make run` keeps the embedded synthetic market.

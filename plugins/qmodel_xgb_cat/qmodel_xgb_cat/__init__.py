@@ -1,0 +1,1 @@
+"""qcore plugin: XGBoost and CatBoost models with Qlib's arguments (``XGBModel``, ``CatBoostModel``)."""
