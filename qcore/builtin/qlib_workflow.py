@@ -6,15 +6,16 @@ entries, plus anchor-holding top-level keys (``market``, ``data_handler_config``
 Qlib's class names pass through as component names: plugins register them as aliases (``LGBModel``, ``Alpha158``,
 ``TopkDropoutStrategy``, ``SignalRecord``...), so ``module_path`` is not needed. The only names this module writes
 itself are Qlib's own (its default provider ``LocalProvider``, its region codes, its handlers' default processors)
-and the workflow's sections (``port_analysis_config`` becomes ``backtest:``). Anything qcore does not support is an
-error naming the key, never silently dropped.
+and the workflow's sections (``port_analysis_config`` becomes ``backtest:``; Qlib's ``sys`` paths stay ``sys:``, a
+section this plugin owns: :mod:`qcore.builtin.qlib_sys`). Anything qcore does not support is an error naming the key,
+never silently dropped.
 
 It reads only the YAML document layer (:mod:`qcore.yamldoc`), never the workflow schema.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -23,6 +24,9 @@ from qcore.errors import ConfigError
 from qcore.plugins import hookimpl
 from qcore.registry import Registrar, lazy
 from qcore.yamldoc import Document
+
+if TYPE_CHECKING:
+    from qcore.context import RunContext, RunResult
 
 #: ``qlib_init`` keys that only tune Qlib's own caching and parallelism: accepted and ignored.
 _IGNORED_INIT = ("kernels", "expression_cache", "dataset_cache", "mount_path", "auto_mount", "logging_level",
@@ -34,6 +38,10 @@ _HANDLER_KEYS = ("start_time", "end_time", "fit_start_time", "fit_end_time", "in
 _LOADER_HANDLERS = ("DataHandlerLP", "DataHandler")
 #: The loader class a ``data_loader`` may name, and the feature set registered for it.
 _QLIB_LOADER = "QlibDataLoader"
+#: ``MTSDatasetH``'s own arguments: they configure the sampler of the model that reads it (its ``sampler``).
+_MTS_KEYS = ("seq_len", "horizon", "num_states", "memory_mode", "batch_size", "n_samples", "shuffle", "drop_last",
+             "input_size")
+_SAMPLER = "__mts_sampler__"
 #: Qlib's region codes (``qlib.constant.REG_CN``...), default first: a region is the name of the market rules it
 #: selects, which a market adapter registers.
 _REGIONS = ("cn", "us", "tw")
@@ -165,11 +173,12 @@ def _label(doc: Document, value: Any, path: str) -> dict[str, str]:
 
 def _dataset(doc: Document, value: Any, path: str, origins: _Origins) -> dict[str, Any]:
     body = _component(doc, value, path)
-    if body["name"] not in ("DatasetH", "TSDatasetH"):
-        raise _fail(doc, f"unsupported dataset class {body['name']!r} (supported: DatasetH, TSDatasetH)",
-                    f"{path}.class")
+    if body["name"] not in ("DatasetH", "TSDatasetH", "MTSDatasetH"):
+        raise _fail(doc, f"unsupported dataset class {body['name']!r} (supported: DatasetH, TSDatasetH, "
+                         "MTSDatasetH)", f"{path}.class")
     kwargs = body["kwargs"]
-    extra = [k for k in kwargs if k not in ("handler", "segments", "step_len")]
+    sampler_keys = _MTS_KEYS if body["name"] == "MTSDatasetH" else ()
+    extra = [k for k in kwargs if k not in ("handler", "segments", "step_len", *sampler_keys)]
     if extra:
         raise _fail(doc, f"unsupported key(s) {', '.join(map(str, extra))}", f"{path}.kwargs.{extra[0]}")
     if kwargs.get("segments") is None:
@@ -179,6 +188,19 @@ def _dataset(doc: Document, value: Any, path: str, origins: _Origins) -> dict[st
         raise _fail(doc, f"expected a positive integer, got {step_len!r}", f"{path}.kwargs.step_len")
     where = f"{path}.kwargs.handler"
     handler_body = kwargs.get("handler")
+    handler_freq = handler_body.get("kwargs", {}).get("freq") if isinstance(handler_body, dict) and \
+        isinstance(handler_body.get("kwargs"), dict) else None
+    if handler_freq is not None and handler_freq != "day":
+        raise _fail(doc, f"handler freq {handler_freq!r} is not supported: a qcore dataset is evaluated at the "
+                         "workflow's frequency (day). Qlib's multi-frequency handlers (a frequency per column "
+                         "group, 1-minute features resampled to days by inst_processors from the example's own "
+                         "Python files) have no equivalent; a store's minute bars serve nested execution",
+                    f"{where}.kwargs.freq")
+    if isinstance(handler_body, dict) and isinstance(handler_body.get("kwargs"), dict) and \
+            "inst_processors" in handler_body["kwargs"]:
+        if not handler_body["kwargs"]["inst_processors"]:  # Qlib's default (none): nothing to run
+            handler_body = {**handler_body, "kwargs": {k: v for k, v in handler_body["kwargs"].items()
+                                                       if k != "inst_processors"}}
     if isinstance(handler_body, dict) and isinstance(handler_body.get("kwargs"), dict) and \
             "inst_processors" in handler_body["kwargs"]:
         raise _fail(doc, "inst_processors (Python callbacks Qlib runs on each instrument's frame, such as the "
@@ -212,9 +234,13 @@ def _dataset(doc: Document, value: Any, path: str, origins: _Origins) -> dict[st
         if hk.get(key) is not None:
             dataset[target] = hk[key]
             origins[f"dataset.{target}"] = f"{where}.kwargs.{key}"
+    if sampler_keys:  # MTSDatasetH's sampling arguments go to the model that reads them (its ``sampler``)
+        dataset[_SAMPLER] = {k: kwargs[k] for k in sampler_keys if k in kwargs}
     return dataset
 
 
+#: Qlib's records whose ``kwargs.config`` is the backtest (``port_analysis_config``): it becomes ``backtest:``.
+_BACKTEST_RECORDS = ("PortAnaRecord", "MultiPassPortAnaRecord")
 _BACKTEST_RENAMES = {"start_time": "start", "end_time": "end", "exchange_kwargs": "exchange"}
 
 
@@ -250,6 +276,38 @@ def qcore_register_feature_sets(register: Registrar) -> None:
 
 
 @hookimpl
+def qcore_register_config_sections(register: Registrar) -> None:
+    """Qlib's ``sys`` section: folders appended to ``sys.path`` while a run runs (:mod:`qcore.builtin.qlib_sys`)."""
+    register("sys", lazy("qcore.builtin.qlib_sys:SysSection",
+                         description="Extra import paths for the run: path (as given), rel_path (relative to the "
+                                     "config file), as Qlib's sys section."))  # fmt: skip
+
+
+@hookimpl
+def qcore_before_run(context: RunContext) -> None:
+    """Append the ``sys`` section's folders to ``sys.path`` for the run."""
+    from qcore.builtin.qlib_sys import append_paths
+
+    append_paths(context.config, context.state.extra)
+
+
+@hookimpl
+def qcore_after_run(context: RunContext, result: RunResult) -> None:
+    """Remove the folders the run appended."""
+    from qcore.builtin.qlib_sys import restore
+
+    restore(context.state.extra)
+
+
+@hookimpl
+def qcore_on_run_error(context: RunContext, error: BaseException) -> None:
+    """Remove the folders the run appended, when it failed."""
+    from qcore.builtin.qlib_sys import restore
+
+    restore(context.state.extra)
+
+
+@hookimpl
 def qcore_translate_config(document: Document) -> Document | None:
     """A Qlib ``qrun`` document translated into qcore's workflow form; None for any other document."""
     return translate(document) if is_qlib_workflow(document.data) else None
@@ -270,18 +328,20 @@ def translate(doc: Document) -> Document:
     if "provider_uri" not in init:
         raise _fail(doc, "missing required key 'provider_uri'", "qlib_init")
     uri = init["provider_uri"]
-    if isinstance(uri, dict):
-        raise _fail(doc, "a provider_uri per frequency (Qlib's multi-frequency configs) is not supported: give one "
-                         "store folder", "qlib_init.provider_uri")
-    if not isinstance(uri, str) or not uri.strip():
+    if isinstance(uri, dict):  # a folder per frequency ({day: ..., 1min: ...}): the store reads each from its own
+        if "day" not in uri:
+            raise _fail(doc, "a provider_uri per frequency needs a 'day' folder (the workflow's calendar and "
+                             "features)", "qlib_init.provider_uri")
+        for freq, folder in uri.items():
+            if not isinstance(folder, str) or not folder.strip():
+                raise _fail(doc, f"expected the {freq} store's folder, got {folder!r}",
+                            f"qlib_init.provider_uri.{freq}")
+        uri = {str(freq): folder for freq, folder in uri.items()}
+    elif not isinstance(uri, str) or not uri.strip():
         raise _fail(doc, f"expected the store's folder, got {uri!r}", "qlib_init.provider_uri")
     region = init.get("region", _REGIONS[0])
     if not isinstance(region, str) or region not in _REGIONS:
         raise _fail(doc, f"unsupported region {region!r} (Qlib's regions: {', '.join(_REGIONS)})", "qlib_init.region")
-    if "sys" in data:
-        raise _fail(doc, "'sys' (extra import paths) is not supported: qcore finds classes by registry name, never by "
-                         "module_path, so a path would change nothing; load your code as a plugin (-p "
-                         "path/to/module.py, or the qcore entry-point group)", "sys")
     task = _mapping(doc, data.get("task"), "task")
     unknown = set(task) - {"model", "dataset", "record", "reweighter"}
     if unknown:
@@ -295,6 +355,13 @@ def translate(doc: Document) -> Document:
         "model": _component(doc, task.get("model"), "task.model"),
         "dataset": _dataset(doc, task.get("dataset"), "task.dataset", origins),
     }
+    sampler = out["dataset"].pop(_SAMPLER, None)
+    if sampler is not None:
+        out["model"]["kwargs"]["sampler"] = sampler
+        origins["model.kwargs.sampler"] = "task.dataset.kwargs"
+    if data.get("sys") is not None:  # extra import paths for the run (qcore.builtin.qlib_sys)
+        out["sys"] = data["sys"]
+        origins["sys"] = "sys"
     origins["experiment"] = "experiment_name"
     origins["data.provider"] = "qlib_init.provider_uri"
     origins["data.market_rules"] = "qlib_init.region"
@@ -306,6 +373,7 @@ def translate(doc: Document) -> Document:
         out["data"]["universe"] = out["dataset"]["instruments"]
         origins["data.universe"] = origins.paths["dataset.instruments"]
     records = []
+    backtest_config: Any = None
     items = task.get("record") or []
     if isinstance(items, dict):
         items = [items]  # Qlib accepts one record given as a mapping
@@ -314,10 +382,14 @@ def translate(doc: Document) -> Document:
     for i, item in enumerate(items):
         record = _component(doc, item, f"task.record.{i}")
         origins.component(f"records.{len(records)}", f"task.record.{i}")
-        if record["name"] == "PortAnaRecord":
+        if record["name"] in _BACKTEST_RECORDS:
             config = record["kwargs"].pop("config", None)
             if config is None:
-                raise _fail(doc, "PortAnaRecord needs kwargs.config", f"task.record.{i}.kwargs")
+                raise _fail(doc, f"{record['name']} needs kwargs.config", f"task.record.{i}.kwargs")
+            if "backtest" in out and config != backtest_config:
+                raise _fail(doc, "every backtest record of a workflow trades with the same config (qcore has one "
+                                 "backtest section)", f"task.record.{i}.kwargs.config")
+            backtest_config = config
             out["backtest"] = _backtest(doc, config, f"task.record.{i}.kwargs.config", origins)
         record["kwargs"] = {k: v for k, v in record["kwargs"].items() if k not in ("model", "dataset")}
         records.append(record)

@@ -26,37 +26,17 @@ _MODEL = "task.model: unknown model"
 _MTS = "unsupported dataset class 'MTSDatasetH'"
 #: config → (text of the error it is refused with, why).
 KNOWN_FAILURES: dict[str, tuple[str, str]] = {
-    "ADARNN/workflow_config_adarnn_Alpha360.yaml": (f"{_MODEL} 'ADARNN'", "model not written yet"),
-    "ADD/workflow_config_add_Alpha360.yaml": (f"{_MODEL} 'ADD'", "model not written yet"),
-    **{f"CatBoost/workflow_config_catboost_{v}.yaml": (f"{_MODEL} 'CatBoostModel'", "optional XGBoost/CatBoost "
-       "plugin not written yet") for v in ("Alpha158", "Alpha158_csi500", "Alpha360", "Alpha360_csi500")},
-    **{f"XGBoost/workflow_config_xgboost_{v}.yaml": (f"{_MODEL} 'XGBModel'", "optional XGBoost/CatBoost plugin "
-       "not written yet") for v in ("Alpha158", "Alpha360")},
-    "GeneralPtNN/workflow_config_gru.yaml": (f"{_MODEL} 'GeneralPTNN'", "model not written yet"),
-    "GeneralPtNN/workflow_config_gru2mlp.yaml": (f"{_MODEL} 'GeneralPTNN'", "model not written yet"),
-    "GeneralPtNN/workflow_config_mlp.yaml": (f"{_MODEL} 'GeneralPTNN'", "model not written yet"),
-    "HIST/workflow_config_hist_Alpha360.yaml": (f"{_MODEL} 'HIST'", "model (and its concept data) not written yet"),
-    "IGMTF/workflow_config_igmtf_Alpha360.yaml": (f"{_MODEL} 'IGMTF'", "model not written yet"),
-    "Sandwich/workflow_config_sandwich_Alpha360.yaml": (f"{_MODEL} 'Sandwich'", "model not written yet"),
-    "TCTS/workflow_config_tcts_Alpha360.yaml": (f"{_MODEL} 'TCTS'", "model not written yet"),
-    "TabNet/workflow_config_TabNet_Alpha158.yaml": (f"{_MODEL} 'TabnetModel'", "model not written yet"),
-    "TabNet/workflow_config_TabNet_Alpha360.yaml": (f"{_MODEL} 'TabnetModel'", "model not written yet"),
-    "TFT/workflow_config_tft_Alpha158.yaml": ("'sys' (extra import paths) is not supported",
-                                              "sys refused by design (qcore resolves classes by registry name); "
-                                              "TFT not written yet"),
-    "LightGBM/workflow_config_lightgbm_Alpha158_multi_freq.yaml": ("a provider_uri per frequency",
-                                                                   "multi-frequency handlers not supported yet"),
-    "LightGBM/workflow_config_lightgbm_multi_freq.yaml": ("a provider_uri per frequency",
-                                                          "multi-frequency handlers not supported yet"),
-    "Linear/workflow_config_linear_Alpha158_multi_pass_bt.yaml": (
-        "unknown record 'MultiPassPortAnaRecord'", "MultiPassPortAnaRecord belongs to the backtest plugin"),
-    **{f"TRA/configs/config_{v}.yaml": (_MTS, "MTSDatasetH and TRA not written yet")
+    **{f"TRA/configs/config_{v}.yaml": ("unsupported data_loader class 'StaticDataLoader'", "a StaticDataLoader "
+       "reads pickled frames (refused: unpickling runs code); TRA and MTSDatasetH accept the rest of the config")
        for v in ("alstm", "alstm_tra", "alstm_tra_init", "transformer", "transformer_tra", "transformer_tra_init")},
-    **{f"TRA/workflow_config_tra_{v}.yaml": (_MTS, "MTSDatasetH and TRA not written yet")
-       for v in ("Alpha158", "Alpha158_full", "Alpha360")},
+    **{f"LightGBM/workflow_config_lightgbm_{v}.yaml": ("a qcore dataset is evaluated at the workflow's frequency",
+                                                       "multi-frequency datasets (1-minute features resampled to "
+                                                       "days by Python inst_processors) are refused, documented")
+       for v in ("Alpha158_multi_freq", "multi_freq")},
 }
-#: The plugins a Qlib benchmark config needs (market adapter, operators and feature sets, models, backtest).
-PLUGINS = ("qdata_cn", "qops", "qmodel_zoo", "qbacktest")
+#: The plugins a Qlib benchmark config needs (market adapter, operators and feature sets, models, backtest; the
+#: optional XGBoost/CatBoost models).
+PLUGINS = ("qdata_cn", "qops", "qmodel_zoo", "qbacktest", "qmodel_xgb_cat")
 
 
 @pytest.fixture(scope="module")

@@ -166,13 +166,13 @@ def test_bad_loader_configs_are_refused_at_their_key(every_plugin: Kernel, confi
      "task.dataset.kwargs.handler.kwargs.data_loader"),
     ("class: QlibDataLoader", "class: StaticDataLoader", "unsupported data_loader class 'StaticDataLoader'",
      "task.dataset.kwargs.handler.kwargs.data_loader.class"),
-    ("instruments: csi300", "instruments: csi300\n                    inst_processors: []",
+    ("instruments: csi300", "instruments: csi300\n                    inst_processors: [{class: Resample}]",
      "inst_processors (Python callbacks", "task.dataset.kwargs.handler.kwargs.inst_processors"),
     ("instruments: csi300", "instruments: csi300\n                    label: [$close]",
      "takes its label from the data_loader", "task.dataset.kwargs.handler.kwargs.label"),
-    ("provider_uri: /nowhere", "provider_uri: {day: /a, 1min: /b}", "a provider_uri per frequency",
+    ("provider_uri: /nowhere", "provider_uri: {1min: /b}", "a provider_uri per frequency needs a 'day' folder",
      "qlib_init.provider_uri"),
-    ("qlib_init:", "sys: {rel_path: .}\nqlib_init:", "qcore finds classes by registry name", "sys"),
+    ("qlib_init:", "sys: {rel_path: no_such_h7_folder}\nqlib_init:", "no such folder", "sys.rel_path"),
 ])
 def test_unsupported_loader_options_are_refused_with_the_reason(every_plugin: Kernel, tmp_path: Path, old: str,
                                                                 new: str, message: str, path: str) -> None:
