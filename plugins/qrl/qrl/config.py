@@ -156,6 +156,26 @@ def _turbulence(doc: Document, value: Any) -> TurbulenceSpec:
         raise doc.error(str(exc), "data.turbulence") from None
 
 
+def _vector_env(doc: Document, trainer: dict[str, Any]) -> dict[str, Any]:
+    """``trainer.vector_env: dummy | subprocess | ray`` and ``trainer.ray: {address: ...}`` (for ``ray`` only; Ray
+    must be installed, checked without importing it)."""
+    from qrl.vector import RAY_INSTALL, RAY_KEYS, VECTOR_ENVS, ray_installed
+
+    kind = trainer.get("vector_env", "dummy")
+    if kind not in VECTOR_ENVS:
+        raise doc.error(f"vector_env must be one of {', '.join(VECTOR_ENVS)}, got {kind!r}", "trainer.vector_env")
+    ray = _mapping(doc, trainer.get("ray"), "trainer.ray", RAY_KEYS)
+    if ray and kind != "ray":
+        raise doc.error(f"trainer.ray is for vector_env: ray, not {kind!r}", "trainer.ray")
+    address = ray.get("address")
+    if address is not None and (not isinstance(address, str) or not address):
+        raise doc.error("address must be auto, local, host:port or ray://host:port", "trainer.ray.address")
+    if kind == "ray" and not ray_installed():
+        raise doc.error(f"vector_env: ray needs Ray, which is not installed; install it with: {RAY_INSTALL}",
+                        "trainer.vector_env")
+    return {"vector_env": kind, "ray": ray}
+
+
 def validate(doc: Document, kernel: Kernel) -> RLConfig:
     """Check ``doc`` and build an :class:`RLConfig`; the first problem raises a ``ConfigError``.
 
@@ -191,7 +211,11 @@ def validate(doc: Document, kernel: Kernel) -> RLConfig:
     if not isinstance(hidden, list) or not all(isinstance(h, int) and h > 0 for h in hidden):
         raise doc.error("hidden_sizes must be a list of positive integers", "algorithm.hidden_sizes")
     trainer = _mapping(doc, top.get("trainer"), "trainer", TRAINER_KEYS)
+    if "vector_env" in trainer or "ray" in trainer:
+        trainer.update(_vector_env(doc, trainer))
     for key, value in trainer.items():
+        if key in ("vector_env", "ray"):
+            continue
         if key == "stop_reward":
             ok = value is None or isinstance(value, (int, float))
         elif key == "updates_per_step":

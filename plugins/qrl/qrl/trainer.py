@@ -36,6 +36,11 @@ class TrainSpec:
     seed: int = 0
     stop_reward: float | None = None
     threads: int = 1
+    #: Where the environments step: ``dummy`` (in this process), ``subprocess`` (a worker process each) or ``ray``
+    #: (a Ray actor each); see :mod:`qrl.vector`.
+    vector_env: str = "dummy"
+    #: ``{address: auto | local | host:port | ray://host:port}`` for ``vector_env: ray``.
+    ray: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -131,10 +136,12 @@ def train(
     Training stops early when the mean validation reward reaches ``spec.stop_reward``.
     """
     import torch
-    from tianshou.data import Collector, ReplayBuffer, VectorReplayBuffer
-    from tianshou.env import DummyVectorEnv
-    from tianshou.trainer import OffPolicyTrainerParams, OnPolicyTrainerParams
 
+    from qrl import vector
+
+    if spec.vector_env not in vector.VECTOR_ENVS:
+        raise ValueError(f"vector_env must be one of {', '.join(vector.VECTOR_ENVS)}, got {spec.vector_env!r}")
+    vector.import_tianshou_env(with_ray=spec.vector_env == "ray")
     torch.set_num_threads(spec.threads)
     np.random.seed(spec.seed)
     probe = make_env("train")
@@ -164,8 +171,31 @@ def train(
         if out is not None:
             paths["best"] = checkpoint.save(out / "best.pt", alg, meta_base)
 
-    train_envs = DummyVectorEnv([lambda: make_env("train") for _ in range(spec.n_envs)])
-    valid_envs = DummyVectorEnv([lambda: make_env("valid")])
+    connection = vector.connect_ray(spec.ray.get("address")) if spec.vector_env == "ray" else None
+    envs: list[Any] = []
+    try:
+        envs.append(vector.make_vector_env(spec.vector_env, make_env, "train", spec.n_envs))
+        envs.append(vector.make_vector_env(spec.vector_env, make_env, "valid", 1))
+        stats = _run(algorithm, on_policy, envs[0], envs[1], spec, run, save_last, save_best, restored, resume)
+    finally:
+        for venv in envs:
+            venv.close()
+        if connection is not None:
+            connection.close()
+    best = float(stats.best_reward)
+    stopped = bool(spec.stop_reward is not None and best >= spec.stop_reward)
+    if run is not None:
+        run.log_metrics({"train.best_valid_reward": best, "train.env_steps": float(stats.train_step)})
+    return TrainResult(algorithm, best, epochs_done[0], int(stats.train_step), stopped, paths)
+
+
+def _run(algorithm: Any, on_policy: bool, train_envs: Any, valid_envs: Any, spec: TrainSpec, run: Any | None,
+         save_last: Callable[[int, int, int], None], save_best: Callable[[Any], None], restored: tuple[int, int, int],
+         resume: str | Path | None) -> Any:
+    """tianshou's training loop over the given vector envs; its statistics."""
+    from tianshou.data import Collector, ReplayBuffer, VectorReplayBuffer
+    from tianshou.trainer import OffPolicyTrainerParams, OnPolicyTrainerParams
+
     train_envs.seed([spec.seed + i for i in range(spec.n_envs)])
     valid_envs.seed(spec.seed + 10_000)
     buffer = VectorReplayBuffer(max(spec.buffer_size, spec.collect_steps), spec.n_envs)
@@ -187,14 +217,7 @@ def train(
         params: Any = OnPolicyTrainerParams(**common, update_step_num_repetitions=spec.repeat)
     else:
         params = OffPolicyTrainerParams(**common, update_step_num_gradient_steps_per_sample=spec.updates_per_step)
-    stats = algorithm.run_training(params)
-    train_envs.close()
-    valid_envs.close()
-    best = float(stats.best_reward)
-    stopped = bool(stop is not None and best >= spec.stop_reward)  # type: ignore[operator]
-    if run is not None:
-        run.log_metrics({"train.best_valid_reward": best, "train.env_steps": float(stats.train_step)})
-    return TrainResult(algorithm, best, epochs_done[0], int(stats.train_step), stopped, paths)
+    return algorithm.run_training(params)
 
 
 def policy_fn(algorithm: Any) -> Callable[[np.ndarray], Any]:
