@@ -42,6 +42,10 @@ _QLIB_LOADER = "QlibDataLoader"
 _MTS_KEYS = ("seq_len", "horizon", "num_states", "memory_mode", "batch_size", "n_samples", "shuffle", "drop_last",
              "input_size")
 _SAMPLER = "__mts_sampler__"
+#: ``TSDatasetH``'s window length travels to the model as its ``step_len`` (the sequence view of the dataset).
+_STEP_LEN = "__ts_step_len__"
+#: Qlib's ``TSDatasetH`` default ``step_len``.
+_TS_DEFAULT_STEP_LEN = 30
 #: Qlib's region codes (``qlib.constant.REG_CN``...), default first: a region is the name of the market rules it
 #: selects, which a market adapter registers.
 _REGIONS = ("cn", "us", "tw")
@@ -236,6 +240,9 @@ def _dataset(doc: Document, value: Any, path: str, origins: _Origins) -> dict[st
             origins[f"dataset.{target}"] = f"{where}.kwargs.{key}"
     if sampler_keys:  # MTSDatasetH's sampling arguments go to the model that reads them (its ``sampler``)
         dataset[_SAMPLER] = {k: kwargs[k] for k in sampler_keys if k in kwargs}
+    if body["name"] == "TSDatasetH":  # the model reads step_len-day windows (Qlib's TSDataSampler; default 30)
+        dataset[_STEP_LEN] = ((_TS_DEFAULT_STEP_LEN, f"{path}.class") if step_len is None
+                              else (step_len, f"{path}.kwargs.step_len"))  # fmt: skip
     return dataset
 
 
@@ -356,6 +363,9 @@ def translate(doc: Document) -> Document:
         "dataset": _dataset(doc, task.get("dataset"), "task.dataset", origins),
     }
     sampler = out["dataset"].pop(_SAMPLER, None)
+    ts_step_len = out["dataset"].pop(_STEP_LEN, None)
+    if ts_step_len is not None and "step_len" not in out["model"]["kwargs"]:  # a model's own step_len wins
+        out["model"]["kwargs"]["step_len"], origins["model.kwargs.step_len"] = ts_step_len
     if sampler is not None:
         out["model"]["kwargs"]["sampler"] = sampler
         origins["model.kwargs.sampler"] = "task.dataset.kwargs"

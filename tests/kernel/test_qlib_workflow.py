@@ -183,3 +183,29 @@ def test_unsupported_loader_options_are_refused_with_the_reason(every_plugin: Ke
     without_loader = QLIB.replace("class: Alpha158", "class: DataHandlerLP").replace("instruments: *market", "")
     with pytest.raises(ConfigError, match="DataHandlerLP needs a data_loader"):
         load_config(_write(tmp_path, without_loader), kernel=every_plugin)
+
+
+@pytest.mark.parametrize(("dataset_kwargs", "model_kwargs", "step_len", "origin"), [
+    ("step_len: 20", "{}", 20, ("task.dataset.kwargs.step_len", 8)),
+    ("", "{}", 30, ("task.dataset.class", 5)),  # Qlib's TSDatasetH default
+    ("step_len: 20", "{step_len: 5}", 5, ("task.model.kwargs.step_len", 3)),  # the model's own wins
+])
+def test_ts_dataset_step_len_reaches_the_model(every_plugin: Kernel, dataset_kwargs: str, model_kwargs: str,
+                                               step_len: int, origin: tuple[str, int]) -> None:
+    text = textwrap.dedent(f"""
+        qlib_init: {{provider_uri: /nowhere, region: cn}}
+        task:
+            model: {{class: GRU, module_path: qlib.contrib.model.pytorch_gru_ts, kwargs: {model_kwargs}}}
+            dataset:
+                class: TSDatasetH
+                kwargs:
+                    handler: {{class: Alpha158, kwargs: {{instruments: csi300}}}}
+                    {dataset_kwargs}
+                    segments: {{train: [2020-01-01, 2020-06-30], test: [2020-07-01, 2020-09-30]}}
+    """).lstrip()
+    out = every_plugin.translate_config(parse_yaml(text, "qlib.yaml"))
+    assert out.data["model"]["kwargs"]["step_len"] == step_len
+    assert out.locate("model.kwargs.step_len") == origin
+    plain = every_plugin.translate_config(parse_yaml(text.replace("TSDatasetH", "DatasetH").replace(
+        dataset_kwargs, "") if model_kwargs == "{}" else QLIB, "qlib.yaml"))
+    assert "step_len" not in plain.data["model"]["kwargs"]
