@@ -129,3 +129,38 @@ def test_ts_view_windows(market, kernel) -> None:
     assert batch.shape == (3, 10, 3)
     first = ds.ts_view("train", step_len=10)[0]
     assert np.isnan(first[:9]).all()
+
+
+@pytest.mark.parametrize(("name", "kwargs"), [
+    ("CSZScoreNorm", {"fields_group": "label"}),
+    ("CSRankNorm", {"fields_group": "label"}),
+    ("ZScoreNorm", {"fields_group": "label"}),
+    ("MinMaxNorm", {"fields_group": "label"}),
+    ("Fillna", {"fields_group": "label", "fill_value": 0.0}),
+])
+def test_processors_of_one_group_share_the_others_columns(kernel, name: str, kwargs: dict) -> None:
+    """A processor of the label group gives new label arrays and leaves the input frame as it was; the feature
+    columns of its output share the input's memory (no copy of a whole feature frame to change one column)."""
+    rng = np.random.default_rng(0)
+    index = pd.MultiIndex.from_product([pd.bdate_range("2020-01-01", periods=20), list("ABCDE")],
+                                       names=["datetime", "instrument"])
+    columns = pd.MultiIndex.from_tuples([("feature", "x"), ("feature", "y"), ("label", "LABEL0")])
+    frame = pd.DataFrame(rng.standard_normal((100, 3)).astype(np.float32), index=index, columns=columns)
+    frame.iloc[3, 2] = np.nan
+    before = frame.copy()
+    step = processor(kernel, name, **kwargs)
+    step.fit(frame)
+    out = step(frame)
+    pd.testing.assert_frame_equal(frame, before)
+    assert not out[("label", "LABEL0")].equals(frame[("label", "LABEL0")])
+    for column in (("feature", "x"), ("feature", "y")):
+        assert np.shares_memory(out[column].to_numpy(), frame[column].to_numpy())
+        pd.testing.assert_series_equal(out[column], frame[column])
+
+
+def test_return_freed_memory_reports_whether_the_c_library_trims() -> None:
+    import sys
+
+    from qcore.memory import return_freed_memory
+
+    assert return_freed_memory() is sys.platform.startswith("linux")

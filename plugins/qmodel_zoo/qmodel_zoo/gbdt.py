@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from qcore.errors import ConfigError
+from qcore.memory import return_freed_memory
 from qcore.modelio import write_manifest
 from qcore.protocols import Dataset, Reweighter
 from qcore.reweight import sample_weights
@@ -203,6 +204,9 @@ class LGBModel:
         self.model = lgb.train(self.params, train_set, num_boost_round=self.num_boost_round, valid_sets=sets,
                                valid_names=names, callbacks=callbacks)
         self.timings_["boost"] = time.perf_counter() - began
+        self.model.free_dataset()  # the binned datasets are not needed to predict: their memory goes now
+        del sets, train_set
+        return_freed_memory()  # LightGBM's bins came from the C heap: hand them back before the next step
         logger.info("lightgbm: datasets %s: arrays %.2fs, construct %.2fs, cache %s %.2fs; %d boosting rounds in "
                     "%.2fs", "/".join(names), self.timings_["arrays"], self.timings_["construct"], self.dataset_cache_,
                     self.timings_["cache"], self.model.current_iteration(), self.timings_["boost"])  # fmt: skip

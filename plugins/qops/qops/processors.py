@@ -100,7 +100,7 @@ class Fillna(_Base):
         self.fill_value = fill_value
 
     def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
-        out = frame.copy()
+        out = frame.copy(deep=False)  # assigned columns get new arrays; the rest stay shared with `frame`
         cols = _columns(out, self.fields_group)
         out[cols] = out[cols].fillna(self.fill_value)
         return out
@@ -135,7 +135,7 @@ class _Fitted(_Base):
     def _apply(self, frame: pd.DataFrame, transform: Any) -> pd.DataFrame:
         if self._cols is None:
             raise RuntimeError(f"{type(self).__name__} must be fitted before use")
-        out = frame.copy()
+        out = frame.copy(deep=False)  # assigned columns get new arrays; the rest stay shared with `frame`
         values = out[self._cols].to_numpy(dtype=np.float64)
         out[self._cols] = transform(values).astype(np.float32)
         return out
@@ -207,7 +207,7 @@ class _CrossSectional(_Base):
 
     def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
         cols = _columns(frame, self.fields_group)
-        out = frame.copy()
+        out = frame.copy(deep=False)  # assigned columns get new arrays; the rest stay shared with `frame`
         out[cols] = self._transform(frame[cols].astype(np.float64)).astype(np.float32)
         return out
 
