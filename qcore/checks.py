@@ -187,9 +187,15 @@ def check_dataset(context: RunContext) -> None:
     assert spec is not None and provider is not None
     feature_set = build_component(config, context.kernel, "feature_set", spec.features, "dataset.features")
     strict = ExpressionEngine(provider, context.kernel.registry("operator"), freq=config.data.freq)
-    _plan_or_fail(config, strict, dict(feature_set.labels), "the label", "a label needs every field it reads")
-    _plan_or_fail(config, dataset_engine(context), {**feature_set.features, **feature_set.labels}, "the feature",
-                  "data.missing_fields: nan reads a missing field as NaN")  # fmt: skip
+    for freq, rule in _frequencies(config, provider, feature_set):  # the day's columns, then each resampled group
+        def at(name: str, rule: Any = rule) -> bool:
+            return (getattr(feature_set, "resample", None) or {}).get(name) == rule
+
+        labels = {k: v for k, v in feature_set.labels.items() if at(k)}
+        _plan_or_fail(config, strict.at_freq(freq), labels, "the label", "a label needs every field it reads")
+        _plan_or_fail(config, dataset_engine(context).at_freq(freq),
+                      {k: v for k, v in {**feature_set.features, **feature_set.labels}.items() if at(k)},
+                      "the feature", "data.missing_fields: nan reads a missing field as NaN")  # fmt: skip
     instruments = spec.instruments or config.data.universe
     first = min(start for start, _ in spec.segments.values())
     last = max(end for _, end in spec.segments.values())
@@ -197,6 +203,30 @@ def check_dataset(context: RunContext) -> None:
         where = "dataset.instruments" if spec.instruments else "data.universe"
         raise config.error(f"universe {instruments!r} has no member between {first.date()} and {last.date()}",
                            where)  # fmt: skip
+
+
+def _frequencies(config: WorkflowConfig, provider: Any, feature_set: Any) -> list[tuple[str, Any]]:
+    """``(freq, rule)`` of the dataset's own columns (rule None) and of each resampled group of ``feature_set``
+    (:attr:`~qcore.types.FeatureSet.resample`), whose intraday bars the store must hold: a store without them is a
+    :class:`ConfigError` at ``data.provider``, before any data is read."""
+    from qcore.expr.resample import check_resample_freq
+
+    out: list[tuple[str, Any]] = [(config.data.freq, None)]
+    resample = getattr(feature_set, "resample", None) or {}
+    for rule in dict.fromkeys(resample.values()):
+        fault = check_resample_freq(provider, rule)
+        if fault is not None:
+            culprit, problem = fault
+            columns = [name for name, r in resample.items() if r == rule]
+            shown = ", ".join(columns[:5]) + (f" and {len(columns) - 5} more" if len(columns) > 5 else "")
+            if culprit == "rule":
+                raise config.error(f"the dataset's columns {shown} take the {rule.freq} bar at {rule.at}, but "
+                                   f"{problem}", "dataset.features")  # fmt: skip
+            raise config.error(f"the dataset's columns {shown} are evaluated on {rule.freq} bars, but {problem}: "
+                               f"give the store's {rule.freq} folder (a provider_uri per frequency: {{day: ..., "
+                               f"{rule.freq}: ...}})", "data.provider")  # fmt: skip
+        out.append((rule.freq, rule))
+    return out
 
 
 def _plan_or_fail(config: WorkflowConfig, engine: Any, expressions: Mapping[str, str], what: str, hint: str) -> None:

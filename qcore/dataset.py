@@ -335,7 +335,7 @@ def build_dataset(
     start = min(s.start for s in parsed.values())
     end = max(s.end for s in parsed.values())
     expressions = {**feature_set.features, **feature_set.labels}
-    frame = engine.evaluate(expressions, instruments, start, end)
+    frame = _evaluate(engine, feature_set, expressions, instruments, start, end)
     groups = ["feature"] * len(feature_set.features) + ["label"] * len(feature_set.labels)
     frame.columns = pd.MultiIndex.from_arrays([groups, list(expressions)])
     # described before fitting: the settings that make the processors, not what they learn from the data
@@ -353,9 +353,37 @@ def build_dataset(
     dataset.provider = getattr(engine, "provider", None)
     version = getattr(getattr(engine, "provider", None), "version", None)
     if isinstance(version, str) and version:
+        resampled = getattr(feature_set, "resample", None)  # a part of the key only when set (keys stay as they were)
         seg = sorted((name, str(s.start), str(s.end)) for name, s in parsed.items())
         dataset.fingerprint = dataset_fingerprint(
             version, getattr(engine, "freq", "day"), instruments if isinstance(instruments, str) else
             tuple(instruments), sorted(feature_set.features.items()), sorted(feature_set.labels.items()),
-            list(expressions), seg, str(dataset.fit_start), str(dataset.fit_end), described)
+            list(expressions), seg, str(dataset.fit_start), str(dataset.fit_end), described,
+            *([sorted((k, repr(v)) for k, v in resampled.items())] if resampled else []))
     return dataset
+
+
+def _evaluate(engine: Any, feature_set: FeatureSet, expressions: Mapping[str, str], instruments: str | Sequence[str],
+              start: Any, end: Any) -> pd.DataFrame:
+    """The frame of ``expressions``: the feature set's resampled columns (:attr:`FeatureSet.resample`) evaluated
+    on their intraday bars and reduced to days (:mod:`qcore.expr.resample`), the others by ``engine``; joined on
+    ``(datetime, instrument)`` (the union of the rows, as Qlib joins its column groups), columns in order."""
+    resample = getattr(feature_set, "resample", None)
+    if not resample:
+        return engine.evaluate(expressions, instruments, start, end)
+    from qcore.expr.resample import evaluate_resampled
+
+    rules: dict[Any, dict[str, str]] = {}
+    plain = {}
+    for name, text in expressions.items():
+        rule = resample.get(name)
+        if rule is None:
+            plain[name] = text
+        else:
+            rules.setdefault(rule, {})[name] = text
+    parts = [engine.evaluate(plain, instruments, start, end)] if plain else []
+    parts += [evaluate_resampled(engine, group, rule, instruments, start, end) for rule, group in rules.items()]
+    frame = pd.concat(parts, axis=1, join="outer") if len(parts) > 1 else parts[0]
+    if not frame.index.is_monotonic_increasing:
+        frame = frame.sort_index()
+    return frame.loc[:, list(expressions)].astype(np.float32, copy=False)

@@ -196,18 +196,63 @@ class CostSchedule:
         return fee
 
 
+#: :attr:`Resample.rule` values: each day's last valid value, or the value of the bar at a time of day.
+RESAMPLE_RULES = ("last", "at")
+
+
+@attrs.frozen
+class Resample:
+    """How a column evaluated on intraday bars becomes one value per day (Qlib's multi-frequency handlers, whose
+    ``inst_processors`` turn each instrument's 1-minute frame into daily rows).
+
+    :ivar freq: the bars the column's expression is evaluated on (``1min``), through the same store.
+    :ivar rule: ``last``: each day's last non-NaN value (pandas' ``resample("1d").last()``); ``at``: the value of the
+        bar stamped ``at`` (``"14:56"``), NaN kept; a day without that bar has no row.
+    :ivar at: the bar's time of day, ``HH:MM``, for the ``at`` rule (None otherwise).
+
+    A day's row is stamped with the date (midnight), the stamp of the day calendar.
+    """
+
+    freq: str = attrs.field(validator=attrs.validators.instance_of(str))
+    rule: str = attrs.field(default="last", validator=attrs.validators.in_(RESAMPLE_RULES))
+    at: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        import re
+
+        if (self.rule == "at") != (self.at is not None):
+            raise ValueError("the 'at' rule needs a time of day, and only it takes one")
+        if self.at is not None:
+            match = re.fullmatch(r"(\d{2}):(\d{2})", self.at)
+            if match is None or int(match[1]) > 23 or int(match[2]) > 59:
+                raise ValueError(f"expected a time of day HH:MM, got {self.at!r}")
+
+
+def _resample_map(value: Mapping[str, Resample]) -> Mapping[str, Resample]:
+    for name, rule in dict(value).items():
+        if not isinstance(rule, Resample):
+            raise TypeError(f"resample[{name!r}] must be a Resample, got {type(rule).__name__}")
+    return MappingProxyType(dict(value))
+
+
 @attrs.frozen
 class FeatureSet:
     """Named feature and label expressions, as a feature-set plugin defines them (``alpha158``...).
 
     :ivar features: output column name → expression, in column order.
     :ivar labels: label column name → expression (``LABEL0`` → ``Ref($close, -2)/Ref($close, -1) - 1``).
+    :ivar resample: column name → :class:`Resample`, for columns evaluated on intraday bars and resampled to days
+        (Qlib's multi-frequency handlers); every other column is evaluated at the dataset's frequency.
     """
 
     features: Mapping[str, str] = attrs.field(converter=lambda m: MappingProxyType(dict(m)))
     labels: Mapping[str, str] = attrs.field(factory=dict, converter=lambda m: MappingProxyType(dict(m)))
+    resample: Mapping[str, Resample] = attrs.field(factory=dict, converter=_resample_map)
 
     def __attrs_post_init__(self) -> None:
         clash = set(self.features) & set(self.labels)
         if clash:
             raise ValueError(f"names used for both a feature and a label: {', '.join(sorted(clash))}")
+        unknown = set(self.resample) - set(self.features) - set(self.labels)
+        if unknown:
+            raise ValueError(f"resample names columns that are not in the set: {', '.join(sorted(unknown))}")

@@ -46,6 +46,8 @@ _SAMPLER = "__mts_sampler__"
 _STEP_LEN = "__ts_step_len__"
 #: Qlib's ``TSDatasetH`` default ``step_len``.
 _TS_DEFAULT_STEP_LEN = 30
+#: The feature set that reads a handler's column groups at their own frequencies (Qlib's multi-frequency handlers).
+_MULTI_FREQ = "qlib_multi_freq"
 #: Qlib's region codes (``qlib.constant.REG_CN``...), default first: a region is the name of the market rules it
 #: selects, which a market adapter registers.
 _REGIONS = ("cn", "us", "tw")
@@ -55,6 +57,7 @@ _LEARN_DEFAULT = [{"name": "DropnaLabel", "kwargs": {}}, {"name": "CSZScoreNorm"
 #: Processors Qlib's handlers use when a config gives none (``qlib/contrib/data/handler.py``).
 _HANDLER_DEFAULTS: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
     "Alpha158": ([], _LEARN_DEFAULT),
+    "Avg15minHandler": ([], _LEARN_DEFAULT),  # Qlib's multi-frequency example (qcore.builtin.qlib_multi_freq)
     "Alpha360": (
         [{"name": "ProcessInf", "kwargs": {}}, {"name": "ZScoreNorm", "kwargs": {}}, {"name": "Fillna", "kwargs": {}}],
         _LEARN_DEFAULT,
@@ -192,24 +195,11 @@ def _dataset(doc: Document, value: Any, path: str, origins: _Origins) -> dict[st
         raise _fail(doc, f"expected a positive integer, got {step_len!r}", f"{path}.kwargs.step_len")
     where = f"{path}.kwargs.handler"
     handler_body = kwargs.get("handler")
-    handler_freq = handler_body.get("kwargs", {}).get("freq") if isinstance(handler_body, dict) and \
-        isinstance(handler_body.get("kwargs"), dict) else None
-    if handler_freq is not None and handler_freq != "day":
-        raise _fail(doc, f"handler freq {handler_freq!r} is not supported: a qcore dataset is evaluated at the "
-                         "workflow's frequency (day). Qlib's multi-frequency handlers (a frequency per column "
-                         "group, 1-minute features resampled to days by inst_processors from the example's own "
-                         "Python files) have no equivalent; a store's minute bars serve nested execution",
-                    f"{where}.kwargs.freq")
-    if isinstance(handler_body, dict) and isinstance(handler_body.get("kwargs"), dict) and \
-            "inst_processors" in handler_body["kwargs"]:
-        if not handler_body["kwargs"]["inst_processors"]:  # Qlib's default (none): nothing to run
-            handler_body = {**handler_body, "kwargs": {k: v for k, v in handler_body["kwargs"].items()
-                                                       if k != "inst_processors"}}
-    if isinstance(handler_body, dict) and isinstance(handler_body.get("kwargs"), dict) and \
-            "inst_processors" in handler_body["kwargs"]:
-        raise _fail(doc, "inst_processors (Python callbacks Qlib runs on each instrument's frame, such as the "
-                         "resampling of multi-frequency configs) are not supported: write the computation as an "
-                         "expression or a processor", f"{where}.kwargs.inst_processors")
+    multi_freq = None
+    if isinstance(handler_body, dict) and isinstance(handler_body.get("kwargs"), dict):
+        multi_freq = _multi_freq(doc, handler_body["kwargs"], where, handler_body.get("class"))
+        handler_body = {**handler_body, "kwargs": {k: v for k, v in handler_body["kwargs"].items()
+                                                   if k not in ("freq", "inst_processors")}}
     handler = _component(doc, handler_body, where, _HANDLER_KEYS)
     hk = handler["kwargs"]
     for key in ("start_time", "end_time"):
@@ -243,12 +233,66 @@ def _dataset(doc: Document, value: Any, path: str, origins: _Origins) -> dict[st
     if body["name"] == "TSDatasetH":  # the model reads step_len-day windows (Qlib's TSDataSampler; default 30)
         dataset[_STEP_LEN] = ((_TS_DEFAULT_STEP_LEN, f"{path}.class") if step_len is None
                               else (step_len, f"{path}.kwargs.step_len"))  # fmt: skip
+    if multi_freq is not None:  # the handler's columns, each group at its frequency (resampled to days)
+        dataset["features"] = {"name": _MULTI_FREQ, "kwargs": {"handler": dataset["features"], **multi_freq}}
+        for key, source in (("handler", where), ("handler.kwargs", f"{where}.kwargs"),
+                            ("freq", f"{where}.kwargs.freq"), ("inst_processors", f"{where}.kwargs.inst_processors")):
+            origins[f"dataset.features.kwargs.{key}"] = source
     return dataset
+
+
+def _check_minute_folders(doc: Document, uri: Any, features: dict[str, Any]) -> None:
+    """A provider_uri per frequency must name a folder for each intraday frequency the handler reads (a single
+    folder is checked against the store when it is opened)."""
+    if features.get("name") != _MULTI_FREQ or not isinstance(uri, dict):
+        return
+    freq = features["kwargs"].get("freq")
+    wanted = freq.values() if isinstance(freq, dict) else [freq]
+    for value in wanted:
+        if isinstance(value, str) and value.strip().lower() not in ("day", "1d") and value not in uri:
+            raise _fail(doc, f"the handler reads {value} bars (its freq), but provider_uri has no {value!r} folder "
+                             f"(it has: {', '.join(map(str, uri))})", "qlib_init.provider_uri")
+
+
+def _multi_freq(doc: Document, hk: dict[str, Any], where: str, handler: Any) -> dict[str, Any] | None:
+    """A handler's ``freq``/``inst_processors`` when they make it multi-frequency (``None`` for Qlib's default: day
+    and no inst_processors). Each inst_processor must be one of the built-in resampling steps, named by class
+    (:mod:`qcore.builtin.qlib_multi_freq`); any other is refused at its key, as is a group without its resampling
+    step, or a frequency or argument qcore does not read."""
+    from qcore.builtin.qlib_multi_freq import AVG15MIN, INST_PROCESSORS, avg15min_groups, group_rules
+
+    freq, processors = hk.get("freq", "day"), hk.get("inst_processors")
+    if freq in ("day", None) and not processors:  # Qlib's defaults: nothing to resample
+        return None
+    items: list[tuple[Any, str]] = []
+    if isinstance(processors, dict):
+        items = [(item, f"{where}.kwargs.inst_processors.{group}.{i}") for group, group_items in processors.items()
+                 if isinstance(group_items, list) for i, item in enumerate(group_items)]  # fmt: skip
+    elif isinstance(processors, list):
+        items = [(item, f"{where}.kwargs.inst_processors.{i}") for i, item in enumerate(processors)]
+    for item, item_path in items:
+        name = item.get("class") if isinstance(item, dict) else None
+        if name not in INST_PROCESSORS:
+            raise _fail(doc, f"inst_processor {name!r} is not supported: inst_processors are Python callbacks Qlib "
+                             "runs on each instrument's frame, which qcore does not import; built in are the "
+                             f"resampling steps of Qlib's multi-frequency examples ({', '.join(INST_PROCESSORS)}, "
+                             "found by class name, module_path ignored). Write other computations as an "
+                             "expression or a processor", f"{item_path}.class" if isinstance(item, dict)
+                        else item_path)  # fmt: skip
+    groups = list(avg15min_groups()) if handler == AVG15MIN else ["feature", "label"]
+    try:
+        group_rules(groups, freq, processors)
+    except ConfigError as exc:
+        raise _fail(doc, exc.message, f"{where}.kwargs.{exc.path}") from None
+    return {"freq": freq, "inst_processors": processors}
 
 
 #: Qlib's records whose ``kwargs.config`` is the backtest (``port_analysis_config``): it becomes ``backtest:``.
 _BACKTEST_RECORDS = ("PortAnaRecord", "MultiPassPortAnaRecord")
 _BACKTEST_RENAMES = {"start_time": "start", "end_time": "end", "exchange_kwargs": "exchange"}
+#: Exchange settings Qlib's older configs give flat in ``backtest`` (``..._Alpha158_multi_freq.yaml``), not in
+#: ``exchange_kwargs``: read with that meaning (Qlib 0.9's ``backtest()`` itself rejects them).
+_FLAT_EXCHANGE = ("limit_threshold", "deal_price", "open_cost", "close_cost", "min_cost", "trade_unit")
 
 
 def _backtest(doc: Document, value: Any, path: str, origins: _Origins) -> dict[str, Any]:
@@ -266,11 +310,24 @@ def _backtest(doc: Document, value: Any, path: str, origins: _Origins) -> dict[s
         origins.component("backtest.executor", f"{path}.executor")
     options = _mapping(doc, body.get("backtest") or {}, f"{path}.backtest")
     for key, item in options.items():
+        if key in _FLAT_EXCHANGE:  # Qlib's older flat form: exchange settings beside the backtest's own
+            exchange = options.get("exchange_kwargs") or {}
+            if isinstance(exchange, dict) and key in exchange:
+                raise _fail(doc, f"{key!r} is given both here and in exchange_kwargs", f"{path}.backtest.{key}")
+            out.setdefault("flat_exchange", {})[key] = item
+            origins[f"backtest.exchange.{key}"] = f"{path}.backtest.{key}"
+            continue
+        if key == "verbose":  # Qlib's older flat form: logging only
+            continue
         target = _BACKTEST_RENAMES.get(key, key)
         if target not in ("start", "end", "account", "benchmark", "exchange", "pos_type"):
             raise _fail(doc, f"unsupported backtest key {key!r}", f"{path}.backtest.{key}")
         out[target] = item
         origins[f"backtest.{target}"] = f"{path}.backtest.{key}"
+    flat = out.pop("flat_exchange", None)
+    if flat is not None:
+        out["exchange"] = {**_mapping(doc, out.get("exchange") or {}, f"{path}.backtest.exchange_kwargs"), **flat}
+        origins.paths.setdefault("backtest.exchange", f"{path}.backtest")
     return out
 
 
@@ -280,6 +337,13 @@ def qcore_register_feature_sets(register: Registrar) -> None:
     register("qlib_data_loader", lazy("qcore.builtin.qlib_loader:qlib_data_loader",
                                       description="Explicit feature and label expressions with their names "
                                                   "(Qlib's QlibDataLoader config)."), aliases=(_QLIB_LOADER,))
+    register(_MULTI_FREQ, lazy("qcore.builtin.qlib_multi_freq:qlib_multi_freq",
+                               description="A Qlib handler with a frequency per column group: minute groups "
+                                           "evaluated on 1-minute bars and resampled to days (ResampleNProcessor, "
+                                           "Resample1minProcessor)."))  # fmt: skip
+    register("Avg15minHandler", lazy("qcore.builtin.qlib_multi_freq:avg15min_handler",
+                                     description="Qlib's multi-frequency example handler: the day's bar and the "
+                                                 "means of its sixteen 15-minute blocks (6 fields)."))  # fmt: skip
 
 
 @hookimpl
@@ -362,6 +426,7 @@ def translate(doc: Document) -> Document:
         "model": _component(doc, task.get("model"), "task.model"),
         "dataset": _dataset(doc, task.get("dataset"), "task.dataset", origins),
     }
+    _check_minute_folders(doc, init["provider_uri"], out["dataset"]["features"])
     sampler = out["dataset"].pop(_SAMPLER, None)
     ts_step_len = out["dataset"].pop(_STEP_LEN, None)
     if ts_step_len is not None and "step_len" not in out["model"]["kwargs"]:  # a model's own step_len wins

@@ -78,6 +78,14 @@ class ExpressionEngine:
         """What planning does with a field the store lacks: ``"error"`` or ``"nan"``."""
         return self._planner.missing_fields
 
+    def at_freq(self, freq: str) -> ExpressionEngine:
+        """An engine like this one (same provider, operators, threads, cache, missing-field policy) reading the
+        store's ``freq`` bars; this engine itself when ``freq`` is its own."""
+        if freq == self.freq:
+            return self
+        return ExpressionEngine(self.provider, self._operators, freq=freq, num_threads=self.num_threads,
+                                cache=self.cache, missing_fields=self.missing_fields)  # fmt: skip
+
     # -- planning ----------------------------------------------------------------------------------------------
 
     def plan(self, expressions: Sequence[str] | Mapping[str, str]) -> Plan:

@@ -29,10 +29,6 @@ KNOWN_FAILURES: dict[str, tuple[str, str]] = {
     **{f"TRA/configs/config_{v}.yaml": ("unsupported data_loader class 'StaticDataLoader'", "a StaticDataLoader "
        "reads pickled frames (refused: unpickling runs code); TRA and MTSDatasetH accept the rest of the config")
        for v in ("alstm", "alstm_tra", "alstm_tra_init", "transformer", "transformer_tra", "transformer_tra_init")},
-    **{f"LightGBM/workflow_config_lightgbm_{v}.yaml": ("a qcore dataset is evaluated at the workflow's frequency",
-                                                       "multi-frequency datasets (1-minute features resampled to "
-                                                       "days by Python inst_processors) are refused, documented")
-       for v in ("Alpha158_multi_freq", "multi_freq")},
 }
 #: The plugins a Qlib benchmark config needs (market adapter, operators and feature sets, models, backtest; the
 #: optional XGBoost/CatBoost models).
@@ -54,6 +50,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
                       if line.upper().startswith("SH000300"))
     with (instruments / "all.txt").open("a") as out:
         out.write("SH000905" + index_line[len("SH000300"):] + "\n")
+    # the multi-frequency configs' 1min folder (QCORE_QLIB_DATA_1MIN): a few days of minute bars in their span
+    synthesize(root.parent / "minute", instruments=4, days=3, start="2008-01-02", seed=3, freq="1min",
+               fundamentals=False)
     return root
 
 
@@ -63,7 +62,8 @@ def kernel() -> Kernel:
 
 
 def _validate(name: str, store: Path, kernel: Kernel) -> None:
-    workflow = read_workflow(EXAMPLES / name, environ={"QCORE_QLIB_DATA": str(store)})
+    workflow = read_workflow(EXAMPLES / name, environ={"QCORE_QLIB_DATA": str(store),
+                                                       "QCORE_QLIB_DATA_1MIN": str(store.parent / "minute")})
     config = workflow.validate(kernel)
     check_components(config, kernel)
 

@@ -1,6 +1,7 @@
 """Qlib YAMLs and frequencies: ``provider_uri`` per frequency (Qlib's nested-execution form) is read as one store
-with a folder per frequency; a handler with a frequency other than day (Qlib's multi-frequency datasets) is refused
-at its key with the reason; MultiPassPortAnaRecord's config becomes the backtest section."""
+with a folder per frequency; a handler with a minute group but no resampling step (Qlib's multi-frequency datasets,
+tests/kernel/test_qlib_multi_freq.py) is refused at its key with the reason; MultiPassPortAnaRecord's config becomes
+the backtest section."""
 
 from __future__ import annotations
 
@@ -58,9 +59,9 @@ def test_handler_freq_day_is_accepted_and_others_refused(tmp_path: Path, kernel:
     read_workflow(_write(tmp_path, day)).validate(kernel)
     multi = _base().replace("    instruments: *market\n", "    instruments: *market\n    freq:\n        label: day\n"
                                                            "        feature: 1min\n", 1)
-    with pytest.raises(ConfigError, match="a qcore dataset is evaluated at the workflow's frequency") as info:
-        read_workflow(_write(tmp_path, multi)).validate(kernel)
-    assert "task.dataset.kwargs.handler.kwargs.freq" in str(info.value) and info.value.line is not None
+    with pytest.raises(ConfigError, match="it needs exactly one resampling inst_processor") as info:
+        read_workflow(_write(tmp_path, multi)).validate(kernel)  # a minute group without its resampling step
+    assert "task.dataset.kwargs.handler.kwargs.freq.feature" in str(info.value) and info.value.line is not None
 
 
 def test_two_backtest_records_must_share_their_config(tmp_path: Path, kernel: Kernel) -> None:

@@ -16,6 +16,7 @@ from qonline.serving import serving_model
 from qonline.store import OnlineFolder
 
 import qcore
+from qcore import hookimpl
 from qcore.cli import cli
 from qcore.config import config_from_mapping
 from qcore.errors import ConfigError, DataError
@@ -150,3 +151,30 @@ def test_cli_predict_simulate_status(tmp_path: Path, kernel: Kernel, rolled: tup
     assert bad.exit_code not in (0, 70) and "--date" in bad.output
     bad = runner.invoke(cli, ["online", "simulate", str(path), "--start", "2019-02-04", "--end", "2019-01-30"])
     assert bad.exit_code not in (0, 70) and "--start" in bad.output
+
+
+class ResampledFeatures:
+    """A test plugin: a feature set with one column resampled from 1-minute bars (a Qlib multi-frequency
+    handler's shape)."""
+
+    @hookimpl
+    def qcore_register_feature_sets(self, register: Any) -> None:
+        from qcore.types import FeatureSet, Resample
+
+        def tiny_minutes() -> FeatureSet:
+            return FeatureSet({"RET5": "$close/Ref($close, 5) - 1", "LAST": "$close"},
+                              {"LABEL0": "Ref($close, -2)/Ref($close, -1) - 1"}, resample={"LAST": Resample("1min")})
+
+        register("tiny_minutes", tiny_minutes)
+
+
+def test_a_feature_set_resampled_from_intraday_bars_is_refused_online(tmp_path: Path) -> None:
+    from qonline.serving import online_feature_set
+
+    kernel = Kernel.load(extra={"tiny": TinyFeatures(), "minutes": ResampledFeatures()}, use_env=False)
+    raw = online_config(tmp_path)
+    assert online_feature_set(config_from_mapping(raw, kernel=kernel), kernel).features["VOL"]
+    raw["dataset"]["features"] = "tiny_minutes"
+    with pytest.raises(ConfigError, match=r"cannot serve columns resampled from intraday bars \(LAST\)") as info:
+        online_feature_set(config_from_mapping(raw, kernel=kernel), kernel)
+    assert info.value.path == "dataset.features"

@@ -12,7 +12,7 @@ import pandas as pd
 
 from qcore.config import WorkflowConfig
 from qcore.kernel import Kernel
-from qonline.serving import ServedModel, data_version, predict_date, serving_model
+from qonline.serving import ServedModel, data_version, online_feature_set, predict_date, serving_model
 from qonline.store import OnlineFolder
 
 
@@ -175,7 +175,6 @@ def monitor(config: WorkflowConfig, kernel: Kernel, provider: Any, folder: Onlin
     import hashlib
     import json
 
-    from qcore.assembly import build_component
     from qcore.errors import DataError
     from qonline.drift import assess, daily_ic, evaluate, feature_psi, recent_days
     from qonline.section import DriftConfig
@@ -198,7 +197,7 @@ def monitor(config: WorkflowConfig, kernel: Kernel, provider: Any, folder: Onlin
         folder.log("monitor", date=str(date.date()), computed=False, retrain=stored.get("retrain"))
         return folder.monitor_path(date), stored, False
     assert config.dataset is not None
-    feature_set = build_component(config, kernel, "feature_set", config.dataset.features, "dataset.features")
+    feature_set = online_feature_set(config, kernel)
     view = _UpTo(provider, date)
     score = pd.concat([folder.read_prediction(d) for d in use]).sort_index()
     if feature_set.labels:

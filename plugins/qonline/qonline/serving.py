@@ -51,6 +51,21 @@ def _needs_dataset(config: WorkflowConfig) -> None:
         raise ConfigError("online serving needs the workflow's dataset and model sections", source=config.source)
 
 
+def online_feature_set(config: WorkflowConfig, kernel: Kernel) -> Any:
+    """The workflow's feature set, built; one with columns resampled from intraday bars (a Qlib multi-frequency
+    handler) is refused: the online routine evaluates its features at the workflow's frequency only."""
+    from qcore.assembly import build_component
+
+    assert config.dataset is not None
+    feature_set = build_component(config, kernel, "feature_set", config.dataset.features, "dataset.features")
+    resampled = sorted(getattr(feature_set, "resample", None) or {})
+    if resampled:
+        shown = ", ".join(resampled[:5]) + (f" and {len(resampled) - 5} more" if len(resampled) > 5 else "")
+        raise config.error(f"the online routine cannot serve columns resampled from intraday bars ({shown}): it "
+                           f"evaluates features at the workflow's frequency ({config.data.freq})", "dataset.features")
+    return feature_set
+
+
 def _rolling_source(config: WorkflowConfig, calendar: pd.DatetimeIndex, date: pd.Timestamp,
                     version: str | None) -> tuple[Any, Path]:  # fmt: skip
     """The window that serves ``date`` and the checkpoint folder holding it."""
@@ -135,7 +150,7 @@ def trading_day(provider: Any, freq: str, date: pd.Timestamp) -> pd.Timestamp:
 def predict_date(config: WorkflowConfig, kernel: Kernel, provider: Any, date: pd.Timestamp,
                  served: ServedModel | None = None) -> tuple[pd.Series, ServedModel]:  # fmt: skip
     """The served model's scores for ``date`` (indexed ``(datetime, instrument)``), from data up to ``date``."""
-    from qcore.assembly import build_component, build_processor, dataset_engine
+    from qcore.assembly import build_processor, dataset_engine
     from qcore.context import RunContext
     from qcore.dataset import PanelDataset
 
@@ -144,7 +159,7 @@ def predict_date(config: WorkflowConfig, kernel: Kernel, provider: Any, date: pd
     assert spec is not None
     trading_day(provider, config.data.freq, date)
     served = served or serving_model(config, kernel, provider, date)
-    feature_set = build_component(config, kernel, "feature_set", spec.features, "dataset.features")
+    feature_set = online_feature_set(config, kernel)
     processors = [build_processor(kernel, p, served.fit_start, served.fit_end) for p in spec.infer_processors]
     start = min(served.fit_start, date) if processors else date
     engine = dataset_engine(RunContext(config=config, kernel=kernel, run=None, provider=provider))
