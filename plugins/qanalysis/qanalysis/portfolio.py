@@ -18,25 +18,34 @@ STATUS = {1: "buy", 0: "hold", -1: "sell"}
 def position_status(positions: pd.DataFrame) -> pd.DataFrame:
     """Each date's held names with ``status`` 1 (bought: not held the date before) or 0 (held before too), plus the
     names held the date before and not any more, with status -1 and their previous weight (Qlib's
-    ``parse_position``). Columns ``weight`` and ``status``, indexed ``(datetime, instrument)``."""
+    ``parse_position``). Columns ``weight`` and ``status``, indexed ``(datetime, instrument)``.
+
+    Vectorised: each holding is a key ``date position * names + name code``; a holding is new when the key one
+    date earlier is absent, and sold on the next date when the key one date later is absent."""
     weights = positions["weight"].astype(float)
-    dates = weights.index.get_level_values(DATE).unique().sort_values()
-    held = {date: weights.xs(date, level=DATE) for date in dates}
-    frames, previous = [], None
-    for date in dates:
-        today = held[date]
-        status = pd.Series(0, index=today.index) if previous is not None else pd.Series(1, index=today.index)
-        if previous is not None:
-            status[~today.index.isin(previous.index)] = 1
-            sold = previous[~previous.index.isin(today.index)]
-            today = pd.concat([today, sold])
-            status = pd.concat([status, pd.Series(-1, index=sold.index)])
-        frames.append(pd.DataFrame({"weight": today.to_numpy(), "status": status.to_numpy(), DATE: date,
-                                    INSTRUMENT: today.index}))  # fmt: skip
-        previous = held[date]
-    if not frames:
+    if weights.empty:
         return pd.DataFrame(columns=["weight", "status"])
-    return pd.concat(frames).set_index([DATE, INSTRUMENT]).sort_index()
+    day_codes, dates = pd.factorize(weights.index.get_level_values(DATE), sort=True)
+    name_codes, names = pd.factorize(weights.index.get_level_values(INSTRUMENT), sort=True)
+    width = len(names)
+    keys = day_codes.astype(np.int64) * width + name_codes
+    ordered = np.sort(keys)
+    held_before = (day_codes > 0) & _contains(ordered, keys - width)
+    sold = (day_codes < len(dates) - 1) & ~_contains(ordered, keys + width)
+    day = np.concatenate([day_codes, day_codes[sold] + 1])
+    name = np.concatenate([name_codes, name_codes[sold]])
+    values = weights.to_numpy()
+    frame = pd.DataFrame({"weight": np.concatenate([values, values[sold]]),
+                          "status": np.concatenate([np.where(held_before, 0, 1), np.full(int(sold.sum()), -1)])},
+                         index=pd.MultiIndex(levels=[pd.DatetimeIndex(dates), pd.Index(names)], codes=[day, name],
+                                             names=[DATE, INSTRUMENT]))  # fmt: skip
+    return frame.sort_index()
+
+
+def _contains(ordered: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Whether each of ``keys`` is in the sorted array ``ordered``."""
+    at = np.searchsorted(ordered, keys)
+    return ordered[np.minimum(at, len(ordered) - 1)] == keys
 
 
 def _with_label(positions: pd.DataFrame, label: pd.Series) -> pd.DataFrame:

@@ -20,7 +20,11 @@ INSTRUMENT = "instrument"
 
 def pred_label(pred: pd.Series, label: pd.Series | None = None) -> pd.DataFrame:
     """``score`` (and ``label``) side by side on the union of their indexes, sorted by ``(datetime, instrument)``."""
-    columns = {"score": pred} if label is None else {"score": pred, "label": label}
+    return _aligned({"score": pred} if label is None else {"score": pred, "label": label})
+
+
+def _aligned(columns: dict[object, pd.Series]) -> pd.DataFrame:
+    """``columns`` side by side on the union of their indexes, sorted by ``(datetime, instrument)``."""
     frame = pd.DataFrame(columns)
     if list(frame.index.names) != [DATE, INSTRUMENT]:
         if set(frame.index.names) != {DATE, INSTRUMENT}:
@@ -54,6 +58,11 @@ def _all_equal(values: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
     """Per group, whether its values are exactly one number. Such a group's correlation is NaN: the rounding of
     its mean leaves residues ~1e-19 that would otherwise correlate as noise (pandas' ``Series.corr``, so Qlib, gives
     NaN or a residue of ~1e-17 there, depending on the count; the ``sig_analysis`` record gives NaN)."""
+    if len(codes) and bool(np.all(codes[1:] >= codes[:-1])):  # rows already grouped (a sorted frame): no sort
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        equal = np.ones(n, dtype=bool)
+        equal[codes[starts]] = np.minimum.reduceat(values, starts) == np.maximum.reduceat(values, starts)
+        return equal
     order = np.lexsort((values, codes))
     v, c = values[order], codes[order]
     first = np.r_[True, c[1:] != c[:-1]]
@@ -220,11 +229,29 @@ def horizon_labels(engine: object, instruments: object, start: object, end: obje
     return frame.astype("float64")
 
 
+def calc_ic_columns(pred: pd.Series, labels: pd.DataFrame) -> dict[object, pd.DataFrame]:
+    """:func:`calc_ic` of ``pred`` against each column of ``labels``, keyed by column: the scores and labels are
+    aligned once (on the union of their indexes) and ranked within dates in one grouped pass over every column."""
+    k = labels.shape[1]
+    frame = _aligned({"score": pred, **{j: labels.iloc[:, j] for j in range(k)}})
+    codes, dates = _codes(frame)
+    x = frame["score"].to_numpy(float)
+    y = frame[list(range(k))].to_numpy(float)
+    ok = ~np.isnan(x)[:, None] & ~np.isnan(y)
+    pairs = np.hstack([np.where(ok, x[:, None], np.nan), np.where(ok, y, np.nan)])
+    ranks = pd.DataFrame(pairs).groupby(codes).rank(method="average").to_numpy(float)  # NaN rows stay unranked
+    out = {}
+    for j, column in enumerate(labels.columns):
+        out[column] = pd.DataFrame({"IC": _grouped_pearson(x, y[:, j], codes, len(dates)),
+                                    "RankIC": _grouped_pearson(ranks[:, j], ranks[:, k + j], codes, len(dates))},
+                                   index=dates)  # fmt: skip
+    return out
+
+
 def ic_decay(pred: pd.Series, labels: pd.DataFrame) -> pd.DataFrame:
     """Mean ``IC`` and ``RankIC`` (and their IRs) of the scores against each horizon's label, one row a horizon."""
     rows = {}
-    for column in labels.columns:
-        ic = calc_ic(pred, labels[column])
+    for column, ic in calc_ic_columns(pred, labels).items():
         summary = ic_summary(ic)
         rows[int(column)] = {"IC": summary["IC"], "RankIC": summary["Rank IC"], "ICIR": summary["ICIR"],
                              "RankICIR": summary["Rank ICIR"]}  # fmt: skip
