@@ -413,6 +413,29 @@ def output_block(rows: int, columns: int) -> np.ndarray:
     return flat.reshape(columns, rows).T
 
 
+class _Background:
+    """``fn(*args)`` started on a daemon thread; :meth:`result` waits for it (and raises what it raised)."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True, name="qcore-output-block")
+        self._thread.start()
+
+    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            self._value = fn(*args)
+        except BaseException as exc:  # handed to the caller of result()
+            self._error = exc
+
+    def result(self) -> Any:
+        """The value, once the thread is done."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 class FrameGather:
     """Gathers each expression's member cells of a query grid into one float32 block as it is emitted.
 
@@ -435,7 +458,15 @@ class FrameGather:
             rows, cols = np.nonzero(mask)
         self._rows, self._cols = rows, cols
         self._flat = rows * len(grid.symbols) + cols
-        self._block = output_block(len(rows), len(self.columns))
+        # mapped on a thread of its own (the system call releases the GIL): the evaluation starts meanwhile
+        self._pending = _Background(output_block, len(rows), len(self.columns))
+        self._ready: np.ndarray | None = None
+
+    @property
+    def _block(self) -> np.ndarray:
+        if self._ready is None:
+            self._ready = self._pending.result()
+        return self._ready
 
     def emit(self, i: int, value: np.ndarray) -> None:
         """Copy the member cells of column ``i``'s query-row panel into the block."""
