@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
 import numpy as np
 import pandas as pd
 
-from qcore import atomic
-from qcore.errors import ConfigError, DataError, QcoreError
+from qcore.errors import ConfigError, QcoreError
+from qcore.modelio import STATE_FILE, has_segment, jsonable, not_fitted, read_state, score_series, write_state
 from qcore.protocols import Dataset, Reweighter
 from qcore.reweight import sample_weights
-
-#: the file beside ``model.json`` that holds the fitted state (feature names, best iteration).
-STATE_FILE = "state.json"
 
 
 @attrs.frozen
@@ -31,18 +26,6 @@ class Segment:
     y: np.ndarray
     weight: np.ndarray | None
     index: pd.Index
-
-
-def has_segment(dataset: Dataset, segment: str) -> bool:
-    """Whether ``dataset`` defines ``segment`` (datasets without a ``segments`` mapping are asked directly)."""
-    segments = getattr(dataset, "segments", None)
-    if segments is not None:
-        return segment in segments
-    try:
-        dataset.xy(segment)
-    except (KeyError, LookupError, QcoreError):
-        return False
-    return True
 
 
 def learning_segment(dataset: Dataset, segment: str, names: Sequence[str] | None = None,
@@ -83,47 +66,12 @@ def feature_matrix(features: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
     return features.iloc[:, [position[name] for name in names]].to_numpy(dtype=np.float32)
 
 
-def score_series(values: np.ndarray, index: pd.Index) -> pd.Series:
-    """Predictions as every model returns them: float64, named ``score``."""
-    return pd.Series(np.asarray(values, dtype=np.float64).reshape(-1), index=index, name="score")
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` with tuples and numpy scalars turned into plain JSON types (for ``model.json``)."""
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    raise ConfigError(f"model parameters must be JSON values to be saved, got {type(value).__name__}: {value!r}")
-
-
-def write_state(folder: Path, state: Mapping[str, Any]) -> None:
-    """Write the fitted state as JSON, atomically."""
-    atomic.write_text(Path(folder) / STATE_FILE, json.dumps(jsonable(state), indent=1) + "\n")
-
-
-def read_state(folder: Path) -> dict[str, Any]:
-    """Read the state written by :func:`write_state`."""
-    path = Path(folder) / STATE_FILE
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError("the saved model has no fitted state", path=str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"invalid JSON ({exc.msg})", path=str(path), row=exc.lineno) from None
-
-
-def not_fitted(model: str) -> QcoreError:
-    """The error for predicting or saving before ``fit``."""
-    return QcoreError(f"the {model} model is not fitted; call fit() first")
-
-
 def check_int(name: str, value: Any, low: int) -> int:
     """``value`` as an int >= ``low``, or a :class:`~qcore.errors.ConfigError` at ``name``."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
         raise ConfigError(f"{name} must be a whole number >= {low}, got {value!r}", path=name)
     return int(value)
+
+
+__all__ = ["STATE_FILE", "Segment", "check_int", "feature_matrix", "has_segment", "jsonable", "learning_segment",
+           "not_fitted", "read_state", "score_series", "write_state"]

@@ -3,33 +3,16 @@
 from __future__ import annotations
 
 import difflib
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from qcore import atomic
-from qcore.errors import ConfigError, DataError, QcoreError
+from qcore.errors import ConfigError, QcoreError
+from qcore.modelio import STATE_FILE, has_segment, jsonable, not_fitted, read_state, score_series, write_state
 from qcore.protocols import Dataset
-
-#: the file beside ``model.json`` that holds a model's fitted state (feature names, coefficients...).
-STATE_FILE = "state.json"
-
-
-def has_segment(dataset: Dataset, segment: str) -> bool:
-    """Whether ``dataset`` defines ``segment`` (datasets without a ``segments`` mapping are asked directly)."""
-    segments = getattr(dataset, "segments", None)
-    if segments is not None:
-        return segment in segments
-    try:
-        dataset.xy(segment)
-    except (KeyError, LookupError, QcoreError):
-        return False
-    return True
 
 
 def labelled(dataset: Dataset, segment: str) -> tuple[pd.DataFrame, pd.Series]:
@@ -51,11 +34,6 @@ def feature_matrix(features: pd.DataFrame, names: Sequence[str], dtype: Any = np
     if list(features.columns) == list(names):
         return features.to_numpy(dtype=dtype)
     return features.loc[:, list(names)].to_numpy(dtype=dtype)
-
-
-def score_series(values: np.ndarray, index: pd.Index) -> pd.Series:
-    """Predictions as the Series every model returns: float64, named ``score``."""
-    return pd.Series(np.asarray(values, dtype=np.float64).reshape(-1), index=index, name="score")
 
 
 def check_known(component: str, given: Mapping[str, Any], known: Iterable[str]) -> None:
@@ -113,39 +91,5 @@ def check_number(name: str, value: Any, *, low: float | None = None, high: float
         raise ConfigError(f"{name} must be <= {high}, got {value!r}", path=key)
 
 
-def jsonable(value: Any) -> Any:
-    """``value`` with tuples, numpy scalars and arrays turned into plain JSON types (for ``model.json``)."""
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    raise ConfigError(f"model parameters must be JSON values to be saved, got {type(value).__name__}: {value!r}")
-
-
-def write_state(folder: Path, state: Mapping[str, Any]) -> None:
-    """Write a model's fitted state as JSON (floats keep every bit: JSON numbers round-trip float64)."""
-    atomic.write_text(Path(folder) / STATE_FILE, json.dumps(jsonable(state), indent=1) + "\n")
-
-
-def read_state(folder: Path) -> dict[str, Any]:
-    """Read the state written by :func:`write_state`."""
-    path = Path(folder) / STATE_FILE
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError("the saved model has no fitted state", path=str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"invalid JSON ({exc.msg})", path=str(path), row=exc.lineno) from None
-
-
-def not_fitted(model: str) -> QcoreError:
-    """The error for predicting or saving before ``fit``."""
-    return QcoreError(f"the {model} model is not fitted; call fit() first")
+__all__ = ["STATE_FILE", "check_choice", "check_known", "check_number", "feature_matrix", "has_segment", "jsonable",
+           "labelled", "not_fitted", "read_state", "score_series", "write_state"]
