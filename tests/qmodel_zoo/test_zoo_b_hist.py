@@ -166,3 +166,14 @@ def test_a_qlib_hist_yaml_runs_on_the_stores_industry_field(tmp_path) -> None:
     config.write_text(sector, encoding="utf-8")
     result = CliRunner().invoke(cli, args)
     assert result.exit_code not in (0, 70) and "no $sector field" in result.output, result.output
+    # Qlib's own config names the CSI 300 files Qlib downloads: absent here, the store's industry field serves
+    qlib_files = ("metric: ic, stock2concept: benchmarks/HIST/qlib_csi300_stock2concept.npy, "
+                  "stock_index: benchmarks/HIST/qlib_csi300_stock_index.npy,")
+    config.write_text(QLIB_HIST.replace("STORE", str(store)).replace("metric: ic,", qlib_files), encoding="utf-8")
+    with pytest.warns(UserWarning, match="Qlib's downloaded CSI 300 concept file and is not here"):
+        result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    own = qlib_files.replace("benchmarks/HIST/qlib_csi300_stock2concept.npy", str(tmp_path / "mine.npy"))
+    config.write_text(QLIB_HIST.replace("STORE", str(store)).replace("metric: ic,", own), encoding="utf-8")
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code not in (0, 70) and "no stock2concept file here" in result.output, result.output

@@ -12,6 +12,9 @@ and unpickles nothing; it takes either
   two-column ``.csv`` (``instrument,row``) naming each stock's row; stocks not listed belong to no concept. Qlib's
   own ``stock_index`` ``.npy`` holds a pickled dict, which is refused (convert it to JSON once).
 
+Qlib's benchmark config names the two CSI 300 files Qlib downloads (:data:`QLIB_DOWNLOADS`); when they are absent the
+config runs unchanged on the store's concepts, with a warning saying so. Any other missing file is an error.
+
 ``model_path`` starts the base from a pre-trained LSTM/GRU (a zoo model folder or a state-dict file), as
 ``GATs`` does. Training: shuffled dates, masked MSE, gradients clipped at 3, early stopping on valid (``metric``
 ``ic``: mean daily IC, as Qlib's benchmark config; ``""``/``"loss"``: the valid loss).
@@ -20,6 +23,7 @@ and unpickles nothing; it takes either
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -55,6 +59,22 @@ def _read_stock_index(path: Path) -> dict[str, int]:
     if not isinstance(mapping, dict) or not all(isinstance(v, int | np.integer) and v >= 0 for v in mapping.values()):
         raise DataError("the stock index must map instrument names to row numbers (integers >= 0)", path=str(path))
     return {str(k).upper(): int(v) for k, v in mapping.items()}
+
+
+#: Where Qlib's HIST benchmark config puts the CSI 300 concept files that Qlib downloads when they are missing.
+QLIB_DOWNLOADS = ("benchmarks/HIST/qlib_csi300_stock2concept.npy", "benchmarks/HIST/qlib_csi300_stock_index.npy")
+
+
+def _qlib_download(stock2concept: str, stock_index: str | None) -> bool:
+    """Whether the files named are Qlib's downloaded CSI 300 concept files and absent: qcore downloads nothing, so
+    Qlib's config runs unchanged on concepts made from the store (one warning says so); a path of the user's own
+    that is missing stays an error."""
+    if (stock2concept, stock_index) != QLIB_DOWNLOADS or Path(stock2concept).expanduser().exists():
+        return False
+    warnings.warn(f"HIST: {stock2concept} is Qlib's downloaded CSI 300 concept file and is not here (qcore downloads "
+                  "nothing): concepts come from the store's industry field instead (concept_field; give the files "
+                  "to use them, or stock2concept: null to say so)", UserWarning, stacklevel=3)
+    return True
 
 
 def concepts_from_files(index: pd.MultiIndex, stock2concept: str, stock_index: str | None) -> np.ndarray:
@@ -156,7 +176,7 @@ class HISTModel(TorchModel):
         if len(base.feature_names) % self.d_feat:
             raise QcoreError(f"d_feat={self.d_feat} does not divide the {len(base.feature_names)} features of a row "
                              "(HIST reads each row as d_feat fields times a number of steps, Alpha360: d_feat=6)")
-        if self.stock2concept is not None:
+        if self.stock2concept is not None and not _qlib_download(self.stock2concept, self.stock_index):
             concepts = concepts_from_files(base.index, self.stock2concept, self.stock_index)
         else:
             concepts = concepts_from_store(dataset, base.index, self.concept_field)
