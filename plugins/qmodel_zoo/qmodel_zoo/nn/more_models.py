@@ -57,9 +57,13 @@ class GATsModel(SequenceModel):
     """Qlib's ``GATs``: a GRU/LSTM base (``base_model``) and graph attention across one day's stocks.
 
     It trains on one date's cross-section per batch (shuffled dates, as Qlib) and predicts day by day, so the
-    attention always spans a day's stocks. ``model_path`` names a pre-trained base: the folder a zoo ``lstm``/``gru``
-    model was saved to, or a state-dict file (``torch.save`` of tensors, or ``.safetensors``) such as Qlib's saved
-    LSTM/GRU; parameters of the same name (``rnn.*``, and the head when shapes agree) start from it, as in Qlib.
+    attention always spans a day's stocks. As in Qlib, the early-stopping loss (``metric`` ``""``/``"loss"``) is the
+    mean over the valid dates of each date's MSE, not the MSE of all valid rows; unlike Qlib, a date with a single
+    stock is not trained on (its attention is trivially that stock). ``model_path`` names a pre-trained base: the
+    folder a zoo ``lstm``/``gru`` model was saved to, or a state-dict file (``torch.save`` of tensors, or
+    ``.safetensors``) such as Qlib's saved LSTM/GRU; parameters of the same name (``rnn.*``, and the head when shapes
+    agree) start from it, as in Qlib. Without it, the base starts from torch's default initialisation, as Qlib's
+    (which copies a freshly built LSTM/GRU's parameters: the same distribution).
     """
 
     registry_name = "gats"
@@ -78,7 +82,7 @@ class GATsModel(SequenceModel):
         super().__init__(params, kwargs, n_epochs=n_epochs, lr=lr, batch_size=batch_size, early_stop=early_stop,
                          loss=loss, optimizer=optimizer, metric=metric, GPU=GPU, seed=seed, weight_decay=weight_decay)
         self._sequence_setup(d_feat, step_len, "daily")
-        self.settings = attrs.evolve(self.settings, by_day=True)
+        self.settings = attrs.evolve(self.settings, by_day=True, daily_loss=True)
         self.hidden_size, self.num_layers, self.dropout = int(hidden_size), int(num_layers), float(dropout)
         self.base_model, self.model_path = base_model, model_path
 

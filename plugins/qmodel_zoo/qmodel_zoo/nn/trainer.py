@@ -54,6 +54,7 @@ class TrainSettings:
     plateau_threshold: float = 1e-4
     plateau_min_lr: float = 1e-5
     by_day: bool = False  # evaluate one date's cross-section per forward pass (networks that mix stocks)
+    daily_loss: bool = False  # valid loss: the mean of each date's MSE (Qlib's GATs), not the MSE of all rows
 
 
 @attrs.define
@@ -168,11 +169,15 @@ def predict_samples(network: nn.Module, samples: Samples, batch_size: int, devic
     return out
 
 
-def valid_metrics(pred: np.ndarray, samples: Samples, metric: str) -> tuple[float, float]:
-    """``(loss, score)`` of predictions on a labelled segment (the score: higher is better)."""
+def valid_metrics(pred: np.ndarray, samples: Samples, metric: str, daily_loss: bool = False) -> tuple[float, float]:
+    """``(loss, score)`` of predictions on a labelled segment (the score: higher is better); ``daily_loss``: the
+    loss is the mean over dates of each date's MSE (dates without a label left out) instead of the pooled MSE."""
     label = samples.label.astype(np.float64)
     keep = ~np.isnan(label)
     loss = float(np.mean((pred[keep] - label[keep]) ** 2)) if keep.any() else float("nan")
+    if daily_loss and keep.any():
+        errors = pd.Series((pred[keep] - label[keep]) ** 2)
+        loss = float(errors.groupby(np.asarray(samples.index.get_level_values("datetime"))[keep]).mean().mean())
     if metric in ("ic", "ric"):
         ic = calc_ic(pd.Series(pred, index=samples.index), pd.Series(label, index=samples.index))
         return loss, float(ic["IC" if metric == "ic" else "RankIC"].mean())
@@ -212,7 +217,7 @@ def train(network: nn.Module, train_set: Samples, valid_set: Samples | None,
 
     def score_valid(samples: Samples) -> tuple[float, float]:
         pred = predict_samples(network, samples, settings.batch_size, device, settings.by_day, objective)
-        return valid_metrics(pred, samples, settings.metric)
+        return valid_metrics(pred, samples, settings.metric, settings.daily_loss)
 
     return run_epochs(network, settings, epoch_step, score_valid if valid_set is not None else None, valid_set,
                       optimizer=optimizer, objective=objective)
