@@ -18,7 +18,6 @@ exist, all of them are used.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -164,19 +163,7 @@ class IGMTFModel(SequenceModel):
         build_memory(self.network, self._samples(dataset, "train", self.feature_names_), self.device)
 
     def _prepare_network(self, network: Any) -> None:
-        if self.model_path is None:
-            return
-        from qmodel_zoo.nn.weights import read_weights
+        if self.model_path is not None:
+            from qmodel_zoo.nn.weights import load_pretrained_base
 
-        pretrained = read_weights(Path(self.model_path).expanduser())
-        own = network.state_dict()
-        shared = {k: v for k, v in pretrained.items() if k in own}
-        if not any(k.startswith("rnn.") for k in shared):
-            raise ConfigError(f"the weights at {self.model_path} hold no recurrent base ('rnn.*') for IGMTF",
-                              path="model_path")
-        wrong = [k for k, v in shared.items() if tuple(v.shape) != tuple(own[k].shape)]
-        if wrong:
-            raise ConfigError(f"the pre-trained base does not fit (base_model, hidden_size, num_layers, d_feat): "
-                              f"{wrong[0]} is {tuple(shared[wrong[0]].shape)}, IGMTF needs "
-                              f"{tuple(own[wrong[0]].shape)}", path="model_path")
-        network.load_state_dict({**own, **shared})
+            load_pretrained_base(network, self.model_path, "IGMTF")

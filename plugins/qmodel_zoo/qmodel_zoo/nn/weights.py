@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from qcore import atomic
-from qcore.errors import DataError, OptionalDependencyError
+from qcore.errors import ConfigError, DataError, OptionalDependencyError
 
 SAFETENSORS_FILE = "weights.safetensors"
 TORCH_FILE = "weights.pt"
@@ -68,3 +68,22 @@ def load_weights(network: nn.Module, folder: Path, device: torch.device) -> None
     """Load the weights :func:`save_weights` wrote into ``network`` (moved to ``device``)."""
     network.load_state_dict(read_weights(Path(folder)))
     network.to(device)
+
+
+def load_pretrained_base(network: nn.Module, model_path: str, model: str) -> None:
+    """Start ``network``'s recurrent base (``rnn.*``) from a pre-trained model's weights at ``model_path`` (a zoo
+    model folder or a state-dict file), as Qlib's GATs, IGMTF and HIST do with ``model_path``: every tensor the two
+    share by name is copied; an error at ``model_path`` when there is no ``rnn.*`` tensor or a shared one has
+    another shape (``base_model``, ``hidden_size``, ``num_layers`` or ``d_feat`` differ)."""
+    pretrained = read_weights(Path(model_path).expanduser())
+    own = network.state_dict()
+    shared = {k: v for k, v in pretrained.items() if k in own}
+    if not any(k.startswith("rnn.") for k in shared):
+        raise ConfigError(f"the weights at {model_path} hold no recurrent base ('rnn.*') for {model}",
+                          path="model_path")
+    wrong = [k for k, v in shared.items() if tuple(v.shape) != tuple(own[k].shape)]
+    if wrong:
+        raise ConfigError(f"the pre-trained base does not fit (base_model, hidden_size, num_layers, d_feat): "
+                          f"{wrong[0]} is {tuple(shared[wrong[0]].shape)}, {model} needs "
+                          f"{tuple(own[wrong[0]].shape)}", path="model_path")
+    network.load_state_dict({**own, **shared})
