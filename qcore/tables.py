@@ -91,8 +91,8 @@ def arrow_table(frame: pd.DataFrame):  # -> pyarrow.Table
         return pa.Table.from_pandas(frame, preserve_index=True)
     schema = pa.Table.from_pandas(frame.iloc[:1], preserve_index=True).schema  # names, types, pandas metadata
     levels = [index.get_level_values(i) for i in range(index.nlevels)]
-    if len(schema) != frame.shape[1] + len(levels):
-        return pa.Table.from_pandas(frame, preserve_index=True)
+    if len(schema) != frame.shape[1] + len(levels) or any(pa.types.is_null(field.type) for field in schema):
+        return pa.Table.from_pandas(frame, preserve_index=True)  # (a first row whose index value is missing)
     arrays = [_float_array(np.ascontiguousarray(frame.iloc[:, j].to_numpy()), schema.field(j).type)
               for j in range(frame.shape[1])]
     arrays += [pa.array(level, type=schema.field(frame.shape[1] + i).type, from_pandas=True)

@@ -78,7 +78,8 @@ def _frames() -> dict[str, pd.DataFrame]:
     return {"features": frame, "instrument-major": frame.swaplevel().sort_index(),
             "by date": frame.xs("S1", level="instrument"), "no NaN": frame.fillna(0.0),
             "range index": frame.reset_index(drop=True), "text columns": frame.reset_index(),
-            "empty": frame.iloc[:0], "integers": pd.DataFrame({"x": [1, 2]}, index=pd.Index(["a", "b"], name="k"))}
+            "empty": frame.iloc[:0], "integers": pd.DataFrame({"x": [1, 2]}, index=pd.Index(["a", "b"], name="k")),
+            "missing first key": pd.DataFrame({"x": [1.0, np.nan]}, index=pd.Index([None, "b"], name="k"))}
 
 
 @pytest.mark.parametrize("name", list(_frames()))
