@@ -187,15 +187,13 @@ def check_dataset(context: RunContext) -> None:
     assert spec is not None and provider is not None
     feature_set = build_component(config, context.kernel, "feature_set", spec.features, "dataset.features")
     strict = ExpressionEngine(provider, context.kernel.registry("operator"), freq=config.data.freq)
+    resample = getattr(feature_set, "resample", None) or {}
     for freq, rule in _frequencies(config, provider, feature_set):  # the day's columns, then each resampled group
-        def at(name: str, rule: Any = rule) -> bool:
-            return (getattr(feature_set, "resample", None) or {}).get(name) == rule
-
-        labels = {k: v for k, v in feature_set.labels.items() if at(k)}
+        labels = {k: v for k, v in feature_set.labels.items() if resample.get(k) == rule}
+        columns = {k: v for k, v in {**feature_set.features, **feature_set.labels}.items() if resample.get(k) == rule}
         _plan_or_fail(config, strict.at_freq(freq), labels, "the label", "a label needs every field it reads")
-        _plan_or_fail(config, dataset_engine(context).at_freq(freq),
-                      {k: v for k, v in {**feature_set.features, **feature_set.labels}.items() if at(k)},
-                      "the feature", "data.missing_fields: nan reads a missing field as NaN")  # fmt: skip
+        _plan_or_fail(config, dataset_engine(context).at_freq(freq), columns, "the feature",
+                      "data.missing_fields: nan reads a missing field as NaN")  # fmt: skip
     instruments = spec.instruments or config.data.universe
     first = min(start for start, _ in spec.segments.values())
     last = max(end for _, end in spec.segments.values())

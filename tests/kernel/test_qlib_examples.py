@@ -43,6 +43,16 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("qlib-examples") / "store"
     synthesize(root, instruments=24, days=3500, start="2007-01-04", seed=3)
+    add_csi500(root)
+    # the multi-frequency configs' 1min folder (QCORE_QLIB_DATA_1MIN): a few days of minute bars in their span
+    synthesize(root.parent / "minute", instruments=4, days=3, start="2008-01-02", seed=3, freq="1min",
+               fundamentals=False)
+    return root
+
+
+def add_csi500(root: Path) -> None:
+    """Give a synthetic store Qlib's ``csi500`` universe and ``SH000905`` benchmark (copies of ``csi300`` and
+    ``SH000300``), which the csi500 configs name."""
     instruments = root / "instruments"
     shutil.copy(instruments / "csi300.txt", instruments / "csi500.txt")
     shutil.copytree(root / "features" / "sh000300", root / "features" / "sh000905")
@@ -50,10 +60,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
                       if line.upper().startswith("SH000300"))
     with (instruments / "all.txt").open("a") as out:
         out.write("SH000905" + index_line[len("SH000300"):] + "\n")
-    # the multi-frequency configs' 1min folder (QCORE_QLIB_DATA_1MIN): a few days of minute bars in their span
-    synthesize(root.parent / "minute", instruments=4, days=3, start="2008-01-02", seed=3, freq="1min",
-               fundamentals=False)
-    return root
 
 
 @pytest.fixture(scope="module")

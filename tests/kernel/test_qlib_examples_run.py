@@ -9,7 +9,6 @@ six TRA research configs are refused on purpose (``tests/kernel/test_qlib_exampl
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.kernel.test_qlib_examples import CONFIGS, EXAMPLES, KNOWN_FAILURES
+from tests.kernel.test_qlib_examples import CONFIGS, EXAMPLES, KNOWN_FAILURES, add_csi500
 
 pytestmark = pytest.mark.slow
 
@@ -49,13 +48,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for i, folder in enumerate(sorted((root / "features").iterdir())):  # Qlib bin: start index, then values
         close = np.fromfile(folder / "close.day.bin", dtype="<f4")
         np.hstack([close[:1], np.full(len(close) - 1, i % 3, "<f4")]).astype("<f4").tofile(folder / "industry.day.bin")
-    instruments = root / "instruments"
-    shutil.copy(instruments / "csi300.txt", instruments / "csi500.txt")
-    shutil.copytree(root / "features" / "sh000300", root / "features" / "sh000905")
-    index_line = next(line for line in (instruments / "all.txt").read_text().splitlines()
-                      if line.upper().startswith("SH000300"))
-    with (instruments / "all.txt").open("a") as out:
-        out.write("SH000905" + index_line[len("SH000300"):] + "\n")
+    add_csi500(root)
     return root
 
 

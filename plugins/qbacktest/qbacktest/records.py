@@ -57,6 +57,21 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _backtest_inputs(context: RunContext, record: str) -> tuple[Any, Any, str | None]:
+    """What a backtest record runs on: the predictions, the workflow's backtest spec and the store's folder; an
+    error naming ``record`` when the workflow has no backtest section or no predictions."""
+    from qbacktest.api import spec_from_workflow
+    from qbacktest.config import SECTION
+
+    config = context.config
+    if SECTION not in config.sections:
+        raise RunError(f"the {record} record needs a backtest section")
+    pred = context.state.pred
+    if pred is None:
+        raise RunError(f"the {record} record needs a model's predictions: add a model section")
+    return pred, spec_from_workflow(config), config.data.provider.kwargs.get("provider_uri")
+
+
 class PortAnaRecord:
     """Run the workflow's ``backtest`` section on the predictions; store ``report_normal_1day``, positions,
     indicators, ``risk.json`` and a self-contained ``report.html``."""
@@ -78,20 +93,13 @@ class PortAnaRecord:
         """Backtest ``context.state.pred``; leaves the result in ``context.state.trading`` and shows
         ``context.state.ic`` in the HTML report when a signal analysis ran before, then the sections other records left
         in ``context.state.report_sections``."""
-        from qbacktest.api import backtest_from_spec, spec_from_workflow
-        from qbacktest.config import SECTION
+        from qbacktest.api import backtest_from_spec
         from qbacktest.html_report import render_html
         from qbacktest.signal import Signal
         from qcore.reporting import collect_sections
 
         config = context.config
-        if SECTION not in config.sections:
-            raise RunError("the port_analysis record needs a backtest section")
-        pred = context.state.pred
-        if pred is None:
-            raise RunError("the port_analysis record needs a model's predictions: add a model section")
-        spec = spec_from_workflow(config)
-        provider_uri = config.data.provider.kwargs.get("provider_uri")
+        pred, spec, provider_uri = _backtest_inputs(context, "port_analysis")
         signal = Signal(pred, source=f"the predictions of model {config.model.name!r}" if config.model else None)
         result = backtest_from_spec(spec, context.provider, context.kernel, signal=signal, provider_uri=provider_uri)
         risk = result.risk()
@@ -176,18 +184,11 @@ class MultiPassPortAnaRecord:
 
     def generate(self, context: RunContext) -> RecordOutput:
         """Backtest ``context.state.pred`` ``pass_num`` times; the passes' statistics, their mean, std and ratio."""
-        from qbacktest.api import backtest_from_spec, spec_from_workflow
-        from qbacktest.config import SECTION
+        from qbacktest.api import backtest_from_spec
         from qbacktest.signal import Signal
 
         config = context.config
-        if SECTION not in config.sections:
-            raise RunError("the MultiPassPortAnaRecord record needs a backtest section")
-        pred = context.state.pred
-        if pred is None:
-            raise RunError("the MultiPassPortAnaRecord record needs a model's predictions: add a model section")
-        spec = spec_from_workflow(config)
-        provider_uri = config.data.provider.kwargs.get("provider_uri")
+        pred, spec, provider_uri = _backtest_inputs(context, "MultiPassPortAnaRecord")
         seed = config.seed if self.seed is None else self.seed
         rows = []
         for i in range(self.pass_num):

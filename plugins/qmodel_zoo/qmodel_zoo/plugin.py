@@ -119,10 +119,6 @@ SINGLE_MODULE_TORCH_MODELS = (
      "GRU forecaster on several labels weighted by a scheduler trained on the valid segment (PyTorch)."),
     ("adarnn", "qmodel_zoo.nn.adarnn", "ADARNNModel", "ADARNN",
      "Stacked GRUs matching hidden-state distributions across periods of the train segment (PyTorch)."),
-)
-
-#: registry name, module, model class, Qlib's class name, description (TabNet, TRA, HIST, TFT).
-ZOO_B_TORCH_MODELS = (
     ("tabnet", "qmodel_zoo.nn.tabnet", "TabnetModel", "TabnetModel",
      "TabNet on feature rows, with self-supervised pre-training on the 'pretrain' segment (PyTorch)."),
     ("tra", "qmodel_zoo.nn.tra", "TRAModel", "TRAModel",
@@ -150,9 +146,6 @@ def qcore_register_models(register: Registrar) -> None:
         register(name, _torch_factory(name, class_name, description, "qmodel_zoo.nn.recurrent_models"),
                  aliases=(qlib_name,), description=description)
     for name, module, class_name, qlib_name, description in SINGLE_MODULE_TORCH_MODELS:
-        register(name, _torch_factory(name, class_name, description, module), aliases=(qlib_name,),
-                 description=description)
-    for name, module, class_name, qlib_name, description in ZOO_B_TORCH_MODELS:
         register(name, _torch_factory(name, class_name, description, module), aliases=(qlib_name,),
                  description=description)
 

@@ -67,14 +67,15 @@ QLIB_DOWNLOADS = ("benchmarks/HIST/qlib_csi300_stock2concept.npy", "benchmarks/H
 
 def _qlib_download(stock2concept: str, stock_index: str | None) -> bool:
     """Whether the files named are Qlib's downloaded CSI 300 concept files and absent: qcore downloads nothing, so
-    Qlib's config runs unchanged on concepts made from the store (one warning says so); a path of the user's own
-    that is missing stays an error."""
-    if (stock2concept, stock_index) != QLIB_DOWNLOADS or Path(stock2concept).expanduser().exists():
-        return False
+    Qlib's config runs unchanged on concepts made from the store; a path of the user's own that is missing stays
+    an error."""
+    return (stock2concept, stock_index) == QLIB_DOWNLOADS and not Path(stock2concept).expanduser().exists()
+
+
+def _warn_store_concepts(stock2concept: str) -> None:
     warnings.warn(f"HIST: {stock2concept} is Qlib's downloaded CSI 300 concept file and is not here (qcore downloads "
                   "nothing): concepts come from the store's industry field instead (concept_field; give the files "
-                  "to use them, or stock2concept: null to say so)", UserWarning, stacklevel=3)
-    return True
+                  "to use them, or stock2concept: null to say so)", UserWarning, stacklevel=4)
 
 
 def concepts_from_files(index: pd.MultiIndex, stock2concept: str, stock_index: str | None) -> np.ndarray:
@@ -179,6 +180,9 @@ class HISTModel(TorchModel):
         if self.stock2concept is not None and not _qlib_download(self.stock2concept, self.stock_index):
             concepts = concepts_from_files(base.index, self.stock2concept, self.stock_index)
         else:
+            if self.stock2concept is not None and not getattr(self, "_warned_store_concepts", False):
+                _warn_store_concepts(self.stock2concept)  # once per model, not per segment
+                self._warned_store_concepts = True
             concepts = concepts_from_store(dataset, base.index, self.concept_field)
         return ConceptSamples(base, concepts)
 
