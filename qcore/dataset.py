@@ -1,9 +1,10 @@
 """Datasets: features and labels of a universe, split into named segments, with fitted processors.
 
 A :class:`PanelDataset` evaluates a feature set once over the whole span of its segments (the engine handles the
-warm-up), then applies processors the way Qlib's ``DataHandlerLP`` does: *infer* processors (normalisation,
-filling) are fitted on the fit window and applied to all data; *learn* processors (dropping rows without a label,
-label normalisation) are applied on top for training. Frames have two-level columns ``("feature" | "label", name)``
+warm-up), or reads it from files (a set with :attr:`~qcore.types.FeatureSet.static` files), then applies processors
+the way Qlib's ``DataHandlerLP`` does: *infer* processors (normalisation, filling) are fitted on the fit window and
+applied to all data; *learn* processors (dropping rows without a label, label normalisation) are applied on top for
+training. Frames have two-level columns ``("feature" | "label", name)``
 as in Qlib, and rows indexed ``(datetime, instrument)``.
 
 :meth:`PanelDataset.ts_view` gives the time-series view recurrent models read: for each row, the ``step_len``
@@ -20,7 +21,7 @@ import attrs
 import numpy as np
 import pandas as pd
 
-from qcore.errors import ConfigError, QcoreError
+from qcore.errors import ConfigError, DataError, QcoreError
 from qcore.protocols import Processor
 from qcore.types import FeatureSet
 
@@ -335,9 +336,13 @@ def build_dataset(
     start = min(s.start for s in parsed.values())
     end = max(s.end for s in parsed.values())
     expressions = {**feature_set.features, **feature_set.labels}
-    frame = _evaluate(engine, feature_set, expressions, instruments, start, end)
-    groups = ["feature"] * len(feature_set.features) + ["label"] * len(feature_set.labels)
-    frame.columns = pd.MultiIndex.from_arrays([groups, list(expressions)])
+    static = getattr(feature_set, "static", None)
+    if static is not None:
+        frame = _read_static(engine, static, instruments, parsed, start, end)
+    else:
+        frame = _evaluate(engine, feature_set, expressions, instruments, start, end)
+        groups = ["feature"] * len(feature_set.features) + ["label"] * len(feature_set.labels)
+        frame.columns = pd.MultiIndex.from_arrays([groups, list(expressions)])
     # described before fitting: the settings that make the processors, not what they learn from the data
     described = ([_describe(p) for p in infer_processors], [_describe(p) for p in learn_processors])
     dataset = PanelDataset(
@@ -355,12 +360,48 @@ def build_dataset(
     if isinstance(version, str) and version:
         resampled = getattr(feature_set, "resample", None)  # a part of the key only when set (keys stay as they were)
         seg = sorted((name, str(s.start), str(s.end)) for name, s in parsed.items())
+        extra: list[Any] = [sorted((k, repr(v)) for k, v in resampled.items())] if resampled else []
+        if static is not None:
+            from qcore.static_frames import fingerprint
+
+            extra.append(fingerprint(static))
         dataset.fingerprint = dataset_fingerprint(
             version, getattr(engine, "freq", "day"), instruments if isinstance(instruments, str) else
             tuple(instruments), sorted(feature_set.features.items()), sorted(feature_set.labels.items()),
-            list(expressions), seg, str(dataset.fit_start), str(dataset.fit_end), described,
-            *([sorted((k, repr(v)) for k, v in resampled.items())] if resampled else []))
+            list(expressions), seg, str(dataset.fit_start), str(dataset.fit_end), described, *extra)
     return dataset
+
+
+def _read_static(engine: Any, static: Any, instruments: str | Sequence[str], segments: Mapping[str, Segment],
+                 start: Any, end: Any) -> pd.DataFrame:
+    """The frame of a feature set's files (:mod:`qcore.static_frames`), cut to the segments' span and to the
+    members of ``instruments`` (a warning counts the rows of non-members); every segment must keep rows."""
+    import warnings
+
+    from qcore.static_frames import read_static, select_rows
+
+    frame = read_static(static)
+    files = ", ".join(static.paths)
+    if len(frame) == 0:
+        raise DataError("the data files hold no rows", path=files)
+    dates = frame.index.get_level_values(0)
+    universe = engine.universe(instruments, start, end) if hasattr(engine, "universe") else None
+    if universe is not None:
+        frame, dropped = select_rows(frame, universe, start, end)
+        if dropped:
+            who = instruments if isinstance(instruments, str) else "the given instruments"
+            warnings.warn(f"{files}: {dropped} row(s) dated {start.date()} .. {end.date()} are of instruments that "
+                          f"are not members of {who} on their date: left out", UserWarning, stacklevel=3)
+    else:
+        frame = frame.loc[start:end]
+    kept = frame.index.get_level_values(0)
+    for name, segment in segments.items():
+        lo, hi = kept.searchsorted(segment.start, "left"), kept.searchsorted(segment.end, "right")
+        if hi <= lo:
+            raise ConfigError(f"segment {name!r} ({segment.start.date()} .. {segment.end.date()}) has no row in the "
+                              f"data files ({files}), which run from {dates.min().date()} to {dates.max().date()}",
+                              path=f"dataset.segments.{name}")  # fmt: skip
+    return frame
 
 
 def _evaluate(engine: Any, feature_set: FeatureSet, expressions: Mapping[str, str], instruments: str | Sequence[str],

@@ -235,6 +235,50 @@ def _resample_map(value: Mapping[str, Resample]) -> Mapping[str, Resample]:
     return MappingProxyType(dict(value))
 
 
+#: The column groups of a dataset frame, and the joins that combine the files of :class:`StaticFiles`.
+COLUMN_GROUPS = ("feature", "label")
+STATIC_JOINS = ("outer", "inner")
+
+
+def _group_files(value: Mapping[str, str]) -> Mapping[str, str]:
+    files = dict(value)
+    for group, path in files.items():
+        if group not in COLUMN_GROUPS:
+            raise ValueError(f"unknown column group {group!r} (groups: {', '.join(COLUMN_GROUPS)})")
+        if not isinstance(path, str) or not path:
+            raise ValueError(f"the {group} group needs a file path, got {path!r}")
+    return MappingProxyType(files)
+
+
+@attrs.frozen
+class StaticFiles:
+    """Columns read from files instead of evaluated from the store (Qlib's ``StaticDataLoader``): features made
+    elsewhere, or precomputed once. :mod:`qcore.static_frames` reads them.
+
+    :ivar groups: column group (``feature``, ``label``) → a file whose columns become that group's.
+    :ivar frame: instead of ``groups``, one file whose columns are ``(group, name)`` pairs already.
+    :ivar join: how the rows of the group files combine: ``outer`` (every row of any file, as Qlib) or ``inner``.
+
+    Files are Parquet, Feather/Arrow IPC, CSV (first two columns the index) or pickled pandas frames (read with
+    :mod:`qcore.safe_pickle`); rows are ``(datetime, instrument)`` (either order).
+    """
+
+    groups: Mapping[str, str] = attrs.field(factory=dict, converter=_group_files)
+    frame: str | None = None
+    join: str = attrs.field(default="outer", validator=attrs.validators.in_(STATIC_JOINS))
+
+    def __attrs_post_init__(self) -> None:
+        if bool(self.groups) == (self.frame is not None):
+            raise ValueError("give either files per column group or one frame file, not both or neither")
+        if self.frame is None and "feature" not in self.groups:
+            raise ValueError("the files need a feature group")
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Every file, in group order."""
+        return (self.frame,) if self.frame is not None else tuple(self.groups.values())
+
+
 @attrs.frozen
 class FeatureSet:
     """Named feature and label expressions, as a feature-set plugin defines them (``alpha158``...).
@@ -243,13 +287,19 @@ class FeatureSet:
     :ivar labels: label column name → expression (``LABEL0`` → ``Ref($close, -2)/Ref($close, -1) - 1``).
     :ivar resample: column name → :class:`Resample`, for columns evaluated on intraday bars and resampled to days
         (Qlib's multi-frequency handlers); every other column is evaluated at the dataset's frequency.
+    :ivar static: columns read from files (:class:`StaticFiles`) instead of evaluated; a set has either
+        expressions or files. Its column names are known once the files are read.
     """
 
-    features: Mapping[str, str] = attrs.field(converter=lambda m: MappingProxyType(dict(m)))
+    features: Mapping[str, str] = attrs.field(factory=dict, converter=lambda m: MappingProxyType(dict(m)))
     labels: Mapping[str, str] = attrs.field(factory=dict, converter=lambda m: MappingProxyType(dict(m)))
     resample: Mapping[str, Resample] = attrs.field(factory=dict, converter=_resample_map)
+    static: StaticFiles | None = attrs.field(default=None, validator=attrs.validators.optional(
+        attrs.validators.instance_of(StaticFiles)))
 
     def __attrs_post_init__(self) -> None:
+        if self.static is not None and (self.features or self.labels or self.resample):
+            raise ValueError("a feature set reads its columns from files or evaluates expressions, not both")
         clash = set(self.features) & set(self.labels)
         if clash:
             raise ValueError(f"names used for both a feature and a label: {', '.join(sorted(clash))}")

@@ -36,8 +36,9 @@ _HANDLER_KEYS = ("start_time", "end_time", "fit_start_time", "fit_end_time", "in
                  "learn_processors", "label", "freq", "process_type", "drop_raw", "data_loader")
 #: Qlib's handlers that read their columns from a ``data_loader`` (and have no columns of their own).
 _LOADER_HANDLERS = ("DataHandlerLP", "DataHandler")
-#: The loader class a ``data_loader`` may name, and the feature set registered for it.
+#: The loader classes a ``data_loader`` may name (each the alias of a feature set registered here).
 _QLIB_LOADER = "QlibDataLoader"
+_STATIC_LOADER = "StaticDataLoader"
 #: ``MTSDatasetH``'s own arguments: they configure the sampler of the model that reads it (its ``sampler``).
 _MTS_KEYS = ("seq_len", "horizon", "num_states", "memory_mode", "batch_size", "n_samples", "shuffle", "drop_last",
              "input_size")
@@ -144,19 +145,19 @@ def _loader(doc: Document, handler: dict[str, Any], where: str, origins: _Origin
                              f"to {' or '.join(_LOADER_HANDLERS)})", f"{where}.kwargs.data_loader")
         return {"name": handler["name"], "kwargs": {}}
     if hk.get("data_loader") is None:
-        raise _fail(doc, f"{handler['name']} needs a data_loader (a {_QLIB_LOADER} with its fields)",
-                    f"{where}.kwargs")
+        raise _fail(doc, f"{handler['name']} needs a data_loader (a {_QLIB_LOADER} with its fields or a "
+                         f"{_STATIC_LOADER} with its files)", f"{where}.kwargs")
     if "label" in hk:
         raise _fail(doc, f"{handler['name']} takes its label from the data_loader's 'label' group",
                     f"{where}.kwargs.label")
     loader_path = f"{where}.kwargs.data_loader"
     loader = _component(doc, hk["data_loader"], loader_path)
-    if loader["name"] != _QLIB_LOADER:
-        raise _fail(doc, f"unsupported data_loader class {loader['name']!r} (supported: {_QLIB_LOADER}; a "
-                         "StaticDataLoader's pickled frames are not read)", f"{loader_path}.class")
+    if loader["name"] not in (_QLIB_LOADER, _STATIC_LOADER):
+        raise _fail(doc, f"unsupported data_loader class {loader['name']!r} (supported: {_QLIB_LOADER}, "
+                         f"{_STATIC_LOADER})", f"{loader_path}.class")
     origins.component("dataset.features", loader_path)
     origins["dataset.features.kwargs"] = f"{loader_path}.kwargs"
-    return {"name": _QLIB_LOADER, "kwargs": loader["kwargs"]}
+    return {"name": loader["name"], "kwargs": loader["kwargs"]}
 
 
 def _label(doc: Document, value: Any, path: str) -> dict[str, str]:
@@ -333,10 +334,13 @@ def _backtest(doc: Document, value: Any, path: str, origins: _Origins) -> dict[s
 
 @hookimpl
 def qcore_register_feature_sets(register: Registrar) -> None:
-    """Qlib's ``QlibDataLoader``: the columns a loader-built handler (``DataHandlerLP``) names explicitly."""
+    """Qlib's loaders (``QlibDataLoader`` expressions, ``StaticDataLoader`` files) and multi-frequency handlers."""
     register("qlib_data_loader", lazy("qcore.builtin.qlib_loader:qlib_data_loader",
                                       description="Explicit feature and label expressions with their names "
                                                   "(Qlib's QlibDataLoader config)."), aliases=(_QLIB_LOADER,))
+    register("static_files", lazy("qcore.builtin.qlib_loader:static_data_loader",
+                                  description="Columns read from files: Parquet, Feather, CSV or pickled pandas "
+                                              "frames (Qlib's StaticDataLoader config)."), aliases=(_STATIC_LOADER,))
     register(_MULTI_FREQ, lazy("qcore.builtin.qlib_multi_freq:qlib_multi_freq",
                                description="A Qlib handler with a frequency per column group: minute groups "
                                            "evaluated on 1-minute bars and resampled to days (ResampleNProcessor, "

@@ -61,6 +61,8 @@ ALLOWED_KERNEL_NAMES: Mapping[tuple[str, str], str] = {
                          "section, whose schema the backtest plugin owns): the translation's target format",
     ("qcore/trading.py", "factor"): "the price adjustment factor (Qlib's $factor), a parameter of the Exchange "
                                     "contract; a plugin's risk model alias happens to be spelled the same",
+    ("qcore/safe_pickle.py", "categorical"): "pandas' module pandas.core.arrays.categorical, allowed to unpickle "
+                                             "pandas' Categorical; a plugin's action interpreter shares the word",
     **{("qcore/expr/parser.py", op): _INFIX_WHY
        for op in ("Add", "Sub", "Mul", "Div", "Power", "Gt", "Ge", "Lt", "Le", "Eq", "Ne", "And", "Or")},
 }  # fmt: skip

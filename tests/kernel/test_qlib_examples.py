@@ -2,9 +2,11 @@
 ``tests/data/qlib_examples/`` with only the data path made ``${QCORE_QLIB_DATA:-~/.qlib/qlib_data/cn_data}``) go
 through ``qcore validate``'s checks against a small synthetic store spanning their dates.
 
-The configs qcore cannot take yet are listed in :data:`KNOWN_FAILURES` with the reason: each is a strict xfail of
-the validation test (it starts failing the day it is fixed, so the list stays true), and a second test checks that
-each is refused for exactly that reason, at the config's key.
+Configs qcore cannot take would be listed in :data:`KNOWN_FAILURES` with the reason, each a strict xfail of the
+validation test (it starts failing the day it is fixed, so the list stays true); today every config validates. The
+six TRA research configs read ``data/feature.pkl`` and ``data/label.pkl`` through a ``StaticDataLoader`` (files
+Qlib's TRA example made from Alpha360); :func:`write_tra_data` writes such files from the store, and the configs are
+validated from the folder that holds them, as Qlib's are run.
 """
 
 from __future__ import annotations
@@ -22,17 +24,31 @@ from qcore.plugins import PluginSelection
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "qlib_examples"
 CONFIGS = sorted(str(p.relative_to(EXAMPLES)) for p in EXAMPLES.rglob("*.yaml"))
-_MODEL = "task.model: unknown model"
-_MTS = "unsupported dataset class 'MTSDatasetH'"
 #: config → (text of the error it is refused with, why).
-KNOWN_FAILURES: dict[str, tuple[str, str]] = {
-    **{f"TRA/configs/config_{v}.yaml": ("unsupported data_loader class 'StaticDataLoader'", "a StaticDataLoader "
-       "reads pickled frames (refused: unpickling runs code); TRA and MTSDatasetH accept the rest of the config")
-       for v in ("alstm", "alstm_tra", "alstm_tra_init", "transformer", "transformer_tra", "transformer_tra_init")},
-}
+KNOWN_FAILURES: dict[str, tuple[str, str]] = {}
+#: The configs that read TRA's data files (``data/feature.pkl``, ``data/label.pkl``) from the current folder.
+TRA_CONFIGS = [name for name in CONFIGS if name.startswith("TRA/configs/")]
 #: The plugins a Qlib benchmark config needs (market adapter, operators and feature sets, models, backtest; the
 #: optional XGBoost/CatBoost models).
 PLUGINS = ("qdata_cn", "qops", "qmodel_zoo", "qbacktest", "qmodel_xgb_cat")
+
+
+def write_tra_data(store: Path, folder: Path, start: str | None = None, end: str | None = None) -> Path:
+    """``folder/data/feature.pkl`` (16 price and volume features of every stock of ``store``) and
+    ``folder/data/label.pkl`` (the 21-day return, TRA's ``horizon``), pickled by pandas as Qlib's TRA example
+    ships them: rows ``(datetime, instrument)``, float32. Returns ``folder``."""
+    import qcore
+
+    provider = qcore.open_provider("qlib_bin", provider_uri=str(store))
+    fields = ("$close", "$open", "$high", "$low", "$vwap", "$volume")
+    features = {f"F{i}": f"Ref({field}, {lag})/$close" if field != "$volume" else f"Ref($volume, {lag})/($volume+1e-12)"
+                for i, (field, lag) in enumerate((f, lag) for lag in (0, 1, 5) for f in fields) if i < 16}
+    frame = qcore.evaluate(features, provider, start=start, end=end)
+    label = qcore.evaluate({"LABEL0": "Ref($close, -21)/Ref($close, -1) - 1"}, provider, start=start, end=end)
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    frame.to_pickle(folder / "data" / "feature.pkl")
+    label.to_pickle(folder / "data" / "label.pkl")
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +83,11 @@ def kernel() -> Kernel:
     return Kernel.load(PluginSelection(enable=PLUGINS, autoload=False), use_env=False)
 
 
+@pytest.fixture(scope="module")
+def tra_folder(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tra_data(store, tmp_path_factory.mktemp("tra"), "2007-06-01", "2021-06-30")
+
+
 def _validate(name: str, store: Path, kernel: Kernel) -> None:
     workflow = read_workflow(EXAMPLES / name, environ={"QCORE_QLIB_DATA": str(store),
                                                        "QCORE_QLIB_DATA_1MIN": str(store.parent / "minute")})
@@ -85,13 +106,18 @@ def test_every_benchmark_config_is_here() -> None:
 @pytest.mark.parametrize("name", [
     pytest.param(n, marks=pytest.mark.xfail(strict=True, raises=ConfigError, reason=KNOWN_FAILURES[n][1]))
     if n in KNOWN_FAILURES else n for n in CONFIGS])
-def test_validates(name: str, store: Path, kernel: Kernel) -> None:
+def test_validates(name: str, store: Path, kernel: Kernel, tra_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if name in TRA_CONFIGS:
+        monkeypatch.chdir(tra_folder)  # Qlib's TRA configs name their data files relative to where they run
     _validate(name, store, kernel)
 
 
-@pytest.mark.parametrize("name", sorted(KNOWN_FAILURES))
-def test_known_failures_fail_for_their_reason(name: str, store: Path, kernel: Kernel) -> None:
+@pytest.mark.parametrize("name", TRA_CONFIGS)
+def test_tra_configs_without_their_data_files_are_refused_at_the_loader(
+        name: str, store: Path, kernel: Kernel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError) as info:
         _validate(name, store, kernel)
-    assert KNOWN_FAILURES[name][0] in str(info.value)
-    assert info.value.source is not None and info.value.source.endswith(name) and info.value.line is not None
+    assert "data/feature.pkl: no such file" in str(info.value)
+    assert str(tmp_path) in str(info.value)  # where relative paths were looked for
+    assert info.value.source is not None and info.value.source.endswith(name) and info.value.line == 10

@@ -3,8 +3,10 @@ for an epoch (or a few boosting rounds), through prediction, signal analysis and
 
 Only the data path, the dates (the store's), the universe size (TopkDropout's ``topk``/``n_drop``), the training
 length and a pre-trained ``model_path`` are changed; everything else is Qlib's file as shipped
-(``tests/data/qlib_examples/``). The multi-frequency configs run in ``tests/kernel/test_qlib_multi_freq.py``; the
-six TRA research configs are refused on purpose (``tests/kernel/test_qlib_examples.py``).
+(``tests/data/qlib_examples/``). The multi-frequency configs run in ``tests/kernel/test_qlib_multi_freq.py``. The
+six TRA research configs run from a folder holding their ``data/feature.pkl`` and ``data/label.pkl`` (written from
+the store), as Qlib's are run; a config that starts from another's weights (``model_init_state``) runs after the
+``*_init`` config that writes them to its ``logdir``, in the same folder.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.kernel.test_qlib_examples import CONFIGS, EXAMPLES, KNOWN_FAILURES, add_csi500
+from tests.kernel.test_qlib_examples import CONFIGS, EXAMPLES, KNOWN_FAILURES, TRA_CONFIGS, add_csi500, write_tra_data
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +28,7 @@ SHORT = {"n_epochs": 1, "max_steps": 2, "num_boost_round": 5, "epochs": 2, "pret
 #: Per model class: what else keeps it short or inside the test's folder (qcore-only keys are fine: qcore runs it).
 EXTRA: dict[str, dict[str, Any]] = {
     "TCTS": {"max_retries": 0},
-    "TRAModel": {"max_steps_per_epoch": 3, "logdir": None},
+    "TRAModel": {"max_steps_per_epoch": 3},
     "TFTModel": {"num_epochs": 1},
     "CatBoostModel": {"num_boost_round": 5},
     # configs that leave the epochs to the model's default (Qlib's: 100 and more)
@@ -94,11 +96,33 @@ def _short(name: str, store: Path, folder: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", RUNS)
-def test_runs(name: str, store: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def tra_data(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """TRA's ``data/`` folder made from the store."""
+    return write_tra_data(store, tmp_path_factory.mktemp("tra-data")) / "data"
+
+
+def _run(name: str, store: Path, folder: Path) -> Any:
     import qcore
 
-    path = _short(name, store, tmp_path)
-    result = qcore.run(path, overrides=["recorder.name=local", f"recorder.kwargs.uri={tmp_path / 'runs'}"])
+    path = _short(name, store, folder)
+    result = qcore.run(path, overrides=["recorder.name=local", f"recorder.kwargs.uri={folder / 'runs'}"])
     assert result.metrics["model.predictions"] > 0
     assert "signal.IC" in result.metrics  # (NaN allowed: a model trained for one epoch may score every stock alike)
+    return result
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_runs(name: str, store: Path, tmp_path: Path, request: pytest.FixtureRequest,
+              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # a config's relative paths (TRA's data/, a logdir's output/) start here
+    if name in TRA_CONFIGS:
+        (tmp_path / "data").symlink_to(request.getfixturevalue("tra_data"), target_is_directory=True)
+        init_state = (yaml.safe_load((EXAMPLES / name).read_text())["task"]["model"]["kwargs"]
+                      .get("model_init_state"))  # fmt: skip
+        if init_state:  # the weights another config writes: run it first, as Qlib's TRA example does
+            source = name.replace(".yaml", "_init.yaml")
+            (tmp_path / "init").mkdir()
+            _run(source, store, tmp_path / "init")
+            assert (tmp_path / init_state).is_file()
+    _run(name, store, tmp_path)

@@ -164,7 +164,7 @@ def test_bad_loader_configs_are_refused_at_their_key(every_plugin: Kernel, confi
 @pytest.mark.parametrize(("old", "new", "message", "path"), [
     ("class: DataHandlerLP", "class: Alpha158", "Alpha158 builds its own columns and takes no data_loader",
      "task.dataset.kwargs.handler.kwargs.data_loader"),
-    ("class: QlibDataLoader", "class: StaticDataLoader", "unsupported data_loader class 'StaticDataLoader'",
+    ("class: QlibDataLoader", "class: NestedDataLoader", "unsupported data_loader class 'NestedDataLoader'",
      "task.dataset.kwargs.handler.kwargs.data_loader.class"),
     ("instruments: csi300", "instruments: csi300\n                    inst_processors: [{class: Resample}]",
      "inst_processor 'Resample' is not supported: inst_processors are Python callbacks",

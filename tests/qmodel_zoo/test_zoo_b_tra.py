@@ -195,7 +195,8 @@ QLIB_TRA = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_a_qlib_tra_yaml_runs_from_the_cli(tmp_path: Path) -> None:
+def test_a_qlib_tra_yaml_runs_from_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
     from qdata_cn.synth import synthesize
 
     from qcore.cli import cli
@@ -207,9 +208,12 @@ def test_a_qlib_tra_yaml_runs_from_the_cli(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(cli, ["validate", str(config)])
     assert result.exit_code == 0, result.output
+    monkeypatch.chdir(tmp_path)  # logdir: output/tra is relative to where the run starts, as in Qlib
     result = runner.invoke(cli, ["run", str(config), "--set", "recorder.name=local", "--set",
                                  f"recorder.kwargs.uri={tmp_path / 'runs'}"])
     assert result.exit_code == 0, result.output
+    weights = torch.load(tmp_path / "output" / "tra" / "model.bin", weights_only=True)  # Qlib's layout
+    assert set(weights) == {"model", "tra"} and weights["tra"]["predictors.weight"].shape[0] == 2
     bad = config.read_text().replace("seq_len: 5", "seq_len: 0")
     config.write_text(bad, encoding="utf-8")
     result = runner.invoke(cli, ["validate", str(config)])

@@ -96,3 +96,28 @@ def test_bad_days_are_data_errors(tmp_path: Path) -> None:
         RiskData(tmp_path).get("2020-01-02")
     with pytest.raises(ConfigError, match="unknown table"):
         RiskData(tmp_path, {"factor_loadings": "x.pkl"})
+
+
+class _RunsCode:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        import builtins
+
+        return (builtins.open, (str(self.marker), "w"))
+
+
+def test_a_risk_pickle_that_names_code_is_refused_before_it_runs(tmp_path: Path) -> None:
+    import pickle
+
+    day = tmp_path / "20200102"
+    day.mkdir()
+    codes = pd.Index(["SH600000", "SH600004"], name="instrument")
+    pd.DataFrame(np.ones((2, 2)), index=codes).to_pickle(day / "factor_exp.pkl")
+    pd.DataFrame(np.eye(2)).to_pickle(day / "factor_cov.pkl")
+    marker = tmp_path / "ran"
+    (day / "specific_risk.pkl").write_bytes(pickle.dumps({"sigma": _RunsCode(marker)}))
+    with pytest.raises(DataError, match=r"specific_risk\.pkl: refused to unpickle: it names io\.open"):
+        RiskData(tmp_path).get("2020-01-02")
+    assert not marker.exists()

@@ -53,11 +53,17 @@ def _needs_dataset(config: WorkflowConfig) -> None:
 
 def online_feature_set(config: WorkflowConfig, kernel: Kernel) -> Any:
     """The workflow's feature set, built; one with columns resampled from intraday bars (a Qlib multi-frequency
-    handler) is refused: the online routine evaluates its features at the workflow's frequency only."""
+    handler) is refused: the online routine evaluates its features at the workflow's frequency only; so is one read
+    from files (``StaticDataLoader``): files hold no day after they were written."""
     from qcore.assembly import build_component
 
     assert config.dataset is not None
     feature_set = build_component(config, kernel, "feature_set", config.dataset.features, "dataset.features")
+    static = getattr(feature_set, "static", None)
+    if static is not None:
+        raise config.error(f"the online routine evaluates each new day's features from the store, but this dataset "
+                           f"reads them from files ({', '.join(static.paths)}); give the features as expressions",
+                           "dataset.features")  # fmt: skip
     resampled = sorted(getattr(feature_set, "resample", None) or {})
     if resampled:
         shown = ", ".join(resampled[:5]) + (f" and {len(resampled) - 5} more" if len(resampled) > 5 else "")

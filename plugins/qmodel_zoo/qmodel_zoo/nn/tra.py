@@ -14,8 +14,10 @@ early stopping.
 Prediction recomputes the memory it needs (every predictor's loss on the dates before and within the segment —
 they do not depend on the router) and then routes date by date, so a saved and restored model predicts exactly as
 the fitted one. ``oracle`` picks, at prediction, the predictor with the lowest loss on the label itself: a
-research diagnostic, as in Qlib. ``logdir`` is accepted and unused (the run's recorder keeps the model and its
-history; Qlib writes TensorBoard logs there).
+research diagnostic, as in Qlib. With ``logdir`` the fitted weights are also written to ``logdir/model.bin`` in
+Qlib's layout, which a later config's ``model_init_state`` reads (TRA's research configs chain ``*_tra_init`` into
+``*_tra`` this way); the run's recorder keeps the model and its history, and Qlib's TensorBoard logs and prediction
+pickles are not written.
 """
 
 from __future__ import annotations
@@ -179,6 +181,9 @@ class TRAModel:
         self.lamb, self.rho, self.seed = float(lamb), float(rho), None if seed is None else int(seed)
         self.eval_train, self.eval_test, self.pretrain = eval_train, eval_test, pretrain
         self.init_state = init_state if init_state is not None else model_init_state
+        if logdir is not None and (not isinstance(logdir, str) or not logdir.strip()):
+            raise ConfigError(f"logdir must be a folder path, got {logdir!r}", path="logdir")
+        self.logdir = logdir
         self.freeze_model, self.freeze_predictors = freeze_model, freeze_predictors
         self.transport_method = transport_method
         self.device = resolve_device(GPU)
@@ -363,7 +368,29 @@ class TRAModel:
         self.network.eval()
         self.feature_names_ = list(data.feature_names)
         self.history_ = history
+        if self.logdir:
+            self._write_logdir_weights(Path(str(self.logdir)).expanduser())
         return self
+
+    def _write_logdir_weights(self, folder: Path) -> None:
+        """``folder/model.bin``: the fitted backbone and head as Qlib's TRA writes them (``{"model": ..., "tra":
+        ...}`` state dicts, CPU tensors only), which a later config's ``model_init_state`` reads (Qlib's
+        ``*_tra_init`` → ``*_tra`` chain); written to a temporary file and renamed."""
+        import os
+        import tempfile
+
+        assert self.network is not None
+        folder.mkdir(parents=True, exist_ok=True)
+        parts = {name: {k: v.detach().cpu() for k, v in module.state_dict().items()}
+                 for name, module in (("model", self.network.model), ("tra", self.network.tra))}
+        fd, tmp = tempfile.mkstemp(prefix=".model.bin.", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                torch.save(parts, out)
+            os.replace(tmp, folder / "model.bin")
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     # -- prediction -------------------------------------------------------------------------------------------------
 

@@ -116,8 +116,10 @@ def _read_table(path: Path, one_column: bool = False) -> pd.DataFrame:
     try:
         if suffix == ".parquet":
             obj = pd.read_parquet(path)
-        elif suffix == ".pkl":
-            obj = pd.read_pickle(path)
+        elif suffix == ".pkl":  # restricted: a risk folder's pickle may name pandas' data classes only
+            from qcore.safe_pickle import read_frame
+
+            obj = read_frame(path)
         elif suffix == ".csv":
             obj = pd.read_csv(path, index_col=0)
         elif suffix == ".h5":
