@@ -67,6 +67,11 @@ class OpContext:
         0 if it listed earlier). Rows above it do not exist for that instrument: operators whose result depends on
         positions inside a window (``IdxMax``, ``Ref(x, 0)``) start there.
     :ivar num_threads: threads a kernel may use (0: its default).
+    :ivar out_dtype: the dtype this call's result is stored in, when it goes straight to the output (an
+        expression's root that no other node reads) and the output is narrower than a kernel's float64: an
+        operator may then return its result already rounded into this dtype (computed at its own precision and
+        rounded once, the same bits as rounding afterwards), sparing a wide temporary. None: return what it
+        computes.
     """
 
     dates: Any
@@ -74,6 +79,7 @@ class OpContext:
     mask: np.ndarray | None = None
     first_rows: np.ndarray | None = None
     num_threads: int = 0
+    out_dtype: Any = None
 
 
 def no_lookback(*_args: Any) -> tuple[float, float]:

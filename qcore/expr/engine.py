@@ -141,7 +141,7 @@ class ExpressionEngine:
             plan = self.plan(expressions)
         grid = query_grid(self.provider, self.freq, instruments, start, end)
         gather = FrameGather(grid, plan.names, index)
-        self._compute(plan, instruments, grid, gather.emit)
+        self._compute(plan, instruments, grid, gather.emit, np.float32)
         return gather.frame()
 
     def universe(self, instruments: str | Sequence[str], start: object, end: object) -> Universe:
@@ -164,7 +164,7 @@ class ExpressionEngine:
         def emit(i: int, value: np.ndarray) -> None:
             results[i] = np.ascontiguousarray(value, dtype=value.dtype if dtype is None else dtype)
 
-        self._compute(plan, instruments, grid, emit)
+        self._compute(plan, instruments, grid, emit, dtype)
         data = {f"e{i}": results[i] for i in range(len(plan.roots))}
         return Panel(grid.dates, grid.symbols, data), membership_mask(grid.universe, grid.dates, grid.symbols)
 
@@ -174,8 +174,10 @@ class ExpressionEngine:
         instruments: str | Sequence[str],
         grid: Grid,
         emit: Callable[[int, np.ndarray], None],
+        out_dtype: Any = None,
     ) -> None:
-        """Evaluate ``plan`` on ``grid``, calling ``emit(i, query_rows)`` once per root (from the cache if it can)."""
+        """Evaluate ``plan`` on ``grid``, calling ``emit(i, query_rows)`` once per root (from the cache if it can);
+        ``emit`` stores roots in ``out_dtype`` (None: as computed)."""
         dates, symbols = grid.dates, grid.symbols
         calendar = self.provider.calendar(self.freq)
         missing = list(range(len(plan.roots)))
@@ -208,4 +210,4 @@ class ExpressionEngine:
             emit(i, rows_value)
 
         dates_run = calendar[window.load_lo : window.load_hi + 1]
-        self._evaluator.run(todo, columns_run, dates_run, instruments, emit_rows)
+        self._evaluator.run(todo, columns_run, dates_run, instruments, emit_rows, out_dtype)

@@ -106,11 +106,13 @@ class GraphEvaluator:
         dates: pd.DatetimeIndex,
         instruments: str | Sequence[str],
         emit: Callable[[int, np.ndarray], None],
+        out_dtype: Any = None,
     ) -> None:
         """Evaluate ``plan`` on the loaded rows ``dates`` and columns ``symbols``; ``emit(i, panel)`` once per root.
 
         Membership (what cross-sectional operators rank over) is the market's when ``instruments`` names one, else
-        each symbol's data range.
+        each symbol's data range. ``out_dtype``: the dtype ``emit`` stores roots in (float32 for frames), which
+        operators computing a root may round into directly (:attr:`~qcore.operators.OpContext.out_dtype`).
         """
         raw = FieldsOnDemand(self.provider, symbols, dates, self.freq, self.stored)
         data_range = clip_universe({s: sp for s, sp in self.provider.universe("all").items() if s in symbols})
@@ -118,7 +120,7 @@ class GraphEvaluator:
         market = instruments if isinstance(instruments, str) else None
         member = membership_mask(self.provider.universe(market) if market else data_range, dates, symbols)
         context = OpContext(dates, symbols, member, first_rows, self.num_threads)
-        self.evaluate_graph(plan, raw, context, first_rows, last_rows, emit)
+        self.evaluate_graph(plan, raw, context, first_rows, last_rows, emit, out_dtype=out_dtype)
 
     def evaluate_graph(
         self,
@@ -129,6 +131,7 @@ class GraphEvaluator:
         last_rows: np.ndarray,
         emit: Callable[[int, np.ndarray], None],
         workers: int | None = None,
+        out_dtype: Any = None,
     ) -> None:
         """Compute every node once; emit each root as soon as it exists and free what is no longer needed.
 
@@ -138,7 +141,7 @@ class GraphEvaluator:
         workers = usable_workers(self.num_threads) if workers is None else workers
         if workers > 1:
             context = attrs.evolve(context, num_threads=1)
-        run = _GraphRun(self, plan, raw, context, first_rows, last_rows, emit)
+        run = _GraphRun(self, plan, raw, context, first_rows, last_rows, emit, out_dtype)
         run.emit_uncomputed_roots()
         order = grouped_order(plan.order, plan.roots, run.siblings)
         if workers <= 1 or len(order) <= 1:
@@ -234,12 +237,15 @@ class _GraphRun:
         first_rows: np.ndarray,
         last_rows: np.ndarray,
         emit: Callable[[int, np.ndarray], None],
+        out_dtype: Any = None,
     ) -> None:
         self.evaluator = evaluator
         self.operators = evaluator.operators
         self.plan = plan
         self.raw = raw
         self.context = context
+        #: the context of a call computing a root that no other node reads, when roots are stored narrower
+        self.root_context = None if out_dtype is None else attrs.evolve(context, out_dtype=np.dtype(out_dtype))
         self.emit = emit
         self.consumers: dict[Node, int] = {}
         for node in plan.order:
@@ -346,6 +352,8 @@ class _GraphRun:
         elif op.instrument_param is not None:
             result = self.evaluator.on_instrument(node, op, bound, context, self.plan.collapses)
         else:
+            if self.root_context is not None and node in self.root_slots and node not in self.consumers:
+                context = self.root_context  # an output only: the operator may round into the stored dtype
             result = self.finished(node, op, op.compute(context, *self.arguments(op, bound)))
         for i in self.root_slots.get(node, ()):
             self.emit(i, result)

@@ -145,6 +145,37 @@ def test_the_graph_evaluator_runs_a_plan_on_loaded_rows(market: RandomMarket, op
     assert out[2].shape == close.shape and (out[2] == 2).all()
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_an_output_only_call_may_round_into_the_stored_dtype(market: RandomMarket, operators: dict,
+                                                             threads: int) -> None:
+    """A root no other node reads is computed with ``OpContext.out_dtype`` set to the dtype its output is stored in
+    (float32 for a frame): element-wise arithmetic then rounds once into float32, the same bits as computing in
+    float64 and rounding afterwards; a node another reads, and a run that keeps computed dtypes, see None."""
+    import attrs
+
+    from qcore.expr.engine import ExpressionEngine
+
+    seen: dict[str, object] = {}
+    div = operators["Div"]
+
+    def spy(ctx, x, y):
+        seen[f"{np.asarray(x).dtype}/{np.asarray(y).dtype}@{ctx.out_dtype}"] = ctx.out_dtype
+        return div.compute(ctx, x, y)
+
+    spied = {**operators, "Div": attrs.evolve(div, compute=spy)}
+    exprs = {"root": "Mean($close, 5) / $close", "inner": "Mean($close, 5) / $close + 1",
+             "narrow": "Std($close, 10) / Mean($volume, 3)"}
+    frame = ExpressionEngine(market, spied, num_threads=threads).evaluate(exprs)
+    assert seen == {"float64/float64@float32": np.dtype(np.float32), "float64/float64@None": None}
+    engine = ExpressionEngine(market, operators, num_threads=threads)
+    seen.clear()
+    panel, mask = ExpressionEngine(market, spied, num_threads=threads).evaluate_panel(engine.plan(exprs), dtype=None)
+    assert set(seen.values()) == {None} and panel["e0"].dtype == np.float64
+    for i, name in enumerate(exprs):  # the frame's cells are the wide results rounded, bit for bit
+        wide = panel[f"e{i}"].astype(np.float32)[mask]
+        np.testing.assert_array_equal(frame[name].to_numpy().view(np.int32), wide.view(np.int32))
+
+
 def test_frame_gather_writes_either_order(market: RandomMarket) -> None:
     grid = query_grid(market, "day", "odd", market.dates[5], market.dates[9])
     panel = np.arange(len(grid.dates) * len(grid.symbols), dtype=np.float64).reshape(len(grid.dates), -1)

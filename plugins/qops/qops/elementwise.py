@@ -45,11 +45,24 @@ def _target(*args: Any) -> np.ndarray | None:
     return None
 
 
+def _narrowed(ctx: OpContext, *args: Any) -> np.ndarray | None:
+    """A fresh array of the context's ``out_dtype`` for a ufunc result that is wider (a float64 root stored as
+    float32): the ufunc computes in its own precision and rounds once into it, as rounding afterwards would."""
+    if ctx.out_dtype is None:
+        return None
+    dtype = np.result_type(*args)
+    if dtype.kind != "f" or dtype.itemsize <= ctx.out_dtype.itemsize:
+        return None
+    return np.empty(np.broadcast_shapes(*(np.shape(a) for a in args)), dtype=ctx.out_dtype)
+
+
 def _unary(name: str, fn: Any, description: str, fills_missing: bool = False, ufunc: bool = False) -> Operator:
     def compute(ctx: OpContext, x: Any) -> np.ndarray:
         x = _real(x)
         with np.errstate(all="ignore"):
-            out = _target(x) if ufunc else None
+            out = (_narrowed(ctx, x) if ufunc else None)
+            if out is None and ufunc:
+                out = _target(x)
             return fn(x, out=out) if out is not None else np.asarray(fn(x))
 
     return Operator(name, (X,), compute, description=description, fills_missing=fills_missing, overwrites_input=ufunc)
@@ -59,7 +72,9 @@ def _binary(name: str, fn: Any, description: str, fills_missing: bool = False, u
     def compute(ctx: OpContext, x: Any, y: Any) -> np.ndarray:
         x, y = _real(x), _real(y)
         with np.errstate(all="ignore"):
-            out = _target(x, y) if ufunc else None
+            out = _narrowed(ctx, x, y) if ufunc else None
+            if out is None and ufunc:
+                out = _target(x, y)
             return fn(x, y, out=out) if out is not None else np.asarray(fn(x, y))
 
     return Operator(
