@@ -76,3 +76,25 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     assert f"mlflow refused to open the tracking store sqlite:///{bad}" in result.output
     assert bad.read_bytes() == b"not a database at all" * 10
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, True), ("false", False)])
+def test_mlflow_telemetry_is_off_unless_the_user_asked_for_it(tmp_path: Path, given: str | None,
+                                                              expected: bool) -> None:
+    """MLflow 3 would send usage events to its servers; a run through the recorder sends nothing unless the user
+    set ``MLFLOW_DISABLE_TELEMETRY`` themselves (in a fresh process: MLflow reads the switch when it starts)."""
+    import subprocess
+    import sys
+
+    code = ("from qcore.kernel import Kernel\n"
+            f"r = Kernel.load(use_env=False).create('recorder', 'mlflow', tracking_uri='sqlite:///{tmp_path}/m.db', "
+            f"artifact_root='{tmp_path}/art')\n"
+            "r.start_run('telemetry', 'run')\n"
+            "from mlflow.environment_variables import MLFLOW_DISABLE_TELEMETRY\n"
+            "print(MLFLOW_DISABLE_TELEMETRY.get())\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK")}
+    if given is not None:
+        env["MLFLOW_DISABLE_TELEMETRY"] = given
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == str(expected)

@@ -32,7 +32,13 @@ def default_tracking_uri(folder: str | os.PathLike[str] | None = None) -> str:
     return f"sqlite:///{path}"
 
 
+#: MLflow 3 sends usage telemetry to its servers unless told not to; qcore works offline and sends nothing, so the
+#: recorder turns it off before MLflow is first imported. A user who sets the variable (to ``false``) keeps theirs.
+TELEMETRY_SWITCH = "MLFLOW_DISABLE_TELEMETRY"
+
+
 def _client(tracking_uri: str) -> Any:
+    os.environ.setdefault(TELEMETRY_SWITCH, "true")  # before the import: MLflow reads it when it starts
     try:
         from mlflow.tracking import MlflowClient
     except ImportError as exc:  # pragma: no cover - the distribution depends on mlflow
