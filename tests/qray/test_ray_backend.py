@@ -86,6 +86,19 @@ def test_missing_ray_gives_the_pip_hint(monkeypatch: pytest.MonkeyPatch) -> None
         import_ray()
 
 
+@pytest.mark.parametrize(("given", "expected"), [(None, "0"), ("1", "1")])
+def test_ray_usage_statistics_are_off_unless_the_user_turned_them_on(monkeypatch: pytest.MonkeyPatch,
+                                                                      given: str | None, expected: str) -> None:
+    from qray.backend import USAGE_STATS_SWITCH, import_ray
+
+    if given is None:
+        monkeypatch.delenv(USAGE_STATS_SWITCH, raising=False)
+    else:
+        monkeypatch.setenv(USAGE_STATS_SWITCH, given)
+    import_ray()
+    assert os.environ[USAGE_STATS_SWITCH] == expected
+
+
 def _python(code: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=timeout,

@@ -10,6 +10,7 @@ connected uses that connection and leaves it up on :meth:`RayBackend.shutdown`; 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -23,8 +24,15 @@ _ADDRESS = re.compile(r"^(auto|local|ray://[\w.\-]+:\d+|[\w.\-]+:\d+)$")
 INSTALL_HINT = "pip install 'ray>=2.60,<3' (or pip install -e plugins/qray)"
 
 
+#: Ray reports usage statistics to its makers from a cluster it starts unless told not to; qcore sends nothing, so
+#: Ray is told before it is imported (a user who sets the variable keeps theirs).
+USAGE_STATS_SWITCH = "RAY_USAGE_STATS_ENABLED"
+
+
 def import_ray() -> Any:
-    """The ``ray`` module, or an :class:`OptionalDependencyError` with the pip command."""
+    """The ``ray`` module (usage statistics off unless the user turned them on), or an
+    :class:`OptionalDependencyError` with the pip command."""
+    os.environ.setdefault(USAGE_STATS_SWITCH, "0")
     try:
         import ray
     except ImportError:

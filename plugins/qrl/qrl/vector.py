@@ -13,6 +13,7 @@ Ray is imported only when ``ray`` is asked for: tianshou's ``tianshou.env`` impo
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ def connect_ray(address: str | None) -> RayConnection:
     (``RAY_ADDRESS`` when set, else a local instance)."""
     if not ray_installed():
         raise OptionalDependencyError("trainer.vector_env 'ray'", "ray", RAY_INSTALL)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a Ray instance qcore starts reports nothing
     import ray
 
     if ray.is_initialized():
