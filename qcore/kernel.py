@@ -83,7 +83,14 @@ class Kernel:
         :param strict: raise on a plugin that fails to load instead of skipping it with a warning.
         :param extra: plugin objects to register by name (handy in tests and notebooks).
         :param use_env: honour ``QCORE_PLUGINS`` and ``QCORE_DISABLE_PLUGIN_AUTOLOAD``.
+
+        Loading also stops numpy from asking for transparent huge pages (:func:`qcore.memory.avoid_hugepage_stalls`;
+        ``NUMPY_MADVISE_HUGEPAGE`` set by the user keeps their choice): large frames are then written without waiting
+        on memory compaction.
         """
+        from qcore.memory import avoid_hugepage_stalls
+
+        avoid_hugepage_stalls()
         merged = PluginSelection.from_env() if use_env else PluginSelection()
         if selection is not None:
             merged = merged.then(selection)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import time
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -186,7 +187,10 @@ def run_workflow(config: WorkflowConfig, kernel: Kernel, *, run_name: str | None
                 steps.append(_model_step)
         steps += [_record_step(spec) for spec in config.records]
         for step in steps:
+            began = time.perf_counter()
             step_metrics, artifacts = step(context)
+            logger.info("step %s: %.2f s", step.__name__.removeprefix("_").removesuffix("_step"),
+                        time.perf_counter() - began)
             if step_metrics:
                 run.log_metrics(step_metrics)
                 metrics.update(step_metrics)
