@@ -72,6 +72,74 @@ def _all_equal(values: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
     return equal
 
 
+def grouped_average_rank(values: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Each column of ``values`` (rows × columns) ranked within the rows of its group ``codes``: 1-based, ties
+    averaged, NaN left unranked — pandas' ``groupby(codes).rank(method="average")``, bit for bit (every rank is a
+    whole or half number, exact in float64).
+
+    Rows grouped together (``codes`` non-decreasing, as a frame sorted by date gives them) are laid out as one row
+    of a ``groups × largest group`` table per column and sorted along it, all groups at once; other orders take one
+    sort of the whole column by group and value."""
+    values = np.asarray(values, dtype=np.float64)
+    codes = np.asarray(codes)
+    flat = values.ndim == 1
+    table = values[:, None] if flat else values
+    out = np.full(table.shape, np.nan)
+    if len(codes) == 0:
+        return out[:, 0] if flat else out
+    if bool(np.all(codes[1:] >= codes[:-1])):
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        sizes = np.diff(np.r_[starts, len(codes)])
+        width = int(sizes.max())
+        slot = np.arange(width)
+        present = slot[None, :] < sizes[:, None]  # groups × width: which cells hold a row
+        rows = (starts[:, None] + slot[None, :])[present]
+        for j in range(table.shape[1]):
+            grid = np.full(present.shape, np.nan)
+            grid[present] = table[rows, j]
+            out[rows, j] = _ranks_along_rows(grid)[present]
+        return out[:, 0] if flat else out
+    for j in range(table.shape[1]):  # rows of a group scattered: one sort by group, then value
+        order = np.lexsort((table[:, j], codes))
+        column, c = table[order, j], codes[order]
+        new_group = np.r_[True, c[1:] != c[:-1]]
+        group_start = np.maximum.accumulate(np.where(new_group, np.arange(len(c)), 0))
+        ranks = _run_average(column, new_group) - group_start
+        out[order, j] = ranks
+    return out[:, 0] if flat else out
+
+
+def _ranks_along_rows(grid: np.ndarray) -> np.ndarray:
+    """1-based average ranks of each row of ``grid`` among its own values (NaN unranked)."""
+    order = np.argsort(grid, axis=1, kind="stable")  # NaN last
+    ranked = np.take_along_axis(grid, order, axis=1)
+    width = grid.shape[1]
+    first = np.zeros_like(ranked, dtype=bool)
+    first[:, 0] = True
+    first[:, 1:] = ranked[:, 1:] != ranked[:, :-1]  # a run of equal values starts (each NaN its own run)
+    slot = np.broadcast_to(np.arange(width), ranked.shape)
+    run_start = np.maximum.accumulate(np.where(first, slot, 0), axis=1)
+    last = np.zeros_like(first)
+    last[:, -1] = True
+    last[:, :-1] = first[:, 1:]
+    run_end = np.flip(np.minimum.accumulate(np.flip(np.where(last, slot, width), axis=1), axis=1), axis=1)
+    sorted_ranks = np.where(np.isnan(ranked), np.nan, (run_start + run_end) / 2.0 + 1.0)
+    out = np.empty_like(sorted_ranks)
+    np.put_along_axis(out, order, sorted_ranks, axis=1)
+    return out
+
+
+def _run_average(sorted_values: np.ndarray, new_group: np.ndarray) -> np.ndarray:
+    """For values sorted within groups: each position's average 1-based position over its run of equal values
+    (NaN: NaN), counted from the start of the whole array."""
+    n = len(sorted_values)
+    new_run = new_group | np.r_[True, sorted_values[1:] != sorted_values[:-1]]
+    starts = np.flatnonzero(new_run)
+    ends = np.r_[starts[1:], n] - 1
+    run = np.cumsum(new_run) - 1
+    return np.where(np.isnan(sorted_values), np.nan, (starts[run] + ends[run]) / 2.0 + 1.0)
+
+
 def calc_ic(pred: pd.Series, label: pd.Series) -> pd.DataFrame:
     """Per-date ``IC`` (Pearson) and ``RankIC`` (Spearman, average ties over the present pairs) — Qlib's
     ``calc_ic`` with ``dropna=False``: every date of either index, NaN where undefined."""
@@ -79,10 +147,8 @@ def calc_ic(pred: pd.Series, label: pd.Series) -> pd.DataFrame:
     codes, dates = _codes(frame)
     x, y = frame["score"].to_numpy(float), frame["label"].to_numpy(float)
     ok = ~np.isnan(x) & ~np.isnan(y)
-    rx, ry = np.full(len(x), np.nan), np.full(len(y), np.nan)
-    grouped = pd.DataFrame({"x": x[ok], "y": y[ok]}).groupby(codes[ok])
-    ranks = grouped.rank(method="average")
-    rx[ok], ry[ok] = ranks["x"].to_numpy(), ranks["y"].to_numpy()
+    ranks = grouped_average_rank(np.column_stack([np.where(ok, x, np.nan), np.where(ok, y, np.nan)]), codes)
+    rx, ry = ranks[:, 0], ranks[:, 1]
     return pd.DataFrame({"IC": _grouped_pearson(x, y, codes, len(dates)),
                          "RankIC": _grouped_pearson(rx, ry, codes, len(dates))}, index=dates)  # fmt: skip
 
@@ -239,7 +305,7 @@ def calc_ic_columns(pred: pd.Series, labels: pd.DataFrame) -> dict[object, pd.Da
     y = frame[list(range(k))].to_numpy(float)
     ok = ~np.isnan(x)[:, None] & ~np.isnan(y)
     pairs = np.hstack([np.where(ok, x[:, None], np.nan), np.where(ok, y, np.nan)])
-    ranks = pd.DataFrame(pairs).groupby(codes).rank(method="average").to_numpy(float)  # NaN rows stay unranked
+    ranks = grouped_average_rank(pairs, codes)  # NaN rows stay unranked
     out = {}
     for j, column in enumerate(labels.columns):
         out[column] = pd.DataFrame({"IC": _grouped_pearson(x, y[:, j], codes, len(dates)),
