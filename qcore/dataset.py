@@ -4,8 +4,8 @@ A :class:`PanelDataset` evaluates a feature set once over the whole span of its 
 warm-up), or reads it from files (a set with :attr:`~qcore.types.FeatureSet.static` files), then applies processors
 the way Qlib's ``DataHandlerLP`` does: *infer* processors (normalisation, filling) are fitted on the fit window and
 applied to all data; *learn* processors (dropping rows without a label, label normalisation) are applied on top for
-training. Frames have two-level columns ``("feature" | "label", name)``
-as in Qlib, and rows indexed ``(datetime, instrument)``.
+training. Frames have two-level columns ``("feature" | "label", name)`` as in Qlib, and rows indexed
+``(datetime, instrument)``.
 
 :meth:`PanelDataset.ts_view` gives the time-series view recurrent models read: for each row, the ``step_len``
 rows of the same instrument ending there, taken from one dense array without copying it per sample.
