@@ -67,6 +67,13 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset({
     ("pandas._libs.missing", "NA"), ("pandas._libs.missing", "NAType"),
     ("pytz", "_p"), ("pytz", "_UTC"), ("zoneinfo", "ZoneInfo"),
 })
+def _numpy_2() -> bool:
+    import numpy as np
+
+    return hasattr(np, "_core")
+
+
+_NUMPY_2 = _numpy_2()
 #: Modules whose every name that is a time offset class (``Day``, ``BusinessDay``, ``MonthEnd``...) is allowed.
 _OFFSETS = ("pandas._libs.tslibs.offsets", "pandas.tseries.offsets")
 
@@ -94,6 +101,8 @@ class _FrameUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         module, name = self._renames.get((module, name), (module, name))
+        if module.startswith("numpy.core.") and _NUMPY_2:  # numpy 1's path of what numpy 2 keeps in numpy._core
+            module = "numpy._core." + module.removeprefix("numpy.core.")
         if (module, name) in ALLOWED:
             return super().find_class(module, name)
         if module in _OFFSETS and name.isidentifier() and not name.startswith("_"):

@@ -100,3 +100,26 @@ def test_damaged_or_other_pickles_are_data_errors(data: bytes, message: str) -> 
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"nothere\.pkl: cannot read"):
         read_frame(tmp_path / "nothere.pkl")
+
+
+OLD = Path(__file__).resolve().parents[1] / "data" / "pickles"
+
+
+def test_pickles_of_pandas_1_read_as_written() -> None:
+    """Files pandas 1.5.3 / numpy 1.26 wrote (``tests/data/pickles/README.md``), as Qlib's TRA data files were."""
+    from qcore.static_frames import read_static
+    from qcore.types import StaticFiles
+
+    index = pd.MultiIndex.from_product([pd.date_range("2020-01-01", periods=4), ["SH600000", "SZ000001"]],
+                                       names=["datetime", "instrument"])
+    feature = pd.DataFrame(np.arange(16, dtype=np.float32).reshape(8, 2), index=index, columns=["KMID", "KLEN"])
+    feature.iloc[3, 1] = np.nan
+    label = pd.DataFrame({"LABEL0": np.linspace(-1, 1, 8)}, index=index)
+    pd.testing.assert_frame_equal(read_frame(OLD / "feature_pd153.pkl"), feature)
+    pd.testing.assert_frame_equal(read_frame(OLD / "label_pd153.pkl"), label)
+    pd.testing.assert_series_equal(read_frame(OLD / "series_pd153.pkl"),
+                                   pd.Series(np.arange(8.0), index=index, name="LABEL0"))
+    both = pd.concat({"feature": feature, "label": label}, axis=1)
+    pd.testing.assert_frame_equal(read_frame(OLD / "both_pd153.pkl"), both)
+    split = read_static(StaticFiles({"feature": str(OLD / "feature_pd153.pkl"), "label": str(OLD / "label_pd153.pkl")}))
+    pd.testing.assert_frame_equal(split, both.astype(np.float32))
