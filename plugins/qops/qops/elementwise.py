@@ -50,10 +50,10 @@ def _narrowed(ctx: OpContext, *args: Any) -> np.ndarray | None:
     float32): the ufunc computes in its own precision and rounds once into it, as rounding afterwards would."""
     if ctx.out_dtype is None:
         return None
-    dtype = np.result_type(*args)
-    if dtype.kind != "f" or dtype.itemsize <= ctx.out_dtype.itemsize:
+    dtype, stored = np.result_type(*args), np.dtype(ctx.out_dtype)
+    if dtype.kind != "f" or stored.kind != "f" or dtype.itemsize <= stored.itemsize:
         return None
-    return np.empty(np.broadcast_shapes(*(np.shape(a) for a in args)), dtype=ctx.out_dtype)
+    return np.empty(np.broadcast_shapes(*(np.shape(a) for a in args)), dtype=stored)
 
 
 def _unary(name: str, fn: Any, description: str, fills_missing: bool = False, ufunc: bool = False) -> Operator:
