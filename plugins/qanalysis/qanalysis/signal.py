@@ -297,19 +297,20 @@ def horizon_labels(engine: object, instruments: object, start: object, end: obje
 
 def calc_ic_columns(pred: pd.Series, labels: pd.DataFrame) -> dict[object, pd.DataFrame]:
     """:func:`calc_ic` of ``pred`` against each column of ``labels``, keyed by column: the scores and labels are
-    aligned once (on the union of their indexes) and ranked within dates in one grouped pass over every column."""
+    aligned once (on the union of their indexes); each column's pairs are then ranked within dates on their own, so
+    the memory at any time is one column's, not every column's at once."""
     k = labels.shape[1]
     frame = _aligned({"score": pred, **{j: labels.iloc[:, j] for j in range(k)}})
     codes, dates = _codes(frame)
     x = frame["score"].to_numpy(float)
-    y = frame[list(range(k))].to_numpy(float)
-    ok = ~np.isnan(x)[:, None] & ~np.isnan(y)
-    pairs = np.hstack([np.where(ok, x[:, None], np.nan), np.where(ok, y, np.nan)])
-    ranks = grouped_average_rank(pairs, codes)  # NaN rows stay unranked
     out = {}
     for j, column in enumerate(labels.columns):
-        out[column] = pd.DataFrame({"IC": _grouped_pearson(x, y[:, j], codes, len(dates)),
-                                    "RankIC": _grouped_pearson(ranks[:, j], ranks[:, k + j], codes, len(dates))},
+        y = frame[j].to_numpy(float)
+        ok = ~np.isnan(x) & ~np.isnan(y)
+        ranks = grouped_average_rank(np.column_stack([np.where(ok, x, np.nan), np.where(ok, y, np.nan)]),
+                                     codes)  # the pair's rows only; NaN rows stay unranked
+        out[column] = pd.DataFrame({"IC": _grouped_pearson(x, y, codes, len(dates)),
+                                    "RankIC": _grouped_pearson(ranks[:, 0], ranks[:, 1], codes, len(dates))},
                                    index=dates)  # fmt: skip
     return out
 
