@@ -17,6 +17,7 @@ their current names first (when this pandas has one), and the mapped name is wha
 
 from __future__ import annotations
 
+import functools
 import importlib
 import io
 import pickle
@@ -78,6 +79,7 @@ _NUMPY_2 = _numpy_2()
 _OFFSETS = ("pandas._libs.tslibs.offsets", "pandas.tseries.offsets")
 
 
+@functools.cache
 def _pandas_renames() -> dict[tuple[str, str], tuple[str, str]]:
     """pandas' table of classes that moved since older versions pickled them (empty when this pandas has none)."""
     try:

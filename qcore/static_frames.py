@@ -92,10 +92,10 @@ def read_static(static: StaticFiles) -> pd.DataFrame:
                 part.columns = part.columns.get_level_values(1)
             part.columns = [str(c) for c in part.columns]
             parts[group] = part
-        frame = pd.concat(parts, axis=1, join=static.join) if len(parts) > 1 else pd.concat(parts, axis=1)
-    names = list(frame.columns.get_level_values(1))
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
+        frame = pd.concat(parts, axis=1, join=static.join)
+    names = frame.columns.get_level_values(1)
+    if names.has_duplicates:
+        twice = sorted(set(names[names.duplicated()]))
         raise DataError(f"column {twice[0]!r} appears twice in the files", path=", ".join(static.paths))
     if not frame.index.is_monotonic_increasing:
         frame = frame.sort_index()

@@ -41,8 +41,9 @@ def write_tra_data(store: Path, folder: Path, start: str | None = None, end: str
 
     provider = qcore.open_provider("qlib_bin", provider_uri=str(store))
     fields = ("$close", "$open", "$high", "$low", "$vwap", "$volume")
+    pairs = [(field, lag) for lag in (0, 1, 5) for field in fields][:16]
     features = {f"F{i}": f"Ref({field}, {lag})/$close" if field != "$volume" else f"Ref($volume, {lag})/($volume+1e-12)"
-                for i, (field, lag) in enumerate((f, lag) for lag in (0, 1, 5) for f in fields) if i < 16}
+                for i, (field, lag) in enumerate(pairs)}
     frame = qcore.evaluate(features, provider, start=start, end=end)
     label = qcore.evaluate({"LABEL0": "Ref($close, -21)/Ref($close, -1) - 1"}, provider, start=start, end=end)
     (folder / "data").mkdir(parents=True, exist_ok=True)

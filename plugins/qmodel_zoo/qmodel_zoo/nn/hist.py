@@ -171,6 +171,7 @@ class HISTModel(TorchModel):
         self.d_feat, self.hidden_size, self.num_layers = int(d_feat), int(hidden_size), int(num_layers)
         self.dropout, self.base_model, self.model_path = float(dropout), base_model, model_path
         self.stock2concept, self.stock_index, self.concept_field = stock2concept, stock_index, concept_field
+        self._warned_store_concepts = False  # Qlib's absent concept files: said once per model, not per segment
 
     def _samples(self, dataset: Dataset, segment: str, feature_names: list[str] | None) -> Samples:
         base = TabularSamples(dataset, segment, feature_names)
@@ -180,8 +181,8 @@ class HISTModel(TorchModel):
         if self.stock2concept is not None and not _qlib_download(self.stock2concept, self.stock_index):
             concepts = concepts_from_files(base.index, self.stock2concept, self.stock_index)
         else:
-            if self.stock2concept is not None and not getattr(self, "_warned_store_concepts", False):
-                _warn_store_concepts(self.stock2concept)  # once per model, not per segment
+            if self.stock2concept is not None and not self._warned_store_concepts:
+                _warn_store_concepts(self.stock2concept)
                 self._warned_store_concepts = True
             concepts = concepts_from_store(dataset, base.index, self.concept_field)
         return ConceptSamples(base, concepts)

@@ -376,21 +376,13 @@ class TRAModel:
         """``folder/model.bin``: the fitted backbone and head as Qlib's TRA writes them (``{"model": ..., "tra":
         ...}`` state dicts, CPU tensors only), which a later config's ``model_init_state`` reads (Qlib's
         ``*_tra_init`` → ``*_tra`` chain); written to a temporary file and renamed."""
-        import os
-        import tempfile
+        from qcore.atomic import atomic_path
 
         assert self.network is not None
-        folder.mkdir(parents=True, exist_ok=True)
         parts = {name: {k: v.detach().cpu() for k, v in module.state_dict().items()}
                  for name, module in (("model", self.network.model), ("tra", self.network.tra))}
-        fd, tmp = tempfile.mkstemp(prefix=".model.bin.", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                torch.save(parts, out)
-            os.replace(tmp, folder / "model.bin")
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(folder / "model.bin") as tmp:  # makes the folder
+            torch.save(parts, tmp)
 
     # -- prediction -------------------------------------------------------------------------------------------------
 
