@@ -648,8 +648,26 @@ def _fmt(value: Any) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point."""
-    cli.main(args=list(argv) if argv is not None else None, prog_name="qcore")
+    """Console-script entry point (``qcore``, ``python -m qcore``): the process exits when it returns."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="qcore")
+    finally:
+        _before_shutdown()
+
+
+def _before_shutdown() -> None:
+    """Spare the interpreter's shutdown its garbage-collector passes over everything the command loaded.
+
+    Python 3.11 runs full collections while it clears the modules at exit; after ``qcore run`` (pandas, SciPy,
+    scikit-learn, LightGBM, MLflow and SQLAlchemy loaded) they scanned a few hundred thousand objects again and
+    again: 1.2-1.5 s between the command's last line and the process's exit, measured on a 2-core machine.
+    :func:`gc.freeze` moves every live object out of the collector's reach: objects are still freed by reference
+    counting, exit handlers, thread joins and stream flushes run as before, and only reference cycles are left
+    for the operating system to reclaim with the process.
+    """
+    import gc
+
+    gc.freeze()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,4 +1,5 @@
-"""Start-up stays light (no pandas, no plugin import for ``--version``) and the instrument-major reordering helper."""
+"""Start-up stays light (no pandas, no plugin import for ``--version``), shutdown skips the collector's passes, and the
+instrument-major reordering helper."""
 
 from __future__ import annotations
 
@@ -25,6 +26,20 @@ def test_importing_qcore_and_its_cli_loads_no_heavy_module() -> None:
     loaded = _modules_after("import qcore, qcore.cli, qcore.tables, qcore.progress, qcore.errors, qcore.types")
     heavy = {"pandas", "numpy", "pyarrow", "qcore.plugins", "qcore.kernel", "importlib.metadata", "difflib"}
     assert not heavy & loaded, sorted(heavy & loaded)
+
+
+def test_the_console_entry_point_spares_the_shutdown_its_collections() -> None:
+    """``qcore.cli.main`` (the console script) hands every live object to the collector's permanent generation as
+    it returns, also when the command fails, so the interpreter's shutdown does not scan them again; the exit code
+    and the output are the command's own."""
+    probe = ("import atexit, gc, sys\n"
+             "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 1000))\n"
+             "from qcore.cli import main\n"
+             "main(sys.argv[1:])\n")  # fmt: skip
+    ok = subprocess.run([sys.executable, "-c", probe, "--version"], capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.startswith("qcore") and ok.stdout.rstrip().endswith("frozen True")
+    bad = subprocess.run([sys.executable, "-c", probe, "no-such-command"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "No such command" in bad.stderr and bad.stdout.strip() == "frozen True"
 
 
 def test_lazy_names_resolve_to_the_defining_modules() -> None:
