@@ -323,6 +323,8 @@ cdef extern from "_rowkernels.h" nogil:
     void qops_count_row(const double* xr, const double* xo, double* yr, double* cnt, Py_ssize_t B)
     void qops_rank_rows(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t B,
                         Py_ssize_t w)
+    void qops_ranks_rows(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t B,
+                         const Py_ssize_t* ws, Py_ssize_t K, Py_ssize_t plane)
     void qops_max_rows(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t B,
                        Py_ssize_t w, double* suf, double* pre)
     void qops_min_rows(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t B,
@@ -763,6 +765,8 @@ cdef int _rm_rank_sorted(const double* x, double* y, Py_ssize_t T, Py_ssize_t N,
 # Windows up to this many rows rank by counting (qops_rank_rows, O(w) vectorised); longer ones, and expanding
 # windows, keep the sorted buffer.
 DEF RANK_COUNT_MAX = 256
+#: The longest window :func:`rolling_rank` ranks by counting (and :func:`rolling_ranks` takes), for Python callers.
+COUNTING_RANK_MAX = RANK_COUNT_MAX
 
 
 cdef int _rm_rank(const double* x, double* y, Py_ssize_t T, Py_ssize_t N, Py_ssize_t j0, Py_ssize_t j1,
@@ -1369,6 +1373,38 @@ def rolling_rank(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):
     if 0 < window <= RANK_COUNT_MAX:
         return _drive_rm1(_rm_rank, x, window, 0.0, num_threads)
     return _drive_rm1(_rm_rank_sorted, x, window, 0.0, num_threads)
+
+
+def rolling_ranks(const double[:, ::1] x, windows, int num_threads=0):
+    """Percentile ranks over several windows from one scan of the widest (qops_ranks_rows): a list of K arrays
+    (T, N), the k-th equal to :func:`rolling_rank` with ``windows[k]`` bit for bit. Each window must be between 1
+    and RANK_COUNT_MAX rows (a window longer than the panel is the whole panel, as there)."""
+    cdef Py_ssize_t T = x.shape[0], N = x.shape[1], K = len(windows), c, nch
+    cdef int nt = _threads(num_threads)
+    given = [int(w) for w in windows]
+    if any(not 0 < w <= RANK_COUNT_MAX for w in given):
+        raise ValueError(f"rolling_ranks takes windows of 1 to {RANK_COUNT_MAX} rows, got {given}")
+    order = sorted(range(K), key=lambda j: given[j])  # the kernel wants them shortest first
+    planes = np.empty((K, T, N), dtype=np.float64)  # plane k: the k-th shortest window
+    if T == 0 or N == 0 or K == 0:
+        return list(planes)
+    sorted_windows = np.array([_eff_window(given[j], T) for j in order], dtype=np.intp)
+    cdef const Py_ssize_t[::1] wv = sorted_windows
+    cdef double[:, :, ::1] o = planes
+    cdef const double* xp = &x[0, 0]
+    cdef double* op = &o[0, 0, 0]
+    cdef const Py_ssize_t* wp = &wv[0]
+    cdef Py_ssize_t plane = T * N
+    nch = _nchunks(nt, N)
+    with nogil:
+        if nch == 1:
+            qops_ranks_rows(xp, op, T, N, 0, N, wp, K, plane)
+        else:
+            for c in prange(nch, num_threads=nt, schedule="static"):
+                qops_ranks_rows(xp, op, T, N, _chunk_edge(c, nch, N),
+                                _chunk_edge(c + 1, nch, N) - _chunk_edge(c, nch, N), wp, K, plane)
+    position = {j: k for k, j in enumerate(order)}
+    return [planes[position[j]] for j in range(K)]
 
 
 def rolling_mad(const double[:, ::1] x, Py_ssize_t window, int num_threads=0):

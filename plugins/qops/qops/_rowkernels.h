@@ -325,6 +325,62 @@ QOPS_CLONES static void qops_rank_rows(const double *x, double *y, ptrdiff_t T, 
 }
 
 /*
+ * Ranks over several windows of one series from one scan (Alpha158's RANK5..RANK60): ws holds K window lengths in
+ * ascending order, output k goes to y + k * plane. The scan of row t runs from t back to the widest window's
+ * first row, and each window's counts are read off as the scan passes its first row max(0, t - ws[k] + 1). The
+ * counts are integers, so each output equals qops_rank_rows's for that window bit for bit; the work is the widest
+ * window's alone (Alpha158's five windows: 5 + 10 + 20 + 30 + 60 comparisons per cell became 60).
+ */
+QOPS_CLONES static void qops_ranks_rows(const double *x, double *y, ptrdiff_t T, ptrdiff_t N, ptrdiff_t j0,
+                                        ptrdiff_t B, const ptrdiff_t *ws, ptrdiff_t K, ptrdiff_t plane)
+{
+    for (ptrdiff_t t = 0; t < T; t++) {
+        ptrdiff_t b = 0, i, k, m, lo;
+        const double *xr = x + t * N + j0;
+        double *yr = y + t * N + j0;
+        for (; b + 8 <= B; b += 8) {
+            qops_d4 v0 = *(const qops_d4 *)(xr + b), v1 = *(const qops_d4 *)(xr + b + 4);
+            qops_i4 l0 = {0, 0, 0, 0}, e0 = {0, 0, 0, 0}, c0 = {0, 0, 0, 0};
+            qops_i4 l1 = {0, 0, 0, 0}, e1 = {0, 0, 0, 0}, c1 = {0, 0, 0, 0};
+            for (k = 0, i = t; k < K; k++) {
+                lo = t - ws[k] + 1 > 0 ? t - ws[k] + 1 : 0;
+                for (; i >= lo; i--) { /* the rows this window adds to the shorter one before it */
+                    const double *row = x + i * N + j0 + b;
+                    qops_d4 u0 = *(const qops_d4 *)row, u1 = *(const qops_d4 *)(row + 4);
+                    qops_i4 f0 = (u0 - u0) == 0.0, f1 = (u1 - u1) == 0.0;
+                    l0 -= f0 & (u0 < v0);
+                    e0 -= f0 & (u0 == v0);
+                    c0 -= f0;
+                    l1 -= f1 & (u1 < v1);
+                    e1 -= f1 & (u1 == v1);
+                    c1 -= f1;
+                }
+                double *yk = yr + k * plane + b;
+                for (m = 0; m < 4; m++) {
+                    yk[m] = qops_rank_value((double)l0[m], (double)e0[m], (double)c0[m], v0[m]);
+                    yk[4 + m] = qops_rank_value((double)l1[m], (double)e1[m], (double)c1[m], v1[m]);
+                }
+            }
+        }
+        for (; b < B; b++) {
+            double v = xr[b], less = 0.0, eq = 0.0, cnt = 0.0;
+            for (k = 0, i = t; k < K; k++) {
+                lo = t - ws[k] + 1 > 0 ? t - ws[k] + 1 : 0;
+                for (; i >= lo; i--) {
+                    double u = x[i * N + j0 + b];
+                    if (u - u == 0.0) {
+                        less += u < v;
+                        eq += u == v;
+                        cnt += 1.0;
+                    }
+                }
+                yr[k * plane + b] = qops_rank_value(less, eq, cnt, v);
+            }
+        }
+    }
+}
+
+/*
  * Rolling max / min of the finite values (NaN and +-inf are missing; an all-missing window gives NaN) for
  * columns j0..j0+B-1, by van Herk / Gil-Werman: the rows are cut into blocks of w; a window ending at row t
  * is the tail of the previous block from t - w + 1 (its suffix extreme) plus the head of t's block up to t

@@ -46,6 +46,7 @@ them from the first row of the store. R-squared never exceeds 1 and correlations
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -97,6 +98,7 @@ __all__ = [
     "rolling_quantile",
     "rolling_quantiles",
     "rolling_rank",
+    "rolling_ranks",
     "rolling_resi",
     "rolling_rsquare",
     "rolling_skew",
@@ -289,6 +291,22 @@ def rolling_rank(x: ArrayLike, window: int, *, num_threads: int = 0) -> FloatArr
     the newest value is missing.
     """
     return _run1(_rolling.rolling_rank, x, window, num_threads)
+
+
+def rolling_ranks(x: ArrayLike, windows: Sequence[int], *, num_threads: int = 0) -> list[FloatArray]:
+    """:func:`rolling_rank` over several windows of one series at once: one array per window, each equal bit for bit
+    to :func:`rolling_rank` with it. Windows of up to 256 rows share one scan of the widest (Alpha158's RANK5 to
+    RANK60: 125 comparisons per cell became 60); longer windows are ranked one by one."""
+    arr, was_1d = _panel(x)
+    sizes = [_window(w) for w in windows]
+    short = [k for k, w in enumerate(sizes) if 0 < w <= _rolling.COUNTING_RANK_MAX]
+    out: list[FloatArray] = [np.empty(0)] * len(sizes)
+    for k, plane in zip(short, _rolling.rolling_ranks(arr, [sizes[k] for k in short], _threads(num_threads))):
+        out[k] = _shape_back(plane, was_1d)
+    for k, size in enumerate(sizes):
+        if k not in short:
+            out[k] = rolling_rank(x, size, num_threads=num_threads)
+    return out
 
 
 def rolling_mad(x: ArrayLike, window: int, *, num_threads: int = 0) -> FloatArray:

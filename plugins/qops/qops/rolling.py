@@ -73,6 +73,7 @@ def _rolling(
     min_window: int = 1,
     from_first_row: bool = False,
     fills_missing: bool = False,
+    batch: Callable[..., list[np.ndarray]] | None = None,
 ) -> Operator:
     def compute(ctx: OpContext, x: Any, n: Any) -> np.ndarray:
         window = _window(n)
@@ -93,7 +94,8 @@ def _rolling(
             raise ValueError(f"window N must be >= {min_window} (or 0 for expanding), got {n!r}")
         return _rolling_lookback(window)
 
-    return Operator(name, (X, N), compute, lookback, description, fills_missing=fills_missing, input_dtype=F64)
+    return Operator(name, (X, N), compute, lookback, description, fills_missing=fills_missing, input_dtype=F64,
+                    batch=batch)
 
 
 def _ref(ctx: OpContext, x: Any, n: Any) -> np.ndarray:
@@ -150,6 +152,14 @@ def _quantiles(ctx: OpContext, series: tuple[Any, ...], constants: Sequence[tupl
         for k, plane in zip(members, kernels.rolling_quantiles(data, window, levels, num_threads=ctx.num_threads)):
             out[k] = plane
     return out
+
+
+def _ranks(ctx: OpContext, series: tuple[Any, ...], constants: Sequence[tuple[Any, ...]]) -> list[np.ndarray]:
+    """Sibling ``Rank`` calls on one series (Alpha158's RANK5 to RANK60): one scan of the widest window ranks the
+    newest value in every window; each result equals a single call's bit for bit."""
+    data = _as_float(series[0])
+    windows = [_fit(int(_window(n)), data.shape[0]) for (n,) in constants]
+    return kernels.rolling_ranks(data, windows, num_threads=ctx.num_threads)
 
 
 def _quantile_lookback(_x: Any, n: Any, q: Any) -> tuple[float, float]:
@@ -249,7 +259,8 @@ OPERATORS: tuple[Operator, ...] = (
     _rolling("Med", "rolling_median", "Rolling median."),
     _rolling("Count", "rolling_count", "Number of non-NaN values in the window.", fills_missing=True),
     _rolling("Mad", "rolling_mad", "Rolling mean absolute deviation around the mean.", ewm_quirk=False),
-    _rolling("Rank", "rolling_rank", "Percentile rank of the last value in its window.", ewm_quirk=False),
+    _rolling("Rank", "rolling_rank", "Percentile rank of the last value in its window.", ewm_quirk=False,
+             batch=_ranks),
     _rolling(
         "IdxMax",
         "rolling_idxmax",
