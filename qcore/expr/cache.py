@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from filelock import FileLock, Timeout
 
 from qcore.atomic import atomic_path
 
@@ -69,6 +68,8 @@ class ExpressionCache:
         A cache that cannot be written (a file where its folder should be, no space, no permission, a lock held
         too long) costs only the caching: a warning is logged and the evaluation goes on.
         """
+        from filelock import FileLock, Timeout  # here: it imports asyncio, 30-50 ms of every start-up otherwise
+
         folder = self._folder(version)
         path = folder / f"{key}.npy"
         try:

@@ -28,6 +28,12 @@ def test_importing_qcore_and_its_cli_loads_no_heavy_module() -> None:
     assert not heavy & loaded, sorted(heavy & loaded)
 
 
+def test_the_expression_engine_imports_no_lock_library_until_it_caches() -> None:
+    # filelock imports asyncio (30-50 ms): only writing an expression-cache entry needs it
+    loaded = _modules_after("import qcore.expr.engine, qcore.expr.cache, qcore.api")
+    assert not {"filelock", "asyncio"} & loaded, sorted({"filelock", "asyncio"} & loaded)
+
+
 def test_the_console_entry_point_spares_the_shutdown_its_collections() -> None:
     """``qcore.cli.main`` (the console script) hands every live object to the collector's permanent generation as
     it returns, also when the command fails, so the interpreter's shutdown does not scan them again; the exit code
