@@ -7,7 +7,7 @@ import attrs
 import numpy as np
 import pandas as pd
 import pytest
-from qops import _rolling, kernels
+from qops import _rolling, kernels, reference
 from qops.rolling import OPERATORS
 
 from qcore.expr.engine import ExpressionEngine
@@ -37,6 +37,14 @@ def test_each_plane_equals_the_single_rank(panel, windows, threads) -> None:
     for window, plane in zip(windows, planes):
         np.testing.assert_array_equal(plane, kernels.rolling_rank(panel, window, num_threads=1))
         assert plane.shape == panel.shape and plane.dtype == np.float64
+
+
+def test_the_planes_match_pandas(panel) -> None:
+    # an independent check: pandas' rolling(window, min_periods=1).rank(pct=True), with infinities made missing as
+    # the kernels treat them
+    finite = np.where(np.isfinite(panel), panel, np.nan)[:120, :12]
+    for window, plane in zip([60, 5, 20], kernels.rolling_ranks(finite, [60, 5, 20])):
+        np.testing.assert_array_equal(plane, reference.rolling_rank(finite, window))
 
 
 @pytest.mark.parametrize("columns", [1, 7, 8, 9, 17])  # the 8-column blocks and the scalar tail

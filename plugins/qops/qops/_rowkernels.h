@@ -282,54 +282,12 @@ static inline double qops_rank_value(double less, double eq, double cnt, double 
     return v - v == 0.0 ? ((2.0 * less + eq + 1.0) / 2.0) / cnt : NAN;
 }
 
-QOPS_CLONES static void qops_rank_rows(const double *x, double *y, ptrdiff_t T, ptrdiff_t N, ptrdiff_t j0,
-                                       ptrdiff_t B, ptrdiff_t w)
-{
-    for (ptrdiff_t t = 0; t < T; t++) {
-        ptrdiff_t lo = t - w + 1 > 0 ? t - w + 1 : 0, b = 0, i;
-        const double *xr = x + t * N + j0;
-        double *yr = y + t * N + j0;
-        for (; b + 8 <= B; b += 8) {
-            qops_d4 v0 = *(const qops_d4 *)(xr + b), v1 = *(const qops_d4 *)(xr + b + 4);
-            qops_i4 l0 = {0, 0, 0, 0}, e0 = {0, 0, 0, 0}, c0 = {0, 0, 0, 0};
-            qops_i4 l1 = {0, 0, 0, 0}, e1 = {0, 0, 0, 0}, c1 = {0, 0, 0, 0};
-            for (i = lo; i <= t; i++) {
-                const double *row = x + i * N + j0 + b;
-                qops_d4 u0 = *(const qops_d4 *)row, u1 = *(const qops_d4 *)(row + 4);
-                qops_i4 f0 = (u0 - u0) == 0.0, f1 = (u1 - u1) == 0.0;
-                l0 -= f0 & (u0 < v0);
-                e0 -= f0 & (u0 == v0);
-                c0 -= f0;
-                l1 -= f1 & (u1 < v1);
-                e1 -= f1 & (u1 == v1);
-                c1 -= f1;
-            }
-            for (int k = 0; k < 4; k++) {
-                yr[b + k] = qops_rank_value((double)l0[k], (double)e0[k], (double)c0[k], v0[k]);
-                yr[b + 4 + k] = qops_rank_value((double)l1[k], (double)e1[k], (double)c1[k], v1[k]);
-            }
-        }
-        for (; b < B; b++) {
-            double v = xr[b], less = 0.0, eq = 0.0, cnt = 0.0;
-            for (i = lo; i <= t; i++) {
-                double u = x[i * N + j0 + b];
-                if (u - u == 0.0) {
-                    less += u < v;
-                    eq += u == v;
-                    cnt += 1.0;
-                }
-            }
-            yr[b] = qops_rank_value(less, eq, cnt, v);
-        }
-    }
-}
-
 /*
  * Ranks over several windows of one series from one scan (Alpha158's RANK5..RANK60): ws holds K window lengths in
  * ascending order, output k goes to y + k * plane. The scan of row t runs from t back to the widest window's
  * first row, and each window's counts are read off as the scan passes its first row max(0, t - ws[k] + 1). The
- * counts are integers, so each output equals qops_rank_rows's for that window bit for bit; the work is the widest
- * window's alone (Alpha158's five windows: 5 + 10 + 20 + 30 + 60 comparisons per cell became 60).
+ * counts are integers, so each output is bit for bit that window's rank computed alone (qops_rank_rows); the work
+ * is the widest window's alone (Alpha158's five windows: 5 + 10 + 20 + 30 + 60 comparisons per cell became 60).
  */
 QOPS_CLONES static void qops_ranks_rows(const double *x, double *y, ptrdiff_t T, ptrdiff_t N, ptrdiff_t j0,
                                         ptrdiff_t B, const ptrdiff_t *ws, ptrdiff_t K, ptrdiff_t plane)
@@ -378,6 +336,13 @@ QOPS_CLONES static void qops_ranks_rows(const double *x, double *y, ptrdiff_t T,
             }
         }
     }
+}
+
+/* The rank over one window: qops_ranks_rows with that window alone. */
+QOPS_CLONES static void qops_rank_rows(const double *x, double *y, ptrdiff_t T, ptrdiff_t N, ptrdiff_t j0,
+                                       ptrdiff_t B, ptrdiff_t w)
+{
+    qops_ranks_rows(x, y, T, N, j0, B, &w, 1, T * N);
 }
 
 /*
