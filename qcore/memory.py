@@ -40,8 +40,13 @@ def _malloc_trim() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
 
 
 def return_freed_memory() -> bool:
-    """Collect garbage, then hand the C heap's free pages back to the system; whether the C library could."""
-    gc.collect()
+    """Collect the young garbage, then hand the C heap's free pages back to the system; whether the C library could.
+
+    Only the collector's two young generations are searched (cycles made since objects last survived a full
+    pass): after training inside ``qcore run`` a full pass walked ~390,000 tracked objects for 0.21 s and freed
+    nothing the process's resident size showed, while ``malloc_trim`` handed back 500 MB.
+    """
+    gc.collect(1)
     trim = _malloc_trim()
     if trim is None:
         return False
