@@ -107,3 +107,23 @@ def test_ic_decay_with_labels_from_the_store(score: pd.Series) -> None:
     np.testing.assert_allclose(actual[["IC", "RankIC"]].to_numpy(), expected[["IC", "RankIC"]].to_numpy(),
                                rtol=1e-5, atol=1e-6)  # fmt: skip
     assert actual["IC"].iloc[0] > actual["IC"].iloc[-1]  # the signal is built on the 1-day label: it decays
+
+
+def test_scores_and_labels_on_one_index_align_as_pandas_does(score: pd.Series, label: pd.Series) -> None:
+    """The side-by-side frame every analysis starts from: on one index (the fast path: no union of indexes, no
+    sort of a sorted frame), on two different ones, unsorted, or with the levels swapped, it equals pandas'
+    union-aligned frame sorted by (datetime, instrument)."""
+    same_index = label.reindex(score.index)
+    cases = [
+        {"score": score, "label": same_index},  # one index
+        {"score": score, "label": label},  # two indexes
+        {"score": score.iloc[::-1], "label": same_index.iloc[::-1]},  # one index, unsorted
+        {"score": score.iloc[: len(score) // 2], "label": same_index},  # a subset
+        {"score": score.swaplevel(), "label": same_index.swaplevel()},  # (instrument, datetime)
+    ]
+    for columns in cases:
+        expected = pd.DataFrame(columns)
+        if expected.index.names[0] != "datetime":
+            expected = expected.swaplevel()
+        pd.testing.assert_frame_equal(signal.pred_label(columns["score"], columns["label"]), expected.sort_index(),
+                                      check_exact=True)  # fmt: skip

@@ -24,13 +24,22 @@ def pred_label(pred: pd.Series, label: pd.Series | None = None) -> pd.DataFrame:
 
 
 def _aligned(columns: dict[object, pd.Series]) -> pd.DataFrame:
-    """``columns`` side by side on the union of their indexes, sorted by ``(datetime, instrument)``."""
-    frame = pd.DataFrame(columns)
+    """``columns`` side by side on the union of their indexes, sorted by ``(datetime, instrument)``.
+
+    Series on one index (scores and the labels evaluated for the same rows, the usual case) are put side by side
+    without pandas' union of the indexes (70 ms for 21 columns of 78k rows: it compares the indexes row by row); a
+    frame already in order is not sorted again."""
+    series = list(columns.values())
+    first = series[0].index if series else None
+    if first is not None and all(s.index is first or s.index.equals(first) for s in series[1:]):
+        frame = pd.DataFrame({name: s.to_numpy() for name, s in columns.items()}, index=first)
+    else:
+        frame = pd.DataFrame(columns)
     if list(frame.index.names) != [DATE, INSTRUMENT]:
         if set(frame.index.names) != {DATE, INSTRUMENT}:
             raise ValueError(f"scores need a ({DATE}, {INSTRUMENT}) index, got {list(frame.index.names)}")
         frame = frame.swaplevel()
-    return frame.sort_index()
+    return frame if frame.index.is_monotonic_increasing else frame.sort_index()  # (sorting a sorted frame copies it)
 
 
 def _codes(frame: pd.DataFrame) -> tuple[np.ndarray, pd.DatetimeIndex]:
