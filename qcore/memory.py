@@ -12,8 +12,9 @@ kernel to compact memory. :func:`avoid_hugepage_stalls` turns that request off f
 0.12 s, the train matrix's column view 0.41 → 0.06 s, the whole ``qcore run`` 13.8/11.9 → 11.6/11.1 s, Alpha158
 0.73–0.75 → 0.67–0.68 s (best of 8).
 
-:func:`prefault` maps every page of a fresh writable buffer in one system call that does not hold the GIL
-(``madvise(MADV_POPULATE_WRITE)``), so a background thread can prepare a large output while Python code runs.
+:func:`prefault` maps every page of a fresh writable buffer, 8 MiB per system call
+(``madvise(MADV_POPULATE_WRITE)``) made without the GIL, so a background thread can prepare a large output while
+Python code runs.
 """
 
 from __future__ import annotations
