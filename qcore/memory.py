@@ -20,7 +20,6 @@ Python code runs.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import gc
 import mmap
@@ -28,16 +27,23 @@ import os
 from typing import Any
 
 
+def _c_function(name: str, restype: Any, argtypes: list[Any]) -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    """A function of the C library the process runs on, looked up among the process's own symbols (no library
+    search), or None where there is no such function (musl and macOS lack ``malloc_trim``; Windows has no
+    process-wide symbol table). ctypes releases the GIL around each call."""
+    try:
+        function = getattr(ctypes.CDLL(None, use_errno=True), name)
+    except (OSError, AttributeError, TypeError):
+        return None
+    function.restype = restype
+    function.argtypes = argtypes
+    return function
+
+
 @functools.cache
 def _malloc_trim() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
-    """glibc's ``malloc_trim``, or None on a C library without it (musl, macOS, Windows)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        return ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):
-        return None
+    """glibc's ``malloc_trim``, or None on a C library without it."""
+    return _c_function("malloc_trim", ctypes.c_int, [ctypes.c_size_t])
 
 
 def return_freed_memory() -> bool:
@@ -61,14 +67,8 @@ MADV_POPULATE_WRITE = 23
 
 @functools.cache
 def _madvise() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
-    """The C library's ``madvise`` (ctypes releases the GIL around the call), or None without one."""
-    try:
-        function = ctypes.CDLL(None, use_errno=True).madvise  # the process's own symbols: no library search
-    except (OSError, AttributeError, TypeError):  # TypeError: Windows has no process-wide symbol table
-        return None
-    function.restype = ctypes.c_int
-    function.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    return function
+    """The C library's ``madvise``, or None without one."""
+    return _c_function("madvise", ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int])
 
 
 #: Pages a :func:`prefault` call maps at a time (8 MiB): the kernel holds the process's memory-map lock for each

@@ -299,14 +299,10 @@ def rolling_ranks(x: ArrayLike, windows: Sequence[int], *, num_threads: int = 0)
     RANK60: 125 comparisons per cell became 60); longer windows are ranked one by one."""
     arr, was_1d = _panel(x)
     sizes = [_window(w) for w in windows]
-    short = [k for k, w in enumerate(sizes) if 0 < w <= _rolling.COUNTING_RANK_MAX]
-    out: list[FloatArray] = [np.empty(0)] * len(sizes)
-    for k, plane in zip(short, _rolling.rolling_ranks(arr, [sizes[k] for k in short], _threads(num_threads))):
-        out[k] = _shape_back(plane, was_1d)
-    for k, size in enumerate(sizes):
-        if k not in short:
-            out[k] = rolling_rank(x, size, num_threads=num_threads)
-    return out
+    counted = [0 < w <= _rolling.COUNTING_RANK_MAX for w in sizes]
+    shared = iter(_rolling.rolling_ranks(arr, [w for w, c in zip(sizes, counted) if c], _threads(num_threads)))
+    return [_shape_back(next(shared), was_1d) if c else rolling_rank(x, w, num_threads=num_threads)
+            for w, c in zip(sizes, counted)]  # fmt: skip
 
 
 def rolling_mad(x: ArrayLike, window: int, *, num_threads: int = 0) -> FloatArray:
